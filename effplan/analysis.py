@@ -1,0 +1,96 @@
+"""Profiles: one graph, costed per layer, with totals and roll-ups by block and stage."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, fields
+
+from .costs import LayerCost, UnknownOpError, dtype_size, node_cost
+from .memory import Peak, peak_activation
+from .scaling import Design
+
+SUMMED = ("params", "buffers", "macs", "flops", "weight_bytes")
+GROUPINGS = ("layer", "block", "stage", "op")
+WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
+
+
+@dataclass(frozen=True)
+class Totals:
+    params: int
+    buffers: int
+    macs: int
+    flops: int
+    weight_bytes: int
+    peak_activation_bytes: int
+    layers: int  # ops with weights that multiply: Conv, Gemm, MatMul
+
+
+@dataclass(frozen=True)
+class Profile:
+    design: Design | None
+    batch: int
+    dtype: str
+    rows: tuple[LayerCost, ...]
+    unknown_ops: dict[str, int]  # op type -> count of nodes no cost function knows
+    peak: Peak
+    totals: Totals
+
+    def group(self, by: str = "layer") -> list[LayerCost]:
+        """Rows per layer (op), block, stage or op type; params, MACs, FLOPs and bytes sum exactly."""
+        if by == "layer":
+            return list(self.rows)
+        key = {"block": lambda r: (r.stage, r.block), "stage": lambda r: r.stage,
+               "op": lambda r: r.op}[by]
+        groups: dict = {}
+        for row in self.rows:
+            groups.setdefault(key(row), []).append(row)
+        return [_merge(k, rows, by) for k, rows in groups.items()]
+
+
+def _merge(key, rows: list[LayerCost], by: str) -> LayerCost:
+    first, last = rows[0], rows[-1]
+    sums = {f: sum(getattr(r, f) for r in rows) for f in SUMMED}
+    if by == "op":
+        return LayerCost(name=f"{key} x{len(rows)}", op=key, stage="", block=-1, layer="",
+                         input_shape=(), output_shape=(), output_bytes=sum(r.output_bytes for r in rows),
+                         **sums)
+    stage_name = first.stage if isinstance(first.stage, str) else f"stage{first.stage}"
+    name = stage_name if by == "stage" or isinstance(first.stage, str) else f"{stage_name}.block{first.block}"
+    return LayerCost(name=name, op=f"{len(rows)} ops", stage=first.stage,
+                     block=first.block if by == "block" else -1, layer="",
+                     input_shape=first.input_shape, output_shape=last.output_shape,
+                     output_bytes=last.output_bytes, **sums)
+
+
+def profile(graph, design: Design | None = None, batch: int = 1, dtype: str = "fp32",
+            strict: bool = False) -> Profile:
+    """Cost every node of a graph; ops no cost function knows are counted and listed, not zeroed in silence."""
+    size = dtype_size(dtype)
+    rows, unknown = [], Counter()
+    for name in graph.nodes:
+        row = node_cost(graph, name, size)
+        if row is None:
+            unknown[graph.nodes[name]["op"]] += 1
+        else:
+            rows.append(row)
+    if unknown and strict:
+        raise UnknownOpError("no cost function for: " + ", ".join(f"{op} (x{n})" for op, n in unknown.items()))
+    peak = peak_activation(graph, size)
+    totals = Totals(**{f: sum(getattr(r, f) for r in rows) for f in SUMMED},
+                    peak_activation_bytes=peak.bytes,
+                    layers=sum(r.op in WEIGHTED_OPS for r in rows))
+    return Profile(design, batch, dtype, tuple(rows), dict(unknown), peak, totals)
+
+
+def analyze(design: Design, batch: int = 1, dtype: str = "fp32", strict: bool = False) -> Profile:
+    """Build a design's graph and profile it."""
+    from .blocks import build
+
+    if batch < 1:
+        from .errors import EffplanError
+        raise EffplanError(f"batch must be at least 1, got {batch}")
+    dtype_size(dtype)
+    return profile(build(design, batch), design, batch, dtype, strict)
+
+
+def row_dict(row: LayerCost) -> dict:
+    return {f.name: getattr(row, f.name) for f in fields(row)}

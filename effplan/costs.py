@@ -1,0 +1,134 @@
+"""The cost registry: one small function per ONNX op type, and the per-layer profile of a graph.
+
+A cost function takes (attrs, input shapes, output shape, weight shapes by role) and returns
+(macs, flops). It uses only arithmetic on the shape entries, so the same function accepts
+numpy arrays of shapes and costs many designs at once. Params and bytes do not depend on
+the op type: they come from the node's weights and output shape.
+
+Conventions (also printed in every report):
+  macs   multiply-accumulates of Conv (incl. depthwise/grouped) and Gemm/MatMul:
+         N*Hout*Wout*Cout*(Cin/group)*Kh*Kw and N*In*Out. The EfficientNet paper's "FLOPS".
+  flops  2*macs, plus bias adds, plus FLOPS_PER_ELEMENT[op] per output element of every other op.
+  params trainable parameters (conv/linear weights, biases, BatchNormalization scale and shift);
+         BN running mean and variance are buffers, counted apart.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import EffplanError, did_you_mean
+
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+
+# Ops that are deliberately free, with the reason; any op in neither table is reported.
+ZERO_COST: dict[str, str] = {}
+COSTS: dict[str, object] = {}
+# Elementwise work per output element, for the FLOPs convention table in the docs.
+FLOPS_PER_ELEMENT: dict[str, int] = {}
+
+
+def register(*ops: str):
+    """Decorator: the cost function of these op types. Registering an op twice is an error."""
+    def decorate(fn):
+        for op in ops:
+            if op in COSTS or op in ZERO_COST:
+                raise ValueError(f"two cost functions registered for {op}")
+            COSTS[op] = fn
+        return fn
+    return decorate
+
+
+def free(reason: str, *ops: str) -> None:
+    register(*ops)(lambda attrs, inputs, output, weights: (0, 0))
+    ZERO_COST.update(dict.fromkeys(ops, reason))
+
+
+def elementwise(flops_per_element: int, *ops: str) -> None:
+    """Ops whose cost is a fixed number of FLOPs per output element and no MACs."""
+    for op in ops:
+        FLOPS_PER_ELEMENT[op] = flops_per_element
+    register(*ops)(lambda attrs, inputs, output, weights: (0, flops_per_element * math.prod(output)))
+
+
+@register("Conv")
+def conv_cost(attrs, inputs, output, weights):
+    per_output = math.prod(weights["W"][1:])  # (Cin/group) * Kh * Kw
+    macs = math.prod(output) * per_output
+    return macs, 2 * macs + (math.prod(output) if "B" in weights else 0)
+
+
+@register("Gemm", "MatMul")
+def matmul_cost(attrs, inputs, output, weights):
+    a = inputs[0]
+    inner = a[0] if attrs.get("transA", 0) else a[-1]
+    macs = math.prod(output) * inner
+    bias = "B" in weights or len(inputs) > 2
+    return macs, 2 * macs + (math.prod(output) if bias else 0)
+
+
+@register("GlobalAveragePool", "ReduceMean")
+def mean_pool_cost(attrs, inputs, output, weights):
+    # one add per input element, one divide per output element
+    return 0, math.prod(inputs[0]) + math.prod(output)
+
+
+@register("MaxPool", "AveragePool")
+def window_pool_cost(attrs, inputs, output, weights):
+    # one compare (or add) per window element; AveragePool's divide is counted as one of them
+    return 0, math.prod(output) * math.prod(attrs["kernel_shape"])
+
+
+elementwise(1, "Relu", "Add", "Sub", "Mul", "Div")
+elementwise(2, "BatchNormalization", "Clip")  # BN at inference: x*a + b with folded a, b
+elementwise(3, "Sigmoid")  # exp, add, divide
+elementwise(4, "HardSigmoid")  # multiply, add, min, max
+elementwise(5, "HardSwish")  # HardSigmoid, then multiply
+free("identity at inference", "Dropout", "Identity")
+free("a view of the same data: no arithmetic", "Flatten", "Reshape", "Squeeze", "Unsqueeze")
+
+
+class UnknownOpError(EffplanError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class LayerCost:
+    name: str
+    op: str
+    stage: str | int
+    block: int
+    layer: str
+    input_shape: tuple
+    output_shape: tuple
+    params: int
+    buffers: int
+    macs: int
+    flops: int
+    weight_bytes: int
+    output_bytes: int
+
+
+def node_cost(graph, name: str, dtype_bytes: int) -> LayerCost | None:
+    """The cost row of one node, or None when no cost function knows its op."""
+    node = graph.nodes[name]
+    tensors = graph.graph["tensors"]
+    fn = COSTS.get(node["op"])
+    if fn is None:
+        return None
+    inputs = [tensors[t] for t in node["inputs"]]
+    output = tensors[node["outputs"][0]]
+    weights = {w.role: w.shape for w in node["weights"]}
+    macs, flops = fn(node["attrs"], inputs, output, weights)
+    params = sum(w.size for w in node["weights"] if w.trainable)
+    buffers = sum(w.size for w in node["weights"] if not w.trainable)
+    return LayerCost(name, node["op"], node["stage"], node["block"], node["layer"],
+                     inputs[0] if inputs else (), output, params, buffers, macs, flops,
+                     (params + buffers) * dtype_bytes, math.prod(output) * dtype_bytes)
+
+
+def dtype_size(dtype: str) -> int:
+    if dtype not in DTYPE_BYTES:
+        raise EffplanError(f"unknown dtype '{dtype}'{did_you_mean(dtype, DTYPE_BYTES)}; "
+                           f"known: {', '.join(DTYPE_BYTES)}")
+    return DTYPE_BYTES[dtype]

@@ -1,0 +1,144 @@
+"""The graph: a networkx DiGraph whose nodes are ONNX ops and whose edges are tensors.
+
+Node attributes: `op` (ONNX op_type), `attrs` (ONNX attribute names), `inputs` and `outputs`
+(tensor names, in ONNX input order), `weights` (the initializers the op owns), and its place:
+`stage` ("stem", 1..n, "head"), `block` (from 0 within the stage) and `layer` (the group of
+ops inside the block, e.g. "expand" or "se"). Graph attributes: `name`, `inputs`, `outputs`
+and `tensors` (tensor name -> shape, NCHW, batch included). Nodes are stored in execution
+order, which is a topological order.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import EffplanError
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Weight:
+    """An initializer. Trainable ones are params; the rest (BN running statistics) are buffers."""
+
+    role: str  # the ONNX input it feeds: W, B, scale, mean, var
+    shape: Shape
+    trainable: bool = True
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+class ShapeError(EffplanError):
+    pass
+
+
+def _broadcast(shapes: list[Shape]) -> Shape:
+    rank = max(len(s) for s in shapes)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
+    out = []
+    for dims in zip(*padded):
+        sizes = {d for d in dims if d != 1}
+        if len(sizes) > 1:
+            raise ShapeError(f"shapes {shapes} do not broadcast")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def _conv_shape(attrs, inputs, weights) -> Shape:
+    (n, c, *spatial) = inputs[0]
+    w = weights["W"]
+    group = attrs.get("group", 1)
+    if c != w[1] * group:
+        raise ShapeError(f"{c} input channels do not match weight {w} with group {group}")
+    k, s = attrs["kernel_shape"], attrs["strides"]
+    pads, dil = attrs["pads"], attrs.get("dilations", (1,) * len(k))
+    rank = len(spatial)
+    out = tuple((spatial[i] + pads[i] + pads[i + rank] - dil[i] * (k[i] - 1) - 1) // s[i] + 1
+                for i in range(rank))
+    if min(out) < 1:
+        raise ShapeError(f"input {inputs[0]} is too small for kernel {k} stride {s}")
+    return (n, w[0], *out)
+
+
+def _gemm_shape(attrs, inputs, weights) -> Shape:
+    (n, k) = inputs[0]
+    w = weights["W"]
+    out, k_w = w if attrs.get("transB", 0) else w[::-1]
+    if k != k_w:
+        raise ShapeError(f"input {inputs[0]} does not match weight {w}")
+    return (n, out)
+
+
+def _same(attrs, inputs, weights) -> Shape:
+    return inputs[0]
+
+
+# Shape rules of the ops the builders emit (imported graphs get ONNX's own shape inference).
+SHAPE_RULES = {
+    "Conv": _conv_shape,
+    "Gemm": _gemm_shape,
+    "GlobalAveragePool": lambda a, i, w: (*i[0][:2], *(1,) * (len(i[0]) - 2)),
+    "Flatten": lambda a, i, w: (math.prod(i[0][:a.get("axis", 1)]), math.prod(i[0][a.get("axis", 1):])),
+    "Add": lambda a, i, w: _broadcast(i),
+    "Mul": lambda a, i, w: _broadcast(i),
+    **{op: _same for op in ("BatchNormalization", "Relu", "Sigmoid", "Clip", "HardSwish",
+                            "HardSigmoid", "Dropout", "Identity")},
+}
+
+
+def same_pads(size: Shape, kernel: Shape, stride: Shape) -> tuple[int, ...]:
+    """'Same' padding (ONNX SAME_UPPER): output side ceil(in / stride), any extra pixel at the end."""
+    begins, ends = [], []
+    for n, k, s in zip(size, kernel, stride):
+        total = max((-(-n // s) - 1) * s + k - n, 0)
+        begins.append(total // 2)
+        ends.append(total - total // 2)
+    return (*begins, *ends)
+
+
+class GraphBuilder:
+    """Appends ops in execution order, inferring each output's shape as it goes."""
+
+    def __init__(self, name: str, input_shape: Shape, input_name: str = "input"):
+        import networkx as nx
+
+        self.graph = nx.DiGraph(name=name, inputs=[input_name], outputs=[],
+                                tensors={input_name: tuple(input_shape)})
+        self.tensors = self.graph.graph["tensors"]
+        self.producer: dict[str, str] = {}
+        self.stage: str | int = "stem"
+        self.block = 0
+
+    def at(self, stage: str | int, block: int) -> None:
+        """Place the ops added next in this stage and block."""
+        self.stage, self.block = stage, block
+
+    def shape(self, tensor: str) -> Shape:
+        return self.tensors[tensor]
+
+    def add(self, op: str, inputs: list[str], layer: str, role: str,
+            attrs: dict | None = None, weights: tuple[Weight, ...] = ()) -> str:
+        """Add one op; returns the name of its output tensor (which is also the node's name)."""
+        name = f"{layer}.{role}"  # stem and head: layers are named "stem", "head", "classifier"
+        if not isinstance(self.stage, str):
+            name = f"stage{self.stage}.block{self.block}.{name}"
+        attrs = attrs or {}
+        try:
+            out_shape = SHAPE_RULES[op](attrs, [self.tensors[t] for t in inputs],
+                                        {w.role: w.shape for w in weights})
+        except ShapeError as exc:
+            raise ShapeError(f"layer {name} ({op}): {exc}") from None
+        self.graph.add_node(name, op=op, attrs=attrs, inputs=tuple(inputs), outputs=(name,),
+                            weights=weights, stage=self.stage, block=self.block, layer=layer)
+        for t in set(inputs):
+            if t in self.producer:
+                self.graph.add_edge(self.producer[t], name, tensor=t)
+        self.tensors[name] = out_shape
+        self.producer[name] = name
+        return name
+
+    def finish(self, output: str):
+        self.graph.graph["outputs"] = [output]
+        return self.graph
