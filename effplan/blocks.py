@@ -7,7 +7,7 @@ and repeats scaled and rounded), head and classifier. Every block kind takes
 from __future__ import annotations
 
 from .graph import GraphBuilder, Weight, same_pads
-from .scaling import Design, round_channels, round_repeats
+from .scaling import Design, check_design, round_channels, round_repeats
 from .spec import Stage
 
 
@@ -79,6 +79,7 @@ BLOCKS = {"mbconv": mbconv}
 
 def build(design: Design, batch: int = 1):
     """The graph of a design at a batch size."""
+    check_design(design)
     spec = design.spec
     act = spec.activation
     width = lambda c: round_channels(c, design.width_mult, spec.rounding)  # noqa: E731

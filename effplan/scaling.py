@@ -15,6 +15,8 @@ from .spec import SPECS_DIR, ModelSpec, Rounding, builtin_spec_paths, from_table
 
 MAX_PHI = 16.0  # well past L2 (~phi 9); beyond it the input side passes 2,000 px
 MAX_RESOLUTION = 16384
+MAX_BLOCKS = 5000  # blocks in one design, after depth scaling
+MAX_MULTIPLIER = 64.0  # depth or width: past this a design is a typo, not a network
 DEPTH_ROUNDINGS = ("ceil", "round")
 
 
@@ -139,6 +141,18 @@ def compound(design: Design, phi: float, coeffs: Coefficients | None = None) -> 
     return dataclasses.replace(
         design, phi=float(phi), depth_mult=c.alpha**phi, width_mult=c.beta**phi,
         resolution=scaled_resolution(design.spec.resolution, c.gamma, phi), coefficients="formula")
+
+
+def check_design(design: Design) -> None:
+    """Refuse designs too large to be meant (they would take minutes and gigabytes to build)."""
+    for label, value in (("depth", design.depth_mult), ("width", design.width_mult)):
+        if not (0 < value <= MAX_MULTIPLIER):
+            raise EffplanError(f"{design.name}: {label} multiplier {value:.4g} is outside (0, {MAX_MULTIPLIER:g}]")
+    if not 1 <= design.resolution <= MAX_RESOLUTION:
+        raise EffplanError(f"{design.name}: resolution {design.resolution} is outside 1..{MAX_RESOLUTION}")
+    blocks = sum(round_repeats(s.repeats, design.depth_mult, design.depth_rounding) for s in design.spec.stages)
+    if blocks > MAX_BLOCKS:
+        raise EffplanError(f"{design.name}: {blocks} blocks after depth scaling; at most {MAX_BLOCKS}")
 
 
 def check_phi(phi: float) -> None:

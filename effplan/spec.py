@@ -20,6 +20,11 @@ SPECS_DIR = Path(__file__).resolve().parent / "specs"
 if not (SPECS_DIR / "models").is_dir():  # running from a source tree without installing
     SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
 
+# Bounds a real network stays far inside; a spec beyond them is a typo or hostile.
+MAX_CHANNELS = 1 << 20
+MAX_KERNEL = 64
+MAX_REPEATS = 1000
+MAX_SPEC_BYTES = 1 << 20
 ACTIVATIONS = ("swish", "relu", "relu6", "hswish", "none")
 
 
@@ -37,16 +42,16 @@ class Rounding:
     """Channel rounding of the official EfficientNet code: to a multiple of `divisor`,
     at least `min_channels`, and never more than (1 - limit) below the exact product."""
 
-    divisor: int = positive(min=1)
-    min_channels: int = positive(min=1)
+    divisor: int = positive(min=1, max=1024)
+    min_channels: int = positive(min=1, max=MAX_CHANNELS)
     limit: float = positive(min=0.0, max=1.0)
 
 
 @dataclass(frozen=True)
 class Stem:
-    channels: int = positive(min=1)
-    kernel: int = positive(min=1)
-    stride: int = positive(min=1)
+    channels: int = positive(min=1, max=MAX_CHANNELS)
+    kernel: int = positive(min=1, max=MAX_KERNEL)
+    stride: int = positive(min=1, max=MAX_KERNEL)
 
 
 @dataclass(frozen=True)
@@ -54,23 +59,23 @@ class Stage:
     """One row of a stage table: `repeats` blocks of kind `block`; the first takes `stride`."""
 
     block: str
-    repeats: int = positive(min=1)
-    stride: int = positive(min=1)
-    channels: int = positive(min=1)
-    kernel: int = positive(min=1)
-    expand: float = positive(min=1.0)
+    repeats: int = positive(min=1, max=MAX_REPEATS)
+    stride: int = positive(min=1, max=MAX_KERNEL)
+    channels: int = positive(min=1, max=MAX_CHANNELS)
+    kernel: int = positive(min=1, max=MAX_KERNEL)
+    expand: float = positive(min=1.0, max=64.0)
     se: float = positive(min=0.0, max=1.0)
 
 
 @dataclass(frozen=True)
 class Head:
-    channels: int = positive(min=1)
-    kernel: int = positive(min=1)
+    channels: int = positive(min=1, max=MAX_CHANNELS)
+    kernel: int = positive(min=1, max=MAX_KERNEL)
 
 
 @dataclass(frozen=True)
 class Classifier:
-    classes: int = positive(min=1)
+    classes: int = positive(min=1, max=MAX_CHANNELS)
     dropout: float = positive(min=0.0, max=1.0)
 
 
@@ -80,8 +85,8 @@ class ModelSpec:
     description: str
     source: str
     family: str
-    resolution: int = positive(min=1)
-    in_channels: int = positive(min=1)
+    resolution: int = positive(min=1, max=16384)
+    in_channels: int = positive(min=1, max=MAX_CHANNELS)
     activation: str
     rounding: Rounding
     stem: Stem
@@ -158,9 +163,14 @@ def read_toml(path: Path) -> dict:
     """Parse a TOML file; any failure is a one-line SpecError naming the file."""
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            data = fh.read(MAX_SPEC_BYTES + 1)
+        if len(data) > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: larger than {MAX_SPEC_BYTES} bytes; not a spec file")
+        return tomllib.loads(data.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deeply to be a spec file") from None
     except UnicodeDecodeError:
         raise SpecError(f"{path}: not a text file") from None
     except IsADirectoryError:

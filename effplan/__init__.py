@@ -1,0 +1,17 @@
+"""effplan: static FLOPs, parameter and memory planning for compound-scaled CNNs.
+
+    >>> import effplan
+    >>> p = effplan.analyze(effplan.resolve("efficientnet-b0"))
+    >>> p.totals.params
+    5288548
+"""
+__version__ = "0.1.0"
+
+from .analysis import Profile, analyze, profile  # noqa: E402
+from .blocks import build  # noqa: E402
+from .errors import EffplanError  # noqa: E402
+from .scaling import Coefficients, Design, compound, resolve, with_overrides  # noqa: E402
+from .spec import ModelSpec, load_spec  # noqa: E402
+
+__all__ = ["Coefficients", "Design", "EffplanError", "ModelSpec", "Profile", "analyze", "build",
+           "compound", "load_spec", "profile", "resolve", "with_overrides"]

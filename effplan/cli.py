@@ -1,0 +1,236 @@
+"""The command line: parse, call the library, render. Exit 0 ok, 1 budget violated, 2 bad input."""
+from __future__ import annotations
+
+import math
+import sys
+
+import click
+
+from . import __version__
+from .errors import EffplanError
+
+MAX_DESIGNS = 1000
+FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "markdown"]),
+                      default="text", show_default=True, help="Output format.")
+BATCH = click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Batch size (activation bytes scale with it).")
+DTYPE = click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default="fp32",
+                     show_default=True, help="Element type of weights and activations.")
+OUTPUT = click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+                      help="Write to this file (atomically) instead of stdout.")
+
+
+def design_options(fn):
+    """Options shared by every command that builds designs."""
+    options = [
+        click.option("--phi", "phi_text", default=None, metavar="PHI",
+                     help="Compound coefficient: a number, a list 0,2,5, a range 0..7 or a stepped range 0..2:0.5."),
+        click.option("--alpha", type=float, default=None, help="Depth coefficient (default 1.2)."),
+        click.option("--beta", type=float, default=None, help="Width coefficient (default 1.1)."),
+        click.option("--gamma", type=float, default=None, help="Resolution coefficient (default 1.15)."),
+        click.option("--depth-rounding", type=click.Choice(["ceil", "round"]), default="ceil", show_default=True,
+                     help="Repeats = ceil(d*r) as the official code, or rounded half up."),
+        click.option("--resolution", type=int, default=None, help="Input side in pixels (overrides phi's)."),
+        click.option("--classes", type=int, default=None, help="Classifier outputs (default: the spec's)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def parse_phis(text: str) -> list[float]:
+    """'1.5', '0,2,5', '0..7', '0..2:0.5' (ranges include both ends)."""
+    from .scaling import check_phi
+
+    values: list[float] = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if ".." in part:
+                span, _, step_text = part.partition(":")
+                lo, hi = (float(x) for x in span.split(".."))
+                step = float(step_text) if step_text else 1.0
+                if not step > 0 or not math.isfinite(step):
+                    raise EffplanError(f"--phi '{text}': the step must be a positive number")
+                count = math.floor((hi - lo) / step + 1e-9) + 1 if math.isfinite(hi - lo) else 0
+                if count > MAX_DESIGNS:
+                    raise EffplanError(f"--phi '{text}' gives {count} designs; at most {MAX_DESIGNS} at once")
+                values += [round(lo + i * step, 10) for i in range(max(count, 0))]
+                if count < 1:
+                    raise EffplanError(f"--phi '{text}': the range {part} is empty")
+            else:
+                values.append(float(part))
+        except ValueError:
+            raise EffplanError(f"--phi '{text}': expected a number, a list a,b,c or a range a..b[:step]") from None
+    for phi in values:
+        check_phi(phi)
+    if len(values) > MAX_DESIGNS:
+        raise EffplanError(f"--phi '{text}' gives {len(values)} designs; at most {MAX_DESIGNS} at once")
+    return values
+
+
+def coefficients(alpha, beta, gamma):
+    """The compound coefficients with overrides, warning when alpha*beta^2*gamma^2 is far from 2."""
+    import dataclasses
+
+    from .scaling import default_coefficients
+
+    c = default_coefficients()
+    given = {k: v for k, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma)) if v is not None}
+    for name, value in given.items():
+        if not math.isfinite(value) or value < 1:
+            raise EffplanError(f"--{name} must be a number >= 1 (the paper's constraint), got {value:g}")
+    c = dataclasses.replace(c, **given)
+    if given and abs(c.flops_factor - 2) > 0.1:
+        click.echo(f"warning: alpha*beta^2*gamma^2 = {c.flops_factor:.3f}, far from 2: each unit of phi "
+                   f"multiplies FLOPS by about {c.flops_factor:.2f}, not 2", err=True)
+    return c
+
+
+def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolution, classes):
+    """(design, its phi = 0 baseline) for every model and phi asked."""
+    from .scaling import base_design, compound, resolve, with_overrides
+
+    names = list(models) or ["efficientnet-b0"]
+    phis = parse_phis(phi_text) if phi_text is not None else None
+    coeffs = coefficients(alpha, beta, gamma) if phis is not None else None
+    if phis is None and any(v is not None for v in (alpha, beta, gamma)):
+        raise EffplanError("--alpha/--beta/--gamma apply with --phi")
+    overrides = dict(resolution=resolution, classes=classes, depth_rounding=depth_rounding)
+    pairs = []
+    for name in names:
+        design = resolve(name)
+        base = with_overrides(base_design(design.spec), **overrides)
+        scaled = [compound(design, phi, coeffs) for phi in phis] if phis is not None else [design]
+        pairs += [(with_overrides(d, **overrides), base) for d in scaled]
+    return pairs
+
+
+def network_key(design) -> tuple:
+    """What decides a design's graph (not its name or how its coefficients were found)."""
+    return (design.spec, design.depth_mult, design.width_mult, design.resolution, design.classes,
+            design.depth_rounding)
+
+
+def emit(text: str, output: str | None) -> None:
+    if output:
+        from .report import write_atomic
+        write_atomic(output, text)
+    else:
+        click.echo(text, nl=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="effplan")
+def cli():
+    """Static FLOPs, parameter and memory planner for compound-scaled CNNs."""
+
+
+@cli.command()
+@click.argument("models", nargs=-1)
+@design_options
+@BATCH
+@DTYPE
+@FORMAT
+@OUTPUT
+def table(models, phi_text, alpha, beta, gamma, depth_rounding, resolution, classes, batch, dtype, fmt, output):
+    """One row per design: MODELS (default efficientnet-b0) at each --phi, or as published.
+
+    \b
+    effplan table --phi 0..7
+    effplan table efficientnet-b0 efficientnet-b4 --format json
+    """
+    from .analysis import analyze
+    from .report import TABLE_COLUMNS, design_row, header, render_rows, to_json
+
+    pairs = designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolution, classes)
+    profiles = [analyze(design, batch, dtype) for design, _ in pairs]
+    macs = {network_key(d): p.totals.macs for (d, _), p in zip(pairs, profiles)}
+    for _, base in pairs:  # the phi = 0 baseline of each model, built only when not in the table
+        if network_key(base) not in macs:
+            macs[network_key(base)] = analyze(base, batch, dtype).totals.macs
+    rows = [design_row(p, macs[network_key(base)]) for (_, base), p in zip(pairs, profiles)]
+    if fmt == "json":
+        emit(to_json(rows), output)
+    else:
+        emit(render_rows(rows, TABLE_COLUMNS, fmt, "" if fmt == "csv" else header(batch, dtype)), output)
+
+
+@cli.command()
+@click.argument("model")
+@design_options
+@click.option("--by", type=click.Choice(["layer", "block", "stage", "op"]), default="layer", show_default=True,
+              help="One row per layer (op), block, stage, or op type.")
+@click.option("--strict", is_flag=True, help="Fail when an op has no cost function.")
+@BATCH
+@DTYPE
+@FORMAT
+@OUTPUT
+def layers(model, phi_text, alpha, beta, gamma, depth_rounding, resolution, classes, by, strict, batch, dtype,
+           fmt, output):
+    """Per-layer (or per-block, per-stage) params, MACs, FLOPs and bytes of one design."""
+    from .analysis import analyze
+    from .report import LAYER_COLUMNS, header, layers_report, render_rows, si, to_json
+
+    pairs = designs_from([model], phi_text, alpha, beta, gamma, depth_rounding, resolution, classes)
+    if len(pairs) != 1:
+        raise EffplanError("layers reports one design: give a single --phi value")
+    design = pairs[0][0]
+    profile = analyze(design, batch, dtype, strict)
+    report = layers_report(profile, by)
+    if fmt == "json":
+        return emit(to_json(report), output)
+    t = profile.totals
+    summary = (f"# {design.name} at {design.resolution}px (d {design.depth_mult:.3f}, w {design.width_mult:.3f}): "
+               f"params {t.params:,}, MACs {si(t.macs, 'G')}, FLOPs {si(t.flops, 'G')}, "
+               f"peak activation {t.peak_activation_bytes / 1e6:.1f} MB at {profile.peak.node}")
+    if profile.unknown_ops:
+        summary += "\n# no cost function (counted as nothing): " + ", ".join(
+            f"{op} x{n}" for op, n in profile.unknown_ops.items())
+    preamble = "" if fmt == "csv" else header(batch, dtype) + "\n" + summary
+    emit(render_rows(report["layers"], LAYER_COLUMNS, fmt, preamble), output)
+
+
+@cli.command()
+@FORMAT
+def models(fmt):
+    """The built-in models, with a line each."""
+    from .report import render_rows, to_json
+    from .scaling import _builtin_spec, scaling_table
+    from .spec import builtin_spec_paths
+
+    rows = []
+    for name in builtin_spec_paths():
+        spec = _builtin_spec(name)
+        rows.append({"name": name, "family": spec.family, "kind": "spec", "description": spec.description})
+    for name, p in scaling_table()[1].items():
+        if name in builtin_spec_paths():
+            continue
+        spec = _builtin_spec(p.spec)
+        rows.append({"name": name, "family": spec.family, "kind": "published",
+                     "description": f"{p.spec} scaled: width {p.width:g}, depth {p.depth:g}, {p.resolution} px"
+                                    f" (published coefficients)"})
+    if fmt == "json":
+        return click.echo(to_json(rows), nl=False)
+    columns = [(h.capitalize(), h, str) for h in ("name", "family", "kind", "description")]
+    click.echo(render_rows(rows, columns, fmt), nl=False)
+
+
+def main(argv=None) -> None:
+    """Entry point: every user error is one line on stderr and exit code 2, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="effplan", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"effplan: error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except EffplanError as exc:
+        click.echo(f"effplan: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("effplan: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:  # `effplan layers ... | head`
+        sys.stderr.close()
+        sys.exit(0)
