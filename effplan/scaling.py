@@ -87,8 +87,8 @@ def scaling_table() -> tuple[Coefficients, dict[str, Published]]:
     path = SPECS_DIR / "scaling.toml"
     table = read_toml(path)
     compound = {k: v for k, v in table.get("compound", {}).items() if k != "source"}
-    coeffs = from_table(Coefficients, compound, f"{path}:compound")
-    published = {name: from_table(Published, row, f"{path}:published.{name}")
+    coeffs = from_table(Coefficients, compound, f"{path}: compound")
+    published = {name: from_table(Published, row, f"{path}: published.{name}")
                  for name, row in table.get("published", {}).items()}
     return coeffs, published
 

@@ -135,13 +135,18 @@ def _convert(value, tp, where: str):
     return value
 
 
+def _key(where: str, name: str) -> str:
+    """'file.toml: stages[2]' + 'kernel' -> 'file.toml: stages[2].kernel'."""
+    return f"{where}{name}" if where.endswith(": ") else f"{where}.{name}"
+
+
 def from_table(cls, table: dict, where: str):
     """Build dataclass `cls` from a TOML table, checking keys, types and bounds."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     for key in table:
         if key not in fields:
-            raise SpecError(f"{where}: unknown key '{key}'{did_you_mean(key, fields)}")
+            raise SpecError(f"{where.rstrip(': ')}: unknown key '{key}'{did_you_mean(key, fields)}")
     values = {**DEFAULTS.get(cls, {}), **table}
     kwargs = {}
     for name, f in fields.items():
@@ -149,12 +154,12 @@ def from_table(cls, table: dict, where: str):
             kwargs[name] = f.default
             continue
         if name not in values:
-            raise SpecError(f"{where}: missing key '{name}' ({_type_name(hints[name])})")
-        value = _convert(values[name], hints[name], f"{where}.{name}")
+            raise SpecError(f"{where.rstrip(': ')}: missing key '{name}' ({_type_name(hints[name])})")
+        value = _convert(values[name], hints[name], _key(where, name))
         lo, hi = f.metadata.get("min"), f.metadata.get("max")
         if lo is not None and value < lo or hi is not None and value > hi:
             bound = f">= {lo}" if hi is None else f"between {lo} and {hi}"
-            raise SpecError(f"{where}.{name}: expected a value {bound}, got {value!r}")
+            raise SpecError(f"{_key(where, name)}: expected a value {bound}, got {value!r}")
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -182,13 +187,13 @@ def read_toml(path: Path) -> dict:
 def load_spec(path: str | Path) -> ModelSpec:
     path = Path(path)
     table = read_toml(path)
-    where = str(path)
+    where = f"{path}: "
     spec = from_table(ModelSpec, table, where)
     if spec.activation not in ACTIVATIONS:
-        raise SpecError(f"{where}.activation: expected one of {', '.join(ACTIVATIONS)}, got {spec.activation!r}")
+        raise SpecError(f"{where}activation: expected one of {', '.join(ACTIVATIONS)}, got {spec.activation!r}")
     for i, stage in enumerate(spec.stages):
         if stage.block not in KNOWN_BLOCKS:
-            raise SpecError(f"{where}.stages[{i}].block: unknown block kind {stage.block!r}"
+            raise SpecError(f"{where}stages[{i}].block: unknown block kind {stage.block!r}"
                             f"{did_you_mean(stage.block, KNOWN_BLOCKS)}; known: {', '.join(KNOWN_BLOCKS)}")
     return dataclasses.replace(spec, path=str(path))
 

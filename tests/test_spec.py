@@ -1,0 +1,73 @@
+"""Spec files: user specs work anywhere a model name does; bad ones fail with the file and key."""
+import re
+from pathlib import Path
+
+import pytest
+
+import effplan
+from effplan.spec import SpecError, load_spec
+
+B0 = Path(__file__).resolve().parent.parent / "specs" / "models" / "efficientnet-b0.toml"
+
+
+def variant(tmp_path, old, new, name="custom.toml"):
+    text = B0.read_text()
+    assert old in text
+    path = tmp_path / name
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def test_user_spec_file_changes_the_network(tmp_path):
+    # 10 classes instead of 1000: the classifier loses 990 * 1280 weights and 990 biases
+    path = variant(tmp_path, "classes = 1000", "classes = 10")
+    t = effplan.analyze(effplan.resolve(str(path))).totals
+    assert t.params == 5288548 - 990 * 1280 - 990
+
+
+def test_malformed_toml_names_the_file_and_line(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "x"\nresolution = = 3\n')
+    with pytest.raises(SpecError, match=r"bad\.toml: not valid TOML: .*line 2"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("kernel = 5", 'kernel = "five"', r"stages\[2\]\.kernel: expected an integer, got 'five'"),
+    ("repeats = 3", "repeats = 0", r"toml: stages\[3\]\.repeats: expected a value between 1 and 1000, got 0"),
+    ("se = 0.25", "se = 1.5", r"stages\[0\]\.se: expected a value between 0.0 and 1.0"),
+    ("resolution = 224", "resolutoin = 224", r"unknown key 'resolutoin' \(did you mean: resolution"),
+    ('block = "mbconv"', 'block = "mbconvv"', r"stages\[0\]\.block: unknown block kind 'mbconvv' \(did you mean: mbconv"),
+    ('activation = "swish"', 'activation = "gelu2"', r"activation: expected one of"),
+    ("[head]", "[heads]", r"unknown key 'heads'"),
+    ("repeats = 4", "repeats = 100000000", r"repeats: expected a value between 1 and 1000"),
+])
+def test_wrong_spec_values(tmp_path, old, new, message):
+    path = variant(tmp_path, old, new)
+    with pytest.raises(SpecError, match=message) as err:
+        load_spec(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_key(tmp_path):
+    path = variant(tmp_path, 'source = "', 'sauce = "')
+    with pytest.raises(SpecError, match=r"unknown key 'sauce'"):
+        load_spec(path)
+    path.write_text(B0.read_text().replace("[stem]          # Conv 3x3 stride 2, BN, Swish\nchannels = 32", "[stem]"))
+    with pytest.raises(SpecError, match=r"stem: missing key 'channels'"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\xff\xfe binary", b"[[" * 10000])
+def test_hostile_files(tmp_path, content):
+    path = tmp_path / "hostile.toml"
+    path.write_bytes(content)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert re.match(r".*hostile\.toml: ", str(err.value))
+
+
+def test_spec_is_frozen():
+    spec = load_spec(B0)
+    with pytest.raises(AttributeError):
+        spec.resolution = 300
