@@ -35,6 +35,8 @@ class ShapeError(EffplanError):
 
 
 def _broadcast(shapes: list[Shape]) -> Shape:
+    if all(s == shapes[0] for s in shapes):
+        return shapes[0]
     rank = max(len(s) for s in shapes)
     padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
     out = []
