@@ -86,6 +86,7 @@ elementwise(4, "HardSigmoid")  # multiply, add, min, max
 elementwise(5, "HardSwish")  # HardSigmoid, then multiply
 free("identity at inference", "Dropout", "Identity")
 free("a view of the same data: no arithmetic", "Flatten", "Reshape", "Squeeze", "Unsqueeze")
+free("data movement: no arithmetic", "Concat", "Slice", "Split", "Transpose")
 
 
 class UnknownOpError(EffplanError):

@@ -77,12 +77,58 @@ def _same(attrs, inputs, weights) -> Shape:
     return inputs[0]
 
 
+def _pool_shape(attrs, inputs, weights) -> Shape:
+    """Output side floor (or ceil, with ceil_mode) of (n + pads - k) / s, plus 1; as PyTorch, a
+    ceil-mode window may not start in the end padding."""
+    (n, c, *spatial) = inputs[0]
+    k, s, pads = attrs["kernel_shape"], attrs["strides"], attrs["pads"]
+    rank, out = len(spatial), []
+    for i in range(rank):
+        span = spatial[i] + pads[i] + pads[i + rank] - k[i]
+        size = (-(-span // s[i]) if attrs.get("ceil_mode") else span // s[i]) + 1
+        if attrs.get("ceil_mode") and (size - 1) * s[i] >= spatial[i] + pads[i]:
+            size -= 1
+        out.append(size)
+    if min(out) < 1:
+        raise ShapeError(f"input {inputs[0]} is too small for a {k} window")
+    return (n, c, *out)
+
+
+def _concat_shape(attrs, inputs, weights) -> Shape:
+    axis = attrs["axis"]
+    first = inputs[0]
+    for other in inputs[1:]:
+        if len(other) != len(first) or any(a != b for i, (a, b) in enumerate(zip(first, other)) if i != axis):
+            raise ShapeError(f"cannot concatenate {inputs} on axis {axis}")
+    return (*first[:axis], sum(s[axis] for s in inputs), *first[axis + 1:])
+
+
+def _reshape_shape(attrs, inputs, weights) -> Shape:
+    shape = tuple(attrs["shape"])
+    if math.prod(shape) != math.prod(inputs[0]):
+        raise ShapeError(f"cannot reshape {inputs[0]} to {shape}")
+    return shape
+
+
+def _slice_shape(attrs, inputs, weights) -> Shape:
+    out = list(inputs[0])
+    for axis, start, end in zip(attrs["axes"], attrs["starts"], attrs["ends"]):
+        out[axis] = min(end, out[axis]) - start
+    return tuple(out)
+
+
 # Shape rules of the ops the builders emit (imported graphs get ONNX's own shape inference).
 SHAPE_RULES = {
     "Conv": _conv_shape,
     "Gemm": _gemm_shape,
     "GlobalAveragePool": lambda a, i, w: (*i[0][:2], *(1,) * (len(i[0]) - 2)),
     "Flatten": lambda a, i, w: (math.prod(i[0][:a.get("axis", 1)]), math.prod(i[0][a.get("axis", 1):])),
+    "MaxPool": _pool_shape,
+    "AveragePool": _pool_shape,
+    "Concat": _concat_shape,
+    "Reshape": _reshape_shape,
+    "Transpose": lambda a, i, w: tuple(i[0][p] for p in a["perm"]),
+    "Slice": _slice_shape,
     "Add": lambda a, i, w: _broadcast(i),
     "Mul": lambda a, i, w: _broadcast(i),
     **{op: _same for op in ("BatchNormalization", "Relu", "Sigmoid", "Clip", "HardSwish",
@@ -110,12 +156,19 @@ class GraphBuilder:
                                 tensors={input_name: tuple(input_shape)})
         self.tensors = self.graph.graph["tensors"]
         self.producer: dict[str, str] = {}
-        self.stage: str | int = "stem"
+        self.stage: str | int | None = None
         self.block = 0
+        self.prefix = ""
 
-    def at(self, stage: str | int, block: int) -> None:
-        """Place the ops added next in this stage and block."""
+    def at(self, stage: str | int, block: int, prefix: str | None = None) -> None:
+        """Place the ops added next in this stage and block (named under `prefix`)."""
         self.stage, self.block = stage, block
+        if prefix is None:
+            prefix = f"stage{stage}.block{block}" if isinstance(stage, int) else f"{stage}.{block}"
+        self.prefix = prefix
+
+    def name(self, layer: str, role: str) -> str:
+        return ".".join(part for part in (self.prefix, layer, role) if part)
 
     def shape(self, tensor: str) -> Shape:
         return self.tensors[tensor]
@@ -123,9 +176,9 @@ class GraphBuilder:
     def add(self, op: str, inputs: list[str], layer: str, role: str,
             attrs: dict | None = None, weights: tuple[Weight, ...] = ()) -> str:
         """Add one op; returns the name of its output tensor (which is also the node's name)."""
-        name = f"{layer}.{role}"  # stem and head: layers are named "stem", "head", "classifier"
-        if not isinstance(self.stage, str):
-            name = f"stage{self.stage}.block{self.block}.{name}"
+        name = self.name(layer, role)
+        if name in self.tensors:
+            raise ShapeError(f"two ops named {name}")
         attrs = attrs or {}
         try:
             out_shape = SHAPE_RULES[op](attrs, [self.tensors[t] for t in inputs],

@@ -1,8 +1,9 @@
 """Model specs: TOML data loaded into frozen dataclasses.
 
-A spec says what a network is at its baseline (stem, stages of repeated blocks, head,
-classifier); scaling.py says how big to make it. Every key is checked: an unknown key,
-a missing one or a wrong type is an error naming the file, the key and what was expected.
+A spec says what a network is at its baseline: stem layers, stages of repeated blocks, head
+layers and a classifier; scaling.py says how big to make it. Every key is checked: an unknown
+key, a missing one or a wrong type is an error naming the file, the key and what was expected.
+Each block kind declares its own arguments (blocks.py); a stage row is validated against them.
 """
 from __future__ import annotations
 
@@ -32,9 +33,13 @@ class SpecError(EffplanError):
     pass
 
 
-def positive(**bounds):
-    """Field metadata: a lower (and optional upper) bound checked on load."""
-    return field(metadata={"min": bounds.get("min", 1), "max": bounds.get("max")})
+def bounded(lo=None, hi=None, default=dataclasses.MISSING):
+    """A field checked on load against [lo, hi], optionally with a default."""
+    return field(default=default, metadata={"min": lo, "max": hi})
+
+
+def choice(*options: str, default: str | None = None):
+    return field(default=options[0] if default is None else default, metadata={"choices": options})
 
 
 @dataclass(frozen=True)
@@ -42,41 +47,35 @@ class Rounding:
     """Channel rounding of the official EfficientNet code: to a multiple of `divisor`,
     at least `min_channels`, and never more than (1 - limit) below the exact product."""
 
-    divisor: int = positive(min=1, max=1024)
-    min_channels: int = positive(min=1, max=MAX_CHANNELS)
-    limit: float = positive(min=0.0, max=1.0)
-
-
-@dataclass(frozen=True)
-class Stem:
-    channels: int = positive(min=1, max=MAX_CHANNELS)
-    kernel: int = positive(min=1, max=MAX_KERNEL)
-    stride: int = positive(min=1, max=MAX_KERNEL)
+    divisor: int = bounded(1, 1024, default=8)
+    min_channels: int = bounded(1, MAX_CHANNELS, default=8)
+    limit: float = bounded(0.0, 1.0, default=0.9)
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One row of a stage table: `repeats` blocks of kind `block`; the first takes `stride`."""
+    """One row: `repeats` blocks of kind `block` giving `channels`; the first takes `stride`.
+
+    `width_min` floors the width multiplier for this row (MobileNetV2 never narrows its last
+    conv below 1280). `args` holds the block kind's own arguments, validated by its dataclass.
+    """
 
     block: str
-    repeats: int = positive(min=1, max=MAX_REPEATS)
-    stride: int = positive(min=1, max=MAX_KERNEL)
-    channels: int = positive(min=1, max=MAX_CHANNELS)
-    kernel: int = positive(min=1, max=MAX_KERNEL)
-    expand: float = positive(min=1.0, max=64.0)
-    se: float = positive(min=0.0, max=1.0)
-
-
-@dataclass(frozen=True)
-class Head:
-    channels: int = positive(min=1, max=MAX_CHANNELS)
-    kernel: int = positive(min=1, max=MAX_KERNEL)
+    channels: int = bounded(0, MAX_CHANNELS, default=0)
+    repeats: int = bounded(1, MAX_REPEATS, default=1)
+    stride: int = bounded(1, MAX_KERNEL, default=1)
+    width_min: float = bounded(0.0, 64.0, default=0.0)
+    args: object = field(default=None, metadata={"internal": True})
 
 
 @dataclass(frozen=True)
 class Classifier:
-    classes: int = positive(min=1, max=MAX_CHANNELS)
-    dropout: float = positive(min=0.0, max=1.0)
+    """Global average pooling, then `fc` (dropout, fully connected) or `conv` (SqueezeNet:
+    dropout and a 1x1 conv with ReLU before the pooling)."""
+
+    kind: str = choice("fc", "conv")
+    classes: int = bounded(1, MAX_CHANNELS, default=1000)
+    dropout: float = bounded(0.0, 1.0, default=0.0)
 
 
 @dataclass(frozen=True)
@@ -84,55 +83,23 @@ class ModelSpec:
     name: str
     description: str
     source: str
-    family: str
-    resolution: int = positive(min=1, max=16384)
-    in_channels: int = positive(min=1, max=MAX_CHANNELS)
-    activation: str
-    rounding: Rounding
-    stem: Stem
-    stages: tuple[Stage, ...]
-    head: Head
-    classifier: Classifier
+    resolution: int = bounded(1, 16384)
+    stem: tuple[Stage, ...] = ()
+    stages: tuple[Stage, ...] = ()
+    head: tuple[Stage, ...] = ()
+    classifier: Classifier = None
+    family: str = ""
+    in_channels: int = bounded(1, MAX_CHANNELS, default=3)
+    activation: str = choice(*ACTIVATIONS)
+    norm: str = choice("bn", "none")  # "none": convs carry a bias instead (SqueezeNet)
+    bn_epsilon: float = bounded(0.0, 1.0, default=1e-5)
+    rounding: Rounding = field(default_factory=Rounding)
     path: str = field(default="", metadata={"internal": True})
 
 
-# Defaults a spec may leave out.
-DEFAULTS = {
-    Rounding: {"divisor": 8, "min_channels": 8, "limit": 0.9},
-    Stem: {"kernel": 3, "stride": 2},
-    Stage: {"kernel": 3, "expand": 1.0, "se": 0.0},
-    Head: {"kernel": 1},
-    Classifier: {"classes": 1000, "dropout": 0.0},
-    ModelSpec: {"family": "", "in_channels": 3, "activation": "swish", "rounding": {}},
-}
-KNOWN_BLOCKS = ("mbconv",)
-
-
 def _type_name(tp) -> str:
-    return {int: "an integer", float: "a number", str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
-
-
-def _convert(value, tp, where: str):
-    """Check one TOML value against a field's type; nested tables become dataclasses."""
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise SpecError(f"{where}: expected a table, got {value!r}")
-        return from_table(tp, value, where)
-    origin = typing.get_origin(tp)
-    if origin is tuple:  # tuple[X, ...]: an array of tables
-        (item, _) = typing.get_args(tp)
-        if not isinstance(value, list) or not value:
-            raise SpecError(f"{where}: expected a non-empty array of tables")
-        return tuple(_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value))
-    if origin in (types.UnionType, typing.Union):  # X | None: absent keys take the default
-        tp = next(a for a in typing.get_args(tp) if a is not type(None))
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, tp) or isinstance(value, bool):
-        raise SpecError(f"{where}: expected {_type_name(tp)}, got {value!r}")
-    if tp is float and not math.isfinite(value):
-        raise SpecError(f"{where}: expected a finite number, got {value!r}")
-    return value
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
 
 
 def _key(where: str, name: str) -> str:
@@ -140,28 +107,82 @@ def _key(where: str, name: str) -> str:
     return f"{where}{name}" if where.endswith(": ") else f"{where}.{name}"
 
 
-def from_table(cls, table: dict, where: str):
-    """Build dataclass `cls` from a TOML table, checking keys, types and bounds."""
+def _convert(value, tp, where: str):
+    """Check one TOML value against a field's type; nested tables become dataclasses."""
+    if tp is Stage:
+        return stage_from_table(value, where)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise SpecError(f"{where}: expected a table, got {value!r}")
+        return from_table(tp, value, where)
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):  # X | None: absent keys take the default
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+        origin = typing.get_origin(tp)
+    if origin is tuple:  # tuple[X, ...]
+        (item, _) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise SpecError(f"{where}: expected an array, got {value!r}")
+        return tuple(_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, tp) or (isinstance(value, bool) and tp is not bool):
+        raise SpecError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    if tp is float and not math.isfinite(value):
+        raise SpecError(f"{where}: expected a finite number, got {value!r}")
+    return value
+
+
+def from_table(cls, table: dict, where: str, extra_keys=()):
+    """Build dataclass `cls` from a TOML table, checking keys, types, bounds and choices."""
+    if not isinstance(table, dict):
+        raise SpecError(f"{where}: expected a table, got {table!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     for key in table:
         if key not in fields:
-            raise SpecError(f"{where.rstrip(': ')}: unknown key '{key}'{did_you_mean(key, fields)}")
-    values = {**DEFAULTS.get(cls, {}), **table}
+            known = list(fields) + list(extra_keys)
+            raise SpecError(f"{where.rstrip(': ')}: unknown key '{key}'{did_you_mean(key, known)}")
     kwargs = {}
     for name, f in fields.items():
-        if name not in values and f.default is not dataclasses.MISSING:
-            kwargs[name] = f.default
-            continue
-        if name not in values:
+        if name not in table:
+            if f.default is not dataclasses.MISSING:
+                kwargs[name] = f.default
+                continue
+            if dataclasses.is_dataclass(hints[name]):  # a nested table of defaults
+                kwargs[name] = from_table(hints[name], {}, _key(where, name))
+                continue
             raise SpecError(f"{where.rstrip(': ')}: missing key '{name}' ({_type_name(hints[name])})")
-        value = _convert(values[name], hints[name], _key(where, name))
+        value = _convert(table[name], hints[name], _key(where, name))
         lo, hi = f.metadata.get("min"), f.metadata.get("max")
         if lo is not None and value < lo or hi is not None and value > hi:
             bound = f">= {lo}" if hi is None else f"between {lo} and {hi}"
             raise SpecError(f"{_key(where, name)}: expected a value {bound}, got {value!r}")
+        options = f.metadata.get("choices")
+        if options and value not in options:
+            raise SpecError(f"{_key(where, name)}: expected one of {', '.join(options)}, got {value!r}"
+                            f"{did_you_mean(value, options)}")
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def stage_from_table(table, where: str) -> Stage:
+    """A stage row: the common keys, then the rest checked against the block kind's arguments."""
+    from .blocks import BLOCKS
+
+    if not isinstance(table, dict):
+        raise SpecError(f"{where}: expected a table, got {table!r}")
+    kind = table.get("block")
+    if kind not in BLOCKS:
+        raise SpecError(f"{_key(where, 'block')}: unknown block kind {kind!r}{did_you_mean(str(kind), BLOCKS)}; "
+                        f"known: {', '.join(BLOCKS)}")
+    common = {f.name for f in dataclasses.fields(Stage)}
+    args_cls = BLOCKS[kind].args
+    args = from_table(args_cls, {k: v for k, v in table.items() if k not in common}, where,
+                      extra_keys=common - {"args"})
+    stage = from_table(Stage, {k: v for k, v in table.items() if k in common}, where,
+                       extra_keys=[f.name for f in dataclasses.fields(args_cls)])
+    return dataclasses.replace(stage, args=args)
 
 
 def read_toml(path: Path) -> dict:
@@ -186,15 +207,12 @@ def read_toml(path: Path) -> dict:
 
 def load_spec(path: str | Path) -> ModelSpec:
     path = Path(path)
-    table = read_toml(path)
     where = f"{path}: "
-    spec = from_table(ModelSpec, table, where)
-    if spec.activation not in ACTIVATIONS:
-        raise SpecError(f"{where}activation: expected one of {', '.join(ACTIVATIONS)}, got {spec.activation!r}")
-    for i, stage in enumerate(spec.stages):
-        if stage.block not in KNOWN_BLOCKS:
-            raise SpecError(f"{where}stages[{i}].block: unknown block kind {stage.block!r}"
-                            f"{did_you_mean(stage.block, KNOWN_BLOCKS)}; known: {', '.join(KNOWN_BLOCKS)}")
+    spec = from_table(ModelSpec, read_toml(path), where)
+    if not spec.stages:
+        raise SpecError(f"{where}stages: expected at least one stage")
+    if spec.classifier is None:
+        raise SpecError(f"{where.rstrip(': ')}: missing key 'classifier' (a table)")
     return dataclasses.replace(spec, path=str(path))
 
 

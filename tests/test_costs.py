@@ -3,9 +3,11 @@ import pytest
 
 from effplan import costs
 from effplan.analysis import profile
-from effplan.blocks import activation, conv, mbconv, squeeze_excite
+from effplan.blocks import MBConvArgs, Net, activation, conv, mbconv, squeeze_excite
 from effplan.graph import GraphBuilder, Weight
-from effplan.spec import Stage
+
+SWISH = Net(act="swish", bn=True, bn_epsilon=1e-3, width=lambda c: c)
+RELU = Net(act="relu", bn=True, bn_epsilon=1e-5, width=lambda c: c)
 
 
 def graph_of(input_shape, body):
@@ -52,7 +54,7 @@ def test_squeeze_excitation_block():
     # SE on 32x7x7 squeezing to 8 with Swish:
     # pool 32*49 adds + 32 divides; reduce 32->8 (bias); Sigmoid(3)+Mul(1) on 8;
     # expand 8->32 (bias); Sigmoid gate on 32; scale 32*49 multiplies
-    g = graph_of((1, 32, 7, 7), lambda b, x: squeeze_excite(b, x, 8, "swish"))
+    g = graph_of((1, 32, 7, 7), lambda b, x: squeeze_excite(b, x, 8, SWISH))
     t = profile(g).totals
     assert t.params == (32 * 8 + 8) + (8 * 32 + 32) == 552
     assert t.macs == 256 + 256
@@ -61,8 +63,8 @@ def test_squeeze_excitation_block():
 
 def test_mbconv_block():
     # 16 -> 24, expand 6 (96), 3x3 depthwise stride 2 on 14x14, SE 0.25 of the input (4 channels)
-    stage = Stage(block="mbconv", repeats=1, stride=2, channels=24, kernel=3, expand=6.0, se=0.25)
-    g = graph_of((1, 16, 14, 14), lambda b, x: mbconv(b, x, 16, 24, 2, stage, "swish"))
+    args = MBConvArgs(kernel=3, expand=6.0, se=0.25)
+    g = graph_of((1, 16, 14, 14), lambda b, x: mbconv(b, x, 24, 2, args, SWISH))
     t = profile(g).totals
     expand = 16 * 96 + 2 * 96  # 1x1 conv + BN scale/shift
     dw = 96 * 9 + 2 * 96
@@ -75,8 +77,8 @@ def test_mbconv_block():
 
 
 def test_mbconv_residual_when_shapes_match():
-    stage = Stage(block="mbconv", repeats=1, stride=1, channels=16, kernel=3, expand=1.0, se=0.0)
-    g = graph_of((1, 16, 5, 5), lambda b, x: mbconv(b, x, 16, 16, 1, stage, "relu"))
+    args = MBConvArgs(kernel=3, expand=1.0, se=0.0)
+    g = graph_of((1, 16, 5, 5), lambda b, x: mbconv(b, x, 16, 1, args, RELU))
     ops = [g.nodes[n]["op"] for n in g.nodes]
     assert ops == ["Conv", "BatchNormalization", "Relu", "Conv", "BatchNormalization", "Add"]
     # expand 1: no expand conv; depthwise 16*9, project 16*16, two BNs

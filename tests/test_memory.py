@@ -1,7 +1,10 @@
 """Peak activation memory of small graphs, derived by hand."""
-from effplan.blocks import batch_norm, conv, squeeze_excite
+from effplan.blocks import Net, batch_norm, conv, squeeze_excite
 from effplan.graph import GraphBuilder
 from effplan.memory import peak_activation
+
+
+NET = Net(act="swish", bn=True, bn_epsilon=1e-3, width=lambda c: c)
 
 
 def build(input_shape, body):
@@ -25,7 +28,7 @@ def test_chain():
 def test_residual_keeps_the_block_input_alive():
     # x 8x4x4 (128) stays live until the Add: conv (x, a), BN (x, a, b), Add (x, b, sum)
     def body(b, x):
-        y = batch_norm(b, conv(b, x, 8, 3, 1, "a"), "a")
+        y = batch_norm(b, conv(b, x, 8, 3, 1, "a"), "a", NET)
         return b.add("Add", [y, x], "res", "add")
     peak = peak_activation(build((1, 8, 4, 4), body), 4)
     assert peak.bytes == 3 * 128 * 4
@@ -34,7 +37,7 @@ def test_residual_keeps_the_block_input_alive():
 
 def test_squeeze_excitation_peak_is_at_the_scale():
     # x 32x7x7 (1568) stays live to the final Mul: x + gate (32) + output (1568)
-    g = build((1, 32, 7, 7), lambda b, x: squeeze_excite(b, x, 8, "swish"))
+    g = build((1, 32, 7, 7), lambda b, x: squeeze_excite(b, x, 8, NET))
     peak = peak_activation(g, 2)
     assert peak.bytes == (1568 + 32 + 1568) * 2
     assert peak.node == "stage1.block0.se.scale"

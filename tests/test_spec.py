@@ -39,7 +39,8 @@ def test_malformed_toml_names_the_file_and_line(tmp_path):
     ("resolution = 224", "resolutoin = 224", r"unknown key 'resolutoin' \(did you mean: resolution"),
     ('block = "mbconv"', 'block = "mbconvv"', r"stages\[0\]\.block: unknown block kind 'mbconvv' \(did you mean: mbconv"),
     ('activation = "swish"', 'activation = "gelu2"', r"activation: expected one of"),
-    ("[head]", "[heads]", r"unknown key 'heads'"),
+    ("[[head]]", "[[heads]]", r"unknown key 'heads'"),
+    ("kernel = 5", "kernal = 5", r"stages\[2\]: unknown key 'kernal' \(did you mean: kernel"),
     ("repeats = 4", "repeats = 100000000", r"repeats: expected a value between 1 and 1000"),
 ])
 def test_wrong_spec_values(tmp_path, old, new, message):
@@ -53,8 +54,11 @@ def test_missing_key(tmp_path):
     path = variant(tmp_path, 'source = "', 'sauce = "')
     with pytest.raises(SpecError, match=r"unknown key 'sauce'"):
         load_spec(path)
-    path.write_text(B0.read_text().replace("[stem]          # Conv 3x3 stride 2, BN, Swish\nchannels = 32", "[stem]"))
-    with pytest.raises(SpecError, match=r"stem: missing key 'channels'"):
+    path.write_text(B0.read_text().replace('description = "', 'summary = "'))
+    with pytest.raises(SpecError, match=r"unknown key 'summary'"):
+        load_spec(path)
+    path.write_text(B0.read_text().replace('description = "', '# description = "'))
+    with pytest.raises(SpecError, match=r"missing key 'description'"):
         load_spec(path)
 
 
@@ -71,3 +75,10 @@ def test_spec_is_frozen():
     spec = load_spec(B0)
     with pytest.raises(AttributeError):
         spec.resolution = 300
+
+
+def test_groups_that_do_not_divide_channels_name_the_layer(tmp_path):
+    # the stem conv reads 3 input channels: 5 groups cannot divide them
+    path = variant(tmp_path, 'block = "conv"', 'block = "conv"\ngroups = 5')
+    with pytest.raises(effplan.EffplanError, match=r"layer stem\.0\.conv: 5 groups do not divide 3 input"):
+        effplan.analyze(effplan.resolve(str(path)))
