@@ -281,6 +281,9 @@ def shuffle_v2(b, x, cout, stride, a, net):
     both branches on the whole input. Concatenate, then shuffle with 2 groups."""
     cin = b.shape(x)[1]
     half = cout // 2
+    if cout % 2:
+        raise ShapeError(f"layer {b.name('', '')}: a ShuffleNetV2 unit splits its channels in two, "
+                         f"and {cout} is odd (try another width multiplier)")
     if stride == 1:
         if cin != cout:
             raise ShapeError(f"layer {b.name('split', '')}: a stride-1 ShuffleNetV2 unit needs "

@@ -31,6 +31,10 @@ def design_options(fn):
         click.option("--depth-rounding", type=click.Choice(["ceil", "round"]), default="ceil", show_default=True,
                      help="Repeats = ceil(d*r) as the official code, or rounded half up."),
         click.option("--resolution", type=int, default=None, help="Input side in pixels (overrides phi's)."),
+        click.option("--width-mult", type=float, default=None, help="Width multiplier, set outright (overrides phi's)."),
+        click.option("--depth-mult", type=float, default=None, help="Depth multiplier, set outright (overrides phi's)."),
+        click.option("--scale", "scale_items", multiple=True, metavar="DIM=FACTOR",
+                     help="Scale one dimension: depth=4, width=2 or resolution=2 (repeatable)."),
         click.option("--classes", type=int, default=None, help="Classifier outputs (default: the spec's)."),
     ]
     for option in reversed(options):
@@ -87,7 +91,21 @@ def coefficients(alpha, beta, gamma):
     return c
 
 
-def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolution, classes):
+def parse_scale(items) -> dict[str, float]:
+    scale = {}
+    for item in items:
+        dim, sep, factor = item.partition("=")
+        try:
+            scale[dim.strip()] = float(factor)
+        except ValueError:
+            raise EffplanError(f"--scale '{item}': expected DIM=FACTOR, e.g. depth=4") from None
+        if not sep:
+            raise EffplanError(f"--scale '{item}': expected DIM=FACTOR, e.g. depth=4")
+    return scale
+
+
+def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolution, width_mult, depth_mult,
+                 scale_items, classes):
     """(design, its phi = 0 baseline) for every model and phi asked."""
     from .scaling import base_design, compound, resolve, with_overrides
 
@@ -96,14 +114,28 @@ def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolutio
     coeffs = coefficients(alpha, beta, gamma) if phis is not None else None
     if phis is None and any(v is not None for v in (alpha, beta, gamma)):
         raise EffplanError("--alpha/--beta/--gamma apply with --phi")
-    overrides = dict(resolution=resolution, classes=classes, depth_rounding=depth_rounding)
+    base_overrides = dict(resolution=resolution, classes=classes, depth_rounding=depth_rounding)
+    overrides = dict(base_overrides, width_mult=width_mult, depth_mult=depth_mult, scale=parse_scale(scale_items))
     pairs = []
     for name in names:
         design = resolve(name)
-        base = with_overrides(base_design(design.spec), **overrides)
+        base = with_overrides(base_design(design.spec), **base_overrides)
         scaled = [compound(design, phi, coeffs) for phi in phis] if phis is not None else [design]
         pairs += [(with_overrides(d, **overrides), base) for d in scaled]
     return pairs
+
+
+def design_rows(pairs, batch, dtype) -> list[dict]:
+    """The summary row of each (design, baseline) pair, with its MACs ratio to the baseline."""
+    from .analysis import analyze
+    from .report import design_row
+
+    profiles = [analyze(design, batch, dtype) for design, _ in pairs]
+    macs = {network_key(d): p.totals.macs for (d, _), p in zip(pairs, profiles)}
+    for _, base in pairs:  # the phi = 0 baseline of each model, built only when not in the table
+        if network_key(base) not in macs:
+            macs[network_key(base)] = analyze(base, batch, dtype).totals.macs
+    return [design_row(p, macs[network_key(base)]) for (_, base), p in zip(pairs, profiles)]
 
 
 def network_key(design) -> tuple:
@@ -133,23 +165,19 @@ def cli():
 @DTYPE
 @FORMAT
 @OUTPUT
-def table(models, phi_text, alpha, beta, gamma, depth_rounding, resolution, classes, batch, dtype, fmt, output):
+def table(models, phi_text, alpha, beta, gamma, depth_rounding, resolution, width_mult, depth_mult, scale_items,
+          classes, batch, dtype, fmt, output):
     """One row per design: MODELS (default efficientnet-b0) at each --phi, or as published.
 
     \b
     effplan table --phi 0..7
     effplan table efficientnet-b0 efficientnet-b4 --format json
     """
-    from .analysis import analyze
-    from .report import TABLE_COLUMNS, design_row, header, render_rows, to_json
+    from .report import TABLE_COLUMNS, header, render_rows, to_json
 
-    pairs = designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolution, classes)
-    profiles = [analyze(design, batch, dtype) for design, _ in pairs]
-    macs = {network_key(d): p.totals.macs for (d, _), p in zip(pairs, profiles)}
-    for _, base in pairs:  # the phi = 0 baseline of each model, built only when not in the table
-        if network_key(base) not in macs:
-            macs[network_key(base)] = analyze(base, batch, dtype).totals.macs
-    rows = [design_row(p, macs[network_key(base)]) for (_, base), p in zip(pairs, profiles)]
+    pairs = designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolution, width_mult, depth_mult,
+                         scale_items, classes)
+    rows = design_rows(pairs, batch, dtype)
     if fmt == "json":
         emit(to_json(rows), output)
     else:
@@ -166,13 +194,14 @@ def table(models, phi_text, alpha, beta, gamma, depth_rounding, resolution, clas
 @DTYPE
 @FORMAT
 @OUTPUT
-def layers(model, phi_text, alpha, beta, gamma, depth_rounding, resolution, classes, by, strict, batch, dtype,
-           fmt, output):
+def layers(model, phi_text, alpha, beta, gamma, depth_rounding, resolution, width_mult, depth_mult, scale_items,
+           classes, by, strict, batch, dtype, fmt, output):
     """Per-layer (or per-block, per-stage) params, MACs, FLOPs and bytes of one design."""
     from .analysis import analyze
     from .report import LAYER_COLUMNS, header, layers_report, render_rows, si, to_json
 
-    pairs = designs_from([model], phi_text, alpha, beta, gamma, depth_rounding, resolution, classes)
+    pairs = designs_from([model], phi_text, alpha, beta, gamma, depth_rounding, resolution, width_mult, depth_mult,
+                         scale_items, classes)
     if len(pairs) != 1:
         raise EffplanError("layers reports one design: give a single --phi value")
     design = pairs[0][0]
@@ -192,6 +221,27 @@ def layers(model, phi_text, alpha, beta, gamma, depth_rounding, resolution, clas
 
 
 @cli.command()
+@click.argument("models", nargs=-1, required=True)
+@BATCH
+@DTYPE
+@FORMAT
+def compare(models, batch, dtype, fmt):
+    """Designs side by side, one column each: effplan compare efficientnet-b4 efficientnetv2-s resnet-50."""
+    from .report import TABLE_COLUMNS, header, render_rows, to_json
+
+    pairs = designs_from(models, None, None, None, None, "ceil", None, None, None, (), None)
+    rows = design_rows(pairs, batch, dtype)
+    if fmt == "json":
+        return click.echo(to_json(rows), nl=False)
+    metrics = [(h, key, f) for h, key, f in TABLE_COLUMNS if key not in ("model", "macs_ratio", "two_pow_phi")]
+    exact = fmt == "csv"
+    body = [{"metric": key if exact else h, **{r["model"]: r[key] if exact else f(r[key]) for r in rows}}
+            for h, key, f in metrics]
+    columns = [("metric", "metric", str)] + [(r["model"], r["model"], str) for r in rows]
+    click.echo(render_rows(body, columns, fmt, "" if fmt == "csv" else header(batch, dtype)), nl=False)
+
+
+@cli.command()
 @FORMAT
 def models(fmt):
     """The built-in models, with a line each."""
@@ -202,14 +252,16 @@ def models(fmt):
     rows = []
     for name in builtin_spec_paths():
         spec = _builtin_spec(name)
-        rows.append({"name": name, "family": spec.family, "kind": "spec", "description": spec.description})
+        rows.append({"name": name, "family": spec.family, "kind": "spec", "description": spec.description,
+                     "resolution": spec.resolution})
     for name, p in scaling_table()[1].items():
         if name in builtin_spec_paths():
             continue
         spec = _builtin_spec(p.spec)
         rows.append({"name": name, "family": spec.family, "kind": "published",
                      "description": f"{p.spec} scaled: width {p.width:g}, depth {p.depth:g}, {p.resolution} px"
-                                    f" (published coefficients)"})
+                                    f" (published coefficients)", "resolution": p.resolution})
+    rows.sort(key=lambda r: (r["family"], r["name"]))
     if fmt == "json":
         return click.echo(to_json(rows), nl=False)
     columns = [(h.capitalize(), h, str) for h in ("name", "family", "kind", "description")]

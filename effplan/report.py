@@ -83,7 +83,7 @@ LAYER_COLUMNS = [
 ]
 
 
-TEXT_KEYS = {"model", "name", "op", "stage", "family", "kind", "description"}
+TEXT_KEYS = {"metric", "model", "name", "op", "stage", "family", "kind", "description"}
 
 
 def render_rows(rows: list[dict], columns, fmt: str, preamble: str = "") -> str:

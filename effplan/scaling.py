@@ -160,9 +160,20 @@ def check_phi(phi: float) -> None:
         raise EffplanError(f"phi must be between 0 and {MAX_PHI:g}, got {phi:g}")
 
 
+SCALE_DIMENSIONS = ("depth", "width", "resolution")
+
+
 def with_overrides(design: Design, *, resolution: int | None = None, classes: int | None = None,
-                   depth_rounding: str | None = None) -> Design:
+                   depth_rounding: str | None = None, width_mult: float | None = None,
+                   depth_mult: float | None = None, scale: dict[str, float] | None = None) -> Design:
+    """Set multipliers, resolution or classes outright, then scale single dimensions by a factor
+    (the paper's Table 3: depth, width or resolution alone)."""
     changes = {}
+    for label, value, key in (("width", width_mult, "width_mult"), ("depth", depth_mult, "depth_mult")):
+        if value is not None:
+            if not (math.isfinite(value) and 0 < value <= MAX_MULTIPLIER):
+                raise EffplanError(f"--{label}-mult must be in (0, {MAX_MULTIPLIER:g}], got {value:g}")
+            changes[key] = value
     if resolution is not None:
         if not 1 <= resolution <= MAX_RESOLUTION:
             raise EffplanError(f"resolution must be between 1 and {MAX_RESOLUTION}, got {resolution}")
@@ -175,4 +186,16 @@ def with_overrides(design: Design, *, resolution: int | None = None, classes: in
         if depth_rounding not in DEPTH_ROUNDINGS:
             raise EffplanError(f"depth rounding must be one of {', '.join(DEPTH_ROUNDINGS)}")
         changes["depth_rounding"] = depth_rounding
-    return dataclasses.replace(design, **changes)
+    design = dataclasses.replace(design, **changes)
+    for dim, factor in (scale or {}).items():
+        if dim not in SCALE_DIMENSIONS:
+            raise EffplanError(f"--scale {dim}: unknown dimension{did_you_mean(dim, SCALE_DIMENSIONS)}; "
+                               f"use depth, width or resolution")
+        if not (math.isfinite(factor) and 0 < factor <= MAX_MULTIPLIER):
+            raise EffplanError(f"--scale {dim}={factor:g}: the factor must be in (0, {MAX_MULTIPLIER:g}]")
+        if dim == "resolution":
+            design = with_overrides(design, resolution=int(math.floor(design.resolution * factor + 0.5)))
+        else:
+            key = f"{dim}_mult"
+            design = dataclasses.replace(design, **{key: getattr(design, key) * factor})
+    return design

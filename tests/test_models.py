@@ -1,0 +1,126 @@
+"""Every built-in model: a well-formed graph, costed in full; overrides and their errors."""
+import pytest
+
+import effplan
+from effplan.costs import COSTS
+from effplan.scaling import model_names
+
+MODELS = model_names()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_graph_is_well_formed(name):
+    design = effplan.resolve(name)
+    g = effplan.build(design, batch=2)
+    tensors = g.graph["tensors"]
+    produced = set(g.graph["inputs"])
+    for node in g.nodes:
+        attrs = g.nodes[node]
+        assert attrs["op"] in COSTS, f"{node}: {attrs['op']} has no cost function"
+        assert set(attrs["inputs"]) <= produced, f"{node} reads a tensor not yet produced"
+        produced |= set(attrs["outputs"])
+        ins = [tensors[t] for t in attrs["inputs"]]
+        out = tensors[attrs["outputs"][0]]
+        if attrs["op"] == "Concat":  # channels add up; everything else matches
+            assert out[1] == sum(s[1] for s in ins)
+            assert all(s[0] == out[0] and s[2:] == out[2:] for s in ins)
+        if attrs["op"] == "Reshape":  # channel shuffle moves elements, never adds or drops them
+            assert effplan.graph.math.prod(out) == effplan.graph.math.prod(ins[0])
+        if attrs["op"] == "Conv":  # the weight reads exactly the input channels
+            w = dict((x.role, x.shape) for x in attrs["weights"])["W"]
+            assert w[1] * attrs["attrs"]["group"] == ins[0][1] and w[0] == out[1]
+    assert tensors[g.graph["outputs"][0]] == (2, design.classes)
+    assert effplan.analyze(design).unknown_ops == {}
+
+
+def test_model_families_are_listed(effplan_cli=None):
+    families = {effplan.resolve(n).spec.family for n in MODELS}
+    assert {"efficientnet", "efficientnetv2", "mobilenet", "resnet", "shufflenet", "squeezenet",
+            "mnasnet", "inception", "xception"} <= families
+
+
+def test_width_multiplier_on_mobilenet_v1():
+    # 0.5 halves every width: 32 -> 16 stem ... 1024 -> 512; the paper's 149 M MAdds (Table 6)
+    d = effplan.with_overrides(effplan.resolve("mobilenet-v1"), width_mult=0.5)
+    g = effplan.build(d)
+    assert g.graph["tensors"]["stem.0.conv"][1] == 16
+    assert g.graph["tensors"][g.graph["outputs"][0]] == (1, 1000)
+    assert effplan.analyze(d).totals.macs == pytest.approx(149e6, rel=0.03)
+
+
+def test_mobilenet_v2_last_conv_never_narrows():
+    # torchvision: last channel = make_divisible(1280 * max(1.0, width))
+    narrow = effplan.build(effplan.with_overrides(effplan.resolve("mobilenet-v2"), width_mult=0.5))
+    wide = effplan.build(effplan.with_overrides(effplan.resolve("mobilenet-v2"), width_mult=1.4))
+    assert narrow.graph["tensors"]["head.0.conv"][1] == 1280
+    assert wide.graph["tensors"]["head.0.conv"][1] == 1792
+
+
+def test_mobilenet_v2_1_4_is_torchvision_and_keras_size():
+    # MobileNetV2 1.4 at 224: 6.06 M params (Keras MobileNetV2(alpha=1.4): 6,156,712 total incl. BN statistics)
+    t = effplan.analyze(effplan.with_overrides(effplan.resolve("mobilenet-v2"), width_mult=1.4)).totals
+    assert t.params + t.buffers == 6156712
+
+
+def test_scale_single_dimensions():
+    base = effplan.resolve("resnet-50")
+    deeper = effplan.with_overrides(base, scale={"depth": 4})
+    wider = effplan.with_overrides(base, scale={"width": 2})
+    sharper = effplan.with_overrides(base, scale={"resolution": 2})
+    assert deeper.depth_mult == 4 and wider.width_mult == 2 and sharper.resolution == 448
+    g = effplan.build(deeper)
+    blocks = {(g.nodes[n]["stage"], g.nodes[n]["block"]) for n in g.nodes if isinstance(g.nodes[n]["stage"], int)}
+    assert len(blocks) == 4 * (3 + 4 + 6 + 3)
+    base_macs = effplan.analyze(base).totals.macs
+    # doubling the side of a network with 'same' padding and a 32x total stride: 4x every conv's MACs
+    conv_macs = lambda d: sum(r.macs for r in effplan.analyze(d).rows if r.op == "Conv")  # noqa: E731
+    assert conv_macs(sharper) == 4 * conv_macs(base)
+    assert effplan.analyze(wider).totals.macs > 3 * base_macs
+
+
+def test_compound_scaling_any_spec(effplan):
+    rows = effplan("table", "mobilenet-v2", "--phi", "0..2", "--format", "json").json()
+    assert [r["resolution"] for r in rows] == [224, 258, 296]
+    assert rows[0]["params"] == 3504872 and rows[2]["macs_ratio"] > 3
+
+
+def test_compare_puts_models_side_by_side(effplan):
+    run = effplan("compare", "efficientnet-b4", "efficientnetv2-s", "resnet-50", "--format", "json")
+    assert [r["model"] for r in run.json()] == ["efficientnet-b4", "efficientnetv2-s", "resnet-50"]
+    text = effplan("compare", "efficientnet-b4", "resnet-50").out
+    assert "19.342M" in text and "25.557M" in text
+    csv_out = effplan("compare", "resnet-50", "--format", "csv").out
+    assert "params,25557032" in csv_out
+
+
+def test_models_command_groups_by_family(effplan):
+    rows = effplan("models", "--format", "json").json()
+    assert [r["family"] for r in rows] == sorted(r["family"] for r in rows)
+    assert {"googlenet", "xception", "shufflenet-v1", "efficientnetv2-s"} <= {r["name"] for r in rows}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["table", "shufflenet-v2", "--width-mult", "0.37"], "stage1.block0: a ShuffleNetV2 unit splits its channels in two, and 43 is odd"),
+    (["table", "squeezenet-1.0", "--resolution", "6"], "layer stem.0.conv (Conv): input (1, 3, 6, 6) is too small"),
+    (["table", "resnet-50", "--width-mult", "0"], "--width-mult must be"),
+    (["table", "resnet-50", "--depth-mult", "-2"], "--depth-mult must be"),
+    (["table", "resnet-50", "--scale", "depth"], "expected DIM=FACTOR"),
+    (["table", "resnet-50", "--scale", "height=2"], "unknown dimension"),
+    (["table", "resnet-50", "--scale", "width=1e9"], "the factor must be"),
+    (["compare"], "Missing argument"),
+    (["table", "mobilenetv2"], "did you mean: mobilenet-v2"),
+])
+def test_bad_overrides(effplan, args, message):
+    run = effplan(*args)
+    assert run.code == 2 and message in run.err and run.err.count("\n") == 1
+
+
+def test_groups_must_divide_channels(tmp_path):
+    # ShuffleNet v1 g=3 with rounding to whole channels at width 0.51: stage 2 is round(240 * 0.51) = 122
+    # wide; its first unit's branch gives 122 - 24 (the concatenated pool) = 98 channels, not divisible by 3
+    from pathlib import Path
+    text = (Path(__file__).resolve().parent.parent / "specs/models/shufflenet-v1.toml").read_text()
+    path = tmp_path / "bad-groups.toml"
+    path.write_text(text.replace("divisor = 12", "divisor = 1").replace("min_channels = 12", "min_channels = 1"))
+    with pytest.raises(effplan.EffplanError, match=r"layer stage1\.block0\.gconv2\.conv: 3 groups do not divide 30 input and 98 output"):
+        effplan.analyze(effplan.with_overrides(effplan.resolve(str(path)), width_mult=0.51))
