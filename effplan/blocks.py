@@ -324,12 +324,11 @@ class InceptionArgs:
 
 @block("inception", InceptionArgs)
 def inception(b, x, cout, stride, a: InceptionArgs, net):
-    """GoogLeNet Inception module: four branches concatenated."""
+    """GoogLeNet Inception module: four branches concatenated (the row's output is their sum,
+    so it gives no channels of its own)."""
     if len(a.branches) != 6:
         raise EffplanError(f"layer {b.name('', '')}: an inception row needs 6 branch widths, got {len(a.branches)}")
     c1, c3r, c3, c5r, c5, proj = (net.width(c) for c in a.branches)
-    if c1 + c3 + c5 + proj != cout:
-        raise ShapeError(f"layer {b.name('', '')}: branch widths add to {c1 + c3 + c5 + proj}, not {cout}")
     y1 = conv_unit(b, x, c1, 1, 1, "branch1", net)
     y2 = conv_unit(b, conv_unit(b, x, c3r, 1, 1, "branch2_reduce", net), c3, 3, 1, "branch2", net)
     y3 = conv_unit(b, conv_unit(b, x, c5r, 1, 1, "branch3_reduce", net), c5, a.second_kernel, 1, "branch3", net)

@@ -100,7 +100,6 @@ def test_models_command_groups_by_family(effplan):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["table", "shufflenet-v2", "--width-mult", "0.37"], "stage1.block0: a ShuffleNetV2 unit splits its channels in two, and 43 is odd"),
     (["table", "squeezenet-1.0", "--resolution", "6"], "layer stem.0.conv (Conv): input (1, 3, 6, 6) is too small"),
     (["table", "resnet-50", "--width-mult", "0"], "--width-mult must be"),
     (["table", "resnet-50", "--depth-mult", "-2"], "--depth-mult must be"),
@@ -124,3 +123,22 @@ def test_groups_must_divide_channels(tmp_path):
     path.write_text(text.replace("divisor = 12", "divisor = 1").replace("min_channels = 12", "min_channels = 1"))
     with pytest.raises(effplan.EffplanError, match=r"layer stage1\.block0\.gconv2\.conv: 3 groups do not divide 30 input and 98 output"):
         effplan.analyze(effplan.with_overrides(effplan.resolve(str(path)), width_mult=0.51))
+
+
+def test_odd_shufflenet_v2_width_names_the_layer(tmp_path):
+    # with whole-channel rounding, 116 * 0.37 = 42.9 rounds to 43: a unit cannot split 43 channels in half
+    from pathlib import Path
+    text = (Path(__file__).resolve().parent.parent / "specs/models/shufflenet-v2.toml").read_text()
+    path = tmp_path / "odd.toml"
+    path.write_text(text.replace("divisor = 2", "divisor = 1").replace("min_channels = 2", "min_channels = 1"))
+    with pytest.raises(effplan.EffplanError, match=r"layer stage1\.block0: a ShuffleNetV2 unit splits its channels in two, and 43 is odd"):
+        effplan.analyze(effplan.with_overrides(effplan.resolve(str(path)), width_mult=0.37))
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if effplan.resolve(n).coefficients != "published"
+                                  or effplan.resolve(n).name == effplan.resolve(n).spec.name])
+def test_every_spec_scales_by_phi(name):
+    """Compound scaling works on every baseline spec, and grows its cost."""
+    base = effplan.resolve(name)
+    costs = [effplan.analyze(effplan.compound(base, phi)).totals.macs for phi in (0, 1, 2)]
+    assert costs[0] < costs[1] < costs[2]
