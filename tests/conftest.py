@@ -3,9 +3,32 @@ from pathlib import Path
 
 import pytest
 
+from effplan.blocks import Net
 from effplan.cli import main
+from effplan.graph import GraphBuilder
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "published.json").read_text())
+SPECS = Path(__file__).resolve().parent.parent / "specs" / "models"
+SWISH = Net(act="swish", bn=True, bn_epsilon=1e-3, width=lambda c: c)
+RELU = Net(act="relu", bn=True, bn_epsilon=1e-5, width=lambda c: c)
+
+
+def graph_of(input_shape, body):
+    """A small graph: body(builder, input tensor) adds ops in stage 1, block 0."""
+    b = GraphBuilder("t", input_shape)
+    b.at(1, 0)
+    return b.finish(body(b, "input"))
+
+
+def spec_variant(tmp_path, model: str, *replacements) -> Path:
+    """A copy of a built-in spec with text replaced (each pair must occur), as a user's file."""
+    text = (SPECS / f"{model}.toml").read_text()
+    for old, new in zip(replacements[::2], replacements[1::2]):
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = tmp_path / f"custom-{model}.toml"
+    path.write_text(text)
+    return path
 
 
 class Run:

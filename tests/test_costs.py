@@ -3,17 +3,9 @@ import pytest
 
 from effplan import costs
 from effplan.analysis import profile
-from effplan.blocks import MBConvArgs, Net, activation, conv, mbconv, squeeze_excite
+from conftest import RELU, SWISH, graph_of
+from effplan.blocks import MBConvArgs, activation, conv, mbconv, squeeze_excite
 from effplan.graph import GraphBuilder, Weight
-
-SWISH = Net(act="swish", bn=True, bn_epsilon=1e-3, width=lambda c: c)
-RELU = Net(act="relu", bn=True, bn_epsilon=1e-5, width=lambda c: c)
-
-
-def graph_of(input_shape, body):
-    b = GraphBuilder("t", input_shape)
-    b.at(1, 0)
-    return b.finish(body(b, "input"))
 
 
 def test_single_conv():

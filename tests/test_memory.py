@@ -1,16 +1,8 @@
 """Peak activation memory of small graphs, derived by hand."""
-from effplan.blocks import Net, batch_norm, conv, squeeze_excite
-from effplan.graph import GraphBuilder
+from conftest import SWISH as NET
+from conftest import graph_of as build
+from effplan.blocks import batch_norm, conv, squeeze_excite
 from effplan.memory import peak_activation
-
-
-NET = Net(act="swish", bn=True, bn_epsilon=1e-3, width=lambda c: c)
-
-
-def build(input_shape, body):
-    b = GraphBuilder("t", input_shape)
-    b.at(1, 0)
-    return b.finish(body(b, "input"))
 
 
 def test_chain():

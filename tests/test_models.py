@@ -2,6 +2,7 @@
 import pytest
 
 import effplan
+from conftest import spec_variant
 from effplan.costs import COSTS
 from effplan.scaling import model_names
 
@@ -33,7 +34,7 @@ def test_graph_is_well_formed(name):
     assert effplan.analyze(design).unknown_ops == {}
 
 
-def test_model_families_are_listed(effplan_cli=None):
+def test_model_families_are_listed():
     families = {effplan.resolve(n).spec.family for n in MODELS}
     assert {"efficientnet", "efficientnetv2", "mobilenet", "resnet", "shufflenet", "squeezenet",
             "mnasnet", "inception", "xception"} <= families
@@ -117,20 +118,14 @@ def test_bad_overrides(effplan, args, message):
 def test_groups_must_divide_channels(tmp_path):
     # ShuffleNet v1 g=3 with rounding to whole channels at width 0.51: stage 2 is round(240 * 0.51) = 122
     # wide; its first unit's branch gives 122 - 24 (the concatenated pool) = 98 channels, not divisible by 3
-    from pathlib import Path
-    text = (Path(__file__).resolve().parent.parent / "specs/models/shufflenet-v1.toml").read_text()
-    path = tmp_path / "bad-groups.toml"
-    path.write_text(text.replace("divisor = 12", "divisor = 1").replace("min_channels = 12", "min_channels = 1"))
+    path = spec_variant(tmp_path, "shufflenet-v1", "divisor = 12", "divisor = 1", "min_channels = 12", "min_channels = 1")
     with pytest.raises(effplan.EffplanError, match=r"layer stage1\.block0\.gconv2\.conv: 3 groups do not divide 30 input and 98 output"):
         effplan.analyze(effplan.with_overrides(effplan.resolve(str(path)), width_mult=0.51))
 
 
 def test_odd_shufflenet_v2_width_names_the_layer(tmp_path):
     # with whole-channel rounding, 116 * 0.37 = 42.9 rounds to 43: a unit cannot split 43 channels in half
-    from pathlib import Path
-    text = (Path(__file__).resolve().parent.parent / "specs/models/shufflenet-v2.toml").read_text()
-    path = tmp_path / "odd.toml"
-    path.write_text(text.replace("divisor = 2", "divisor = 1").replace("min_channels = 2", "min_channels = 1"))
+    path = spec_variant(tmp_path, "shufflenet-v2", "divisor = 2", "divisor = 1", "min_channels = 2", "min_channels = 1")
     with pytest.raises(effplan.EffplanError, match=r"layer stage1\.block0: a ShuffleNetV2 unit splits its channels in two, and 43 is odd"):
         effplan.analyze(effplan.with_overrides(effplan.resolve(str(path)), width_mult=0.37))
 

@@ -5,17 +5,14 @@ from pathlib import Path
 import pytest
 
 import effplan
+from conftest import spec_variant
 from effplan.spec import SpecError, load_spec
 
 B0 = Path(__file__).resolve().parent.parent / "specs" / "models" / "efficientnet-b0.toml"
 
 
-def variant(tmp_path, old, new, name="custom.toml"):
-    text = B0.read_text()
-    assert old in text
-    path = tmp_path / name
-    path.write_text(text.replace(old, new, 1))
-    return path
+def variant(tmp_path, old, new):
+    return spec_variant(tmp_path, "efficientnet-b0", old, new)
 
 
 def test_user_spec_file_changes_the_network(tmp_path):
