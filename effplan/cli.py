@@ -198,26 +198,119 @@ def layers(model, phi_text, alpha, beta, gamma, depth_rounding, resolution, widt
            classes, by, strict, batch, dtype, fmt, output):
     """Per-layer (or per-block, per-stage) params, MACs, FLOPs and bytes of one design."""
     from .analysis import analyze
-    from .report import LAYER_COLUMNS, header, layers_report, render_rows, si, to_json
+    from .report import render_layers
 
-    pairs = designs_from([model], phi_text, alpha, beta, gamma, depth_rounding, resolution, width_mult, depth_mult,
-                         scale_items, classes)
+    emit(render_layers(analyze(one_design(model, phi_text, alpha, beta, gamma, depth_rounding, resolution,
+                                          width_mult, depth_mult, scale_items, classes), batch, dtype, strict),
+                       by, fmt), output)
+
+
+def one_design(model, *options):
+    pairs = designs_from([model], *options)
     if len(pairs) != 1:
-        raise EffplanError("layers reports one design: give a single --phi value")
-    design = pairs[0][0]
-    profile = analyze(design, batch, dtype, strict)
-    report = layers_report(profile, by)
-    if fmt == "json":
-        return emit(to_json(report), output)
-    t = profile.totals
-    summary = (f"# {design.name} at {design.resolution}px (d {design.depth_mult:.3f}, w {design.width_mult:.3f}): "
-               f"params {t.params:,}, MACs {si(t.macs, 'G')}, FLOPs {si(t.flops, 'G')}, "
-               f"peak activation {t.peak_activation_bytes / 1e6:.1f} MB at {profile.peak.node}")
-    if profile.unknown_ops:
-        summary += "\n# no cost function (counted as nothing): " + ", ".join(
-            f"{op} x{n}" for op, n in profile.unknown_ops.items())
-    preamble = "" if fmt == "csv" else header(batch, dtype) + "\n" + summary
-    emit(render_rows(report["layers"], LAYER_COLUMNS, fmt, preamble), output)
+        raise EffplanError("this command takes one design: give a single --phi value")
+    return pairs[0][0]
+
+
+@cli.command()
+@click.argument("model")
+@design_options
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size of the input.")
+@click.option("--dynamic-batch", is_flag=True, help="A symbolic batch dimension 'N' instead of --batch.")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (14 or newer).")
+@click.option("--fold-bn", is_flag=True, help="Fold BatchNormalization into the convs (the inference graph).")
+@click.option("--weights", type=click.Choice(["random", "zeros"]), default="random", show_default=True,
+              help="Initializer values: seeded He-normal (real arithmetic) or zeros.")
+@click.option("--check", is_flag=True, help="Run the file in onnxruntime on random input and report.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The .onnx file to write.")
+def export(model, phi_text, alpha, beta, gamma, depth_rounding, resolution, width_mult, depth_mult, scale_items,
+           classes, batch, dynamic_batch, opset, fold_bn, weights, check, output):
+    """Write a design as an ONNX model that runtimes execute."""
+    import onnx
+
+    from .analysis import profile
+    from .blocks import build
+    from .graph import fold_batch_norm
+    from .onnx_io import save, to_onnx
+
+    design = one_design(model, phi_text, alpha, beta, gamma, depth_rounding, resolution, width_mult, depth_mult,
+                        scale_items, classes)
+    if not 14 <= opset <= onnx.defs.onnx_opset_version():
+        raise EffplanError(f"--opset must be between 14 (HardSwish) and {onnx.defs.onnx_opset_version()}, got {opset}")
+    graph = build(design, batch)
+    if fold_bn:
+        graph = fold_batch_norm(graph)
+    proto = to_onnx(graph, design, opset=opset, dynamic_batch=dynamic_batch, weights=weights)
+    if proto.ByteSize() < (1 << 31) - (1 << 24):
+        try:
+            onnx.checker.check_model(proto)
+        except onnx.checker.ValidationError as exc:
+            raise EffplanError(f"the exported graph is not valid at opset {opset}: {str(exc).splitlines()[0]}") from None
+    files = save(proto, output)
+    t = profile(graph).totals
+    form = "params with BN folded into the convs" if fold_bn else "params"
+    click.echo(f"wrote {', '.join(files)}: {design.name} at {design.resolution}px, batch "
+               f"{'N (dynamic)' if dynamic_batch else batch}, opset {opset}, {t.params:,} {form}"
+               f" + {t.buffers:,} BN statistics in {len(proto.graph.initializer)} initializers")
+    if check:
+        click.echo(run_check(files[0], batch if not dynamic_batch else 1))
+
+
+def run_check(path: str, batch: int) -> str:
+    """Run an ONNX file in onnxruntime (CPU) on seeded random input: output shape, finiteness, time."""
+    import statistics
+    import time
+
+    try:
+        import numpy as np
+        import onnxruntime as ort
+    except ImportError:
+        raise EffplanError("--check needs onnxruntime: pip install 'effplan[run]'") from None
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    inp = session.get_inputs()[0]
+    shape = [batch if not isinstance(d, int) else d for d in inp.shape]
+    x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        (y,) = session.run(None, {inp.name: x})[:1]
+        times.append(time.perf_counter() - start)
+    return (f"onnxruntime {ort.__version__} (CPU): output {list(y.shape)}, "
+            f"{'finite' if np.isfinite(y).all() else 'NOT FINITE'}, {statistics.median(times) * 1e3:.1f} ms median of 5 runs")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=True))
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="Size of the batch dimension (default: 1, or the file's).")
+@click.option("--dim", "dim_items", multiple=True, metavar="NAME=VALUE", help="Size of a named symbolic dimension.")
+@click.option("--by", type=click.Choice(["layer", "block", "stage", "op"]), default="layer", show_default=True)
+@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default=None,
+              help="Element type for bytes (default: the model input's).")
+@click.option("--strict", is_flag=True, help="Fail when an op has no cost function.")
+@FORMAT
+@OUTPUT
+def analyze(path, batch, dim_items, by, dtype, strict, fmt, output):
+    """Per-layer costs of any ONNX model, the same report as `effplan layers`."""
+    from .analysis import profile
+    from .onnx_io import analyze_file
+    from .report import render_layers
+
+    dims = {}
+    for item in dim_items:
+        key, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit() or int(value) < 1:
+            raise EffplanError(f"--dim '{item}': expected NAME=VALUE with a positive integer")
+        dims[key.strip()] = int(value)
+    graph, meta, file_dtype = analyze_file(path, batch, dims)
+    tensors = graph.graph["tensors"]
+    first = tensors[graph.graph["inputs"][0]] if graph.graph["inputs"] else ()
+    result = profile(graph, None, first[0] if first else 1, dtype or file_dtype, strict)
+    info = {"model": meta.get("model", graph.graph["name"]), "phi": float(meta["phi"]) if meta.get("phi") else None,
+            "depth_mult": float(meta["depth_mult"]) if "depth_mult" in meta else None,
+            "width_mult": float(meta["width_mult"]) if "width_mult" in meta else None,
+            "resolution": first[-1] if len(first) == 4 else None, "source": str(path)}
+    note = "BatchNormalization is folded into the convs in this file" if meta.get("folded_bn") == "True" else ""
+    emit(render_layers(result, by, fmt, info, note), output)
 
 
 @cli.command()

@@ -79,14 +79,15 @@ def window_pool_cost(attrs, inputs, output, weights):
     return 0, math.prod(output) * math.prod(attrs["kernel_shape"])
 
 
-elementwise(1, "Relu", "Add", "Sub", "Mul", "Div")
-elementwise(2, "BatchNormalization", "Clip")  # BN at inference: x*a + b with folded a, b
-elementwise(3, "Sigmoid")  # exp, add, divide
+elementwise(1, "Relu", "Add", "Sub", "Mul", "Div", "Max", "Min", "Neg", "Exp", "Sqrt", "Tanh")
+elementwise(2, "BatchNormalization", "Clip", "LeakyRelu")  # BN at inference: x*a + b with folded a, b
+elementwise(3, "Sigmoid", "Softmax")  # exp, add, divide
 elementwise(4, "HardSigmoid")  # multiply, add, min, max
 elementwise(5, "HardSwish")  # HardSigmoid, then multiply
 free("identity at inference", "Dropout", "Identity")
 free("a view of the same data: no arithmetic", "Flatten", "Reshape", "Squeeze", "Unsqueeze")
-free("data movement: no arithmetic", "Concat", "Slice", "Split", "Transpose")
+free("data movement: no arithmetic", "Concat", "Slice", "Split", "Transpose", "Pad", "Expand")
+free("shape arithmetic on small integer tensors", "Shape", "Gather", "Cast", "ConstantOfShape", "Range")
 
 
 class UnknownOpError(EffplanError):

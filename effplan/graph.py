@@ -197,3 +197,47 @@ class GraphBuilder:
     def finish(self, output: str):
         self.graph.graph["outputs"] = [output]
         return self.graph
+
+
+def fold_batch_norm(graph):
+    """The inference graph: every BatchNormalization that is the only reader of a Conv's output
+    is folded into that conv, which gains a bias (or keeps its own). The conv takes over the BN's
+    output tensor, so readers are unchanged; `folded_bn` keeps the BN's weights for exporters
+    that fold real values."""
+    import networkx as nx
+
+    readers: dict[str, list[str]] = {}
+    for name in graph.nodes:
+        for t in graph.nodes[name]["inputs"]:
+            readers.setdefault(t, []).append(name)
+    folded: dict[str, str] = {}  # conv -> bn
+    for name in graph.nodes:
+        node = graph.nodes[name]
+        if node["op"] != "BatchNormalization":
+            continue
+        (source,) = node["inputs"]
+        producer = next(iter(graph.predecessors(name)), None)
+        if producer and graph.nodes[producer]["op"] == "Conv" and readers.get(source) == [name] \
+                and source not in graph.graph["outputs"]:
+            folded[producer] = name
+    out = nx.DiGraph(**{**graph.graph, "tensors": dict(graph.graph["tensors"])})
+    absorbed = set(folded.values())
+    for name in graph.nodes:
+        if name in absorbed:
+            continue
+        attrs = dict(graph.nodes[name])
+        if name in folded:
+            bn = graph.nodes[folded[name]]
+            channels = attrs["weights"][0].shape[0]
+            attrs["weights"] = (attrs["weights"][0], Weight("B", (channels,)))  # W, and a bias even if it had none
+            attrs["outputs"] = bn["outputs"]
+            attrs["folded_bn"] = (folded[name], bn["weights"], bn["attrs"].get("epsilon", 1e-5),
+                                  graph.nodes[name]["weights"])
+            del out.graph["tensors"][graph.nodes[name]["outputs"][0]]
+        out.add_node(name, **attrs)
+    producer = {t: n for n in out.nodes for t in out.nodes[n]["outputs"]}
+    for name in out.nodes:
+        for t in set(out.nodes[name]["inputs"]):
+            if t in producer:
+                out.add_edge(producer[t], name, tensor=t)
+    return out

@@ -105,12 +105,17 @@ def render_rows(rows: list[dict], columns, fmt: str, preamble: str = "") -> str:
     return (preamble + "\n\n" if preamble and fmt == "markdown" else preamble + "\n" if preamble else "") + table + "\n"
 
 
-def layers_report(profile: Profile, by: str) -> dict:
-    """The `effplan layers --format json` contract."""
-    d, t = profile.design, profile.totals
+def describe(design) -> dict:
+    """What a report says about the design it costs."""
+    return {"model": design.name, "phi": design.phi, "depth_mult": design.depth_mult,
+            "width_mult": design.width_mult, "resolution": design.resolution}
+
+
+def layers_report(profile: Profile, by: str, info: dict | None = None) -> dict:
+    """The `effplan layers --format json` contract (also `effplan analyze`)."""
+    t = profile.totals
     return {
-        "model": d.name, "phi": d.phi, "depth_mult": d.depth_mult, "width_mult": d.width_mult,
-        "resolution": d.resolution, "batch": profile.batch, "dtype": profile.dtype, "by": by,
+        **(info or describe(profile.design)), "batch": profile.batch, "dtype": profile.dtype, "by": by,
         "conventions": CONVENTIONS,
         "totals": {"params": t.params, "buffers": t.buffers, "macs": t.macs, "flops": t.flops,
                    "weight_bytes": t.weight_bytes, "peak_activation_bytes": t.peak_activation_bytes,
@@ -138,3 +143,23 @@ def write_atomic(path: str, text: str) -> None:
         except (OSError, UnboundLocalError):
             pass
         raise EffplanError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def render_layers(profile: Profile, by: str, fmt: str, info: dict | None = None, note: str = "") -> str:
+    """`effplan layers` and `effplan analyze` output in any format."""
+    report = layers_report(profile, by, info)
+    if fmt == "json":
+        return to_json(report)
+    t = profile.totals
+    where = f" at {report['resolution']}px" if report.get("resolution") else ""
+    summary = (f"# {report['model']}{where}: params {t.params:,}, MACs {si(t.macs, 'G')}, FLOPs {si(t.flops, 'G')}, "
+               f"peak activation {t.peak_activation_bytes / 1e6:.1f} MB at {profile.peak.node or 'input'}")
+    if report.get("depth_mult") is not None:
+        summary = summary.replace(": params", f" (d {report['depth_mult']:.3f}, w {report['width_mult']:.3f}): params", 1)
+    if note:
+        summary += "\n# " + note
+    if profile.unknown_ops:
+        summary += "\n# no cost function (counted as nothing): " + ", ".join(
+            f"{op} x{n}" for op, n in profile.unknown_ops.items())
+    preamble = "" if fmt == "csv" else header(profile.batch, profile.dtype) + "\n" + summary
+    return render_rows(report["layers"], LAYER_COLUMNS, fmt, preamble)
