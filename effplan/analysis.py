@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from .costs import LayerCost, UnknownOpError, dtype_size, node_cost
-from .memory import Peak, peak_activation
+from .memory import Peak, inference_peak
 from .scaling import Design
 
 SUMMED = ("params", "buffers", "macs", "flops", "weight_bytes")
@@ -33,6 +33,7 @@ class Profile:
     unknown_ops: dict[str, int]  # op type -> count of nodes no cost function knows
     peak: Peak
     totals: Totals
+    graph: object = field(default=None, compare=False, repr=False)
 
     def group(self, by: str = "layer") -> list[LayerCost]:
         """Rows per layer (op), block, stage or op type; params, MACs, FLOPs and bytes sum exactly."""
@@ -46,6 +47,13 @@ class Profile:
         return [_merge(k, rows, by) for k, rows in groups.items()]
 
 
+def block_name(stage, block: int, by: str) -> str:
+    """'stage3', 'stage3.block1', 'stem', 'stem.2' (stem and head blocks are numbered rows)."""
+    if isinstance(stage, str):
+        return stage if by == "stage" else f"{stage}.{block}"
+    return f"stage{stage}" if by == "stage" else f"stage{stage}.block{block}"
+
+
 def _merge(key, rows: list[LayerCost], by: str) -> LayerCost:
     first, last = rows[0], rows[-1]
     sums = {f: sum(getattr(r, f) for r in rows) for f in SUMMED}
@@ -53,8 +61,7 @@ def _merge(key, rows: list[LayerCost], by: str) -> LayerCost:
         return LayerCost(name=f"{key} x{len(rows)}", op=key, stage="", block=-1, layer="",
                          input_shape=(), output_shape=(), output_bytes=sum(r.output_bytes for r in rows),
                          **sums)
-    stage_name = first.stage if isinstance(first.stage, str) else f"stage{first.stage}"
-    name = stage_name if by == "stage" or isinstance(first.stage, str) else f"{stage_name}.block{first.block}"
+    name = block_name(first.stage, first.block, by)
     return LayerCost(name=name, op=f"{len(rows)} ops", stage=first.stage,
                      block=first.block if by == "block" else -1, layer="",
                      input_shape=first.input_shape, output_shape=last.output_shape,
@@ -74,11 +81,11 @@ def profile(graph, design: Design | None = None, batch: int = 1, dtype: str = "f
             rows.append(row)
     if unknown and strict:
         raise UnknownOpError("no cost function for: " + ", ".join(f"{op} (x{n})" for op, n in unknown.items()))
-    peak = peak_activation(graph, size)
+    peak = inference_peak(graph, size)
     totals = Totals(**{f: sum(getattr(r, f) for r in rows) for f in SUMMED},
                     peak_activation_bytes=peak.bytes,
                     layers=sum(r.op in WEIGHTED_OPS for r in rows))
-    return Profile(design, batch, dtype, tuple(rows), dict(unknown), peak, totals)
+    return Profile(design, batch, dtype, tuple(rows), dict(unknown), peak, totals, graph)
 
 
 def analyze(design: Design, batch: int = 1, dtype: str = "fp32", strict: bool = False) -> Profile:

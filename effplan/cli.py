@@ -16,6 +16,10 @@ BATCH = click.option("--batch", type=click.IntRange(min=1), default=1, show_defa
                      help="Batch size (activation bytes scale with it).")
 DTYPE = click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default="fp32",
                      show_default=True, help="Element type of weights and activations.")
+OPTIMIZER = click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam", "adamw"]), default="adamw",
+                         show_default=True, help="Optimizer whose state training memory holds.")
+PRECISION = click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16", "mixed"]), default="mixed",
+                         show_default=True, help="Training precision (mixed: half activations, fp32 master weights).")
 OUTPUT = click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
                       help="Write to this file (atomically) instead of stdout.")
 
@@ -30,16 +34,28 @@ def design_options(fn):
         click.option("--gamma", type=float, default=None, help="Resolution coefficient (default 1.15)."),
         click.option("--depth-rounding", type=click.Choice(["ceil", "round"]), default="ceil", show_default=True,
                      help="Repeats = ceil(d*r) as the official code, or rounded half up."),
-        click.option("--resolution", type=int, default=None, help="Input side in pixels (overrides phi's)."),
+        click.option("--resolution", "resolution_text", default=None, metavar="R",
+                     help="Input side in pixels (overrides phi's); a list 128,192,256 gives a design each."),
         click.option("--width-mult", type=float, default=None, help="Width multiplier, set outright (overrides phi's)."),
         click.option("--depth-mult", type=float, default=None, help="Depth multiplier, set outright (overrides phi's)."),
         click.option("--scale", "scale_items", multiple=True, metavar="DIM=FACTOR",
                      help="Scale one dimension: depth=4, width=2 or resolution=2 (repeatable)."),
         click.option("--classes", type=int, default=None, help="Classifier outputs (default: the spec's)."),
     ]
+    import functools
+
+    @functools.wraps(fn)
+    def packed(**kwargs):
+        query = {key: kwargs.pop(key) for key in DESIGN_KEYS}
+        return fn(query=query, **kwargs)
+
     for option in reversed(options):
-        fn = option(fn)
-    return fn
+        packed = option(packed)
+    return packed
+
+
+DESIGN_KEYS = ("phi_text", "alpha", "beta", "gamma", "depth_rounding", "resolution_text", "width_mult", "depth_mult",
+               "scale_items", "classes")
 
 
 def parse_phis(text: str) -> list[float]:
@@ -104,28 +120,45 @@ def parse_scale(items) -> dict[str, float]:
     return scale
 
 
-def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolution, width_mult, depth_mult,
+def parse_resolutions(text: str | None) -> list[int | None]:
+    if text is None:
+        return [None]
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise EffplanError(f"--resolution '{text}': expected a whole number of pixels or a list 128,192,256") from None
+    if len(values) > MAX_DESIGNS:
+        raise EffplanError(f"--resolution gives {len(values)} designs; at most {MAX_DESIGNS} at once")
+    return values
+
+
+def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolution_text, width_mult, depth_mult,
                  scale_items, classes):
-    """(design, its phi = 0 baseline) for every model and phi asked."""
+    """(design, its phi = 0 baseline) for every model, phi and resolution asked."""
     from .scaling import base_design, compound, resolve, with_overrides
 
     names = list(models) or ["efficientnet-b0"]
+    resolutions = parse_resolutions(resolution_text)
     phis = parse_phis(phi_text) if phi_text is not None else None
     coeffs = coefficients(alpha, beta, gamma) if phis is not None else None
     if phis is None and any(v is not None for v in (alpha, beta, gamma)):
         raise EffplanError("--alpha/--beta/--gamma apply with --phi")
-    base_overrides = dict(resolution=resolution, classes=classes, depth_rounding=depth_rounding)
-    overrides = dict(base_overrides, width_mult=width_mult, depth_mult=depth_mult, scale=parse_scale(scale_items))
+    scale = parse_scale(scale_items)
     pairs = []
     for name in names:
         design = resolve(name)
-        base = with_overrides(base_design(design.spec), **base_overrides)
-        scaled = [compound(design, phi, coeffs) for phi in phis] if phis is not None else [design]
-        pairs += [(with_overrides(d, **overrides), base) for d in scaled]
+        for resolution in resolutions:
+            base_overrides = dict(resolution=resolution, classes=classes, depth_rounding=depth_rounding)
+            base = with_overrides(base_design(design.spec), **base_overrides)
+            scaled = [compound(design, phi, coeffs) for phi in phis] if phis is not None else [design]
+            pairs += [(with_overrides(d, **base_overrides, width_mult=width_mult, depth_mult=depth_mult, scale=scale),
+                       base) for d in scaled]
+    if len(pairs) > MAX_DESIGNS:
+        raise EffplanError(f"{len(pairs)} designs asked; at most {MAX_DESIGNS} at once")
     return pairs
 
 
-def design_rows(pairs, batch, dtype) -> list[dict]:
+def design_rows(pairs, batch, dtype, precision="mixed", optimizer="adamw") -> list[dict]:
     """The summary row of each (design, baseline) pair, with its MACs ratio to the baseline."""
     from .analysis import analyze
     from .report import design_row
@@ -135,7 +168,10 @@ def design_rows(pairs, batch, dtype) -> list[dict]:
     for _, base in pairs:  # the phi = 0 baseline of each model, built only when not in the table
         if network_key(base) not in macs:
             macs[network_key(base)] = analyze(base, batch, dtype).totals.macs
-    return [design_row(p, macs[network_key(base)]) for (_, base), p in zip(pairs, profiles)]
+    from .memory import training_memory
+
+    return [design_row(p, macs[network_key(base)], training_memory(p.graph, precision, optimizer))
+            for (_, base), p in zip(pairs, profiles)]
 
 
 def network_key(design) -> tuple:
@@ -163,10 +199,11 @@ def cli():
 @design_options
 @BATCH
 @DTYPE
+@OPTIMIZER
+@PRECISION
 @FORMAT
 @OUTPUT
-def table(models, phi_text, alpha, beta, gamma, depth_rounding, resolution, width_mult, depth_mult, scale_items,
-          classes, batch, dtype, fmt, output):
+def table(models, query, batch, dtype, optimizer, precision, fmt, output):
     """One row per design: MODELS (default efficientnet-b0) at each --phi, or as published.
 
     \b
@@ -175,13 +212,13 @@ def table(models, phi_text, alpha, beta, gamma, depth_rounding, resolution, widt
     """
     from .report import TABLE_COLUMNS, header, render_rows, to_json
 
-    pairs = designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolution, width_mult, depth_mult,
-                         scale_items, classes)
-    rows = design_rows(pairs, batch, dtype)
+    pairs = designs_from(models, **query)
+    rows = design_rows(pairs, batch, dtype, precision, optimizer)
     if fmt == "json":
         emit(to_json(rows), output)
     else:
-        emit(render_rows(rows, TABLE_COLUMNS, fmt, "" if fmt == "csv" else header(batch, dtype)), output)
+        emit(render_rows(rows, TABLE_COLUMNS, fmt, "" if fmt == "csv" else header(batch, dtype, precision, optimizer)),
+             output)
 
 
 @cli.command()
@@ -194,19 +231,16 @@ def table(models, phi_text, alpha, beta, gamma, depth_rounding, resolution, widt
 @DTYPE
 @FORMAT
 @OUTPUT
-def layers(model, phi_text, alpha, beta, gamma, depth_rounding, resolution, width_mult, depth_mult, scale_items,
-           classes, by, strict, batch, dtype, fmt, output):
+def layers(model, query, by, strict, batch, dtype, fmt, output):
     """Per-layer (or per-block, per-stage) params, MACs, FLOPs and bytes of one design."""
     from .analysis import analyze
     from .report import render_layers
 
-    emit(render_layers(analyze(one_design(model, phi_text, alpha, beta, gamma, depth_rounding, resolution,
-                                          width_mult, depth_mult, scale_items, classes), batch, dtype, strict),
-                       by, fmt), output)
+    emit(render_layers(analyze(one_design(model, query), batch, dtype, strict), by, fmt), output)
 
 
-def one_design(model, *options):
-    pairs = designs_from([model], *options)
+def one_design(model, query: dict):
+    pairs = designs_from([model], **query)
     if len(pairs) != 1:
         raise EffplanError("this command takes one design: give a single --phi value")
     return pairs[0][0]
@@ -223,8 +257,7 @@ def one_design(model, *options):
               help="Initializer values: seeded He-normal (real arithmetic) or zeros.")
 @click.option("--check", is_flag=True, help="Run the file in onnxruntime on random input and report.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The .onnx file to write.")
-def export(model, phi_text, alpha, beta, gamma, depth_rounding, resolution, width_mult, depth_mult, scale_items,
-           classes, batch, dynamic_batch, opset, fold_bn, weights, check, output):
+def export(model, query, batch, dynamic_batch, opset, fold_bn, weights, check, output):
     """Write a design as an ONNX model that runtimes execute."""
     import onnx
 
@@ -233,8 +266,7 @@ def export(model, phi_text, alpha, beta, gamma, depth_rounding, resolution, widt
     from .graph import fold_batch_norm
     from .onnx_io import save, to_onnx
 
-    design = one_design(model, phi_text, alpha, beta, gamma, depth_rounding, resolution, width_mult, depth_mult,
-                        scale_items, classes)
+    design = one_design(model, query)
     if not 14 <= opset <= onnx.defs.onnx_opset_version():
         raise EffplanError(f"--opset must be between 14 (HardSwish) and {onnx.defs.onnx_opset_version()}, got {opset}")
     graph = build(design, batch)
@@ -313,6 +345,116 @@ def analyze(path, batch, dim_items, by, dtype, strict, fmt, output):
     emit(render_layers(result, by, fmt, info, note), output)
 
 
+TRAIN_OPTIONS = [
+    click.option("--train", is_flag=True, help="Also the memory of a training step."),
+    OPTIMIZER,
+    PRECISION,
+    click.option("--checkpoint", type=click.Choice(["none", "blocks"]), default="none", show_default=True,
+                 help="Recompute each block in backward, keeping only block inputs."),
+    click.option("--inplace", is_flag=True, help="Inference: elementwise ops overwrite their input."),
+    click.option("--fold-bn", is_flag=True, help="Inference: BatchNormalization folded into the convs."),
+    click.option("--fuse-se", is_flag=True, help="Inference: the SE multiply runs inside the next conv."),
+]
+
+
+def train_options(fn):
+    for option in reversed(TRAIN_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def inference_graph(design, batch: int, fold_bn: bool):
+    from .blocks import build
+    from .graph import fold_batch_norm
+
+    graph = build(design, batch)
+    return fold_batch_norm(graph) if fold_bn else graph
+
+
+@cli.command()
+@click.argument("model")
+@design_options
+@train_options
+@click.option("--by", type=click.Choice(["layer", "block", "stage"]), default="stage", show_default=True,
+              help="Rows per layer (op), block or stage.")
+@BATCH
+@DTYPE
+@FORMAT
+@OUTPUT
+def memory(model, query, train, optimizer, precision, checkpoint, inplace, fold_bn, fuse_se, by, batch, dtype, fmt,
+           output):
+    """Inference peak by liveness (and with --train, a training step's memory) of one design."""
+    from .blocks import build
+    from .memory import training_memory
+    from .report import memory_report, render_memory
+
+    design = one_design(model, query)
+    training = training_memory(build(design, batch), precision, optimizer, checkpoint) if train else None
+    report, rows = memory_report(inference_graph(design, batch, fold_bn), design, batch, dtype, inplace=inplace,
+                                 fold_bn=fold_bn, fuse_se=fuse_se, training=training, by=by)
+    emit(render_memory(report, rows, fmt), output)
+
+
+@cli.command()
+@click.argument("models", nargs=-1, required=True)
+@design_options
+@train_options
+@click.option("--device", default=None, help="A catalog device (its memory), e.g. a100-80gb.")
+@click.option("--memory", "memory_text", default=None, metavar="SIZE", help="Memory to fit in, e.g. 16GiB.")
+@click.option("--reserve", default="10%", show_default=True, metavar="SHARE|SIZE",
+              help="Kept back for the runtime's context, workspace and fragmentation: 10% or 1.5GiB.")
+@DTYPE
+@FORMAT
+def fit(models, query, train, optimizer, precision, checkpoint, inplace, fold_bn, fuse_se, device, memory_text,
+        reserve, dtype, fmt):
+    """The largest batch that fits a device or an amount of memory (inference, or --train).
+
+    \b
+    effplan fit efficientnet-b7 --device a100-80gb --train --precision mixed --optimizer adamw
+    effplan fit efficientnetv2-s --memory 16GiB --train --resolution 128,192,256,300,384
+    """
+    from .blocks import build
+    from .costs import dtype_size
+    from .memory import best_order_peak, inference_peak, largest_batch, training_memory
+    from .report import fit_report
+    from .units import parse_bytes, parse_reserve
+
+    if (device is None) == (memory_text is None):
+        raise EffplanError("give one of --device NAME or --memory SIZE")
+    if device:
+        from .hardware import load_device
+        found = load_device(device)
+        capacity, where = found.memory_bytes, found.name
+    else:
+        capacity, where = parse_bytes(memory_text, "--memory"), memory_text
+        if capacity <= 0:
+            raise EffplanError(f"--memory '{memory_text}' must be more than 0 bytes")
+    budget = capacity - parse_reserve(reserve, capacity)
+    results = []
+    for design, _ in designs_from(models, **query):
+        if train:
+            graph = build(design, 1)
+
+            def memory_at(b, graph=graph):
+                return training_memory(graph, precision, optimizer, checkpoint, scale=b).total_bytes
+        else:
+            graph, size = inference_graph(design, 1, fold_bn), dtype_size(dtype)
+            weights = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"]) * size
+            order = best_order_peak(graph, size, inplace=inplace, fuse_se=fuse_se)[1].order
+
+            def memory_at(b, graph=graph, size=size, weights=weights, order=order):
+                return weights + inference_peak(graph, size, order=order, inplace=inplace, fuse_se=fuse_se,
+                                                scale=b).bytes
+        results.append((design, largest_batch(memory_at, budget)))
+    mode = (f"training: {precision} precision, {optimizer}, checkpoint {checkpoint}" if train
+            else f"inference: {dtype}, peak activations + weights"
+                 + "".join(f", {flag}" for flag, on in (("in-place", inplace), ("BN folded", fold_bn),
+                                                          ("SE fused", fuse_se)) if on))
+    click.echo(fit_report(results, where, capacity, budget, reserve, mode, fmt), nl=False)
+    if any(fit.batch == 0 for _, fit in results):
+        sys.exit(1)
+
+
 @cli.command()
 @click.argument("models", nargs=-1, required=True)
 @BATCH
@@ -322,7 +464,7 @@ def compare(models, batch, dtype, fmt):
     """Designs side by side, one column each: effplan compare efficientnet-b4 efficientnetv2-s resnet-50."""
     from .report import TABLE_COLUMNS, header, render_rows, to_json
 
-    pairs = designs_from(models, None, None, None, None, "ceil", None, None, None, (), None)
+    pairs = designs_from(models, **{**dict.fromkeys(DESIGN_KEYS), "depth_rounding": "ceil", "scale_items": ()})
     rows = design_rows(pairs, batch, dtype)
     if fmt == "json":
         return click.echo(to_json(rows), nl=False)

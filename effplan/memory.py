@@ -1,43 +1,316 @@
-"""Inference activation memory: tensors live from their producer until their last consumer."""
+"""Memory: the inference peak by liveness, training memory per step, and the largest batch that fits.
+
+Every function reads tensor shapes from the graph and multiplies activation sizes by `scale`,
+so a graph built at batch 1 answers for any batch (all activations carry the batch dimension).
+"""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+from .errors import EffplanError
+
+# Ops that may write their output over an input of the same shape that nothing reads later.
+ELEMENTWISE = frozenset({"Relu", "Sigmoid", "Clip", "HardSwish", "HardSigmoid", "LeakyRelu", "Tanh",
+                         "BatchNormalization", "Add", "Mul", "Sub", "Div", "Identity", "Dropout"})
+
 
 @dataclass(frozen=True)
 class Peak:
     bytes: int
-    node: str  # the op running when the peak occurs
+    node: str  # the op running when the peak occurs ("" if it is the input alone)
     live: tuple[str, ...]  # the tensors live then
+    order: tuple[str, ...] = ()  # the schedule the nodes ran in
+    timeline: tuple[int, ...] = ()  # live bytes while each node of `order` runs
 
 
-def peak_activation(graph, dtype_bytes: int) -> Peak:
-    """Largest total of live tensors while the nodes run in stored (topological) order.
+def _readers(graph) -> dict[str, list[str]]:
+    readers: dict[str, list[str]] = {}
+    for name in graph.nodes:
+        for t in dict.fromkeys(graph.nodes[name]["inputs"]):
+            readers.setdefault(t, []).append(name)
+    return readers
 
-    While a node runs, its inputs and its output are live together, and so is every tensor
-    still needed later; the graph input counts, weights do not. No tensor is freed or
-    overwritten in place before its last consumer has run.
+
+def se_multiplies(graph) -> set[str]:
+    """The squeeze-excitation scale: a Mul by a per-channel [N, C, 1, 1] gate whose only reader is a Conv.
+    Fused, the conv reads the feature map and the gate and the product is never stored."""
+    tensors, readers = graph.graph["tensors"], _readers(graph)
+    fused = set()
+    for name in graph.nodes:
+        node = graph.nodes[name]
+        if node["op"] != "Mul" or len(node["inputs"]) != 2:
+            continue
+        shapes = [tensors[t] for t in node["inputs"]]
+        (out,) = node["outputs"]
+        gate = any(len(s) == 4 and s[2:] == (1, 1) for s in shapes) and any(s == tensors[out] for s in shapes)
+        consumers = readers.get(out, [])
+        if gate and len(consumers) == 1 and graph.nodes[consumers[0]]["op"] == "Conv" \
+                and out not in graph.graph["outputs"]:
+            fused.add(name)
+    return fused
+
+
+def inference_peak(graph, dtype_bytes: int, *, order=None, inplace: bool = False, fuse_se: bool = False,
+                   scale: int = 1) -> Peak:
+    """Largest total of live activation tensors while the nodes run in `order` (default: stored order).
+
+    A tensor is live from the start of its producer until its last reader has run; while a node
+    runs, its inputs and outputs are live together. The graph input counts, weights do not.
+    `inplace`: an elementwise op writes over an input of its output's shape that no later op reads
+    (never the graph input). `fuse_se`: squeeze-excitation multiplies run inside the next conv.
     """
-    order = list(graph.nodes)
-    tensors = graph.graph["tensors"]
-    last_use = {t: -1 for t in graph.graph["inputs"]}
-    for i, name in enumerate(order):
+    order = list(order or graph.nodes)
+    position = {name: i for i, name in enumerate(order)}
+    tensors, readers = graph.graph["tensors"], _readers(graph)
+    fused = se_multiplies(graph) if fuse_se else set()
+    size = {t: math.prod(s) * dtype_bytes * scale for t, s in tensors.items()}
+    last_use = {t: max(position[n] for n in names) for t, names in readers.items()}
+    for name in fused:  # the fused multiply's operands stay until its conv has run
+        (out,) = graph.nodes[name]["outputs"]
         for t in graph.nodes[name]["inputs"]:
-            last_use[t] = i
+            last_use[t] = max(last_use[t], last_use[out])
+        size[out] = 0
     for t in graph.graph["outputs"]:
         last_use[t] = len(order)
-    size = {t: math.prod(s) * dtype_bytes for t, s in tensors.items()}
 
     live = {t: size[t] for t in graph.graph["inputs"]}
     current = sum(live.values())
-    best = Peak(current, "", tuple(live))
+    best, timeline = (current, "", tuple(live)), []
     for i, name in enumerate(order):
-        for t in graph.nodes[name]["outputs"]:
-            live[t] = size[t]
-            current += size[t]
-        if current > best.bytes:
-            best = Peak(current, name, tuple(live))
+        node = graph.nodes[name]
+        for t in node["outputs"]:
+            source = _overwritten(node, t, tensors, live, last_use, i, graph) if inplace else None
+            if source is not None:
+                live[t] = live.pop(source)  # the output takes over the input's buffer
+            else:
+                live[t] = size[t]
+                current += size[t]
+        timeline.append(current)
+        if current > best[0]:
+            best = (current, name, tuple(live))
         for t in [t for t in live if last_use.get(t, i) <= i]:
             current -= live.pop(t)
-    return best
+    return Peak(best[0], best[1], best[2], tuple(order), tuple(timeline))
+
+
+def _overwritten(node, out, tensors, live, last_use, i, graph):
+    if node["op"] not in ELEMENTWISE:
+        return None
+    for t in node["inputs"]:
+        if t in live and tensors[t] == tensors[out] and last_use.get(t) == i and t not in graph.graph["inputs"]:
+            return t
+    return None
+
+
+def memory_aware_order(graph, dtype_bytes: int = 4) -> list[str]:
+    """A topological order for branchy graphs: among the chains of ops ready to run (a chain runs
+    until a fork or a join), run first the one whose own peak stands highest above what it leaves
+    live (the rule that orders independent branches of a fork optimally); ties keep stored order."""
+    tensors, readers = graph.graph["tensors"], _readers(graph)
+    size = {t: math.prod(s) * dtype_bytes for t, s in tensors.items()}
+    stored = {name: i for i, name in enumerate(graph.nodes)}
+    pending = {t: len(r) for t, r in readers.items()}
+    waiting = {name: graph.in_degree(name) for name in graph.nodes}
+    keep = set(graph.graph["outputs"]) | set(graph.graph["inputs"])
+
+    def chain(start):
+        nodes = [start]
+        while graph.out_degree(nodes[-1]) == 1:
+            (nxt,) = graph.successors(nodes[-1])
+            if graph.in_degree(nxt) != 1:
+                break
+            nodes.append(nxt)
+        return nodes
+
+    def priority(nodes):
+        """(-(chain peak - what it leaves live), stored position): smaller runs first."""
+        left, grown, top, readers_left = 0, 0, 0, dict(pending)
+        for name in nodes:
+            node = graph.nodes[name]
+            grown += sum(size[t] for t in node["outputs"])
+            top = max(top, grown)
+            for t in set(node["inputs"]):
+                readers_left[t] -= 1
+                if readers_left[t] == 0 and t not in keep:
+                    grown -= size[t]
+        left = grown
+        return (-(top - left), stored[nodes[0]])
+
+    order: list[str] = []
+    ready = [name for name, n in waiting.items() if n == 0]
+    while ready:
+        nodes = min((chain(r) for r in ready), key=priority)
+        ready.remove(nodes[0])
+        for name in nodes:
+            order.append(name)
+            for t in set(graph.nodes[name]["inputs"]):
+                pending[t] -= 1
+            for successor in graph.successors(name):
+                waiting[successor] -= 1
+                if waiting[successor] == 0 and successor not in nodes:
+                    ready.append(successor)
+    return order
+
+
+def best_order_peak(graph, dtype_bytes: int, **options) -> tuple[Peak, Peak]:
+    """(peak in stored order, peak in the better of stored and memory-aware order)."""
+    plain = inference_peak(graph, dtype_bytes, **options)
+    aware = inference_peak(graph, dtype_bytes, order=memory_aware_order(graph, dtype_bytes), **options)
+    return plain, min(plain, aware, key=lambda p: p.bytes)
+
+
+# ---- training ----
+
+# What each op's backward reads, as PyTorch's autograd saves it. "input": the first input;
+# "inputs": every activation input; "output"; "statistics": per-channel mean and inverse std
+# (fp32); "indices": argmax positions (int64 per output element); "mask": one byte per element.
+SAVED_FOR_BACKWARD: dict[str, tuple[str, ...]] = {
+    "Conv": ("input",), "Gemm": ("input",), "MatMul": ("inputs",),
+    "BatchNormalization": ("input", "statistics"),
+    "Relu": ("output",), "Sigmoid": ("output",), "Tanh": ("output",), "Softmax": ("output",), "Exp": ("output",),
+    "Clip": ("input",), "HardSwish": ("input",), "HardSigmoid": ("input",), "LeakyRelu": ("input",),
+    "Mul": ("inputs",), "Div": ("inputs",),
+    "MaxPool": ("input", "indices"),
+    "Dropout": ("mask",),
+    **dict.fromkeys(("Add", "Sub", "Concat", "GlobalAveragePool", "ReduceMean", "AveragePool", "Flatten",
+                     "Reshape", "Transpose", "Slice", "Split", "Identity", "Squeeze", "Unsqueeze", "Pad"), ()),
+}
+OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}  # state tensors per parameter
+# (activation and activation-gradient bytes, weight bytes per param, weight-gradient bytes, optimizer bytes per slot)
+PRECISIONS = {
+    "fp32": (4, 4, 4, 4),
+    "fp16": (2, 2, 2, 2),
+    "bf16": (2, 2, 2, 2),
+    "mixed": (2, 6, 4, 4),  # fp32 master weights + the half-precision copy autocast keeps; fp32 grads and state
+}
+
+
+@dataclass(frozen=True)
+class Training:
+    precision: str
+    optimizer: str
+    checkpoint: str
+    activation_bytes: int  # saved for backward (after checkpointing)
+    weight_bytes: int
+    gradient_bytes: int
+    optimizer_bytes: int
+    transient_bytes: int  # the largest op's output and input gradients, live together in backward
+    recompute_flops: int  # extra forward FLOPs of checkpointing
+    activation_bytes_without_checkpoint: int
+    saved: dict  # node -> bytes it saves (before checkpointing)
+
+    @property
+    def total_bytes(self) -> int:
+        return (self.activation_bytes + self.weight_bytes + self.gradient_bytes + self.optimizer_bytes
+                + self.transient_bytes)
+
+
+def _saved_by(graph, name: str, act_bytes: int, scale: int) -> dict[str, int]:
+    """The tensors (or derived buffers, keyed by name) a node's backward needs, with their bytes."""
+    node = graph.nodes[name]
+    tensors = graph.graph["tensors"]
+    if node["op"] not in SAVED_FOR_BACKWARD:
+        raise EffplanError(f"training memory: no rule for what {node['op']} saves for backward (layer {name})")
+    (out,) = node["outputs"][:1]
+    inputs = [t for t in node["inputs"] if t in tensors]
+    saved = {}
+    for what in SAVED_FOR_BACKWARD[node["op"]]:
+        if what == "input":
+            saved[inputs[0]] = math.prod(tensors[inputs[0]]) * act_bytes * scale
+        elif what == "inputs":
+            saved.update({t: math.prod(tensors[t]) * act_bytes * scale for t in inputs})
+        elif what == "output":
+            saved[out] = math.prod(tensors[out]) * act_bytes * scale
+        elif what == "statistics":
+            saved[f"{name}#stats"] = 2 * tensors[out][1] * 4
+        elif what == "indices":
+            saved[f"{name}#indices"] = math.prod(tensors[out]) * 8 * scale
+        elif what == "mask":
+            saved[f"{name}#mask"] = math.prod(tensors[out]) * scale
+    return saved
+
+
+def _blocks(graph) -> dict[tuple, list[str]]:
+    """The nodes of every block inside a stage (stem and head are not checkpointed)."""
+    blocks: dict[tuple, list[str]] = {}
+    for name in graph.nodes:
+        node = graph.nodes[name]
+        if isinstance(node["stage"], int):
+            blocks.setdefault((node["stage"], node["block"]), []).append(name)
+    return blocks
+
+
+def training_memory(graph, precision: str = "fp32", optimizer: str = "sgd", checkpoint: str = "none",
+                    scale: int = 1) -> Training:
+    """Memory of one training step: saved activations, weights, gradients, optimizer state and the
+    backward's transient gradients. `checkpoint="blocks"` stores only each block's inputs and
+    recomputes its forward during backward, one block at a time."""
+    from .costs import node_cost
+
+    if precision not in PRECISIONS:
+        raise EffplanError(f"unknown precision '{precision}'; known: {', '.join(PRECISIONS)}")
+    if optimizer not in OPTIMIZER_SLOTS:
+        raise EffplanError(f"unknown optimizer '{optimizer}'; known: {', '.join(OPTIMIZER_SLOTS)}")
+    act, weight, grad, state = PRECISIONS[precision]
+    tensors = graph.graph["tensors"]
+    saved = {name: _saved_by(graph, name, act, scale) for name in graph.nodes}
+    everything: dict[str, int] = {}
+    for per_node in saved.values():
+        everything.update(per_node)
+    activations = plain = sum(everything.values())
+    recompute = 0
+    if checkpoint == "blocks":
+        blocks = _blocks(graph)
+        inside = {n for names in blocks.values() for n in names}
+        resident: dict[str, int] = {}
+        for name in graph.nodes:
+            if name not in inside:
+                resident.update(saved[name])
+        produced_in = {t: key for key, names in blocks.items() for n in names for t in graph.nodes[n]["outputs"]}
+        for key, names in blocks.items():  # a block's inputs from outside it are stored
+            for n in names:
+                for t in graph.nodes[n]["inputs"]:
+                    if t in tensors and produced_in.get(t) != key:
+                        resident[t] = math.prod(tensors[t]) * act * scale
+        largest = max((sum(b for t, b in {k: v for n in names for k, v in saved[n].items()}.items()
+                           if t not in resident) for names in blocks.values()), default=0)
+        activations = sum(resident.values()) + largest
+        recompute = sum(node_cost(graph, n, act).flops for names in blocks.values() for n in names)
+    elif checkpoint != "none":
+        raise EffplanError(f"unknown checkpoint mode '{checkpoint}'; known: none, blocks")
+    params = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"] if w.trainable)
+    buffers = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"] if not w.trainable)
+    transient = max(sum(math.prod(tensors[t]) for t in set(graph.nodes[n]["inputs"]) | set(graph.nodes[n]["outputs"])
+                        if t in tensors) for n in graph.nodes) * act * scale
+    return Training(precision, optimizer, checkpoint, activations,
+                    weight * params + (4 if precision == "mixed" else weight) * buffers,
+                    grad * params, OPTIMIZER_SLOTS[optimizer] * state * params, transient, recompute, plain,
+                    {n: sum(s.values()) for n, s in saved.items()})
+
+
+# ---- the largest batch ----
+
+@dataclass(frozen=True)
+class Fit:
+    batch: int  # 0 when not even one sample fits
+    bytes_at_batch: int
+    bytes_at_next_batch: int
+    budget_bytes: int
+    fixed_bytes: int  # memory(b) = fixed + per_sample * b
+    per_sample_bytes: int
+
+
+def largest_batch(memory_at, budget: int, limit: int = 1 << 40) -> Fit:
+    """The largest b with memory_at(b) <= budget < memory_at(b + 1), for memory affine in b:
+    solved from two evaluations, then confirmed (and corrected) by evaluating b and b + 1."""
+    one, two = memory_at(1), memory_at(2)
+    per_sample, fixed = two - one, 2 * one - two
+    if per_sample <= 0:
+        raise EffplanError("memory does not grow with the batch; no largest batch to solve for")
+    b = max(min((budget - fixed) // per_sample, limit), 0)
+    while b > 0 and memory_at(b) > budget:
+        b -= 1
+    while memory_at(b + 1) <= budget and b < limit:
+        b += 1
+    return Fit(b, memory_at(b) if b else 0, memory_at(b + 1), budget, fixed, per_sample)

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from . import __version__
-from .analysis import Profile, row_dict
+from .analysis import Profile, block_name, row_dict
 from .errors import EffplanError
 
 FORMATS = ("text", "csv", "json", "markdown")
@@ -23,9 +23,12 @@ CONVENTIONS = {
 }
 
 
-def header(batch: int, dtype: str) -> str:
+def header(batch: int, dtype: str, precision: str | None = None, optimizer: str | None = None) -> str:
+    training = (f" | infer = peak activations + weights | train = one {precision} step with {optimizer}: saved "
+                f"activations, weights, gradients, optimizer state, backward transient") if precision else ""
     return (f"# effplan {__version__} | batch {batch}, {dtype} | MACs = conv+gemm multiply-accumulates (paper's FLOPS)"
-            f" | FLOPs = 2*MACs + elementwise | params = trainable (BN scale+shift; running stats apart) | MB = 10^6 bytes")
+            f" | FLOPs = 2*MACs + elementwise | params = trainable (BN scale+shift; running stats apart) | MB = 10^6 bytes,"
+            f" MiB = 2^20{training}")
 
 
 def si(value: float, unit: str, digits: int = 3) -> str:
@@ -37,7 +40,7 @@ def mb(value: int) -> str:
     return f"{value / 1e6:.1f}"
 
 
-def design_row(profile: Profile, base_macs: int | None) -> dict:
+def design_row(profile: Profile, base_macs: int | None, training=None) -> dict:
     """One design's summary, the `effplan table` JSON contract plus extensions."""
     d, t = profile.design, profile.totals
     return {
@@ -46,6 +49,8 @@ def design_row(profile: Profile, base_macs: int | None) -> dict:
         "batch": profile.batch, "dtype": profile.dtype, "layers": t.layers,
         "params": t.params, "buffers": t.buffers, "macs": t.macs, "flops": t.flops,
         "weight_bytes": t.weight_bytes, "peak_activation_bytes": t.peak_activation_bytes,
+        "inference_bytes": t.weight_bytes + t.peak_activation_bytes,
+        "training_bytes": training.total_bytes if training else None,
         "macs_ratio": t.macs / base_macs if base_macs else None,
         "two_pow_phi": 2.0 ** d.phi if d.phi is not None else None,
         "unknown_ops": profile.unknown_ops,
@@ -64,6 +69,8 @@ TABLE_COLUMNS = [  # (header, key, text formatter)
     ("FLOPs", "flops", lambda v: si(v, "G")),
     ("weights MB", "weight_bytes", mb),
     ("peak act MB", "peak_activation_bytes", mb),
+    ("infer MiB", "inference_bytes", lambda v: f"{v / (1 << 20):.1f}"),
+    ("train GiB", "training_bytes", lambda v: "-" if v is None else f"{v / (1 << 30):.2f}"),
     ("MACs ×φ0", "macs_ratio", lambda v: "-" if v is None else f"{v:.2f}"),
     ("2^φ", "two_pow_phi", lambda v: "-" if v is None else f"{v:.2f}"),
 ]
@@ -163,3 +170,164 @@ def render_layers(profile: Profile, by: str, fmt: str, info: dict | None = None,
             f"{op} x{n}" for op, n in profile.unknown_ops.items())
     preamble = "" if fmt == "csv" else header(profile.batch, profile.dtype) + "\n" + summary
     return render_rows(report["layers"], LAYER_COLUMNS, fmt, preamble)
+
+
+MEMORY_COLUMNS = [
+    ("name", "name", str),
+    ("op", "op", str),
+    ("stage", "stage", str),
+    ("block", "block", lambda v: "" if v < 0 else str(v)),
+    ("output MiB", "output_bytes", lambda v: f"{v / (1 << 20):.3f}"),
+    ("live MiB", "live_bytes", lambda v: f"{v / (1 << 20):.3f}"),
+    ("aware MiB", "memory_aware_live_bytes", lambda v: f"{v / (1 << 20):.3f}"),
+    ("saved MiB", "saved_bytes", lambda v: "-" if v is None else f"{v / (1 << 20):.3f}"),
+]
+
+
+def memory_rows(graph, plain, aware, training, dtype_bytes: int, by: str) -> list[dict]:
+    """Per layer: output bytes, live bytes while it runs (plain and memory-aware order), bytes saved
+    for backward. Per block or stage: the largest live figures and the summed saved bytes."""
+    import math
+
+    live = dict(zip(plain.order, plain.timeline))
+    live_aware = dict(zip(aware.order, aware.timeline))
+    tensors = graph.graph["tensors"]
+    rows = []
+    for name in graph.nodes:
+        node = graph.nodes[name]
+        rows.append({"name": name, "op": node["op"], "stage": node["stage"], "block": node["block"],
+                     "output_bytes": sum(math.prod(tensors[t]) for t in node["outputs"]) * dtype_bytes,
+                     "live_bytes": live[name], "memory_aware_live_bytes": live_aware[name],
+                     "saved_bytes": training.saved[name] if training else None})
+    if by == "layer":
+        return rows
+    groups: dict = {}
+    for row in rows:
+        key = row["stage"] if by == "stage" else (row["stage"], row["block"])
+        groups.setdefault(key, []).append(row)
+    merged = []
+    for key, members in groups.items():
+        first = members[0]
+        merged.append({"name": block_name(first["stage"], first["block"], by),
+                       "op": f"{len(members)} ops", "stage": first["stage"],
+                       "block": first["block"] if by == "block" else -1,
+                       "output_bytes": members[-1]["output_bytes"],
+                       "live_bytes": max(r["live_bytes"] for r in members),
+                       "memory_aware_live_bytes": max(r["memory_aware_live_bytes"] for r in members),
+                       "saved_bytes": sum(r["saved_bytes"] for r in members) if training else None})
+    return merged
+
+
+def memory_assumptions(inplace: bool, fold_bn: bool, fuse_se: bool, training=None) -> dict:
+    notes = {
+        "liveness": "a tensor lives from the start of its producer to the end of its last reader; the input counts",
+        "weights": "all weights resident (BN running statistics included), reported beside activations",
+        "inplace": "elementwise ops overwrite a same-shape input nothing reads later" if inplace
+                   else "no in-place reuse: every op writes a new tensor",
+        "batch_norm": "folded into the convs (inference graph)" if fold_bn else "a separate op with its own output",
+        "se_multiply": "fused into the following conv (its product is never stored)" if fuse_se
+                       else "stored as its own tensor",
+        "order": "plain: the builder's order; memory-aware: ready branches ordered by peak above what they leave",
+    }
+    if training:
+        notes["training"] = (
+            f"{training.precision} precision, {training.optimizer}: activations saved for backward as autograd "
+            f"saves them (conv/gemm: input; BN: input + fp32 mean and inverse std; ReLU/Sigmoid: output; "
+            f"Clip/HardSwish: input; Mul: both operands; MaxPool: input + int64 indices; Dropout: 1-byte mask; "
+            f"Add/Concat/pooling/reshape: nothing); a tensor saved by several ops counts once; plus the largest "
+            f"op's input and output gradients (transient); weights, gradients and optimizer state per parameter")
+        if training.checkpoint == "blocks":
+            notes["checkpoint"] = ("blocks: only each block's inputs (and the stem's and head's saved tensors) are "
+                                   "kept; backward recomputes one block's forward at a time")
+    return notes
+
+
+def render_memory(report: dict, rows: list[dict], fmt: str) -> str:
+    from .units import human_bytes
+
+    if fmt == "json":
+        return to_json({**report, "layers": rows})
+    t = report.get("training")
+    lines = [f"# effplan {__version__} | memory | {report['model']} at {report['resolution']}px, batch {report['batch']}, "
+             f"{report['dtype']} | MiB = 2^20 bytes"]
+    lines += [f"# {key}: {text}" for key, text in report["assumptions"].items()]
+    lines.append(f"inference: peak activations {human_bytes(report['inference_peak_bytes'])} at "
+                 f"{report['peak_layer'] or 'input'} + weights {human_bytes(report['weight_bytes'])} = "
+                 f"{human_bytes(report['inference_total_bytes'])}")
+    gain = report["plain_order_peak_bytes"] - report["memory_aware_peak_bytes"]
+    plain = human_bytes(report["plain_order_peak_bytes"])
+    lines.append(f"memory-aware order: peak {human_bytes(report['memory_aware_peak_bytes'])} "
+                 + (f"(saves {human_bytes(gain)} over plain order {plain})" if gain > 0 else
+                    f"(plain order {plain}: " + ("no gain, the peak lies on a chain of ops)" if gain == 0 else
+                                                 "plain order is better here; the peak uses it)")))
+    lines.append("live at the peak: " + ", ".join(f"{x['name']} {human_bytes(x['bytes'])}"
+                                                  for x in report["peak_live_tensors"]))
+    if t:
+        lines.append(f"training ({t['precision']}, {t['optimizer']}, checkpoint {t['checkpoint']}): "
+                     f"{human_bytes(t['total_bytes'])} = activations {human_bytes(t['activation_bytes'])} + weights "
+                     f"{human_bytes(t['weight_bytes'])} + gradients {human_bytes(t['gradient_bytes'])} + optimizer "
+                     f"{human_bytes(t['optimizer_bytes'])} + transient {human_bytes(t['transient_bytes'])}")
+        if t["checkpoint"] == "blocks":
+            lines.append(f"checkpointing saves {human_bytes(t['checkpoint_saved_bytes'])} of activations for "
+                         f"{si(t['recompute_flops'], 'G')} extra FLOPs (one more forward of every block)")
+    columns = MEMORY_COLUMNS if t else MEMORY_COLUMNS[:-1]
+    if fmt == "csv":
+        return render_rows(rows, columns, fmt)
+    return render_rows(rows, columns, fmt, "\n".join(lines))
+
+
+def memory_report(graph, design, batch: int, dtype: str, *, inplace=False, fold_bn=False, fuse_se=False,
+                  training=None, by: str = "layer") -> tuple[dict, list[dict]]:
+    """The `effplan memory` report: inference peak (plain and memory-aware order), weights, and
+    with `training` (a memory.Training) the training step; plus the rows asked for by `by`."""
+    import math
+
+    from .costs import dtype_size
+    from .memory import inference_peak, memory_aware_order
+
+    size = dtype_size(dtype)
+    options = dict(inplace=inplace, fuse_se=fuse_se)
+    plain = inference_peak(graph, size, **options)
+    aware = inference_peak(graph, size, order=memory_aware_order(graph, size), **options)
+    best = min(plain, aware, key=lambda p: p.bytes)
+    tensors = graph.graph["tensors"]
+    weights = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"]) * size
+    live = sorted(((t, math.prod(tensors[t]) * size) for t in best.live if t in tensors), key=lambda x: -x[1])
+    report = {**describe(design), "batch": batch, "dtype": dtype,
+              "inference_peak_bytes": best.bytes, "peak_layer": best.node, "weight_bytes": weights,
+              "inference_total_bytes": best.bytes + weights,
+              "peak_live_tensors": [{"name": t, "bytes": b} for t, b in live],
+              "plain_order_peak_bytes": plain.bytes, "memory_aware_peak_bytes": aware.bytes,
+              "options": {"inplace": inplace, "fold_bn": fold_bn, "fuse_se": fuse_se},
+              "assumptions": memory_assumptions(inplace, fold_bn, fuse_se, training)}
+    if training:
+        report["training"] = {
+            "total_bytes": training.total_bytes, "activation_bytes": training.activation_bytes,
+            "weight_bytes": training.weight_bytes, "gradient_bytes": training.gradient_bytes,
+            "optimizer_bytes": training.optimizer_bytes, "transient_bytes": training.transient_bytes,
+            "precision": training.precision, "optimizer": training.optimizer, "checkpoint": training.checkpoint,
+            "activation_bytes_without_checkpoint": training.activation_bytes_without_checkpoint,
+            "checkpoint_saved_bytes": training.activation_bytes_without_checkpoint - training.activation_bytes,
+            "recompute_flops": training.recompute_flops}
+    return report, memory_rows(graph, plain, aware, training, size, by)
+
+
+def fit_report(results, where: str, capacity: int, budget: int, reserve: str, mode: str, fmt: str) -> str:
+    """`effplan fit`: one row per design. JSON: an object for one design, a list for several."""
+    from .units import human_bytes
+
+    rows = [{**describe(d), "batch": f.batch, "bytes_at_batch": f.bytes_at_batch,
+             "bytes_at_next_batch": f.bytes_at_next_batch, "budget_bytes": f.budget_bytes,
+             "capacity_bytes": capacity, "reserve": reserve, "fixed_bytes": f.fixed_bytes,
+             "per_sample_bytes": f.per_sample_bytes, "mode": mode} for d, f in results]
+    if fmt == "json":
+        return to_json(rows[0] if len(rows) == 1 else rows)
+    columns = [("model", "model", str), ("res", "resolution", str), ("batch", "batch", str),
+               ("memory at batch", "bytes_at_batch", human_bytes), ("at batch+1", "bytes_at_next_batch", human_bytes),
+               ("fixed", "fixed_bytes", human_bytes), ("per sample", "per_sample_bytes", human_bytes)]
+    if fmt == "csv":
+        return render_rows(rows, columns, fmt)
+    preamble = (f"# effplan {__version__} | fit | {where}: {human_bytes(capacity)}, reserve {reserve} for the runtime's "
+                f"context, workspace and fragmentation -> budget {human_bytes(budget)}\n# {mode}; memory(batch) = "
+                f"fixed + batch x per sample, solved for the largest batch within the budget (batch 0: not even one fits)")
+    return render_rows(rows, columns, fmt, preamble)

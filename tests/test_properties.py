@@ -1,5 +1,6 @@
 """Invariants over random designs (hypothesis)."""
 import dataclasses
+import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -93,6 +94,73 @@ def test_batch_scales_macs_and_activations_not_params(phi, batch):
 @given(st.floats(0, 7))
 def test_peak_is_at_least_the_largest_op_and_at_most_all_tensors(phi):
     p = effplan.analyze(effplan.compound(B0, phi))
-    largest_output = max(r.output_bytes for r in p.rows)
+    tensors = p.graph.graph["tensors"]
+    largest_op = max(sum(math.prod(tensors[t]) for t in {*node["inputs"], *node["outputs"]})
+                     for _, node in p.graph.nodes(data=True)) * 4
     all_tensors = sum(r.output_bytes for r in p.rows) + 4 * 3 * p.design.resolution ** 2
-    assert largest_output <= p.totals.peak_activation_bytes <= all_tensors
+    assert largest_op <= p.totals.peak_activation_bytes <= all_tensors
+
+
+# ---- memory ----
+
+BRANCHY = ["efficientnet-b0", "mobilenet-v2", "resnet-18", "googlenet", "squeezenet-1.1", "shufflenet-v2"]
+models = st.sampled_from(BRANCHY)
+small_sides = st.integers(32, 160)
+
+
+def graph_at(name, resolution, batch):
+    from effplan.blocks import build
+    return build(dataclasses.replace(effplan.resolve(name), resolution=resolution), batch)
+
+
+@FAST
+@given(models, small_sides, st.sampled_from(["fp32", "mixed", "bf16"]), st.sampled_from(["sgd", "adamw"]))
+def test_training_activations_are_linear_in_batch(name, side, precision, optimizer):
+    from effplan.memory import training_memory
+    act = [training_memory(graph_at(name, side, b), precision, optimizer).activation_bytes for b in (1, 2, 3)]
+    assert act[2] - act[1] == act[1] - act[0] > 0  # a line: saved tensors scale, BN statistics do not
+
+
+@FAST
+@given(models, small_sides)
+def test_checkpointing_never_increases_memory_and_recomputes_each_block_once(name, side):
+    from effplan.memory import training_memory
+    g = graph_at(name, side, 1)
+    plain, ck = training_memory(g, "fp32", "sgd"), training_memory(g, "fp32", "sgd", "blocks")
+    assert ck.total_bytes <= plain.total_bytes
+    p = effplan.analysis.profile(g)
+    assert ck.recompute_flops == sum(r.flops for r in p.rows if isinstance(r.stage, int))
+
+
+@FAST
+@given(models, small_sides, st.integers(1 << 24, 1 << 31), st.booleans())
+def test_fit_returns_the_largest_batch_within_the_budget(name, side, budget, train):
+    """memory(b) is recomputed from a graph built at batch b, not from the solver's line."""
+    from effplan.memory import inference_peak, largest_batch, training_memory
+
+    def at_batch(b):  # independent: a graph really built at batch b
+        g = graph_at(name, side, b)
+        if train:
+            return training_memory(g, "mixed", "adamw").total_bytes
+        weights = sum(w.size for _, n in g.nodes(data=True) for w in n["weights"]) * 4
+        return weights + inference_peak(g, 4).bytes
+
+    g1 = graph_at(name, side, 1)
+    if train:
+        fit = largest_batch(lambda b: training_memory(g1, "mixed", "adamw", scale=b).total_bytes, budget)
+    else:
+        weights = sum(w.size for _, n in g1.nodes(data=True) for w in n["weights"]) * 4
+        fit = largest_batch(lambda b: weights + inference_peak(g1, 4, scale=b).bytes, budget)
+    assert at_batch(fit.batch + 1) > budget
+    if fit.batch:
+        assert at_batch(fit.batch) <= budget
+
+
+@FAST
+@given(models, small_sides, st.booleans(), st.booleans())
+def test_memory_options_never_raise_the_peak(name, side, inplace, fuse_se):
+    from effplan.memory import best_order_peak, inference_peak
+    g = graph_at(name, side, 1)
+    plain = inference_peak(g, 4)
+    assert inference_peak(g, 4, inplace=inplace, fuse_se=fuse_se).bytes <= plain.bytes
+    assert best_order_peak(g, 4)[1].bytes <= plain.bytes

@@ -1,0 +1,127 @@
+"""The device catalog: one TOML file per device under specs/hardware/, every figure with its source."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import EffplanError, did_you_mean
+from .spec import SPECS_DIR, looks_like_path, read_toml
+
+CLASSES = ("datacenter-gpu", "desktop-gpu", "edge-gpu", "tpu", "mobile-npu", "mobile-cpu", "server-cpu")
+UNITS = ("matrix", "vector")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
+FIGURES = ("memory_gb", "bandwidth_gbs", "onchip_mb", "launch_overhead_us")
+SOURCED = ("description", *FIGURES, "matrix", "vector", "efficiency")
+
+
+class DeviceError(EffplanError):
+    pass
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    description: str
+    kind: str  # one of CLASSES
+    memory_bytes: int
+    bandwidth: float  # bytes/s, peak
+    onchip_bytes: int
+    launch_overhead_s: float
+    matrix: dict  # precision -> peak FLOP/s
+    vector: dict
+    efficiency: dict  # matrix, vector, bandwidth: achievable share of peak
+    sources: dict
+    path: str = ""
+
+    def compute(self, unit: str, dtype: str) -> float:
+        """Achievable FLOP/s of a unit at a precision."""
+        peaks = getattr(self, unit)
+        if dtype not in peaks:
+            have = ", ".join(peaks) or "none"
+            raise DeviceError(f"device {self.name} has no {unit}-unit peak for {dtype} in {self.path or 'its file'} "
+                              f"(it has: {have})")
+        return peaks[dtype] * self.efficiency[unit]
+
+    @property
+    def achievable_bandwidth(self) -> float:
+        return self.bandwidth * self.efficiency["bandwidth"]
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "description": self.description, "class": self.kind,
+                "memory_bytes": self.memory_bytes, "bandwidth_bytes_per_s": self.bandwidth,
+                "onchip_bytes": self.onchip_bytes, "launch_overhead_s": self.launch_overhead_s,
+                "matrix_flops_per_s": self.matrix, "vector_flops_per_s": self.vector,
+                "efficiency": self.efficiency, "sources": self.sources}
+
+
+def _positive(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise DeviceError(f"{where}: expected a positive number, got {value!r}")
+    return float(value)
+
+
+def device_from_table(table: dict, where: str) -> Device:
+    """Validate a device table; errors name the file and key."""
+    known = {"name", "description", "class", *FIGURES, *UNITS, "efficiency", "sources"}
+    for key in table:
+        if key not in known:
+            raise DeviceError(f"{where}: unknown key '{key}'{did_you_mean(key, known)}")
+    for key in known:
+        if key not in table:
+            raise DeviceError(f"{where}: missing key '{key}'")
+    if table["class"] not in CLASSES:
+        raise DeviceError(f"{where}: class '{table['class']}' is not one of {', '.join(CLASSES)}")
+    sources = table["sources"]
+    if not isinstance(sources, dict):
+        raise DeviceError(f"{where}: sources: expected a table")
+    for key in SOURCED:
+        if not isinstance(sources.get(key), str) or not sources[key].strip():
+            raise DeviceError(f"{where}: sources.{key}: every figure needs its source (a non-empty string)")
+    peaks = {}
+    for unit in UNITS:
+        if not isinstance(table[unit], dict) or not table[unit]:
+            raise DeviceError(f"{where}: {unit}: expected a table of peak TFLOPS per precision")
+        for precision, value in table[unit].items():
+            if precision not in PRECISIONS:
+                raise DeviceError(f"{where}: {unit}.{precision}: unknown precision"
+                                  f"{did_you_mean(precision, PRECISIONS)}; known: {', '.join(PRECISIONS)}")
+        peaks[unit] = {p: _positive(v, f"{where}: {unit}.{p}") * 1e12 for p, v in table[unit].items()}
+    efficiency = table["efficiency"]
+    if not isinstance(efficiency, dict) or set(efficiency) != {"matrix", "vector", "bandwidth"}:
+        raise DeviceError(f"{where}: efficiency: expected exactly matrix, vector and bandwidth")
+    for key, value in efficiency.items():
+        if _positive(value, f"{where}: efficiency.{key}") > 1:
+            raise DeviceError(f"{where}: efficiency.{key}: a share of peak, at most 1, got {value}")
+    return Device(
+        name=str(table["name"]), description=str(table["description"]), kind=table["class"],
+        memory_bytes=int(_positive(table["memory_gb"], f"{where}: memory_gb") * (1 << 30)),
+        bandwidth=_positive(table["bandwidth_gbs"], f"{where}: bandwidth_gbs") * 1e9,
+        onchip_bytes=int(_positive(table["onchip_mb"], f"{where}: onchip_mb") * (1 << 20)),
+        launch_overhead_s=_positive(table["launch_overhead_us"], f"{where}: launch_overhead_us") * 1e-6,
+        matrix=peaks["matrix"], vector=peaks["vector"],
+        efficiency={k: float(v) for k, v in efficiency.items()}, sources=dict(sources))
+
+
+def builtin_device_paths() -> dict[str, Path]:
+    return {p.stem: p for p in sorted((SPECS_DIR / "hardware").glob("*.toml"))}
+
+
+@lru_cache(maxsize=None)
+def _load(path: str) -> Device:
+    table = read_toml(Path(path))
+    device = device_from_table(table, path)
+    return Device(**{**device.__dict__, "path": path})
+
+
+def load_device(name: str) -> Device:
+    """A catalog name (a100-80gb) or the path of a device file."""
+    if looks_like_path(name):
+        return _load(str(name))
+    paths = builtin_device_paths()
+    key = name.strip().lower()
+    if key not in paths:
+        raise DeviceError(f"unknown device '{name}'{did_you_mean(key, paths)}; "
+                          f"'effplan devices' lists them, or pass a device file path")
+    return _load(str(paths[key]))

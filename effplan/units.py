@@ -1,0 +1,79 @@
+"""Quantities as users write them: '16GiB', '2.5G', '400M', '12ms', '10%'."""
+from __future__ import annotations
+
+import math
+import re
+
+from .errors import EffplanError, did_you_mean
+
+_NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-zµ%]*)\s*$")
+
+# Bytes: SI with B (GB = 10^9), binary with iB or a bare letter (G = GiB, as docker and java read 16g).
+BYTE_UNITS = {"": 1, "B": 1,
+              **{f"{p}B": 1000 ** i for i, p in enumerate("kMGTP", start=1)},
+              **{f"{p}B": 1000 ** i for i, p in enumerate("KMGTP", start=1)},
+              **{f"{p}iB": 1024 ** i for i, p in enumerate("KMGTP", start=1)},
+              **{f"{p}i": 1024 ** i for i, p in enumerate("KMGTP", start=1)},
+              **{p: 1024 ** i for i, p in enumerate("KMGTP", start=1)},
+              "k": 1024}
+COUNT_UNITS = {"": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
+TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def _split(text, what: str, units: dict) -> tuple[float, str]:
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value, unit = float(text), ""
+    else:
+        match = _NUMBER.match(str(text))
+        if not match:
+            raise EffplanError(f"{what} '{text}' is not a number with a unit (e.g. {example(units)})")
+        value, unit = float(match.group(1)), match.group(2)
+    if unit not in units:
+        raise EffplanError(f"{what} '{text}': unknown unit '{unit}'{did_you_mean(unit, units)}; "
+                           f"known: {', '.join(u for u in units if u)}")
+    if not math.isfinite(value) or value < 0:
+        raise EffplanError(f"{what} '{text}' must be a finite number >= 0")
+    return value, unit
+
+
+def example(units: dict) -> str:
+    return {id(BYTE_UNITS): "16GiB", id(COUNT_UNITS): "2.5G", id(TIME_UNITS): "12ms"}.get(id(units), "")
+
+
+def parse_bytes(text, what: str = "memory") -> int:
+    value, unit = _split(text, what, BYTE_UNITS)
+    return int(value * BYTE_UNITS[unit])
+
+
+def parse_count(text, what: str = "value") -> float:
+    value, unit = _split(text, what, COUNT_UNITS)
+    return value * COUNT_UNITS[unit]
+
+
+def parse_seconds(text, what: str = "time") -> float:
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        raise EffplanError(f"{what} {text}: give a unit, e.g. '{text}ms'")
+    value, unit = _split(text, what, TIME_UNITS)
+    return value * TIME_UNITS[unit]
+
+
+def parse_reserve(text: str, capacity: int) -> int:
+    """'10%' of the capacity, or an amount of memory."""
+    text = str(text).strip()
+    if text.endswith("%"):
+        try:
+            share = float(text[:-1])
+        except ValueError:
+            raise EffplanError(f"--reserve '{text}' is not a percentage") from None
+        if not 0 <= share < 100:
+            raise EffplanError(f"--reserve '{text}' must be between 0% and 100%")
+        return int(capacity * share / 100)
+    return parse_bytes(text, "--reserve")
+
+
+def human_bytes(n: float) -> str:
+    """Binary units for memory: 1.50 GiB."""
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(n) >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{int(n)} B"
