@@ -1,4 +1,5 @@
-"""The command line: parse, call the library, render. Exit 0 ok, 1 budget violated, 2 bad input."""
+"""The command line: parse, call the library, render. Exit 0 ok, 1 budget violated or nothing fits,
+2 bad input, 70 internal error."""
 from __future__ import annotations
 
 import math
@@ -158,7 +159,7 @@ def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolutio
     return pairs
 
 
-def design_rows(pairs, batch, dtype, precision="mixed", optimizer="adamw") -> list[dict]:
+def design_rows(pairs, batch, dtype, precision="mixed", optimizer="adamw", device=None) -> list[dict]:
     """The summary row of each (design, baseline) pair, with its MACs ratio to the baseline."""
     from .analysis import analyze
     from .report import design_row
@@ -170,8 +171,17 @@ def design_rows(pairs, batch, dtype, precision="mixed", optimizer="adamw") -> li
             macs[network_key(base)] = analyze(base, batch, dtype).totals.macs
     from .memory import training_memory
 
-    return [design_row(p, macs[network_key(base)], training_memory(p.graph, precision, optimizer))
+    rows = [design_row(p, macs[network_key(base)], training_memory(p.graph, precision, optimizer))
             for (_, base), p in zip(pairs, profiles)]
+    if device:
+        from .hardware import load_device
+        from .roofline import roofline
+
+        found = load_device(device)
+        for row, p in zip(rows, profiles):
+            result = roofline(p.graph, found, dtype, batch)
+            row.update(device=found.name, latency_s=result.latency_s, images_per_s=result.images_per_s)
+    return rows
 
 
 def network_key(design) -> tuple:
@@ -197,28 +207,36 @@ def cli():
 @cli.command()
 @click.argument("models", nargs=-1)
 @design_options
+@click.option("--device", default=None, help="Add roofline latency and throughput on this device (at --dtype).")
+@click.option("--sort", "sort_key", type=click.Choice(["latency_s", "macs", "params", "training_bytes"]),
+              default=None, help="Order rows by this figure, smallest first.")
 @BATCH
 @DTYPE
 @OPTIMIZER
 @PRECISION
 @FORMAT
 @OUTPUT
-def table(models, query, batch, dtype, optimizer, precision, fmt, output):
+def table(models, query, device, sort_key, batch, dtype, optimizer, precision, fmt, output):
     """One row per design: MODELS (default efficientnet-b0) at each --phi, or as published.
 
     \b
     effplan table --phi 0..7
     effplan table efficientnet-b0 efficientnet-b4 --format json
     """
-    from .report import TABLE_COLUMNS, header, render_rows, to_json
+    from .report import DEVICE_COLUMNS, TABLE_COLUMNS, header, render_rows, to_json
 
     pairs = designs_from(models, **query)
-    rows = design_rows(pairs, batch, dtype, precision, optimizer)
+    rows = design_rows(pairs, batch, dtype, precision, optimizer, device)
+    if sort_key == "latency_s" and not device:
+        raise EffplanError("--sort latency_s needs --device")
+    if sort_key:
+        rows.sort(key=lambda r: r[sort_key])
+    columns = TABLE_COLUMNS + (DEVICE_COLUMNS if device else [])
     if fmt == "json":
         emit(to_json(rows), output)
     else:
-        emit(render_rows(rows, TABLE_COLUMNS, fmt, "" if fmt == "csv" else header(batch, dtype, precision, optimizer)),
-             output)
+        preamble = header(batch, dtype, precision, optimizer, device)
+        emit(render_rows(rows, columns, fmt, "" if fmt == "csv" else preamble), output)
 
 
 @cli.command()
@@ -237,6 +255,11 @@ def layers(model, query, by, strict, batch, dtype, fmt, output):
     from .report import render_layers
 
     emit(render_layers(analyze(one_design(model, query), batch, dtype, strict), by, fmt), output)
+
+
+def describe_design(design) -> dict:
+    from .report import describe
+    return describe(design)
 
 
 def one_design(model, query: dict):
@@ -456,6 +479,116 @@ def fit(models, query, train, optimizer, precision, checkpoint, inplace, fold_bn
 
 
 @cli.command()
+@click.argument("model")
+@design_options
+@click.option("--device", required=True, help="A catalog device (effplan devices) or a device file.")
+@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default="fp16", show_default=True,
+              help="Precision of weights, activations and arithmetic.")
+@click.option("--by", type=click.Choice(["layer", "block", "stage"]), default="layer", show_default=True,
+              help="Rows per kernel, block or stage.")
+@click.option("--no-fuse", is_flag=True, help="One kernel per op (no conv + BN + activation fusion).")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, metavar="FILE.svg|.png",
+              help="Write the roofline chart and the per-stage time bars (needs matplotlib).")
+@BATCH
+@FORMAT
+@OUTPUT
+def roofline(model, query, device, dtype, by, no_fuse, plot, batch, fmt, output):
+    """Per-kernel roofline latency of one design on a device."""
+    from .blocks import build
+    from .hardware import load_device
+    from .report import render_roofline, roofline_report
+    from .roofline import roofline as estimate
+
+    if plot:
+        from .plot import check_plot_path
+        check_plot_path(plot)
+    design = one_design(model, query)
+    result = estimate(build(design, batch), load_device(device), dtype, batch, fuse=not no_fuse)
+    report, rows = roofline_report(result, design, by)
+    if plot:
+        from .plot import plot_roofline
+        plot_roofline(result, report, plot)
+    emit(render_roofline(report, rows, fmt), output)
+
+
+@cli.command()
+@click.option("--name", default="local-cpu", show_default=True, help="The device's name in the file.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="The device file to write (default: NAME.toml here).")
+def calibrate(name, output):
+    """Measure this machine (GEMM, depthwise conv, copy bandwidth, per-op overhead) into a device file."""
+    from .hardware import device_from_table
+    from .measure import calibrate as run
+    from .report import write_atomic
+
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise EffplanError(f"--name '{name}': use letters, digits, '-', '_' or '.'")
+    text, figures = run(name)
+    import tomllib
+    device_from_table(tomllib.loads(text), "calibration")  # the file must load as any catalog file does
+    path = output or f"{name}.toml"
+    write_atomic(path, text)
+    click.echo(f"wrote {path}: matrix {figures['matrix_fp32'] / 1e9:.1f} GFLOP/s (numpy GEMM), vector "
+               f"{figures['vector_fp32'] / 1e9:.1f} GFLOP/s (depthwise conv), {figures['bandwidth'] / 1e9:.1f} GB/s "
+               f"copy, {figures['launch'] * 1e6:.2f} µs per op; use it with --device {path}")
+
+
+@cli.command()
+@click.argument("model")
+@design_options
+@click.option("--device", default=None, help="Device file or name to estimate with (default: calibrate now).")
+@click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="onnxruntime execution provider (cuda needs onnxruntime-gpu and a GPU).")
+@click.option("--runs", type=click.IntRange(1, 1000), default=20, show_default=True, help="Timed runs.")
+@BATCH
+@FORMAT
+def measure(model, query, device, provider, runs, batch, fmt):
+    """Run a design in onnxruntime with profiling: measured time per kernel beside the roofline estimate."""
+    import tomllib
+
+    from .blocks import build
+    from .hardware import device_from_table, load_device
+    from .measure import calibrate as run_calibration
+    from .measure import measure as run_measure
+    from .report import render_measure
+    from .roofline import roofline as estimate
+
+    design = one_design(model, query)
+    if device:
+        found = load_device(device)
+    else:
+        click.echo("calibrating this machine (effplan calibrate writes it to a file for reuse)...", err=True)
+        found = device_from_table(tomllib.loads(run_calibration()[0]), "calibration")
+    graph = build(design, batch)
+    result = estimate(graph, found, "fp32", batch)
+    provider_name = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}[provider]
+    report = run_measure(graph, design, result, runs, provider_name)
+    click.echo(render_measure({**describe_design(design), "device": found.name, "batch": batch, **report}, fmt),
+               nl=False)
+
+
+@cli.command()
+@FORMAT
+def devices(fmt):
+    """The device catalog: peaks per precision, bandwidth, memory, and their sources."""
+    from .hardware import builtin_device_paths, load_device
+    from .report import render_rows, to_json
+
+    found = [load_device(name) for name in builtin_device_paths()]
+    if fmt == "json":
+        return click.echo(to_json([d.as_dict() for d in found]), nl=False)
+
+    def peaks(table):
+        return " ".join(f"{p}:{v / 1e12:g}" for p, v in table.items())
+    rows = [{"name": d.name, "class": d.kind, "memory": f"{d.memory_bytes / 2**30:g} GiB",
+             "bandwidth": f"{d.bandwidth / 1e9:g} GB/s", "matrix": peaks(d.matrix), "vector": peaks(d.vector),
+             "description": d.description} for d in found]
+    columns = [(k, k, str) for k in ("name", "class", "memory", "bandwidth", "matrix", "vector", "description")]
+    click.echo(render_rows(rows, columns, fmt, "# peaks in TFLOP/s (int8: TOPS), dense; sources in "
+                                              "`effplan devices --format json` and specs/hardware/"), nl=False)
+
+
+@cli.command()
 @click.argument("models", nargs=-1, required=True)
 @BATCH
 @DTYPE
@@ -521,3 +654,10 @@ def main(argv=None) -> None:
     except BrokenPipeError:  # `effplan layers ... | head`
         sys.stderr.close()
         sys.exit(0)
+    except Exception as exc:  # a bug, not bad input: still one line, unless asked for the traceback
+        import os
+        if os.environ.get("EFFPLAN_DEBUG"):
+            raise
+        click.echo(f"effplan: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                   f" (EFFPLAN_DEBUG=1 shows the traceback; please report it)", err=True)
+        sys.exit(70)

@@ -10,7 +10,9 @@ class EffplanError(Exception):
 
 def did_you_mean(word: str, choices, n: int = 3) -> str:
     """' (did you mean: a, b?)' for the nearest choices, or '' when none is close."""
-    close = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=n, cutoff=0.5)
+    starts = [c for c in choices if word and c.lower().startswith(word.lower())]
+    close = list(dict.fromkeys(starts + difflib.get_close_matches(word.lower(), [c.lower() for c in choices],
+                                                                  n=n, cutoff=0.5)))[:n]
     if not close:
         # A short prefix ('efficientnet-b') is still worth a hint.
         close = [c for c in choices if c.lower().startswith(word.lower()[:6])][:n]

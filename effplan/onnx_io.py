@@ -195,9 +195,11 @@ def load(path: str) -> onnx.ModelProto:
     return model
 
 
-def _bind_dims(model: onnx.ModelProto, batch: int | None, dims: dict[str, int]) -> None:
+def _bind_dims(model: onnx.ModelProto, batch: int | None, dims: dict[str, int], skip=()) -> None:
     """Give every symbolic input dimension a value: --dim name=value, else --batch for the first."""
     for value in model.graph.input:
+        if value.name in skip:  # weights, not data
+            continue
         shape = value.type.tensor_type.shape
         for i, dim in enumerate(shape.dim):
             if dim.HasField("dim_value") and dim.dim_value > 0:
@@ -249,9 +251,9 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
     """effplan's graph of an ONNX model: shape-inferred, symbolic dimensions bound."""
     import networkx as nx
 
-    model = onnx.ModelProto.FromString(model.SerializeToString())  # never mutate the caller's copy
     _check_structure(model.graph, name)
-    _bind_dims(model, batch, dims or {})
+    model, lifted = _skeleton(model)
+    _bind_dims(model, batch, dims or {}, skip=lifted)
     outputs = [o.name for o in model.graph.output]
     del model.graph.value_info[:]  # infer every shape again from the bound inputs
     del model.graph.output[:]  # outputs may carry stale symbolic shapes: infer them as value_info
@@ -262,7 +264,7 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
 
     shapes = {v.name: tuple(d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim)
               for v in list(g.input) + list(g.value_info) if v.type.tensor_type.HasField("shape")}
-    initializers = {i.name: i for i in g.initializer}
+    initializers = {i.name: (i.data_type, tuple(i.dims)) for i in g.initializer} | lifted
     constants = {n.output[0] for n in g.node if n.op_type == "Constant"}
     graph_inputs = [i.name for i in g.input if i.name not in initializers]
     named = []  # (unique node name, node) of every op that runs
@@ -283,9 +285,10 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
             if not t or t in constants:
                 continue
             if t in initializers:
-                if initializers[t].data_type in FLOAT_TYPES:  # integer initializers are shapes, not weights
+                data_type, dims_of = initializers[t]
+                if data_type in FLOAT_TYPES:  # integer initializers are shapes, not weights
                     role = roles[i] if i < len(roles) else f"input{i}"
-                    weights.append(Weight(role, tuple(initializers[t].dims), trainable=role not in BUFFER_ROLES))
+                    weights.append(Weight(role, dims_of, trainable=role not in BUFFER_ROLES))
                 continue
             if t not in producer and t not in graph_inputs:
                 raise OnnxError(f"{name}: node {node_name} reads {t!r}, which nothing produces")
@@ -310,6 +313,29 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
         ordered.add_edges_from(graph.edges(data=True))
         graph = ordered
     return graph
+
+
+def _skeleton(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict]:
+    """A new model without the weights' data, for shape inference: float initializers become typed
+    graph inputs (their shapes are all inference needs); integer ones, which may hold shapes, stay.
+    Returns it and {name: (data type, dims)} of the lifted initializers."""
+    light = onnx.ModelProto(ir_version=model.ir_version)
+    light.opset_import.extend(model.opset_import)
+    light.functions.extend(model.functions)  # model-local functions that nodes may call
+    g, out = model.graph, light.graph
+    out.name = g.name
+    for part in ("node", "input", "output", "value_info", "sparse_initializer"):
+        getattr(out, part).extend(getattr(g, part))
+    lifted = {}
+    present = {i.name for i in g.input}
+    for init in g.initializer:
+        if init.data_type in FLOAT_TYPES:
+            lifted[init.name] = (init.data_type, tuple(init.dims))
+            if init.name not in present:
+                out.input.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+        else:
+            out.initializer.append(init)
+    return light, lifted
 
 
 def _check_structure(g: onnx.GraphProto, name: str) -> None:

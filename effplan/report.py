@@ -23,9 +23,12 @@ CONVENTIONS = {
 }
 
 
-def header(batch: int, dtype: str, precision: str | None = None, optimizer: str | None = None) -> str:
+def header(batch: int, dtype: str, precision: str | None = None, optimizer: str | None = None,
+           device: str | None = None) -> str:
     training = (f" | infer = peak activations + weights | train = one {precision} step with {optimizer}: saved "
                 f"activations, weights, gradients, optimizer state, backward transient") if precision else ""
+    if device:
+        training += f" | latency = roofline on {device} at {dtype}, conv + BN + activation fused (effplan roofline)"
     return (f"# effplan {__version__} | batch {batch}, {dtype} | MACs = conv+gemm multiply-accumulates (paper's FLOPS)"
             f" | FLOPs = 2*MACs + elementwise | params = trainable (BN scale+shift; running stats apart) | MB = 10^6 bytes,"
             f" MiB = 2^20{training}")
@@ -73,6 +76,11 @@ TABLE_COLUMNS = [  # (header, key, text formatter)
     ("train GiB", "training_bytes", lambda v: "-" if v is None else f"{v / (1 << 30):.2f}"),
     ("MACs ×φ0", "macs_ratio", lambda v: "-" if v is None else f"{v:.2f}"),
     ("2^φ", "two_pow_phi", lambda v: "-" if v is None else f"{v:.2f}"),
+]
+
+DEVICE_COLUMNS = [
+    ("latency ms", "latency_s", lambda v: f"{v * 1e3:.3f}"),
+    ("images/s", "images_per_s", lambda v: f"{v:,.0f}"),
 ]
 
 LAYER_COLUMNS = [
@@ -136,12 +144,12 @@ def to_json(obj) -> str:
     return json.dumps(obj, indent=2, default=list) + "\n"
 
 
-def write_atomic(path: str, text: str) -> None:
+def write_atomic(path: str, text: str | bytes) -> None:
     """Write a whole file or nothing: a temporary file in the same folder, then a rename."""
     target = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
-        with os.fdopen(fd, "w") as fh:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as fh:
             fh.write(text)
         os.replace(tmp, target)
     except OSError as exc:
@@ -331,3 +339,116 @@ def fit_report(results, where: str, capacity: int, budget: int, reserve: str, mo
                 f"context, workspace and fragmentation -> budget {human_bytes(budget)}\n# {mode}; memory(batch) = "
                 f"fixed + batch x per sample, solved for the largest batch within the budget (batch 0: not even one fits)")
     return render_rows(rows, columns, fmt, preamble)
+
+
+ROOFLINE_COLUMNS = [
+    ("name", "name", str),
+    ("op", "op", str),
+    ("stage", "stage", str),
+    ("MACs", "macs", lambda v: si(v, "M")),
+    ("MB moved", "bytes", lambda v: f"{v / 1e6:.3f}"),
+    ("FLOP/B", "intensity", lambda v: f"{v:.1f}"),
+    ("unit", "unit", str),
+    ("bound", "bound", str),
+    ("time µs", "time_s", lambda v: f"{v * 1e6:.2f}"),
+    ("share", "share", lambda v: f"{v:.1%}"),
+]
+
+
+def roofline_rows(result, by: str) -> list[dict]:
+    """Per kernel, or summed per block or stage (unit and bound: those holding most of the time)."""
+    total = result.latency_s
+    rows = [{"name": k.name, "op": k.op, "stage": k.stage, "block": k.block, "macs": k.macs, "flops": k.flops,
+             "bytes": k.bytes, "intensity": k.intensity, "unit": k.unit, "bound": k.bound, "time_s": k.time_s,
+             "share": k.time_s / total, "compute_s": k.compute_s, "memory_s": k.memory_s,
+             "overhead_s": k.overhead_s, "nodes": list(k.nodes)} for k in result.kernels]
+    if by == "layer":
+        return rows
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(row["stage"] if by == "stage" else (row["stage"], row["block"]), []).append(row)
+    merged = []
+    for members in groups.values():
+        first = members[0]
+
+        def heaviest(key):
+            time: dict = {}
+            for r in members:
+                time[r[key]] = time.get(r[key], 0) + r["time_s"]
+            return max(time, key=time.get)
+        sums = {k: sum(r[k] for r in members) for k in ("macs", "flops", "bytes", "time_s", "share", "compute_s",
+                                                        "memory_s", "overhead_s")}
+        merged.append({"name": block_name(first["stage"], first["block"], by), "op": f"{len(members)} kernels",
+                       "stage": first["stage"], "block": first["block"] if by == "block" else -1, **sums,
+                       "intensity": sums["flops"] / sums["bytes"] if sums["bytes"] else float("inf"),
+                       "unit": heaviest("unit"), "bound": heaviest("bound"),
+                       "nodes": [n for r in members for n in r["nodes"]]})
+    return merged
+
+
+ROOFLINE_ASSUMPTIONS = (
+    "time per kernel = max(FLOPs / (peak x efficiency) of its unit, bytes / (bandwidth x efficiency)) + launch "
+    "overhead; dense Conv/Gemm on the matrix unit, depthwise convs and all other ops on the vector unit; a kernel "
+    "reads its inputs and weights from device memory and writes its output there; views take no time")
+
+
+def roofline_report(result, design, by: str) -> tuple[dict, list[dict]]:
+    d = result.device
+    fusion = ("conv + BN + activation (+ residual Add) as one kernel" if result.fused else "none: one kernel per op")
+    report = {**describe(design), "device": d.name, "dtype": result.dtype, "batch": result.batch,
+              "fusion": fusion, "assumptions": ROOFLINE_ASSUMPTIONS,
+              "device_figures": {"matrix_flops_per_s": d.matrix.get(result.dtype),
+                                 "vector_flops_per_s": d.vector.get(result.dtype),
+                                 "bandwidth_bytes_per_s": d.bandwidth, "efficiency": d.efficiency,
+                                 "launch_overhead_s": d.launch_overhead_s},
+              "totals": {"latency_s": result.latency_s, "images_per_s": result.images_per_s,
+                         "macs": sum(k.macs for k in result.kernels), "flops": sum(k.flops for k in result.kernels),
+                         "bytes": sum(k.bytes for k in result.kernels), "utilisation": result.utilisation,
+                         "kernels": len(result.kernels)}}
+    return report, roofline_rows(result, by)
+
+
+def render_roofline(report: dict, rows: list[dict], fmt: str) -> str:
+    if fmt == "json":
+        return to_json({**report, "layers": rows})
+    if fmt == "csv":
+        return render_rows(rows, ROOFLINE_COLUMNS, fmt)
+    t, f = report["totals"], report["device_figures"]
+    lines = [f"# effplan {__version__} | roofline | {report['model']} at {report['resolution']}px on {report['device']}, "
+             f"{report['dtype']}, batch {report['batch']}",
+             f"# device: matrix {f['matrix_flops_per_s'] / 1e12:g} TFLOP/s, vector {f['vector_flops_per_s'] / 1e12:g} "
+             f"TFLOP/s, {f['bandwidth_bytes_per_s'] / 1e9:g} GB/s; efficiency matrix {f['efficiency']['matrix']:g}, "
+             f"vector {f['efficiency']['vector']:g}, bandwidth {f['efficiency']['bandwidth']:g}; launch "
+             f"{f['launch_overhead_s'] * 1e6:g} µs",
+             f"# fusion: {report['fusion']}", f"# {report['assumptions']}",
+             f"latency {t['latency_s'] * 1e3:.3f} ms, {t['images_per_s']:,.0f} images/s, {t['kernels']} kernels, "
+             f"MACs {si(t['macs'], 'G')}, {t['bytes'] / 1e6:.1f} MB moved, utilisation {t['utilisation']:.1%} of "
+             f"the matrix peak"]
+    return render_rows(rows, ROOFLINE_COLUMNS, fmt, "\n".join(lines))
+
+
+MEASURE_COLUMNS = [
+    ("name", "name", str),
+    ("op", "op", str),
+    ("unit", "unit", str),
+    ("bound", "bound", str),
+    ("estimate µs", "estimated_s", lambda v: f"{v * 1e6:.1f}"),
+    ("measured µs", "measured_s", lambda v: f"{v * 1e6:.1f}"),
+    ("est/meas", "ratio", lambda v: "-" if v is None else f"{v:.2f}"),
+]
+
+
+def render_measure(report: dict, fmt: str) -> str:
+    if fmt == "json":
+        return to_json(report)
+    if fmt == "csv":
+        return render_rows(report["layers"], MEASURE_COLUMNS, fmt)
+    lines = [f"# effplan {__version__} | measure | {report['model']} at {report['resolution']}px, batch {report['batch']},"
+             f" fp32 | onnxruntime {report['onnxruntime']} {report['provider']}, {report['runs']} runs | estimate on "
+             f"{report['device']}",
+             f"total: estimated {report['estimated_s'] * 1e3:.2f} ms, measured {report['measured_s'] * 1e3:.2f} ms "
+             f"(median wall time), ratio {report['ratio']:.2f}; per-kernel Spearman rank correlation "
+             + ("-" if report["spearman"] is None else f"{report['spearman']:.2f}")
+             + f" over {report['kernels_timed']} kernels; {report['unassigned_s'] * 1e3:.2f} ms of the profile is in "
+               f"runtime-added ops (layout reorders) no effplan kernel owns"]
+    return render_rows(report["layers"], MEASURE_COLUMNS, fmt, "\n".join(lines))

@@ -1,0 +1,163 @@
+"""Roofline latency: each kernel takes max(compute time, memory time) + launch overhead on a device.
+
+Fusion (as inference runtimes do; `fuse=False` turns it off): a Conv or Gemm runs as one kernel
+with what follows it on its output alone: BatchNormalization, then an activation (ReLU, Clip,
+HardSwish, or Swish as Sigmoid + Mul), then a residual Add. Every other op is a kernel of its own,
+except views (Reshape, Flatten, Identity, Dropout at inference), which move nothing and take no time.
+A kernel reads its inputs and weights from device memory and writes its output there.
+Dense Conv and Gemm run on the matrix unit; depthwise convs and every other op on the vector unit.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .costs import dtype_size, node_cost
+from .hardware import Device
+
+VIEWS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
+ACTIVATIONS = frozenset({"Relu", "Clip", "HardSwish", "LeakyRelu"})
+
+
+@dataclass(frozen=True)
+class Kernel:
+    name: str  # the main op's node name
+    op: str  # op types joined by '+', e.g. Conv+BatchNormalization+Sigmoid+Mul
+    stage: str | int
+    block: int
+    nodes: tuple[str, ...]
+    macs: int
+    flops: int
+    bytes: int
+    unit: str  # matrix or vector
+    compute_s: float
+    memory_s: float
+    overhead_s: float
+
+    @property
+    def time_s(self) -> float:
+        return max(self.compute_s, self.memory_s) + self.overhead_s
+
+    @property
+    def bound(self) -> str:
+        if self.overhead_s > max(self.compute_s, self.memory_s):
+            return "overhead"
+        return "compute" if self.compute_s >= self.memory_s else "memory"
+
+    @property
+    def intensity(self) -> float:
+        return self.flops / self.bytes if self.bytes else math.inf
+
+
+def _readers(graph) -> dict[str, list[str]]:
+    readers: dict[str, list[str]] = {}
+    for name in graph.nodes:
+        for t in dict.fromkeys(graph.nodes[name]["inputs"]):
+            readers.setdefault(t, []).append(name)
+    return readers
+
+
+def _epilogue(graph, tail: str, readers, outputs) -> list[str]:
+    """The ops a conv kernel absorbs: each the only reader of the running result (Swish: its Sigmoid
+    and Mul), in the order BatchNormalization, activation, residual Add, activation."""
+    nodes, tensors = graph.nodes, graph.graph["tensors"]
+    absorbed: list[str] = []
+    for allowed in ({"BatchNormalization"}, ACTIVATIONS, {"Add"}, ACTIVATIONS):
+        if tail in outputs:
+            break
+        names = readers.get(tail, [])
+        ops = sorted(nodes[n]["op"] for n in names)
+        if len(names) == 1 and nodes[names[0]]["op"] in allowed:
+            (taken,) = names
+            if nodes[taken]["op"] == "Add" and tensors[nodes[taken]["outputs"][0]] != tensors[tail]:
+                break  # a broadcast, not a residual
+            absorbed.append(taken)
+        elif allowed is ACTIVATIONS and ops == ["Mul", "Sigmoid"]:  # Swish
+            sig, mul = sorted(names, key=lambda n: nodes[n]["op"] != "Sigmoid")
+            gate = nodes[sig]["outputs"][0]
+            if readers.get(gate) != [mul] or set(nodes[mul]["inputs"]) != {tail, gate}:
+                break
+            absorbed += [sig, mul]
+        else:
+            continue
+        tail = nodes[absorbed[-1]]["outputs"][0]
+    return absorbed
+
+
+def kernel_groups(graph, fuse: bool = True) -> list[list[str]]:
+    """The nodes each kernel runs, in order (views are left out)."""
+    readers, nodes = _readers(graph), graph.nodes
+    outputs = set(graph.graph["outputs"])
+    groups, taken = [], set()
+    for name in nodes:
+        if name in taken or nodes[name]["op"] in VIEWS:
+            continue
+        group = [name]
+        if fuse and nodes[name]["op"] in ("Conv", "Gemm"):
+            group += _epilogue(graph, nodes[name]["outputs"][0], readers, outputs)
+        taken.update(group)
+        groups.append(group)
+    return groups
+
+
+def unit_of(graph, name: str) -> str:
+    node = graph.nodes[name]
+    if node["op"] in ("Gemm", "MatMul"):
+        return "matrix"
+    if node["op"] == "Conv":
+        w = next(w for w in node["weights"] if w.role == "W")
+        return "vector" if w.shape[1] == 1 else "matrix"  # one input channel per group: depthwise
+    return "vector"
+
+
+def kernels(graph, device: Device, dtype: str = "fp16", fuse: bool = True) -> list[Kernel]:
+    """Every kernel of a graph, timed on a device at a precision."""
+    size = dtype_size(dtype)
+    tensors = graph.graph["tensors"]
+    bandwidth = device.achievable_bandwidth
+    rates = {unit: device.compute(unit, dtype) for unit in ("matrix", "vector")}
+    result = []
+    for group in kernel_groups(graph, fuse):
+        costs = [node_cost(graph, n, size) for n in group]
+        if any(c is None for c in costs):
+            continue  # ops without a cost function are listed by the profile, not timed
+        produced = {t for n in group for t in graph.nodes[n]["outputs"]}
+        reads = {t for n in group for t in graph.nodes[n]["inputs"] if t not in produced and t in tensors}
+        out = graph.nodes[group[-1]]["outputs"][0]
+        moved = sum(math.prod(tensors[t]) for t in reads | {out}) * size + sum(c.weight_bytes for c in costs)
+        unit = unit_of(graph, group[0])
+        main = costs[0]
+        main_flops = main.flops if unit == "matrix" else 0
+        vector_flops = sum(c.flops for c in costs) - main_flops
+        compute = main_flops / rates["matrix"] + vector_flops / rates["vector"]
+        node = graph.nodes[group[0]]
+        result.append(Kernel(group[0], "+".join(graph.nodes[n]["op"] for n in group), node["stage"], node["block"],
+                             tuple(group), sum(c.macs for c in costs), sum(c.flops for c in costs), moved, unit,
+                             compute, moved / bandwidth, device.launch_overhead_s))
+    return result
+
+
+@dataclass(frozen=True)
+class Roofline:
+    device: Device
+    dtype: str
+    batch: int
+    kernels: tuple[Kernel, ...]
+    fused: bool
+
+    @property
+    def latency_s(self) -> float:
+        return sum(k.time_s for k in self.kernels)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.batch / self.latency_s
+
+    @property
+    def utilisation(self) -> float:
+        """Achieved FLOP/s over the matrix unit's peak at this precision."""
+        return sum(k.flops for k in self.kernels) / self.latency_s / self.device.matrix[self.dtype]
+
+
+def roofline(graph, device: Device, dtype: str = "fp16", batch: int = 1, fuse: bool = True) -> Roofline:
+    return Roofline(device, dtype, batch, tuple(kernels(graph, device, dtype, fuse)), fuse)
