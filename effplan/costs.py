@@ -111,10 +111,11 @@ class LayerCost:
     output_bytes: int
 
 
-def node_cost(graph, name: str, dtype_bytes: int) -> LayerCost | None:
-    """The cost row of one node, or None when no cost function knows its op."""
+def node_cost(graph, name: str, dtype_bytes: int, shapes: dict | None = None) -> LayerCost | None:
+    """The cost row of one node, or None when no cost function knows its op. `shapes` replaces the
+    graph's tensor shapes (the search passes shapes whose sides are numpy arrays)."""
     node = graph.nodes[name]
-    tensors = graph.graph["tensors"]
+    tensors = shapes or graph.graph["tensors"]
     fn = COSTS.get(node["op"])
     if fn is None:
         return None

@@ -5,8 +5,11 @@ so a graph built at batch 1 answers for any batch (all activations carry the bat
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from .errors import EffplanError
 
@@ -51,9 +54,10 @@ def se_multiplies(graph) -> set[str]:
     return fused
 
 
-def inference_peak(graph, dtype_bytes: int, *, order=None, inplace: bool = False, fuse_se: bool = False,
-                   scale: int = 1) -> Peak:
-    """Largest total of live activation tensors while the nodes run in `order` (default: stored order).
+def live_steps(graph, *, order=None, inplace: bool = False, fuse_se: bool = False):
+    """The schedule's structure: (order, the tensors holding memory at the start, and for each node
+    the tensors holding memory while it runs). Which tensors are live does not depend on their sizes,
+    so one schedule serves every resolution and batch (see `inference_peak` and the search).
 
     A tensor is live from the start of its producer until its last reader has run; while a node
     runs, its inputs and outputs are live together. The graph input counts, weights do not.
@@ -64,33 +68,43 @@ def inference_peak(graph, dtype_bytes: int, *, order=None, inplace: bool = False
     position = {name: i for i, name in enumerate(order)}
     tensors, readers = graph.graph["tensors"], _readers(graph)
     fused = se_multiplies(graph) if fuse_se else set()
-    size = {t: math.prod(s) * dtype_bytes * scale for t, s in tensors.items()}
     last_use = {t: max(position[n] for n in names) for t, names in readers.items()}
+    stored = set(tensors)
     for name in fused:  # the fused multiply's operands stay until its conv has run
         (out,) = graph.nodes[name]["outputs"]
         for t in graph.nodes[name]["inputs"]:
             last_use[t] = max(last_use[t], last_use[out])
-        size[out] = 0
+        stored.discard(out)
     for t in graph.graph["outputs"]:
         last_use[t] = len(order)
 
-    live = {t: size[t] for t in graph.graph["inputs"]}
-    current = sum(live.values())
-    best, timeline = (current, "", tuple(live)), []
+    live = dict.fromkeys(graph.graph["inputs"])  # insertion-ordered set
+    start, steps = tuple(live), []
     for i, name in enumerate(order):
         node = graph.nodes[name]
         for t in node["outputs"]:
             source = _overwritten(node, t, tensors, live, last_use, i, graph) if inplace else None
             if source is not None:
-                live[t] = live.pop(source)  # the output takes over the input's buffer
-            else:
-                live[t] = size[t]
-                current += size[t]
-        timeline.append(current)
-        if current > best[0]:
-            best = (current, name, tuple(live))
+                del live[source]  # the output takes over the input's buffer
+            live[t] = None
+        steps.append(tuple(t for t in live if t in stored))
         for t in [t for t in live if last_use.get(t, i) <= i]:
-            current -= live.pop(t)
+            del live[t]
+    return order, start, steps
+
+
+def inference_peak(graph, dtype_bytes: int, *, order=None, inplace: bool = False, fuse_se: bool = False,
+                   scale: int = 1) -> Peak:
+    """Largest total of live activation tensors while the nodes run in `order` (default: stored
+    order); the rules are those of `live_steps`."""
+    order, start, steps = live_steps(graph, order=order, inplace=inplace, fuse_se=fuse_se)
+    tensors = graph.graph["tensors"]
+    size = {t: math.prod(s) * dtype_bytes * scale for t, s in tensors.items()}
+    timeline = [sum(size[t] for t in live) for live in steps]
+    best = (sum(size[t] for t in start), "", start)
+    for name, live, total in zip(order, steps, timeline):
+        if total > best[0]:
+            best = (total, name, live)
     return Peak(best[0], best[1], best[2], tuple(order), tuple(timeline))
 
 
@@ -206,10 +220,9 @@ class Training:
                 + self.transient_bytes)
 
 
-def _saved_by(graph, name: str, act_bytes: int, scale: int) -> dict[str, int]:
+def _saved_by(graph, name: str, act_bytes: int, scale: int, tensors: dict) -> dict[str, int]:
     """The tensors (or derived buffers, keyed by name) a node's backward needs, with their bytes."""
     node = graph.nodes[name]
-    tensors = graph.graph["tensors"]
     if node["op"] not in SAVED_FOR_BACKWARD:
         raise EffplanError(f"training memory: no rule for what {node['op']} saves for backward (layer {name})")
     (out,) = node["outputs"][:1]
@@ -242,10 +255,11 @@ def _blocks(graph) -> dict[tuple, list[str]]:
 
 
 def training_memory(graph, precision: str = "fp32", optimizer: str = "sgd", checkpoint: str = "none",
-                    scale: int = 1) -> Training:
+                    scale: int = 1, shapes: dict | None = None) -> Training:
     """Memory of one training step: saved activations, weights, gradients, optimizer state and the
     backward's transient gradients. `checkpoint="blocks"` stores only each block's inputs and
-    recomputes its forward during backward, one block at a time."""
+    recomputes its forward during backward, one block at a time. `shapes` replaces the graph's
+    tensor shapes (numpy sides: many resolutions at once, without checkpointing)."""
     from .costs import node_cost
 
     if precision not in PRECISIONS:
@@ -253,8 +267,8 @@ def training_memory(graph, precision: str = "fp32", optimizer: str = "sgd", chec
     if optimizer not in OPTIMIZER_SLOTS:
         raise EffplanError(f"unknown optimizer '{optimizer}'; known: {', '.join(OPTIMIZER_SLOTS)}")
     act, weight, grad, state = PRECISIONS[precision]
-    tensors = graph.graph["tensors"]
-    saved = {name: _saved_by(graph, name, act, scale) for name in graph.nodes}
+    tensors = shapes or graph.graph["tensors"]
+    saved = {name: _saved_by(graph, name, act, scale, tensors) for name in graph.nodes}
     everything: dict[str, int] = {}
     for per_node in saved.values():
         everything.update(per_node)
@@ -281,8 +295,11 @@ def training_memory(graph, precision: str = "fp32", optimizer: str = "sgd", chec
         raise EffplanError(f"unknown checkpoint mode '{checkpoint}'; known: none, blocks")
     params = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"] if w.trainable)
     buffers = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"] if not w.trainable)
-    transient = max(sum(math.prod(tensors[t]) for t in set(graph.nodes[n]["inputs"]) | set(graph.nodes[n]["outputs"])
-                        if t in tensors) for n in graph.nodes) * act * scale
+    transient = functools.reduce(np.maximum, (
+        sum(math.prod(tensors[t]) for t in {*graph.nodes[n]["inputs"], *graph.nodes[n]["outputs"]} if t in tensors)
+        for n in graph.nodes)) * act * scale
+    if np.ndim(transient) == 0:
+        transient = int(transient)
     return Training(precision, optimizer, checkpoint, activations,
                     weight * params + (4 if precision == "mixed" else weight) * buffers,
                     grad * params, OPTIMIZER_SLOTS[optimizer] * state * params, transient, recompute, plain,

@@ -71,3 +71,28 @@ def plot_roofline(result, report: dict, path: str) -> None:
     fig.savefig(buffer, format=Path(path).suffix[1:].lower())
     plt.close(fig)
     write_atomic(path, buffer.getvalue())
+
+
+def plot_pareto(designs: list[dict], front: list[dict], path: str, model: str) -> None:
+    """MACs against inference memory for the designs found, the Pareto front joined up."""
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .report import write_atomic
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.scatter([d["inference_bytes"] / 2**20 for d in designs], [d["macs"] / 1e9 for d in designs],
+               color="tab:gray", label="designs that fit")
+    ordered = sorted(front, key=lambda d: d["inference_bytes"])
+    ax.plot([d["inference_bytes"] / 2**20 for d in ordered], [d["macs"] / 1e9 for d in ordered], "o-",
+            color="tab:blue", label="Pareto front")
+    ax.set(xlabel="inference memory (MiB)", ylabel="GMACs", title=f"effplan search: {model}")
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO() if path.lower().endswith(".png") else io.StringIO()
+    fig.savefig(buffer, format=Path(path).suffix[1:].lower())
+    plt.close(fig)
+    write_atomic(path, buffer.getvalue())

@@ -141,7 +141,12 @@ def layers_report(profile: Profile, by: str, info: dict | None = None) -> dict:
 
 
 def to_json(obj) -> str:
-    return json.dumps(obj, indent=2, default=list) + "\n"
+    return json.dumps(obj, indent=2, default=_plain) + "\n"
+
+
+def _plain(value):
+    """numpy scalars as numbers, tuples and arrays as lists."""
+    return value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else list(value)
 
 
 def write_atomic(path: str, text: str | bytes) -> None:
@@ -452,3 +457,113 @@ def render_measure(report: dict, fmt: str) -> str:
              + f" over {report['kernels_timed']} kernels; {report['unassigned_s'] * 1e3:.2f} ms of the profile is in "
                f"runtime-added ops (layout reorders) no effplan kernel owns"]
     return render_rows(report["layers"], MEASURE_COLUMNS, fmt, "\n".join(lines))
+
+
+CHECK_COLUMNS = [
+    ("budget", "budget", str),
+    ("model", "model", str),
+    ("limit", "limit_key", str),
+    ("value", "value_text", str),
+    ("max/min", "limit_text", str),
+    ("margin", "margin", lambda v: f"{v:+.1%}"),
+    ("result", "passed", lambda v: "pass" if v else "FAIL"),
+]
+
+
+def _growth_line(g: dict) -> str:
+    layers = ", ".join(g["layers"][:8]) + (f" and {len(g['layers']) - 8} more" if len(g["layers"]) > 8 else "")
+    return (f"{g['figure']} grew {g['growth']:+.2%} against the baseline ({g['baseline']:,} -> {g['current']:,}); "
+            f"layers that grew: {layers or 'none (the total alone)'}")
+
+
+def render_check(rows: list[dict], growth: list[dict], fmt: str, source: str, baseline: str | None) -> str:
+    """`effplan check` as text, JSON, JUnit XML or GitHub workflow commands."""
+    failed = [r for r in rows if not r["passed"]]
+    if fmt == "json":
+        return to_json({"passed": not failed and not growth, "source": source, "checks": rows,
+                        "baseline": baseline, "growth": growth})
+    if fmt == "junit":
+        from xml.etree import ElementTree as ET
+
+        suites = ET.Element("testsuites")
+        suite = ET.SubElement(suites, "testsuite", name=f"effplan budgets: {source}",
+                              tests=str(len(rows) + (1 if baseline else 0)),
+                              failures=str(len(failed) + (1 if growth else 0)))
+        for r in rows:
+            case = ET.SubElement(suite, "testcase", classname=f"effplan.{r['budget']}", name=r["limit_key"])
+            if not r["passed"]:
+                ET.SubElement(case, "failure", message=f"{r['figure']} {r['value_text']} exceeds "
+                                                       f"{r['limit_key']} {r['limit_text']}")
+        if baseline:
+            case = ET.SubElement(suite, "testcase", classname="effplan.baseline", name=baseline)
+            if growth:
+                ET.SubElement(case, "failure", message="; ".join(_growth_line(g) for g in growth))
+        return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+    if fmt == "github":
+        def escape(text: str) -> str:
+            return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        lines = [f"::error file={source},title=effplan budget {r['budget']}::"
+                 + escape(f"{r['figure']} {r['value_text']} exceeds {r['limit_key']} {r['limit_text']} "
+                          f"({r['margin']:+.1%})") for r in failed]
+        lines += [f"::error title=effplan baseline::{escape(_growth_line(g))}" for g in growth]
+        passed = len(rows) - len(failed)
+        lines.append(f"::notice title=effplan budgets::{passed} of {len(rows)} limits pass"
+                     + (", baseline regressed" if growth else ""))
+        return "\n".join(lines) + "\n"
+    text = render_rows(rows, CHECK_COLUMNS, "text",
+                       f"# effplan {__version__} | check {source} | margin = share of the limit left (negative: over)")
+    for g in growth:
+        text += "baseline: " + _growth_line(g) + "\n"
+    verdict = "FAIL" if failed or growth else "pass"
+    return text + f"{verdict}: {len(rows) - len(failed)} of {len(rows)} limits pass" + (
+        f"; {len(growth)} figures grew against {baseline}" if growth else "") + "\n"
+
+
+SEARCH_COLUMNS = [
+    ("search", "search", str),
+    ("φ", "phi", lambda v: "-" if v is None else f"{v:.3f}"),
+    ("d", "depth_mult", lambda v: f"{v:.3f}"),
+    ("w", "width_mult", lambda v: f"{v:.3f}"),
+    ("res", "resolution", str),
+    ("MACs", "macs", lambda v: si(v, "G")),
+    ("params", "params", lambda v: si(v, "M")),
+    ("infer MiB", "inference_bytes", lambda v: f"{v / (1 << 20):.1f}"),
+    ("score", "score", lambda v: f"{v:.4g}"),
+]
+
+
+def render_search(designs, front, stats, constraints, model, objective, fmt) -> str:
+    from .budget import LIMITS
+
+    if fmt == "json":
+        return to_json(designs)
+    columns = list(SEARCH_COLUMNS)
+    extra = [("train GiB", "training_bytes", lambda v: f"{v / (1 << 30):.2f}"),
+             ("latency ms", "latency_s", lambda v: f"{v * 1e3:.3f}"),
+             ("images/s", "images_per_s", lambda v: f"{v:,.0f}")]
+    columns += [c for c in extra if all(c[1] in d for d in designs)]
+    if fmt == "csv":
+        return render_rows(designs, columns, fmt)
+    wanted = ", ".join(f"{k} {LIMITS[k].show(v)}" for k, v in constraints.limits.items())
+    preamble = (f"# effplan {__version__} | search {model} | {wanted} | batch {constraints.batch}, {constraints.dtype}"
+                + (f" on {constraints.device.name}" if constraints.device else "")
+                + f" | objective {objective}\n# {stats['evaluated']:,} grid designs screened vectorised, "
+                f"{stats['screened_in']:,} within the screened limits, {stats['checked_exactly']} checked exactly "
+                f"through the graph path; 'phi' is the largest φ that fits (to 0.01)")
+    table = render_rows(designs, columns, fmt, preamble)
+    front_names = [f"d {d['depth_mult']:.2f} w {d['width_mult']:.2f} {d['resolution']}px" for d in front]
+    return table + "Pareto front (MACs up; memory, latency down): " + "; ".join(front_names) + "\n"
+
+
+def render_coefficients(rows, design, tolerance, fmt) -> str:
+    if fmt == "json":
+        return to_json(rows)
+    columns = [("α", "alpha", lambda v: f"{v:.2f}"), ("β", "beta", lambda v: f"{v:.2f}"),
+               ("γ", "gamma", lambda v: f"{v:.2f}"), ("αβ²γ²", "flops_factor", lambda v: f"{v:.3f}"),
+               ("d", "depth_mult", lambda v: f"{v:.3f}"), ("w", "width_mult", lambda v: f"{v:.3f}"),
+               ("res", "resolution", str), ("MACs", "macs", lambda v: si(v, "G")),
+               ("MACs ×φ0", "macs_ratio", lambda v: f"{v:.3f}")]
+    preamble = (f"# effplan {__version__} | coefficient grid for {design.name}: α, β, γ >= 1 in steps of 0.05 with "
+                f"|αβ²γ² - 2| <= {tolerance:g}; the real MACs ratio of φ = 1 after rounding channels to 8, repeats up "
+                f"and resolution half up (closest to 2 first; the paper chose α 1.2, β 1.1, γ 1.15 by accuracy)")
+    return render_rows(rows, columns, fmt, "" if fmt == "csv" else preamble)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from .costs import dtype_size, node_cost
 from .hardware import Device
 
@@ -36,7 +38,7 @@ class Kernel:
 
     @property
     def time_s(self) -> float:
-        return max(self.compute_s, self.memory_s) + self.overhead_s
+        return np.maximum(self.compute_s, self.memory_s) + self.overhead_s  # numpy: sides may be arrays
 
     @property
     def bound(self) -> str:
@@ -110,15 +112,15 @@ def unit_of(graph, name: str) -> str:
     return "vector"
 
 
-def kernels(graph, device: Device, dtype: str = "fp16", fuse: bool = True) -> list[Kernel]:
-    """Every kernel of a graph, timed on a device at a precision."""
+def kernels(graph, device: Device, dtype: str = "fp16", fuse: bool = True, shapes: dict | None = None) -> list[Kernel]:
+    """Every kernel of a graph, timed on a device at a precision (`shapes`: see costs.node_cost)."""
     size = dtype_size(dtype)
-    tensors = graph.graph["tensors"]
+    tensors = shapes or graph.graph["tensors"]
     bandwidth = device.achievable_bandwidth
     rates = {unit: device.compute(unit, dtype) for unit in ("matrix", "vector")}
     result = []
     for group in kernel_groups(graph, fuse):
-        costs = [node_cost(graph, n, size) for n in group]
+        costs = [node_cost(graph, n, size, shapes) for n in group]
         if any(c is None for c in costs):
             continue  # ops without a cost function are listed by the profile, not timed
         produced = {t for n in group for t in graph.nodes[n]["outputs"]}
