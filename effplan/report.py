@@ -98,7 +98,7 @@ LAYER_COLUMNS = [
 ]
 
 
-TEXT_KEYS = {"metric", "model", "name", "op", "stage", "family", "kind", "description"}
+TEXT_KEYS = {"metric", "model", "name", "op", "stage", "family", "kind", "description", "budget", "limit_key", "search"}
 
 
 def render_rows(rows: list[dict], columns, fmt: str, preamble: str = "") -> str:
