@@ -37,6 +37,9 @@ class ShapeError(EffplanError):
 def _broadcast(shapes: list[Shape]) -> Shape:
     if all(s == shapes[0] for s in shapes):
         return shapes[0]
+    if len(shapes) == 2 and len(shapes[0]) == len(shapes[1]) and all(
+            a == b or b == 1 for a, b in zip(*shapes)):
+        return shapes[0]  # the common case: a per-channel gate scaling a feature map
     rank = max(len(s) for s in shapes)
     padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
     out = []

@@ -58,11 +58,30 @@ def _strides(graph) -> dict[str, int | None]:
 
 
 def _shape(shape: tuple, stride: int | None, sides):
-    """The shape with its last two entries replaced by ceil(r / stride) for every resolution r."""
+    """The shape with its last two entries replaced by ceil(r / stride) for every resolution r
+    (`sides`: the resolutions, or {stride: its sides} computed once)."""
     if stride is None:
         return shape
-    side = -(-sides // stride)
+    side = sides[stride] if isinstance(sides, dict) else -(-sides // stride)
     return (*shape[:-2], side, side)
+
+
+_STRUCTURE: dict = {}  # topology -> (strides, schedule); widths change shapes, not these
+
+
+def _topology(graph) -> tuple:
+    return tuple((name, node["op"], node["inputs"], node["attrs"].get("strides"), len(node["weights"]))
+                 for name, node in graph.nodes(data=True))
+
+
+def _structure(graph):
+    """(stride of every tensor, live_steps) of a graph, shared by every graph of the same topology."""
+    key = _topology(graph)
+    if key not in _STRUCTURE:
+        if len(_STRUCTURE) > 256:
+            _STRUCTURE.clear()
+        _STRUCTURE[key] = (_strides(graph), live_steps(graph))
+    return _STRUCTURE[key]
 
 
 def _template_holds(graph, stride, other) -> bool:
@@ -76,61 +95,103 @@ def _template_holds(graph, stride, other) -> bool:
 def evaluate(design, resolutions, batch: int = 1, dtype: str = "fp32", device=None, training=None) -> Figures:
     """MACs, FLOPs, params, weight bytes and peak activation bytes of a design at many resolutions;
     with a device its roofline latency, with training = (precision, optimizer) a training step's memory."""
+    return evaluate_widths(design, [design.width_mult], resolutions, batch, dtype, device, training)[0]
+
+
+def evaluate_widths(design, widths, resolutions, batch: int = 1, dtype: str = "fp32", device=None,
+                    training=None) -> list[Figures]:
+    """`evaluate` for one depth at many widths: graphs of the same topology share one pass of the cost
+    functions, their channel counts stacked as a second array axis (widths x resolutions)."""
     from .blocks import build
 
     sides = np.asarray(resolutions, dtype=np.int64)
-    size = dtype_size(dtype)
     base = max(int(sides.max()), 32)
-    graph = build(dataclasses.replace(design, resolution=base), batch)
-    stride = _strides(graph)
+    graphs = [build(dataclasses.replace(design, width_mult=float(w), resolution=base), batch) for w in widths]
     key = (design.spec, int(sides.min()), base)  # padding rules are the spec's; depth and width keep them
     if key not in _HOLDS:
         check_at = int(sides.min()) if int(sides.min()) != base else base - 1
         try:
-            other = build(dataclasses.replace(design, resolution=check_at), batch)
+            other = build(dataclasses.replace(design, width_mult=float(widths[0]), resolution=check_at), batch)
         except EffplanError:
             other = None
-        _HOLDS[key] = other is not None and _template_holds(graph, stride, other)
+        _HOLDS[key] = other is not None and _template_holds(graphs[0], _structure(graphs[0])[0], other)
     if not _HOLDS[key]:
-        return _one_by_one(design, sides, batch, dtype, device, training)
-    tensors = graph.graph["tensors"]
-    shapes = {t: _shape(s, stride[t], sides) for t, s in tensors.items()}
-    totals = {k: np.zeros(len(sides), dtype=np.int64) for k in SUMMED}
-    params = buffers = 0
+        return [_one_by_one(dataclasses.replace(design, width_mult=float(w)), sides, batch, dtype, device, training)
+                for w in widths]
+    by_topology: dict = {}
+    for i, graph in enumerate(graphs):
+        by_topology.setdefault(_topology(graph), []).append(i)
+    results: list = [None] * len(graphs)
+    for members in by_topology.values():
+        for i, figures in zip(members, _joint([graphs[i] for i in members], sides, dtype, device, training)):
+            results[i] = figures
+    return results
+
+
+def _stacked(values: list, count: int):
+    """One dimension across graphs: an int where all agree, else a (graphs, 1) array."""
+    first = values[0]
+    return first if all(v == first for v in values) else np.array(values, dtype=np.int64).reshape(count, 1)
+
+
+def _joint(graphs, sides, dtype, device, training) -> list[Figures]:
+    """Figures of same-topology graphs (one per width) over all resolutions, in one pass."""
+    size = dtype_size(dtype)
+    count, graph = len(graphs), graphs[0]
+    stride, (_, start, steps) = _structure(graph)
+    strides = sorted({s for s in stride.values() if s})
+    side_of = {s: (-(-sides // s)).reshape(1, -1) for s in strides}
+    all_tensors = [g.graph["tensors"] for g in graphs]
+    shapes = {}
+    for t, shape in graph.graph["tensors"].items():
+        dims = tuple(_stacked([tensors[t][j] for tensors in all_tensors], count) for j in range(len(shape)))
+        shapes[t] = _shape(dims, stride[t], side_of)
+    totals = {k: np.zeros((count, len(sides)), dtype=np.int64) for k in SUMMED}
     for name in graph.nodes:
         node = graph.nodes[name]
         fn = COSTS.get(node["op"])
-        params += sum(w.size for w in node["weights"] if w.trainable)
-        buffers += sum(w.size for w in node["weights"] if not w.trainable)
         if fn is None:
             continue
-        macs, flops = fn(node["attrs"], [shapes[t] for t in node["inputs"]], shapes[node["outputs"][0]],
-                         {w.role: w.shape for w in node["weights"]})
+        weights = {w.role: tuple(_stacked([g.nodes[name]["weights"][k].shape[j] for g in graphs], count)
+                                 for j in range(len(w.shape))) for k, w in enumerate(node["weights"])}
+        macs, flops = fn(node["attrs"], [shapes[t] for t in node["inputs"]], shapes[node["outputs"][0]], weights)
         totals["macs"] += macs
         totals["flops"] += flops
     # Peak: the schedule's live sets are fixed. A tensor's size is (its other dimensions) x side^2 of its
-    # stride, so each step's total is a small integer matrix (steps x strides) times the sides squared.
-    _, start, steps = live_steps(graph)
-    strides = sorted({s for s in stride.values() if s})
+    # stride, so each step's total is a small matrix (steps x strides, per graph) times the sides squared.
     column = {s: i for i, s in enumerate(strides)}
-    per_side = np.zeros((len(steps) + 1, len(strides)), dtype=np.int64)
-    fixed = np.zeros(len(steps) + 1, dtype=np.int64)
+    per_side = np.zeros((len(steps) + 1, len(strides), count), dtype=np.int64)
+    fixed = np.zeros((len(steps) + 1, count), dtype=np.int64)
     for i, live in enumerate([start, *steps]):
         for t in live:
             if stride[t]:
-                per_side[i, column[stride[t]]] += math.prod(tensors[t][:-2])
+                per_side[i, column[stride[t]]] += [math.prod(tensors[t][:-2]) for tensors in all_tensors]
             else:
-                fixed[i] += math.prod(tensors[t])
-    squares = np.stack([(-(-sides // s)) ** 2 for s in strides]) if strides else np.zeros((0, len(sides)), np.int64)
-    peak = ((per_side @ squares) + fixed[:, None]).max(axis=0) * size
-    latency = train = None
-    if device is not None:
-        from .roofline import kernels
-        latency = sum((k.time_s for k in kernels(graph, device, dtype, shapes=shapes)), np.zeros(len(sides)))
-    if training is not None:
-        from .memory import training_memory
-        train = training_memory(graph, *training, shapes=shapes).total_bytes
-    return Figures(sides, totals["macs"], totals["flops"], params, (params + buffers) * size, peak, latency, train)
+                fixed[i] += [math.prod(tensors[t]) for tensors in all_tensors]
+    squares = np.concatenate([side_of[s] ** 2 for s in strides]) if strides else np.zeros((0, len(sides)), np.int64)
+    # float64 matmul (BLAS) is exact for integers below 2^53, checked below
+    timeline = per_side.transpose(2, 0, 1).astype(np.float64) @ squares.astype(np.float64) + fixed.T[:, :, None]
+    most = timeline.max(axis=1)
+    if most.size and most.max() >= 2.0 ** 53:
+        raise EffplanError("activation sizes beyond 2^53 elements: too large to plan exactly")
+    peak = most.astype(np.int64) * size
+    results = []
+    for k, g in enumerate(graphs):
+        params = sum(w.size for _, n in g.nodes(data=True) for w in n["weights"] if w.trainable)
+        buffers = sum(w.size for _, n in g.nodes(data=True) for w in n["weights"] if not w.trainable)
+        latency = train = None
+        if device is not None or training is not None:  # these read each graph's own weights
+            own = {t: _shape(s, stride[t], {st: side_of[st][0] for st in strides})
+                   for t, s in g.graph["tensors"].items()}
+            if device is not None:
+                from .roofline import kernels
+                latency = sum((kr.time_s for kr in kernels(g, device, dtype, shapes=own)), np.zeros(len(sides)))
+            if training is not None:
+                from .memory import training_memory
+                train = training_memory(g, *training, shapes=own).total_bytes
+        results.append(Figures(sides, totals["macs"][k], totals["flops"][k], params, (params + buffers) * size,
+                               peak[k], latency, train))
+    return results
 
 
 def _one_by_one(design, sides, batch, dtype, device=None, training=None) -> Figures:
@@ -235,31 +296,39 @@ def grid_search(design, depths, widths, resolutions, constraints: Constraints, s
     until `top` pass. Returns (ranked designs, statistics)."""
     from .budget import LIMITS
 
-    pairs = [(d, w) for d in depths for w in widths]
     training = (constraints.precision, constraints.optimizer) if "max_training_memory" in constraints.limits else None
     kept, smallest, evaluated = [], None, 0
-    for d, w in (progress(pairs) if progress else pairs):
+    for d in (progress(list(depths)) if progress else depths):
         try:
-            f = evaluate(design_at(design, d, w, resolutions[0]), resolutions, constraints.batch, constraints.dtype,
-                         constraints.device, training)
+            per_width = evaluate_widths(design_at(design, d, widths[0], resolutions[0]), widths, resolutions,
+                                        constraints.batch, constraints.dtype, constraints.device, training)
         except EffplanError:
-            continue  # too deep or too narrow to build at these sizes
-        evaluated += len(resolutions)
-        values = {"macs": f.macs, "flops": f.flops, "params": np.full(len(resolutions), f.params),
-                  "weight_bytes": np.full(len(resolutions), f.weight_bytes), "inference_bytes": f.inference_bytes}
-        if f.latency_s is not None:
-            values.update(latency_s=f.latency_s, images_per_s=constraints.batch / f.latency_s)
-        if f.training_bytes is not None:
-            values["training_bytes"] = f.training_bytes
-        ok = np.ones(len(resolutions), dtype=bool)
-        for key, limit in constraints.limits.items():
-            ok &= values[LIMITS[key].figure] <= limit if LIMITS[key].upper else values[LIMITS[key].figure] >= limit
-        i = int(np.argmin(f.macs))
-        if smallest is None or f.macs[i] < smallest["macs"]:
-            smallest = {"depth_mult": float(d), "width_mult": float(w), "resolution": int(resolutions[i]),
-                        **{k: v[i].item() for k, v in values.items()}}
-        scores = score(f.macs)
-        kept += [(float(scores[j]), float(d), float(w), int(resolutions[j])) for j in np.flatnonzero(ok)]
+            per_width = []
+            for w in widths:  # some widths may be buildable where others are not
+                try:
+                    per_width.append(evaluate(design_at(design, d, w, resolutions[0]), resolutions,
+                                              constraints.batch, constraints.dtype, constraints.device, training))
+                except EffplanError:
+                    per_width.append(None)
+        for w, f in zip(widths, per_width):
+            if f is None:
+                continue
+            evaluated += len(resolutions)
+            values = {"macs": f.macs, "flops": f.flops, "params": np.full(len(resolutions), f.params),
+                      "weight_bytes": np.full(len(resolutions), f.weight_bytes), "inference_bytes": f.inference_bytes}
+            if f.latency_s is not None:
+                values.update(latency_s=f.latency_s, images_per_s=constraints.batch / f.latency_s)
+            if f.training_bytes is not None:
+                values["training_bytes"] = f.training_bytes
+            ok = np.ones(len(resolutions), dtype=bool)
+            for key, limit in constraints.limits.items():
+                ok &= values[LIMITS[key].figure] <= limit if LIMITS[key].upper else values[LIMITS[key].figure] >= limit
+            i = int(np.argmin(f.macs))
+            if smallest is None or f.macs[i] < smallest["macs"]:
+                smallest = {"depth_mult": float(d), "width_mult": float(w), "resolution": int(resolutions[i]),
+                            **{k: v[i].item() for k, v in values.items()}}
+            scores = score(f.macs)
+            kept += [(float(scores[j]), float(d), float(w), int(resolutions[j])) for j in np.flatnonzero(ok)]
     stats = {"evaluated": evaluated, "screened_in": len(kept), "smallest": smallest}
     kept.sort(key=lambda c: (-c[0], c[3], c[1], c[2]))  # ties: the smallest resolution, depth, width
     ranked, tried, seen = [], 0, set()
