@@ -20,7 +20,7 @@ from .errors import EffplanError
 from .memory import live_steps
 
 SUMMED = ("macs", "flops")
-_HOLDS: dict = {}  # (spec, smallest side, largest side) -> does the template hold
+_HOLDS: dict = {}  # spec -> does the template hold at every resolution
 
 
 @dataclass
@@ -92,6 +92,24 @@ def _template_holds(graph, stride, other) -> bool:
         tuple(int(x) for x in _shape(mine[t], stride[t], np.int64(r))) == theirs[t] for t in mine)
 
 
+def _template_holds_everywhere(graph, design, batch) -> bool:
+    """Output sides follow ceil(r / stride) for every r when they do for a whole period of r modulo
+    the largest stride (padding and ceil-mode rounding depend on r only through that remainder)."""
+    from .blocks import build
+
+    stride = _structure(graph)[0]
+    base = graph.graph["tensors"][graph.graph["inputs"][0]][-1]
+    period = max(s for s in stride.values() if s)
+    for r in range(base - 1, base - period, -1):
+        try:
+            other = build(dataclasses.replace(design, resolution=r), batch)
+        except EffplanError:
+            return False
+        if not _template_holds(graph, stride, other):
+            return False
+    return True
+
+
 def evaluate(design, resolutions, batch: int = 1, dtype: str = "fp32", device=None, training=None) -> Figures:
     """MACs, FLOPs, params, weight bytes and peak activation bytes of a design at many resolutions;
     with a device its roofline latency, with training = (precision, optimizer) a training step's memory."""
@@ -107,14 +125,10 @@ def evaluate_widths(design, widths, resolutions, batch: int = 1, dtype: str = "f
     sides = np.asarray(resolutions, dtype=np.int64)
     base = max(int(sides.max()), 32)
     graphs = [build(dataclasses.replace(design, width_mult=float(w), resolution=base), batch) for w in widths]
-    key = (design.spec, int(sides.min()), base)  # padding rules are the spec's; depth and width keep them
-    if key not in _HOLDS:
-        check_at = int(sides.min()) if int(sides.min()) != base else base - 1
-        try:
-            other = build(dataclasses.replace(design, width_mult=float(widths[0]), resolution=check_at), batch)
-        except EffplanError:
-            other = None
-        _HOLDS[key] = other is not None and _template_holds(graphs[0], _structure(graphs[0])[0], other)
+    if design.spec not in _HOLDS:
+        _HOLDS[design.spec] = _template_holds_everywhere(graphs[0], dataclasses.replace(
+            design, width_mult=float(widths[0])), batch)
+    key = design.spec
     if not _HOLDS[key]:
         return [_one_by_one(dataclasses.replace(design, width_mult=float(w)), sides, batch, dtype, device, training)
                 for w in widths]

@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import effplan
@@ -30,6 +30,10 @@ def base(name):
        st.lists(st.integers(64, 256), min_size=1, max_size=4, unique=True), st.integers(1, 3))
 def test_vectorised_path_equals_graph_path(name, depth, width, sides, batch):
     design = dataclasses.replace(base(name), depth_mult=depth, width_mult=width)
+    try:
+        build(dataclasses.replace(design, resolution=min(sides)))
+    except effplan.EffplanError:
+        assume(False)  # too deep for its smallest input (GoogLeNet's pools at depth 2): not a design
     f = evaluate(design, sides, batch, "fp16", T4, ("mixed", "adamw"))
     for i, side in enumerate(sides):
         graph = build(dataclasses.replace(design, resolution=side), batch)
