@@ -171,7 +171,8 @@ class GraphBuilder:
         self.prefix = prefix
 
     def name(self, layer: str, role: str) -> str:
-        return ".".join(part for part in (self.prefix, layer, role) if part)
+        name = f"{self.prefix}.{layer}" if self.prefix and layer else self.prefix or layer
+        return f"{name}.{role}" if name and role else name or role
 
     def shape(self, tensor: str) -> Shape:
         return self.tensors[tensor]
@@ -190,9 +191,8 @@ class GraphBuilder:
             raise ShapeError(f"layer {name} ({op}): {exc}") from None
         self.graph.add_node(name, op=op, attrs=attrs, inputs=tuple(inputs), outputs=(name,),
                             weights=weights, stage=self.stage, block=self.block, layer=layer)
-        for t in set(inputs):
-            if t in self.producer:
-                self.graph.add_edge(self.producer[t], name, tensor=t)
+        self.graph.add_edges_from((self.producer[t], name, {"tensor": t}) for t in dict.fromkeys(inputs)
+                                  if t in self.producer)
         self.tensors[name] = out_shape
         self.producer[name] = name
         return name
