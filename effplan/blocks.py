@@ -367,8 +367,8 @@ def build(design: Design, batch: int = 1):
     check_design(design)
     spec = design.spec
 
-    def width(channels: int, floor: float = 0.0) -> int:
-        return round_channels(channels, max(design.width_mult, floor), spec.rounding)
+    def width(channels: int, floor: float = 0.0, cap: float = 64.0) -> int:
+        return round_channels(channels, min(max(design.width_mult, floor), cap), spec.rounding)
 
     net = Net(spec.activation, spec.norm == "bn", spec.bn_epsilon, width)
     b = GraphBuilder(design.name, (batch, spec.in_channels, design.resolution, design.resolution))
@@ -378,7 +378,7 @@ def build(design: Design, batch: int = 1):
         nonlocal x
         for i in range(repeats):
             b.at(stage, b.block + 1 if stage == b.stage else 0)
-            cout = width(row.channels, row.width_min) if row.channels else b.shape(x)[1]
+            cout = width(row.channels, row.width_min, row.width_max) if row.channels else b.shape(x)[1]
             x = BLOCKS[row.block].build(b, x, cout, row.stride if i == 0 else 1, row.args, net)
 
     for row in spec.stem:

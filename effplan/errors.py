@@ -9,11 +9,15 @@ class EffplanError(Exception):
 
 
 def did_you_mean(word: str, choices, n: int = 3) -> str:
-    """' (did you mean: a, b?)' for the nearest choices, or '' when none is close."""
+    """' (did you mean: a, b?)' for the nearest choices (as spelled in `choices`), or '' when none is close."""
+    choices = [c for c in choices if c]
+    spelled = {}
+    for c in choices:
+        spelled.setdefault(c.lower(), c)
     starts = [c for c in choices if word and c.lower().startswith(word.lower())]
-    close = list(dict.fromkeys(starts + difflib.get_close_matches(word.lower(), [c.lower() for c in choices],
-                                                                  n=n, cutoff=0.5)))[:n]
+    near = [spelled[c] for c in difflib.get_close_matches(word.lower(), list(spelled), n=n, cutoff=0.5)]
+    close = [c for c in dict.fromkeys(starts + near) if c != word][:n]
     if not close:
         # A short prefix ('efficientnet-b') is still worth a hint.
-        close = [c for c in choices if c.lower().startswith(word.lower()[:6])][:n]
+        close = [c for c in choices if c.lower().startswith(word.lower()[:6]) and c != word][:n]
     return f" (did you mean: {', '.join(close)}?)" if close else ""

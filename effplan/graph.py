@@ -202,6 +202,33 @@ class GraphBuilder:
         return self.graph
 
 
+def readers(graph) -> dict[str, list[str]]:
+    """Tensor name -> the nodes that read it, in stored order."""
+    found: dict[str, list[str]] = {}
+    for name in graph.nodes:
+        for t in dict.fromkeys(graph.nodes[name]["inputs"]):
+            found.setdefault(t, []).append(name)
+    return found
+
+
+def swish_pairs(graph, read=None) -> dict[str, str]:
+    """Sigmoid node -> Mul node for every Swish written as x * Sigmoid(x), the form ONNX exporters
+    use: frameworks run it as one op (SiLU) that keeps only x, so the gate is never stored."""
+    nodes, read = graph.nodes, read or readers(graph)
+    pairs = {}
+    for name in nodes:
+        node = nodes[name]
+        if node["op"] != "Sigmoid":
+            continue
+        (gate,) = node["outputs"]
+        users = read.get(gate, [])
+        if len(users) == 1 and nodes[users[0]]["op"] == "Mul" \
+                and set(nodes[users[0]]["inputs"]) == {node["inputs"][0], gate} \
+                and gate not in graph.graph["outputs"]:
+            pairs[name] = users[0]
+    return pairs
+
+
 def fold_batch_norm(graph):
     """The inference graph: every BatchNormalization that is the only reader of a Conv's output
     is folded into that conv, which gains a bias (or keeps its own). The conv takes over the BN's
@@ -209,10 +236,7 @@ def fold_batch_norm(graph):
     that fold real values."""
     import networkx as nx
 
-    readers: dict[str, list[str]] = {}
-    for name in graph.nodes:
-        for t in graph.nodes[name]["inputs"]:
-            readers.setdefault(t, []).append(name)
+    read = readers(graph)
     folded: dict[str, str] = {}  # conv -> bn
     for name in graph.nodes:
         node = graph.nodes[name]
@@ -220,7 +244,7 @@ def fold_batch_norm(graph):
             continue
         (source,) = node["inputs"]
         producer = next(iter(graph.predecessors(name)), None)
-        if producer and graph.nodes[producer]["op"] == "Conv" and readers.get(source) == [name] \
+        if producer and graph.nodes[producer]["op"] == "Conv" and read.get(source) == [name] \
                 and source not in graph.graph["outputs"]:
             folded[producer] = name
     out = nx.DiGraph(**{**graph.graph, "tensors": dict(graph.graph["tensors"])})

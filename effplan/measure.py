@@ -2,6 +2,7 @@
 beside its roofline estimate, kernel by kernel."""
 from __future__ import annotations
 
+import bisect
 import datetime
 import json
 import os
@@ -180,6 +181,29 @@ def _owner(measured_name: str, nodes: set[str]) -> str | None:
     return best
 
 
+def _per_node_medians(events: list, nodes: set[str], skip: int) -> tuple[dict[str, float], float]:
+    """Each effplan node's median time per run, over the profiled runs after the first `skip`
+    (a median, so one run pre-empted by another process does not move it); and the median time
+    per run of profiled kernels that belong to no effplan node (layout reorders and the like)."""
+    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events
+                  if e.get("cat") == "Session" and e.get("name") == "model_run")[skip:]
+    starts = [start for start, _ in runs]
+    per_run: list[dict[str, float]] = [{} for _ in runs]
+    for event in events:
+        if event.get("cat") != "Node" or not event.get("name", "").endswith("_kernel_time"):
+            continue
+        i = bisect.bisect_right(starts, event["ts"]) - 1
+        if i < 0 or event["ts"] > runs[i][1]:
+            continue  # a warm-up run
+        owner = _owner(event["name"], nodes) or ""
+        per_run[i][owner] = per_run[i].get(owner, 0.0) + event["dur"] * 1e-6
+    if not per_run:
+        return {}, 0.0
+    owners = {o for run in per_run for o in run}
+    medians = {o: statistics.median(run.get(o, 0.0) for run in per_run) for o in owners}
+    return {o: t for o, t in medians.items() if o}, medians.get("", 0.0)
+
+
 def measure(graph, design, result, runs: int = 20, provider: str = "CPUExecutionProvider") -> dict:
     """Run the graph in onnxruntime with profiling; per-kernel measured time beside the estimate."""
     try:
@@ -199,27 +223,15 @@ def measure(graph, design, result, runs: int = 20, provider: str = "CPUExecution
         feed_name = session.get_inputs()[0].name
         x = np.random.default_rng(0).standard_normal(graph.graph["tensors"][graph.graph["inputs"][0]],
                                                      dtype=np.float32)
-        for _ in range(3):
-            session.run(None, {feed_name: x})
+        warmup = 3
         walls = []
-        for _ in range(runs):
+        for i in range(warmup + runs):
             start = time.perf_counter()
             session.run(None, {feed_name: x})
             walls.append(time.perf_counter() - start)
         with open(session.end_profiling()) as fh:
             events = json.load(fh)
-    nodes = set(graph.nodes)
-    per_node: dict[str, float] = {}
-    unassigned = 0.0
-    for event in events:
-        if event.get("cat") != "Node" or not event.get("name", "").endswith("_kernel_time"):
-            continue
-        owner = _owner(event["name"], nodes)
-        seconds = event["dur"] * 1e-6 / (runs + 3)
-        if owner is None:
-            unassigned += seconds
-        else:
-            per_node[owner] = per_node.get(owner, 0.0) + seconds
+    per_node, unassigned = _per_node_medians(events, set(graph.nodes), warmup)
     rows = []
     for k in result.kernels:
         measured = sum(per_node.get(n, 0.0) for n in k.nodes)
@@ -227,7 +239,7 @@ def measure(graph, design, result, runs: int = 20, provider: str = "CPUExecution
                      "bound": k.bound, "estimated_s": k.time_s, "measured_s": measured,
                      "ratio": k.time_s / measured if measured else None})
     timed = [r for r in rows if r["measured_s"] > 0]
-    measured_total = statistics.median(walls)
+    measured_total = statistics.median(walls[warmup:])
     return {"provider": provider, "onnxruntime": ort.__version__, "runs": runs,
             "estimated_s": result.latency_s, "measured_s": measured_total,
             "ratio": result.latency_s / measured_total,

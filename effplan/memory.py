@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import EffplanError
+from .graph import readers, swish_pairs
 
 # Ops that may write their output over an input of the same shape that nothing reads later.
 ELEMENTWISE = frozenset({"Relu", "Sigmoid", "Clip", "HardSwish", "HardSigmoid", "LeakyRelu", "Tanh",
@@ -27,18 +28,10 @@ class Peak:
     timeline: tuple[int, ...] = ()  # live bytes while each node of `order` runs
 
 
-def _readers(graph) -> dict[str, list[str]]:
-    readers: dict[str, list[str]] = {}
-    for name in graph.nodes:
-        for t in dict.fromkeys(graph.nodes[name]["inputs"]):
-            readers.setdefault(t, []).append(name)
-    return readers
-
-
 def se_multiplies(graph) -> set[str]:
     """The squeeze-excitation scale: a Mul by a per-channel [N, C, 1, 1] gate whose only reader is a Conv.
     Fused, the conv reads the feature map and the gate and the product is never stored."""
-    tensors, readers = graph.graph["tensors"], _readers(graph)
+    tensors, read = graph.graph["tensors"], readers(graph)
     fused = set()
     for name in graph.nodes:
         node = graph.nodes[name]
@@ -47,7 +40,7 @@ def se_multiplies(graph) -> set[str]:
         shapes = [tensors[t] for t in node["inputs"]]
         (out,) = node["outputs"]
         gate = any(len(s) == 4 and s[2:] == (1, 1) for s in shapes) and any(s == tensors[out] for s in shapes)
-        consumers = readers.get(out, [])
+        consumers = read.get(out, [])
         if gate and len(consumers) == 1 and graph.nodes[consumers[0]]["op"] == "Conv" \
                 and out not in graph.graph["outputs"]:
             fused.add(name)
@@ -61,15 +54,15 @@ def live_steps(graph, *, order=None, inplace: bool = False, fuse_se: bool = Fals
 
     A tensor is live from the start of its producer until its last reader has run; while a node
     runs, its inputs and outputs are live together. The graph input counts, weights do not.
-    `inplace`: an elementwise op writes over an input of its output's shape that no later op reads
+    Swish (x * Sigmoid(x)) is one op, as frameworks run it: its gate is never stored. `inplace`: an elementwise op writes over an input of its output's shape that no later op reads
     (never the graph input). `fuse_se`: squeeze-excitation multiplies run inside the next conv.
     """
     order = list(order or graph.nodes)
     position = {name: i for i, name in enumerate(order)}
-    tensors, readers = graph.graph["tensors"], _readers(graph)
+    tensors, read = graph.graph["tensors"], readers(graph)
     fused = se_multiplies(graph) if fuse_se else set()
-    last_use = {t: max(position[n] for n in names) for t, names in readers.items()}
-    stored = set(tensors)
+    last_use = {t: max(position[n] for n in names) for t, names in read.items()}
+    stored = set(tensors) - swish_gates(graph, read)
     for name in fused:  # the fused multiply's operands stay until its conv has run
         (out,) = graph.nodes[name]["outputs"]
         for t in graph.nodes[name]["inputs"]:
@@ -91,6 +84,10 @@ def live_steps(graph, *, order=None, inplace: bool = False, fuse_se: bool = Fals
         for t in [t for t in live if last_use.get(t, i) <= i]:
             del live[t]
     return order, start, steps
+
+
+def swish_gates(graph, read=None) -> set[str]:
+    return {graph.nodes[sig]["outputs"][0] for sig in swish_pairs(graph, read)}
 
 
 def inference_peak(graph, dtype_bytes: int, *, order=None, inplace: bool = False, fuse_se: bool = False,
@@ -121,10 +118,11 @@ def memory_aware_order(graph, dtype_bytes: int = 4) -> list[str]:
     """A topological order for branchy graphs: among the chains of ops ready to run (a chain runs
     until a fork or a join), run first the one whose own peak stands highest above what it leaves
     live (the rule that orders independent branches of a fork optimally); ties keep stored order."""
-    tensors, readers = graph.graph["tensors"], _readers(graph)
-    size = {t: math.prod(s) * dtype_bytes for t, s in tensors.items()}
+    tensors, read = graph.graph["tensors"], readers(graph)
+    gates = swish_gates(graph, read)
+    size = {t: 0 if t in gates else math.prod(s) * dtype_bytes for t, s in tensors.items()}
     stored = {name: i for i, name in enumerate(graph.nodes)}
-    pending = {t: len(r) for t, r in readers.items()}
+    pending = {t: len(r) for t, r in read.items()}
     waiting = {name: graph.in_degree(name) for name in graph.nodes}
     keep = set(graph.graph["outputs"]) | set(graph.graph["inputs"])
 
@@ -176,18 +174,20 @@ def best_order_peak(graph, dtype_bytes: int, **options) -> tuple[Peak, Peak]:
 
 # ---- training ----
 
-# What each op's backward reads, as PyTorch's autograd saves it. "input": the first input;
+# What each op's backward reads, as PyTorch's autograd saves it. Swish is one op (SiLU) saving its
+# input; its Sigmoid and Mul are not counted apart. "input": the first input;
 # "inputs": every activation input; "output"; "statistics": per-channel mean and inverse std
 # (fp32); "indices": argmax positions (int64 per output element); "mask": one byte per element.
 SAVED_FOR_BACKWARD: dict[str, tuple[str, ...]] = {
     "Conv": ("input",), "Gemm": ("input",), "MatMul": ("inputs",),
     "BatchNormalization": ("input", "statistics"),
-    "Relu": ("output",), "Sigmoid": ("output",), "Tanh": ("output",), "Softmax": ("output",), "Exp": ("output",),
+    "Swish": ("input",), "Relu": ("output",), "Sigmoid": ("output",), "Tanh": ("output",),
+    "Softmax": ("output",), "Exp": ("output",),
     "Clip": ("input",), "HardSwish": ("input",), "HardSigmoid": ("input",), "LeakyRelu": ("input",),
     "Mul": ("inputs",), "Div": ("inputs",),
-    "MaxPool": ("input", "indices"),
+    "MaxPool": ("input", "indices"), "GlobalAveragePool": ("input",), "AveragePool": ("input",),
     "Dropout": ("mask",),
-    **dict.fromkeys(("Add", "Sub", "Concat", "GlobalAveragePool", "ReduceMean", "AveragePool", "Flatten",
+    **dict.fromkeys(("Add", "Sub", "Concat", "ReduceMean", "Flatten",
                      "Reshape", "Transpose", "Slice", "Split", "Identity", "Squeeze", "Unsqueeze", "Pad"), ()),
 }
 OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}  # state tensors per parameter
@@ -220,15 +220,21 @@ class Training:
                 + self.transient_bytes)
 
 
-def _saved_by(graph, name: str, act_bytes: int, scale: int, tensors: dict) -> dict[str, int]:
-    """The tensors (or derived buffers, keyed by name) a node's backward needs, with their bytes."""
+def _saved_by(graph, name: str, act_bytes: int, scale: int, tensors: dict, swish: dict) -> dict[str, int]:
+    """The tensors (or derived buffers, keyed by name) a node's backward needs, with their bytes.
+    `swish` maps each Swish's Sigmoid to None and its Mul to the Sigmoid: the Mul stands for the
+    whole op, the Sigmoid saves nothing."""
     node = graph.nodes[name]
-    if node["op"] not in SAVED_FOR_BACKWARD:
-        raise EffplanError(f"training memory: no rule for what {node['op']} saves for backward (layer {name})")
+    op, inputs = node["op"], [t for t in node["inputs"] if t in tensors]
+    if name in swish:
+        if swish[name] is None:
+            return {}
+        op, inputs = "Swish", list(graph.nodes[swish[name]]["inputs"])
+    if op not in SAVED_FOR_BACKWARD:
+        raise EffplanError(f"training memory: no rule for what {op} saves for backward (layer {name})")
     (out,) = node["outputs"][:1]
-    inputs = [t for t in node["inputs"] if t in tensors]
     saved = {}
-    for what in SAVED_FOR_BACKWARD[node["op"]]:
+    for what in SAVED_FOR_BACKWARD[op]:
         if what == "input":
             saved[inputs[0]] = math.prod(tensors[inputs[0]]) * act_bytes * scale
         elif what == "inputs":
@@ -268,7 +274,10 @@ def training_memory(graph, precision: str = "fp32", optimizer: str = "sgd", chec
         raise EffplanError(f"unknown optimizer '{optimizer}'; known: {', '.join(OPTIMIZER_SLOTS)}")
     act, weight, grad, state = PRECISIONS[precision]
     tensors = shapes or graph.graph["tensors"]
-    saved = {name: _saved_by(graph, name, act, scale, tensors) for name in graph.nodes}
+    read = readers(graph)
+    pairs, gates = swish_pairs(graph, read), swish_gates(graph, read)
+    swish = {**dict.fromkeys(pairs), **{mul: sig for sig, mul in pairs.items()}}
+    saved = {name: _saved_by(graph, name, act, scale, tensors, swish) for name in graph.nodes}
     everything: dict[str, int] = {}
     for per_node in saved.values():
         everything.update(per_node)
@@ -290,13 +299,14 @@ def training_memory(graph, precision: str = "fp32", optimizer: str = "sgd", chec
         largest = max((sum(b for t, b in {k: v for n in names for k, v in saved[n].items()}.items()
                            if t not in resident) for names in blocks.values()), default=0)
         activations = sum(resident.values()) + largest
-        recompute = sum(node_cost(graph, n, act).flops for names in blocks.values() for n in names)
+        recompute = scale * sum(node_cost(graph, n, act).flops for names in blocks.values() for n in names)
     elif checkpoint != "none":
         raise EffplanError(f"unknown checkpoint mode '{checkpoint}'; known: none, blocks")
     params = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"] if w.trainable)
     buffers = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"] if not w.trainable)
     transient = functools.reduce(np.maximum, (
-        sum(math.prod(tensors[t]) for t in {*graph.nodes[n]["inputs"], *graph.nodes[n]["outputs"]} if t in tensors)
+        sum(math.prod(tensors[t]) for t in {*graph.nodes[n]["inputs"], *graph.nodes[n]["outputs"]}
+            if t in tensors and t not in gates)
         for n in graph.nodes)) * act * scale
     if np.ndim(transient) == 0:
         transient = int(transient)

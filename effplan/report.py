@@ -156,6 +156,9 @@ def write_atomic(path: str, text: str | bytes) -> None:
         fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
         with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as fh:
             fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a plain open() would honour the umask
         os.replace(tmp, target)
     except OSError as exc:
         try:
@@ -245,9 +248,9 @@ def memory_assumptions(inplace: bool, fold_bn: bool, fuse_se: bool, training=Non
     if training:
         notes["training"] = (
             f"{training.precision} precision, {training.optimizer}: activations saved for backward as autograd "
-            f"saves them (conv/gemm: input; BN: input + fp32 mean and inverse std; ReLU/Sigmoid: output; "
-            f"Clip/HardSwish: input; Mul: both operands; MaxPool: input + int64 indices; Dropout: 1-byte mask; "
-            f"Add/Concat/pooling/reshape: nothing); a tensor saved by several ops counts once; plus the largest "
+            f"saves them (conv/gemm: input; BN: input + fp32 mean and inverse std; Swish (SiLU): input; "
+            f"ReLU/Sigmoid: output; Clip/HardSwish: input; Mul: both operands; MaxPool: input + int64 indices; "
+            f"average pooling: input; Dropout: 1-byte mask; Add/Concat/reshape: nothing); a tensor saved by several ops counts once; plus the largest "
             f"op's input and output gradients (transient); weights, gradients and optimizer state per parameter")
         if training.checkpoint == "blocks":
             notes["checkpoint"] = ("blocks: only each block's inputs (and the stem's and head's saved tensors) are "

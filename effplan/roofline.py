@@ -1,7 +1,7 @@
 """Roofline latency: each kernel takes max(compute time, memory time) + launch overhead on a device.
 
 Fusion (as inference runtimes do; `fuse=False` turns it off): a Conv or Gemm runs as one kernel
-with what follows it on its output alone: BatchNormalization, then an activation (ReLU, Clip,
+with what follows it on its output alone: BatchNormalization, then an activation (ReLU, Clip, Sigmoid,
 HardSwish, or Swish as Sigmoid + Mul), then a residual Add. Every other op is a kernel of its own,
 except views (Reshape, Flatten, Identity, Dropout at inference), which move nothing and take no time.
 A kernel reads its inputs and weights from device memory and writes its output there.
@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .costs import dtype_size, node_cost
+from .graph import readers as tensor_readers
 from .hardware import Device
 
 VIEWS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
-ACTIVATIONS = frozenset({"Relu", "Clip", "HardSwish", "LeakyRelu"})
+ACTIVATIONS = frozenset({"Relu", "Clip", "HardSwish", "LeakyRelu", "Sigmoid"})  # Sigmoid: the SE gate
 
 
 @dataclass(frozen=True)
@@ -51,17 +52,11 @@ class Kernel:
         return self.flops / self.bytes if self.bytes else math.inf
 
 
-def _readers(graph) -> dict[str, list[str]]:
-    readers: dict[str, list[str]] = {}
-    for name in graph.nodes:
-        for t in dict.fromkeys(graph.nodes[name]["inputs"]):
-            readers.setdefault(t, []).append(name)
-    return readers
-
-
-def _epilogue(graph, tail: str, readers, outputs) -> list[str]:
+def _epilogue(graph, tail: str, readers, outputs, ready: set) -> list[str]:
     """The ops a conv kernel absorbs: each the only reader of the running result (Swish: its Sigmoid
-    and Mul), in the order BatchNormalization, activation, residual Add, activation."""
+    and Mul), in the order BatchNormalization, activation, residual Add, activation. An Add is
+    absorbed only when its other operand is `ready` (made by an earlier kernel): where both operands
+    come from convs (a projection shortcut), the later conv takes it."""
     nodes, tensors = graph.nodes, graph.graph["tensors"]
     absorbed: list[str] = []
     for allowed in ({"BatchNormalization"}, ACTIVATIONS, {"Add"}, ACTIVATIONS):
@@ -71,8 +66,9 @@ def _epilogue(graph, tail: str, readers, outputs) -> list[str]:
         ops = sorted(nodes[n]["op"] for n in names)
         if len(names) == 1 and nodes[names[0]]["op"] in allowed:
             (taken,) = names
-            if nodes[taken]["op"] == "Add" and tensors[nodes[taken]["outputs"][0]] != tensors[tail]:
-                break  # a broadcast, not a residual
+            if nodes[taken]["op"] == "Add" and (tensors[nodes[taken]["outputs"][0]] != tensors[tail]
+                                                 or not set(nodes[taken]["inputs"]) - {tail} <= ready):
+                break  # a broadcast, not a residual; or its other operand is not made yet
             absorbed.append(taken)
         elif allowed is ACTIVATIONS and ops == ["Mul", "Sigmoid"]:  # Swish
             sig, mul = sorted(names, key=lambda n: nodes[n]["op"] != "Sigmoid")
@@ -88,17 +84,19 @@ def _epilogue(graph, tail: str, readers, outputs) -> list[str]:
 
 def kernel_groups(graph, fuse: bool = True) -> list[list[str]]:
     """The nodes each kernel runs, in order (views are left out)."""
-    readers, nodes = _readers(graph), graph.nodes
+    readers, nodes = tensor_readers(graph), graph.nodes
     outputs = set(graph.graph["outputs"])
-    groups, taken = [], set()
+    groups, taken, ready = [], set(), set(graph.graph["inputs"])
     for name in nodes:
-        if name in taken or nodes[name]["op"] in VIEWS:
+        if name in taken:
             continue
         group = [name]
         if fuse and nodes[name]["op"] in ("Conv", "Gemm"):
-            group += _epilogue(graph, nodes[name]["outputs"][0], readers, outputs)
+            group += _epilogue(graph, nodes[name]["outputs"][0], readers, outputs, ready)
         taken.update(group)
-        groups.append(group)
+        ready.update(t for n in group for t in nodes[n]["outputs"])
+        if nodes[name]["op"] not in VIEWS:
+            groups.append(group)
     return groups
 
 

@@ -56,8 +56,9 @@ class Rounding:
 class Stage:
     """One row: `repeats` blocks of kind `block` giving `channels`; the first takes `stride`.
 
-    `width_min` floors the width multiplier for this row (MobileNetV2 never narrows its last
-    conv below 1280). `args` holds the block kind's own arguments, validated by its dataclass.
+    `width_min` and `width_max` clamp the width multiplier for this row (MobileNetV2 never narrows
+    its last conv below 1280; torchvision's MnasNet keeps it at 1280 at every width).
+    `args` holds the block kind's own arguments, validated by its dataclass.
     """
 
     block: str
@@ -65,6 +66,7 @@ class Stage:
     repeats: int = bounded(1, MAX_REPEATS, default=1)
     stride: int = bounded(1, MAX_KERNEL, default=1)
     width_min: float = bounded(0.0, 64.0, default=0.0)
+    width_max: float = bounded(0.0, 64.0, default=64.0)
     args: object = field(default=None, metadata={"internal": True})
 
 

@@ -6,7 +6,7 @@ import re
 
 from .errors import EffplanError, did_you_mean
 
-_NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-zµ%]*)\s*$")
+_NUMBER = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-zµ%]*)\s*$")
 
 # Bytes: SI with B (GB = 10^9), binary with iB or a bare letter (G = GiB, as docker and java read 16g).
 BYTE_UNITS = {"": 1, "B": 1,

@@ -191,3 +191,36 @@ def test_largest_batch_solves_an_affine_line():
     assert (fit.batch, fit.bytes_at_batch, fit.bytes_at_next_batch) == (30, 10_000, 10_300)
     assert (fit.fixed_bytes, fit.per_sample_bytes) == (1000, 300)
     assert largest_batch(lambda b: 1000 + 300 * b, 1200).batch == 0
+
+
+# ---- Swish: one op (SiLU), though exported as Sigmoid then Mul ----
+
+def swish_after_conv(b, x):
+    from effplan.blocks import activation
+    return activation(b, conv(b, x, 8, 1, 1, "a"), "swish", "a")
+
+
+def test_swish_holds_its_input_and_output_not_the_gate():
+    # x 4x4x4 (64) -> conv 8x4x4 (128) -> Swish (128). As one op the Swish holds the conv output
+    # and its own (256); the Sigmoid's gate, 128 more if it were stored, never is.
+    peak = inference_peak(build((1, 4, 4, 4), swish_after_conv), 4)
+    assert peak.bytes == (128 + 128) * 4
+    assert "stage1.block0.a.sigmoid" not in peak.live
+
+
+def test_swish_saves_only_its_input_for_backward():
+    # conv saves x (64); Swish saves the conv output (128), as torch.nn.SiLU does; nothing else.
+    t = training_memory(build((1, 4, 4, 4), swish_after_conv), "fp32", "sgd")
+    assert t.activation_bytes == (64 + 128) * 4
+    # backward's largest op: Swish, its output gradient and input gradient (128 each)
+    assert t.transient_bytes == (128 + 128) * 4
+
+
+def test_the_se_gate_is_not_a_swish():
+    # SE on x 32x7x7 (1568) with ReLU inside: the gate Sigmoid reads the expand conv, not the Mul's
+    # other operand, so it stays a Sigmoid. Saved: pool nothing; reduce conv its input (32); ReLU its
+    # output (8, which the expand conv also saves: once); Sigmoid its output (32); Mul both operands
+    # (x 1568, and the gate already counted).
+    g = build((1, 32, 7, 7), lambda b, x: squeeze_excite(b, x, 8, PLAIN))
+    t = training_memory(g, "fp32", "sgd")
+    assert t.activation_bytes == (32 + 8 + 32 + 1568) * 4

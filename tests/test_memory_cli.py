@@ -88,7 +88,7 @@ def test_fit_nothing_fits_exits_1(effplan):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["fit", "efficientnet-b0", "--memory", "-16GiB"], "not a number"),
+    (["fit", "efficientnet-b0", "--memory", "-16GiB"], "must be a finite number >= 0"),
     (["fit", "efficientnet-b0", "--memory", "lots"], "not a number"),
     (["fit", "efficientnet-b0", "--memory", "16GG"], "unknown unit 'GG'"),
     (["fit", "efficientnet-b0", "--memory", "0GiB"], "more than 0"),

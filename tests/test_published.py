@@ -5,14 +5,14 @@ import effplan
 from conftest import GOLDEN
 
 
-def totals(model, resolution):
-    design = effplan.with_overrides(effplan.resolve(model), resolution=resolution)
+def totals(model, resolution, width=None):
+    design = effplan.with_overrides(effplan.resolve(model), resolution=resolution, width_mult=width)
     return effplan.analyze(design).totals
 
 
-@pytest.mark.parametrize("ref", GOLDEN["models"], ids=lambda r: r["model"])
+@pytest.mark.parametrize("ref", GOLDEN["models"], ids=lambda r: r["model"] + (f'-{r["width"]}' if "width" in r else ""))
 def test_published_params_exact_and_macs_close(ref):
-    t = totals(ref["model"], ref["resolution"])
+    t = totals(ref["model"], ref["resolution"], ref.get("width"))
     assert t.params == ref["params"], ref["source"]
     if ref["macs"] is not None:
         tolerance = ref.get("macs_tolerance", GOLDEN["macs_tolerance"])

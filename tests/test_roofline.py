@@ -84,6 +84,29 @@ def test_swish_fuses_and_the_se_multiply_stays_a_kernel():
     assert not any("flatten" in n or "dropout" in n for g in groups for n in g)  # views run no kernel
 
 
+@pytest.mark.parametrize("model", ["resnet-50", "resnet-18", "efficientnet-b0", "googlenet", "shufflenet-v2"])
+def test_every_op_runs_in_one_kernel_after_its_inputs(model):
+    """Fusion only regroups ops: each non-view op in exactly one kernel, and no kernel reads a
+    tensor a later kernel makes (ResNet's projection blocks: both branches end in conv + BN)."""
+    g = build(effplan.resolve(model))
+    groups = kernel_groups(g)
+    ran = [n for group in groups for n in group]
+    views = {n for n in g.nodes if g.nodes[n]["op"] in ("Flatten", "Reshape", "Dropout", "Identity")}
+    assert sorted(ran) == sorted(set(g.nodes) - views)
+    view_of = {g.nodes[v]["outputs"][0]: g.nodes[v]["inputs"][0] for v in views}
+
+    def source(t):  # a view's output is its input's memory
+        while t in view_of:
+            t = view_of[t]
+        return t
+    made = set(g.graph["inputs"])
+    for group in groups:
+        produced = {t for n in group for t in g.nodes[n]["outputs"]}
+        reads = {t for n in group for t in g.nodes[n]["inputs"]} - produced
+        assert all(source(t) in made for t in reads), group
+        made |= produced
+
+
 def test_efficientnetv2_observation_depthwise_slow_per_mac():
     """EfficientNetV2: depthwise convs in early stages are slow on accelerators; Fused-MBConv fixes it."""
     for device in ("a100-80gb", "h100-sxm", "v100", "l4", "tpu-v4", "tpu-v5e"):
