@@ -31,16 +31,17 @@ class Net:
 class BlockKind:
     args: type
     build: Callable
+    deepens: bool  # depth scaling repeats it; a pooling row between stages stays single
 
 
 BLOCKS: dict[str, BlockKind] = {}
 
 
-def block(name: str, args: type):
+def block(name: str, args: type, deepens: bool = True):
     def register(fn):
         if name in BLOCKS:
             raise ValueError(f"block kind {name} registered twice")
-        BLOCKS[name] = BlockKind(args, fn)
+        BLOCKS[name] = BlockKind(args, fn, deepens)
         return fn
     return register
 
@@ -64,6 +65,10 @@ def conv(b: GraphBuilder, x: str, channels: int, kernel: int, stride: int, layer
          role: str = "conv", group: int = 1, bias: bool = False, padding: str = "same") -> str:
     """k x k convolution; 'same' padding gives output side ceil(input / stride), 'valid' none."""
     n, c, h, w = b.shape(x)
+    strided(b, x, stride, b.name(layer, role))
+    if channels < 1:
+        raise ShapeError(f"layer {b.name(layer, role)}: {channels} output channels; a layer needs at least "
+                         f"one (a smaller width multiplier or channel count than this network allows)")
     if group < 1 or c % group or channels % group:
         raise ShapeError(f"layer {b.name(layer, role)}: {group} groups do not divide {c} input "
                          f"and {channels} output channels")
@@ -92,8 +97,18 @@ def conv_unit(b: GraphBuilder, x: str, channels: int, kernel: int, stride: int, 
     return activation(b, y, net.act, layer) if act else y
 
 
+def strided(b: GraphBuilder, x: str, stride: int, name: str) -> None:
+    """A layer that strides over a side smaller than its stride has nothing left to downsample."""
+    side = min(b.shape(x)[2:])
+    if stride > 1 and side < stride:
+        resolution = b.shape(b.graph.graph["inputs"][0])[2]
+        raise ShapeError(f"layer {name}: its input is {side} px wide, less than its stride {stride}: "
+                         f"resolution {resolution} is too small for this network's strides")
+
+
 def pool(b: GraphBuilder, x: str, op: str, kernel: int, stride: int, layer: str, role: str,
          padding: str = "same", ceil: bool = False) -> str:
+    strided(b, x, stride, b.name(layer, role))
     h, w = b.shape(x)[2:]
     pads = same_pads((h, w), (kernel, kernel), (stride, stride)) if padding == "same" else (0, 0, 0, 0)
     attrs = {"kernel_shape": (kernel, kernel), "strides": (stride, stride), "pads": pads,
@@ -146,12 +161,12 @@ class PoolArgs:
     ceil: bool = False
 
 
-@block("maxpool", PoolArgs)
+@block("maxpool", PoolArgs, deepens=False)
 def maxpool_block(b, x, cout, stride, a: PoolArgs, net):
     return pool(b, x, "MaxPool", a.kernel, stride, "", "maxpool", a.padding, a.ceil)
 
 
-@block("avgpool", PoolArgs)
+@block("avgpool", PoolArgs, deepens=False)
 def avgpool_block(b, x, cout, stride, a: PoolArgs, net):
     return pool(b, x, "AveragePool", a.kernel, stride, "", "avgpool", a.padding, a.ceil)
 
@@ -370,6 +385,12 @@ def build(design: Design, batch: int = 1):
     def width(channels: int, floor: float = 0.0, cap: float = 64.0) -> int:
         return round_channels(channels, min(max(design.width_mult, floor), cap), spec.rounding)
 
+    def row_width(row) -> int:
+        listed = dict(row.channels_by_width)
+        if design.width_mult in listed:
+            return listed[design.width_mult]
+        return width(row.channels, row.width_min, row.width_max)
+
     net = Net(spec.activation, spec.norm == "bn", spec.bn_epsilon, width)
     b = GraphBuilder(design.name, (batch, spec.in_channels, design.resolution, design.resolution))
     x = "input"
@@ -378,13 +399,14 @@ def build(design: Design, batch: int = 1):
         nonlocal x
         for i in range(repeats):
             b.at(stage, b.block + 1 if stage == b.stage else 0)
-            cout = width(row.channels, row.width_min, row.width_max) if row.channels else b.shape(x)[1]
+            cout = row_width(row) if row.channels else b.shape(x)[1]
             x = BLOCKS[row.block].build(b, x, cout, row.stride if i == 0 else 1, row.args, net)
 
     for row in spec.stem:
         run("stem", row, row.repeats)
     for index, row in enumerate(spec.stages, start=1):
-        run(index, row, round_repeats(row.repeats, design.depth_mult, design.depth_rounding))
+        deepens = BLOCKS[row.block].deepens
+        run(index, row, round_repeats(row.repeats, design.depth_mult, design.depth_rounding) if deepens else row.repeats)
     for row in spec.head:
         run("head", row, row.repeats)
 
@@ -400,6 +422,6 @@ def build(design: Design, batch: int = 1):
         x = b.add("Flatten", [x], "", "flatten", attrs={"axis": 1})
         x = b.add("Dropout", [x], "", "dropout", attrs={"ratio": design.dropout})
         features = b.shape(x)[1]
-        x = b.add("Gemm", [x], "", "fc", attrs={"transB": 1},
-                  weights=(Weight("W", (design.classes, features)), Weight("B", (design.classes,))))
+        weights = (Weight("W", (design.classes, features)),) + ((Weight("B", (design.classes,)),) if c.bias else ())
+        x = b.add("Gemm", [x], "", "fc", attrs={"transB": 1}, weights=weights)
     return b.finish(x)

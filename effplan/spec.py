@@ -58,6 +58,8 @@ class Stage:
 
     `width_min` and `width_max` clamp the width multiplier for this row (MobileNetV2 never narrows
     its last conv below 1280; torchvision's MnasNet keeps it at 1280 at every width).
+    `channels_by_width` gives the channels a reference implementation picks by hand at listed
+    width multipliers (ShuffleNet v1's stem: 12, 24, 24, 48 at 0.5x...2x); other widths round.
     `args` holds the block kind's own arguments, validated by its dataclass.
     """
 
@@ -67,6 +69,7 @@ class Stage:
     stride: int = bounded(1, MAX_KERNEL, default=1)
     width_min: float = bounded(0.0, 64.0, default=0.0)
     width_max: float = bounded(0.0, 64.0, default=64.0)
+    channels_by_width: tuple[tuple[float, int], ...] = field(default=(), metadata={"internal": True})
     args: object = field(default=None, metadata={"internal": True})
 
 
@@ -78,6 +81,7 @@ class Classifier:
     kind: str = choice("fc", "conv")
     classes: int = bounded(1, MAX_CHANNELS, default=1000)
     dropout: float = bounded(0.0, 1.0, default=0.0)
+    bias: bool = True  # the fully connected layer's bias (Megvii's ShuffleNet v1 has none)
 
 
 @dataclass(frozen=True)
@@ -182,9 +186,30 @@ def stage_from_table(table, where: str) -> Stage:
     args_cls = BLOCKS[kind].args
     args = from_table(args_cls, {k: v for k, v in table.items() if k not in common}, where,
                       extra_keys=common - {"args"})
-    stage = from_table(Stage, {k: v for k, v in table.items() if k in common}, where,
-                       extra_keys=[f.name for f in dataclasses.fields(args_cls)])
-    return dataclasses.replace(stage, args=args)
+    stage = from_table(Stage, {k: v for k, v in table.items() if k in common and k != "channels_by_width"},
+                       where, extra_keys=[f.name for f in dataclasses.fields(args_cls)] + ["channels_by_width"])
+    by_width = _channels_by_width(table.get("channels_by_width", {}), _key(where, "channels_by_width"))
+    if stage.width_min > stage.width_max:
+        raise SpecError(f"{_key(where, 'width_min')}: {stage.width_min} is above width_max {stage.width_max}")
+    return dataclasses.replace(stage, args=args, channels_by_width=by_width)
+
+
+def _channels_by_width(table, where: str) -> tuple[tuple[float, int], ...]:
+    """{ "0.5" = 12, "2.0" = 48 } -> ((0.5, 12), (2.0, 48))."""
+    if not isinstance(table, dict):
+        raise SpecError(f"{where}: expected a table of width multiplier = channels, e.g. {{ \"0.5\" = 12 }}")
+    pairs = []
+    for key, channels in table.items():
+        try:
+            width = float(key)
+        except ValueError:
+            raise SpecError(f"{where}: key {key!r} is not a width multiplier") from None
+        if not (math.isfinite(width) and 0 < width <= 64):
+            raise SpecError(f"{where}: width multiplier {key!r} must be in (0, 64]")
+        if not isinstance(channels, int) or isinstance(channels, bool) or not 1 <= channels <= MAX_CHANNELS:
+            raise SpecError(f"{where}.{key}: expected a channel count between 1 and {MAX_CHANNELS}, got {channels!r}")
+        pairs.append((width, channels))
+    return tuple(sorted(pairs))
 
 
 def read_toml(path: Path) -> dict:

@@ -63,6 +63,21 @@ def test_mobilenet_v2_1_4_is_torchvision_and_keras_size():
     assert t.params + t.buffers == 6156712
 
 
+def test_efficientnetv2_rounds_widths_to_the_nearest_multiple_of_8():
+    # The official V2 round_filters has no "never 10% down" step: at width 1.2 (B3) stage 1's
+    # 16 channels become 19.2 -> 16 (V1's rule would add 8 and give 24); stage 2's 32 -> 38.4 -> 40.
+    g = effplan.build(effplan.resolve("efficientnetv2-b3"))
+    assert g.graph["tensors"]["stage1.block0.fused.bn"][1] == 16  # expand 1: a single fused conv
+    assert g.graph["tensors"]["stage2.block0.project.bn"][1] == 40
+
+
+def test_mnasnet_keeps_its_1280_head_at_every_width():
+    # torchvision MNASNet: _get_depths scales the eight stage widths by alpha; the 1x1 head stays 1280
+    for width in (0.5, 1.3):
+        g = effplan.build(effplan.with_overrides(effplan.resolve("mnasnet-b1"), width_mult=width))
+        assert g.graph["tensors"]["head.0.conv"][1] == 1280
+
+
 def test_scale_single_dimensions():
     base = effplan.resolve("resnet-50")
     deeper = effplan.with_overrides(base, scale={"depth": 4})
@@ -116,10 +131,11 @@ def test_bad_overrides(effplan, args, message):
 
 
 def test_groups_must_divide_channels(tmp_path):
-    # ShuffleNet v1 g=3 with rounding to whole channels at width 0.51: stage 2 is round(240 * 0.51) = 122
-    # wide; its first unit's branch gives 122 - 24 (the concatenated pool) = 98 channels, not divisible by 3
+    # ShuffleNet v1 g=3 with rounding to whole channels at width 0.51 (not a listed scale): the stem is
+    # round(24 * 0.51) = 12 wide, stage 2 round(240 * 0.51) = 122 with a quarter of 30 inside; its first
+    # unit's branch gives 122 - 12 (the concatenated pool) = 110 channels, not divisible by 3
     path = spec_variant(tmp_path, "shufflenet-v1", "divisor = 12", "divisor = 1", "min_channels = 12", "min_channels = 1")
-    with pytest.raises(effplan.EffplanError, match=r"layer stage1\.block0\.gconv2\.conv: 3 groups do not divide 30 input and 98 output"):
+    with pytest.raises(effplan.EffplanError, match=r"layer stage1\.block0\.gconv2\.conv: 3 groups do not divide 30 input and 110 output"):
         effplan.analyze(effplan.with_overrides(effplan.resolve(str(path)), width_mult=0.51))
 
 
@@ -137,3 +153,38 @@ def test_every_spec_scales_by_phi(name):
     base = effplan.resolve(name)
     costs = [effplan.analyze(effplan.compound(base, phi)).totals.macs for phi in (0, 1, 2)]
     assert costs[0] < costs[1] < costs[2]
+
+
+@pytest.mark.parametrize("name", ["googlenet", "squeezenet-1.0", "squeezenet-1.1", "resnet-50", "xception",
+                                  "efficientnet-b0", "shufflenet-v1", "mobilenet-v1"])
+def test_depth_scaling_repeats_blocks_never_downsampling(name):
+    """Depth adds blocks at a stage's resolution: every stage ends at the same side as before
+    (a pooling row between stages is not repeated: a second 'valid' pool would shrink the maps)."""
+    def stage_sides(depth):
+        g = effplan.build(effplan.with_overrides(effplan.resolve(name), depth_mult=depth))
+        last = {}
+        for n in g.nodes:
+            shape = g.graph["tensors"][g.nodes[n]["outputs"][0]]
+            if isinstance(g.nodes[n]["stage"], int) and len(shape) == 4:
+                last[g.nodes[n]["stage"]] = shape[2:]
+        return last
+    assert stage_sides(2.0) == stage_sides(1.0)
+
+
+def test_a_layer_with_no_channels_names_the_layer(tmp_path):
+    # ResNet-50's bottleneck is a quarter of its output: with whole-channel rounding at width 0.01,
+    # stage 1's 256 outputs round to 3, and 3 // 4 = 0 channels inside
+    path = spec_variant(tmp_path, "resnet-50", "[[stem]]", "[rounding]\ndivisor = 1\nmin_channels = 1\n\n[[stem]]")
+    with pytest.raises(effplan.EffplanError, match=r"layer stage1\.block0\.\w+\.conv: 0 output channels"):
+        effplan.analyze(effplan.with_overrides(effplan.resolve(str(path)), width_mult=0.01))
+
+
+@pytest.mark.parametrize("name, resolution, layer", [
+    ("resnet-50", 16, "stage4.block0"),  # 16 / 2 (stem) / 2 (pool) / 2 / 2 = 1 px before stage 4's stride 2
+    ("efficientnet-b0", 1, "stem.0.conv"),
+    ("mobilenet-v2", 8, "stage4.block0"),  # 8 -> 4 -> 2 (stage 2) -> 1 (stage 3), then stage 4 strides
+])
+def test_resolution_too_small_for_the_strides(effplan, name, resolution, layer):
+    run = effplan("table", name, "--resolution", str(resolution))
+    assert run.code == 2 and f"layer {layer}" in run.err and "too small for this network's strides" in run.err
+    assert run.err.count("\n") == 1

@@ -79,3 +79,23 @@ def test_groups_that_do_not_divide_channels_name_the_layer(tmp_path):
     path = variant(tmp_path, 'block = "conv"', 'block = "conv"\ngroups = 5')
     with pytest.raises(effplan.EffplanError, match=r"layer stem\.0\.conv: 5 groups do not divide 3 input"):
         effplan.analyze(effplan.resolve(str(path)))
+
+
+@pytest.mark.parametrize("table, message", [
+    ('{ "half" = 12 }', r"key 'half' is not a width multiplier"),
+    ('{ "0.5" = 0 }', r"channels_by_width\.0\.5: expected a channel count between 1"),
+    ('{ "-1" = 12 }', r"width multiplier '-1' must be in \(0, 64\]"),
+    ('[12, 24]', r"expected a table of width multiplier = channels"),
+])
+def test_bad_channels_by_width(tmp_path, table, message):
+    path = spec_variant(tmp_path, "shufflenet-v1", 'channels_by_width = { "0.5" = 12, "1.0" = 24, "1.5" = 24, "2.0" = 48 }',
+                        f"channels_by_width = {table}")
+    with pytest.raises(SpecError, match=message) as err:
+        load_spec(path)
+    assert "stem[0].channels_by_width" in str(err.value)
+
+
+def test_channels_by_width_picks_listed_scales_and_rounds_the_rest(tmp_path):
+    # ShuffleNet v1 g=3 stem: 12 at 0.5x (listed), 24 * 0.75 = 18 rounded to the spec's multiple of 12 -> 24
+    stem = lambda w: effplan.analyze(effplan.with_overrides(effplan.resolve("shufflenet-v1"), width_mult=w)).rows[0]  # noqa: E731
+    assert stem(0.5).output_shape[1] == 12 and stem(2.0).output_shape[1] == 48 and stem(0.75).output_shape[1] == 24
