@@ -482,8 +482,9 @@ def fit(models, query, train, optimizer, precision, checkpoint, inplace, fold_bn
 @click.argument("model")
 @design_options
 @click.option("--device", required=True, help="A catalog device (effplan devices) or a device file.")
-@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default="fp16", show_default=True,
-              help="Precision of weights, activations and arithmetic.")
+@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default=None,
+              help="Precision of weights, activations and arithmetic (default: the device's half precision, "
+                   "fp16 or bf16, else fp32).")
 @click.option("--by", type=click.Choice(["layer", "block", "stage"]), default="layer", show_default=True,
               help="Rows per kernel, block or stage.")
 @click.option("--no-fuse", is_flag=True, help="One kernel per op (no conv + BN + activation fusion).")
@@ -499,13 +500,14 @@ def roofline(model, query, device, dtype, by, no_fuse, plot, batch, fmt, output)
     from .report import render_roofline, roofline_report
     from .roofline import roofline as estimate
 
-    if plot:
+    if plot is not None:
         from .plot import check_plot_path
         check_plot_path(plot)
     design = one_design(model, query)
-    result = estimate(build(design, batch), load_device(device), dtype, batch, fuse=not no_fuse)
+    found = load_device(device)
+    result = estimate(build(design, batch), found, dtype or found.preferred_dtype, batch, fuse=not no_fuse)
     report, rows = roofline_report(result, design, by)
-    if plot:
+    if plot is not None:
         from .plot import plot_roofline
         plot_roofline(result, report, plot)
     emit(render_roofline(report, rows, fmt), output)

@@ -45,6 +45,12 @@ class Device:
         return peaks[dtype] * self.efficiency[unit]
 
     @property
+    def preferred_dtype(self) -> str:
+        """The precision inference runs at here: half where the matrix unit has it (fp16 on GPUs and
+        NPUs, bf16 on TPUs), else fp32."""
+        return next((d for d in ("fp16", "bf16", "fp32") if d in self.matrix), next(iter(self.matrix), "fp32"))
+
+    @property
     def achievable_bandwidth(self) -> float:
         return self.bandwidth * self.efficiency["bandwidth"]
 

@@ -150,21 +150,29 @@ def _plain(value):
 
 
 def write_atomic(path: str, text: str | bytes) -> None:
-    """Write a whole file or nothing: a temporary file in the same folder, then a rename."""
-    target = Path(path)
+    """Write a whole file or nothing: a temporary file in the same folder, then a rename. A link is
+    followed (its target is replaced, the link kept); a device or pipe (/dev/stdout) is written into."""
+    mode = "wb" if isinstance(text, bytes) else "w"
+    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
-        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as fh:
+        if os.path.exists(path) and not os.path.isfile(path):  # both follow links
+            with open(path, mode) as fh:
+                fh.write(text)
+            return
+        target = Path(os.path.realpath(path))
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        with os.fdopen(fd, mode) as fh:
             fh.write(text)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a plain open() would honour the umask
         os.replace(tmp, target)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except (OSError, UnboundLocalError):
-            pass
+        if tmp:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
         raise EffplanError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
