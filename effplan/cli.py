@@ -789,8 +789,14 @@ def models(fmt):
     rows.sort(key=lambda r: (r["family"], r["name"]))
     if fmt == "json":
         return click.echo(to_json(rows), nl=False)
-    columns = [(h.capitalize(), h, str) for h in ("name", "family", "kind", "description")]
-    click.echo(render_rows(rows, columns, fmt), nl=False)
+    if fmt == "csv":
+        columns = [(h, h, str) for h in ("name", "family", "kind", "resolution", "description")]
+        return click.echo(render_rows(rows, columns, fmt), nl=False)
+    columns = [(h.capitalize(), h, str) for h in ("name", "kind", "resolution", "description")]
+    families = dict.fromkeys(r["family"] for r in rows)
+    sections = [render_rows([r for r in rows if r["family"] == family], columns, fmt,
+                            f"{'### ' if fmt == 'markdown' else ''}{family}") for family in families]
+    click.echo("\n".join(sections), nl=False)
 
 
 def main(argv=None) -> None:

@@ -101,6 +101,15 @@ LAYER_COLUMNS = [
 TEXT_KEYS = {"metric", "model", "name", "op", "stage", "family", "kind", "description", "budget", "limit_key", "search"}
 
 
+def csv_cell(value):
+    """Integers exact; floats to 12 significant digits (1.1^2 is 1.21, not 1.2100000000000002)."""
+    if isinstance(value, tuple):
+        return "x".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:.12g}"
+    return value
+
+
 def render_rows(rows: list[dict], columns, fmt: str, preamble: str = "") -> str:
     """Text and markdown show human units; CSV shows exact values under the same column keys."""
     if fmt == "csv":
@@ -108,8 +117,7 @@ def render_rows(rows: list[dict], columns, fmt: str, preamble: str = "") -> str:
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow([key for _, key, _ in columns])
         for row in rows:
-            writer.writerow(["x".join(map(str, v)) if isinstance(v, tuple) else v
-                             for v in (row[key] for _, key, _ in columns)])
+            writer.writerow([csv_cell(row[key]) for _, key, _ in columns])
         return buf.getvalue()
     from tabulate import tabulate
 

@@ -57,7 +57,7 @@ class Design:
     dropout: float
     classes: int
     depth_rounding: str = "ceil"
-    coefficients: str = "base"  # base | formula | published
+    coefficients: str = "base"  # base | formula | published | custom (a multiplier or resolution set by hand)
 
 
 def round_channels(channels: int, width: float, rounding: Rounding) -> int:
@@ -167,7 +167,9 @@ def with_overrides(design: Design, *, resolution: int | None = None, classes: in
                    depth_rounding: str | None = None, width_mult: float | None = None,
                    depth_mult: float | None = None, scale: dict[str, float] | None = None) -> Design:
     """Set multipliers, resolution or classes outright, then scale single dimensions by a factor
-    (the paper's Table 3: depth, width or resolution alone)."""
+    (the paper's Table 3: depth, width or resolution alone). A design whose depth, width or
+    resolution moves is no longer the one its phi or published name describes: it becomes custom."""
+    original = design
     changes = {}
     for label, value, key in (("width", width_mult, "width_mult"), ("depth", depth_mult, "depth_mult")):
         if value is not None:
@@ -198,4 +200,7 @@ def with_overrides(design: Design, *, resolution: int | None = None, classes: in
         else:
             key = f"{dim}_mult"
             design = dataclasses.replace(design, **{key: getattr(design, key) * factor})
+    shape = lambda d: (d.depth_mult, d.width_mult, d.resolution)  # noqa: E731
+    if shape(design) != shape(original):
+        design = dataclasses.replace(design, phi=None, coefficients="custom")
     return design

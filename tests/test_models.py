@@ -113,6 +113,9 @@ def test_models_command_groups_by_family(effplan):
     rows = effplan("models", "--format", "json").json()
     assert [r["family"] for r in rows] == sorted(r["family"] for r in rows)
     assert {"googlenet", "xception", "shufflenet-v1", "efficientnetv2-s"} <= {r["name"] for r in rows}
+    text = effplan("models").out.splitlines()
+    headings = [line for line in text if line and line == line.strip() and " " not in line]
+    assert headings == list(dict.fromkeys(r["family"] for r in rows))  # one section per family, in order
 
 
 @pytest.mark.parametrize("args, message", [

@@ -80,3 +80,12 @@ def test_published_design_refuses_phi():
 def test_flops_factor_of_the_paper():
     c = effplan.Coefficients(1.2, 1.1, 1.15)
     assert c.flops_factor == pytest.approx(1.2 * 1.21 * 1.3225)
+
+
+def test_a_design_moved_by_hand_drops_its_phi_label(effplan):
+    published = effplan("table", "efficientnet-b3", "--format", "json").json()[0]
+    moved = effplan("table", "efficientnet-b3", "--width-mult", "1.0", "--format", "json").json()[0]
+    same = effplan("table", "efficientnet-b3", "--width-mult", "1.2", "--format", "json").json()[0]
+    assert (published["phi"], published["coefficients"]) == (3, "published")
+    assert (moved["phi"], moved["coefficients"], moved["two_pow_phi"]) == (None, "custom", None)
+    assert (same["phi"], same["coefficients"]) == (3, "published")  # B3's own width: nothing moved
