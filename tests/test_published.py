@@ -60,3 +60,9 @@ def test_paper_tables_within_three_percent(ref):
 def test_efficientnetv2_published_members_use_the_v2_base():
     b3 = effplan.resolve("efficientnetv2-b3")
     assert (b3.spec.name, b3.width_mult, b3.depth_mult, b3.resolution) == ("efficientnetv2-b0", 1.2, 1.4, 300)
+
+
+@pytest.mark.parametrize("ref", GOLDEN["with_buffers"], ids=lambda r: r["model"])
+def test_params_with_bn_statistics_exact(ref):
+    t = totals(ref["model"], None)
+    assert t.params + t.buffers == ref["total"], ref["source"]
