@@ -7,11 +7,11 @@ interleaved so machine noise hits both alike.
 Goal (issue 2): ratio <= 2.5 and under 0.6 s on the 2-core development machine.
 """
 import argparse
-import shutil
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 
 def wall(cmd: list[str]) -> float:
@@ -24,7 +24,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    effplan = shutil.which("effplan") or sys.exit("install effplan first (pip install .)")
+    effplan = Path(sys.executable).with_name("effplan")  # the install beside this interpreter
+    if not effplan.exists():
+        sys.exit(f"no {effplan}: run this with the python of an environment where effplan is installed")
+    effplan = str(effplan)
     commands = {
         "python -c 'import click, tabulate, numpy'": [sys.executable, "-c", "import click, tabulate, numpy"],
         "effplan table --phi 0..7": [effplan, "table", "--phi", "0..7"],

@@ -202,8 +202,20 @@ class GraphBuilder:
         return self.graph
 
 
+def _derived(graph, key: str, compute):
+    """A fact derived from a finished graph, computed once (graphs are not changed once built)."""
+    cache = graph.graph.setdefault("derived", {})
+    if key not in cache or cache[key][0] != graph.number_of_nodes():
+        cache[key] = (graph.number_of_nodes(), compute(graph))
+    return cache[key][1]
+
+
 def readers(graph) -> dict[str, list[str]]:
     """Tensor name -> the nodes that read it, in stored order."""
+    return _derived(graph, "readers", _readers)
+
+
+def _readers(graph) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for name in graph.nodes:
         for t in dict.fromkeys(graph.nodes[name]["inputs"]):
@@ -214,7 +226,11 @@ def readers(graph) -> dict[str, list[str]]:
 def swish_pairs(graph, read=None) -> dict[str, str]:
     """Sigmoid node -> Mul node for every Swish written as x * Sigmoid(x), the form ONNX exporters
     use: frameworks run it as one op (SiLU) that keeps only x, so the gate is never stored."""
-    nodes, read = graph.nodes, read or readers(graph)
+    return _derived(graph, "swish", _swish_pairs)
+
+
+def _swish_pairs(graph) -> dict[str, str]:
+    nodes, read = graph.nodes, readers(graph)
     pairs = {}
     for name in nodes:
         node = nodes[name]
@@ -247,7 +263,8 @@ def fold_batch_norm(graph):
         if producer and graph.nodes[producer]["op"] == "Conv" and read.get(source) == [name] \
                 and source not in graph.graph["outputs"]:
             folded[producer] = name
-    out = nx.DiGraph(**{**graph.graph, "tensors": dict(graph.graph["tensors"])})
+    attrs = {k: v for k, v in graph.graph.items() if k != "derived"}
+    out = nx.DiGraph(**{**attrs, "tensors": dict(graph.graph["tensors"])})
     absorbed = set(folded.values())
     for name in graph.nodes:
         if name in absorbed:
