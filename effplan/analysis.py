@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, fields
 
-from .costs import LayerCost, UnknownOpError, dtype_size, node_cost
+from .costs import COSTS, LayerCost, UnknownOpError, dtype_size, node_cost
 from .memory import Peak, inference_peak
 from .scaling import Design
 
@@ -70,15 +70,11 @@ def _merge(key, rows: list[LayerCost], by: str) -> LayerCost:
 
 def profile(graph, design: Design | None = None, batch: int = 1, dtype: str = "fp32",
             strict: bool = False) -> Profile:
-    """Cost every node of a graph; ops no cost function knows are counted and listed, not zeroed in silence."""
+    """Cost every node of a graph; ops no cost function knows are counted and listed, not zeroed in
+    silence (their rows keep their params and weight bytes, with no MACs or FLOPs)."""
     size = dtype_size(dtype)
-    rows, unknown = [], Counter()
-    for name in graph.nodes:
-        row = node_cost(graph, name, size)
-        if row is None:
-            unknown[graph.nodes[name]["op"]] += 1
-        else:
-            rows.append(row)
+    rows = [node_cost(graph, name, size, costed_only=False) for name in graph.nodes]
+    unknown = Counter(r.op for r in rows if r.op not in COSTS)
     if unknown and strict:
         raise UnknownOpError("no cost function for: " + ", ".join(f"{op} (x{n})" for op, n in unknown.items()))
     peak = inference_peak(graph, size)

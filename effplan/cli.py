@@ -11,6 +11,7 @@ from . import __version__
 from .errors import EffplanError
 
 MAX_DESIGNS = 1000
+MAX_DIM = 2**40  # the largest batch or dimension size accepted (as effplan.onnx_io.MAX_DIM)
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "markdown"]),
                       default="text", show_default=True, help="Output format.")
 BATCH = click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
@@ -272,7 +273,7 @@ def one_design(model, query: dict):
 @cli.command()
 @click.argument("model")
 @design_options
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size of the input.")
+@click.option("--batch", type=click.IntRange(1, MAX_DIM), default=None, help="Batch size of the input (default 1).")
 @click.option("--dynamic-batch", is_flag=True, help="A symbolic batch dimension 'N' instead of --batch.")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (14 or newer).")
 @click.option("--fold-bn", is_flag=True, help="Fold BatchNormalization into the convs (the inference graph).")
@@ -287,8 +288,11 @@ def export(model, query, batch, dynamic_batch, opset, fold_bn, weights, check, o
     from .analysis import profile
     from .blocks import build
     from .graph import fold_batch_norm
-    from .onnx_io import save, to_onnx
+    from .onnx_io import needs_external_data, save, to_onnx
 
+    if batch is not None and dynamic_batch:
+        raise EffplanError("--batch and --dynamic-batch exclude each other: a dynamic batch is bound at run time")
+    batch = batch or 1
     design = one_design(model, query)
     if not 14 <= opset <= onnx.defs.onnx_opset_version():
         raise EffplanError(f"--opset must be between 14 (HardSwish) and {onnx.defs.onnx_opset_version()}, got {opset}")
@@ -296,12 +300,15 @@ def export(model, query, batch, dynamic_batch, opset, fold_bn, weights, check, o
     if fold_bn:
         graph = fold_batch_norm(graph)
     proto = to_onnx(graph, design, opset=opset, dynamic_batch=dynamic_batch, weights=weights)
-    if proto.ByteSize() < (1 << 31) - (1 << 24):
-        try:
+    external = needs_external_data(proto)
+    try:  # in memory before writing, except a model too large for one message: as the file it became
+        if not external:
             onnx.checker.check_model(proto)
-        except onnx.checker.ValidationError as exc:
-            raise EffplanError(f"the exported graph is not valid at opset {opset}: {str(exc).splitlines()[0]}") from None
-    files = save(proto, output)
+        files = save(proto, output)
+        if external:
+            onnx.checker.check_model(files[0])
+    except onnx.checker.ValidationError as exc:
+        raise EffplanError(f"the exported graph is not valid at opset {opset}: {str(exc).splitlines()[0]}") from None
     t = profile(graph).totals
     form = "params with BN folded into the convs" if fold_bn else "params"
     click.echo(f"wrote {', '.join(files)}: {design.name} at {design.resolution}px, batch "
@@ -336,7 +343,8 @@ def run_check(path: str, batch: int) -> str:
 
 @cli.command()
 @click.argument("path", type=click.Path(dir_okay=True))
-@click.option("--batch", type=click.IntRange(min=1), default=None, help="Size of the batch dimension (default: 1, or the file's).")
+@click.option("--batch", type=click.IntRange(1, MAX_DIM), default=None,
+              help="Size of a symbolic batch dimension (default: 1; a fixed batch is the file's).")
 @click.option("--dim", "dim_items", multiple=True, metavar="NAME=VALUE", help="Size of a named symbolic dimension.")
 @click.option("--by", type=click.Choice(["layer", "block", "stage", "op"]), default="layer", show_default=True)
 @click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default=None,
@@ -347,25 +355,28 @@ def run_check(path: str, batch: int) -> str:
 def analyze(path, batch, dim_items, by, dtype, strict, fmt, output):
     """Per-layer costs of any ONNX model, the same report as `effplan layers`."""
     from .analysis import profile
-    from .onnx_io import analyze_file
+    from .onnx_io import analyze_file, resolution
     from .report import render_layers
 
     dims = {}
     for item in dim_items:
         key, sep, value = item.partition("=")
-        if not sep or not value.strip().isdigit() or int(value) < 1:
-            raise EffplanError(f"--dim '{item}': expected NAME=VALUE with a positive integer")
+        value = value.strip()
+        if not sep or not key.strip() or not value.isdigit() or not 1 <= int(value) <= MAX_DIM:
+            raise EffplanError(f"--dim '{item}': expected NAME=VALUE with a size from 1 to 2^40")
         dims[key.strip()] = int(value)
     graph, meta, file_dtype = analyze_file(path, batch, dims)
-    tensors = graph.graph["tensors"]
-    first = tensors[graph.graph["inputs"][0]] if graph.graph["inputs"] else ()
-    result = profile(graph, None, first[0] if first else 1, dtype or file_dtype, strict)
+    result = profile(graph, None, graph.graph["batch"], dtype or file_dtype, strict)
     info = {"model": meta.get("model", graph.graph["name"]), "phi": float(meta["phi"]) if meta.get("phi") else None,
             "depth_mult": float(meta["depth_mult"]) if "depth_mult" in meta else None,
             "width_mult": float(meta["width_mult"]) if "width_mult" in meta else None,
-            "resolution": first[-1] if len(first) == 4 else None, "source": str(path)}
-    note = "BatchNormalization is folded into the convs in this file" if meta.get("folded_bn") == "True" else ""
-    emit(render_layers(result, by, fmt, info, note), output)
+            "resolution": resolution(graph), "source": str(path), "weight_inputs": graph.graph["weight_inputs"]}
+    notes = ["BatchNormalization is folded into the convs in this file"] if meta.get("folded_bn") == "True" else []
+    if graph.graph["weight_inputs"]:
+        fed = graph.graph["weight_inputs"]
+        notes.append(f"{len(fed)} weights are graph inputs, fed at run time (exported without parameters), "
+                     f"counted as params: {', '.join(fed[:3])}{', ...' if len(fed) > 3 else ''}")
+    emit(render_layers(result, by, fmt, info, "\n# ".join(notes)), output)
 
 
 TRAIN_OPTIONS = [

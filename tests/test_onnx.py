@@ -134,6 +134,32 @@ def test_external_data_beyond_the_protobuf_limit(monkeypatch, tmp_path):
     assert y.shape == (1, 1000)
 
 
+def test_export_past_the_limit_never_sizes_the_whole_message(effplan, monkeypatch, tmp_path):
+    """Over 2 GB, protobuf's upb backend raises in ModelProto.ByteSize(): the export decides from the
+    weights' own bytes, writes `<file>.data`, and the file loads (with its data) and runs as the inline one."""
+    import effplan.onnx_io as io
+    from effplan import build
+    design = small("squeezenet-1.1")
+    inline = to_onnx(build(design), design)
+    monkeypatch.setattr(io, "PROTO_LIMIT", 1 << 16)
+
+    def refuse(self):
+        raise AssertionError("ByteSize() called on the external-data path")
+    monkeypatch.setattr(onnx.ModelProto, "ByteSize", refuse)
+    path = tmp_path / "s.onnx"
+    run = effplan("export", "squeezenet-1.1", "--resolution", "64", "--check", "-o", str(path))
+    assert run.code == 0 and "s.onnx.data" in run.out and "output [1, 1000], finite" in run.out, run.err
+    assert (tmp_path / "s.onnx.data").stat().st_mode == path.stat().st_mode  # onnx makes it 0600 otherwise
+    monkeypatch.undo()
+    bare = onnx.load(str(path), load_external_data=False)
+    assert any(i.data_location == TensorProto.EXTERNAL for i in bare.graph.initializer)
+    loaded = onnx.load(str(path))  # reads the external data back
+    assert {i.name: numpy_helper.to_array(i).tobytes() for i in loaded.graph.initializer} == \
+        {i.name: numpy_helper.to_array(i).tobytes() for i in inline.graph.initializer}
+    x = np.random.default_rng(2).standard_normal((1, 3, 64, 64), dtype=np.float32)
+    assert np.array_equal(session(str(path)).run(None, {"input": x})[0], session(inline).run(None, {"input": x})[0])
+
+
 # ---- graphs in the shapes other exporters write, costs derived by hand
 
 def model_of(nodes, inputs, outputs, initializers=(), opset=17):
@@ -204,8 +230,9 @@ def test_tf_style_same_padding_hardswish_relu6_and_pool():
     assert ops["HardSwish"].flops == 5 * out and ops["Clip"].flops == 2 * out
     assert ops["ReduceMean"].flops == out + 16
     assert ops["Pad"].flops == 0 and ops["Identity"].flops == 0 and ops["Dropout"].flops == 0
-    # Clip's min and max are float initializers: they are constants of the op, counted as its weights
-    assert p.totals.params == 16 * 8 * 9 + 2
+    # Clip's min and max are float initializers, but constants of the op, not parameters: PyTorch counts
+    # only the conv's weight (nn.Conv2d(8, 16, 3, bias=False) has 16*8*9)
+    assert p.totals.params == 16 * 8 * 9 and p.totals.weight_bytes == 16 * 8 * 9 * 4
     assert p.unknown_ops == {}
 
 
@@ -244,7 +271,8 @@ def test_blocks_recovered_from_module_names():
     nodes = [helper.make_node("Relu", ["x"], ["a"], name="/features/features.3/features.3.1/Relu"),
              helper.make_node("Relu", ["a"], ["y"], name="blocks.2.0.act")]
     graph = from_onnx(model_of(nodes, [tensor("x", [1, 4])], [tensor("y", [1, 4])]))
-    assert [(graph.nodes[n]["stage"], graph.nodes[n]["block"]) for n in graph.nodes] == [(3, 1), (2, 0)]
+    # timm's blocks.2 is the third stage (a Python index), as torchvision's features.3 (features.0: the stem)
+    assert [(graph.nodes[n]["stage"], graph.nodes[n]["block"]) for n in graph.nodes] == [(3, 1), (3, 0)]
 
 
 # ---- bad and hostile files: one line, exit 2, nothing read outside the model's folder
