@@ -198,7 +198,7 @@ def render_layers(profile: Profile, by: str, fmt: str, info: dict | None = None,
     if note:
         summary += "\n# " + note
     if profile.unknown_ops:
-        summary += "\n# no cost function (counted as nothing): " + ", ".join(
+        summary += "\n# no cost function (params counted, no MACs or FLOPs): " + ", ".join(
             f"{op} x{n}" for op, n in profile.unknown_ops.items())
     preamble = "" if fmt == "csv" else header(profile.batch, profile.dtype) + "\n" + summary
     return render_rows(report["layers"], LAYER_COLUMNS, fmt, preamble)
