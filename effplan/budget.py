@@ -11,14 +11,19 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .costs import DTYPE_BYTES
 from .errors import EffplanError, did_you_mean
+from .memory import OPTIMIZER_SLOTS, PRECISIONS
 from .units import human_bytes, parse_bytes, parse_count, parse_seconds
+
+
+MAX_BATCH = 1 << 20  # the largest batch any command takes: figures stay far from integer limits
 
 
 @dataclass(frozen=True)
 class Limit:
     figure: str  # the key of `figures()` it bounds
-    parse: object  # text -> number
+    parse: object  # (text, what) -> number
     upper: bool  # max_ (True) or min_ (False)
     show: object  # number -> text
     needs: str = ""  # what the figure needs: "device" or "training"
@@ -29,21 +34,18 @@ def _count(v):
 
 
 LIMITS = {
-    "max_macs": Limit("macs", lambda v: parse_count(v, "max_macs"), True, _count),
-    "max_flops": Limit("flops", lambda v: parse_count(v, "max_flops"), True, _count),
-    "max_params": Limit("params", lambda v: parse_count(v, "max_params"), True, _count),
-    "max_weight_bytes": Limit("weight_bytes", lambda v: parse_bytes(v, "max_weight_bytes"), True, human_bytes),
-    "max_inference_memory": Limit("inference_bytes", lambda v: parse_bytes(v, "max_inference_memory"), True,
-                                  human_bytes),
-    "max_training_memory": Limit("training_bytes", lambda v: parse_bytes(v, "max_training_memory"), True,
-                                 human_bytes, "training"),
-    "max_latency": Limit("latency_s", lambda v: parse_seconds(v, "max_latency"), True,
-                         lambda v: f"{v * 1e3:.3f} ms", "device"),
-    "min_throughput": Limit("images_per_s", lambda v: parse_count(v, "min_throughput"), False,
-                            lambda v: f"{v:,.1f}/s", "device"),
+    "max_macs": Limit("macs", parse_count, True, _count),
+    "max_flops": Limit("flops", parse_count, True, _count),
+    "max_params": Limit("params", parse_count, True, _count),
+    "max_weight_bytes": Limit("weight_bytes", parse_bytes, True, human_bytes),
+    "max_inference_memory": Limit("inference_bytes", parse_bytes, True, human_bytes),
+    "max_training_memory": Limit("training_bytes", parse_bytes, True, human_bytes, "training"),
+    "max_latency": Limit("latency_s", parse_seconds, True, lambda v: f"{v * 1e3:.3f} ms", "device"),
+    "min_throughput": Limit("images_per_s", parse_count, False, lambda v: f"{v:,.1f}/s", "device"),
 }
 DESIGN_KEYS = {"model", "name", "phi", "resolution", "batch", "dtype", "device", "optimizer", "precision",
                "train_batch", "width_mult", "depth_mult"}
+SHAPED_KEYS = ("phi", "resolution", "width_mult", "depth_mult")  # an ONNX file fixes these itself
 
 
 @dataclass(frozen=True)
@@ -62,19 +64,21 @@ class Budget:
     precision: str = "mixed"
     train_batch: int | None = None
     folder: Path = field(default=Path("."), compare=False)
+    where: str = "budget"  # the file and entry, for errors: budgets.toml: budget[2]
 
 
-def parse_limits(table: dict, where: str) -> dict:
-    """{key: number} for the limit keys of a table; negative or non-numeric values are errors."""
+def parse_limits(table: dict, label) -> dict:
+    """{key: number} for the limit keys of a table; negative or non-numeric values are errors naming
+    `label(key)` (a budget file's entry and key, or a command-line option)."""
     limits = {}
     for key, value in table.items():
         if key not in LIMITS:
             continue
         if isinstance(value, bool):
-            raise EffplanError(f"{where}: {key}: expected a number with a unit, got {value!r}")
-        limits[key] = LIMITS[key].parse(value)
+            raise EffplanError(f"{label(key)}: expected a number with a unit, got {value!r}")
+        limits[key] = LIMITS[key].parse(value, label(key))
         if limits[key] <= 0:
-            raise EffplanError(f"{where}: {key} = {value!r}: a limit must be more than 0")
+            raise EffplanError(f"{label(key)}: {value!r}: a limit must be more than 0")
     return limits
 
 
@@ -83,14 +87,15 @@ def _number(table, key, where, kind, lo, hi):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-        raise EffplanError(f"{where}: {key}: expected {'an integer' if kind is int else 'a number'}, got {value!r}")
+        raise EffplanError(f"{where}.{key}: expected {'an integer' if kind is int else 'a number'}, got {value!r}")
     if not lo <= value <= hi or (isinstance(value, float) and not math.isfinite(value)):
-        raise EffplanError(f"{where}: {key} = {value!r} is out of range [{lo}, {hi}]")
+        raise EffplanError(f"{where}.{key}: {value!r} is out of range [{lo}, {hi}]")
     return kind(value)
 
 
 def load_budgets(path: str) -> list[Budget]:
-    """Every [[budget]] of a file, validated; errors name the file, the entry and the key."""
+    """Every [[budget]] of a file, validated; errors name the file, the entry and the key
+    (budgets.toml: budget[2].max_macs: ...)."""
     from .spec import read_toml
 
     table = read_toml(Path(path))
@@ -109,30 +114,41 @@ def load_budgets(path: str) -> list[Budget]:
                 raise EffplanError(f"{where}: unknown key '{key}'{did_you_mean(key, [*LIMITS, *DESIGN_KEYS])}")
         if not isinstance(entry.get("model"), str) or not entry["model"].strip():
             raise EffplanError(f"{where}: missing key 'model' (a built-in name, a spec file or an .onnx file)")
-        limits = parse_limits(entry, where)
+        if entry["model"].endswith(".onnx"):
+            shaped = [k for k in SHAPED_KEYS if k in entry]
+            if shaped:
+                raise EffplanError(f"{where}.{shaped[0]}: an ONNX model fixes its own design; {shaped[0]} applies "
+                                   f"to built-in names and spec files (batch, dtype and device apply to both)")
+        limits = parse_limits(entry, lambda key: f"{where}.{key}")
         if not limits:
             raise EffplanError(f"{where}: no limits; give at least one of {', '.join(LIMITS)}")
         for key in ("dtype", "device", "optimizer", "precision", "name"):
             if key in entry and not isinstance(entry[key], str):
-                raise EffplanError(f"{where}: {key}: expected a string, got {entry[key]!r}")
+                raise EffplanError(f"{where}.{key}: expected a string, got {entry[key]!r}")
+        for key, known in (("dtype", DTYPE_BYTES), ("optimizer", OPTIMIZER_SLOTS), ("precision", PRECISIONS)):
+            if key in entry and entry[key] not in known:
+                raise EffplanError(f"{where}.{key}: unknown {key} '{entry[key]}'{did_you_mean(entry[key], known)}; "
+                                   f"known: {', '.join(known)}")
         needs_device = [k for k in limits if LIMITS[k].needs == "device"]
         if needs_device and not entry.get("device"):
-            raise EffplanError(f"{where}: {needs_device[0]} needs a device (device = \"t4\", say)")
+            raise EffplanError(f"{where}.{needs_device[0]}: needs a device (device = \"t4\", say)")
         if "max_latency" in limits and "min_throughput" in limits:
             batch = entry.get("batch", 1)
             if isinstance(batch, int) and batch / limits["max_latency"] < limits["min_throughput"]:
+                most = batch / limits["max_latency"]
                 raise EffplanError(f"{where}: contradictory limits: within max_latency at batch {batch} the "
-                                   f"throughput is at most {batch / limits['max_latency']:,.1f}/s, below min_throughput")
+                                   f"throughput is at most {most:,.1f}/s, below min_throughput")
         budgets.append(Budget(
             name=entry.get("name") or entry["model"], model=entry["model"], limits=limits,
-            phi=_number(entry, "phi", where, float, 0, 16), resolution=_number(entry, "resolution", where, int, 8, 16384),
+            phi=_number(entry, "phi", where, float, 0, 16),
+            resolution=_number(entry, "resolution", where, int, 8, 16384),
             width_mult=_number(entry, "width_mult", where, float, 0.01, 64),
             depth_mult=_number(entry, "depth_mult", where, float, 0.01, 64),
-            batch=_number(entry, "batch", where, int, 1, 1 << 20) or 1, dtype=entry.get("dtype", "fp32"),
+            batch=_number(entry, "batch", where, int, 1, MAX_BATCH) or 1, dtype=entry.get("dtype", "fp32"),
             device=entry.get("device"), optimizer=entry.get("optimizer", "adamw"),
             precision=entry.get("precision", "mixed"),
-            train_batch=_number(entry, "train_batch", where, int, 1, 1 << 20),
-            folder=Path(path).resolve().parent))
+            train_batch=_number(entry, "train_batch", where, int, 1, MAX_BATCH),
+            folder=Path(path).resolve().parent, where=where))
     return budgets
 
 
@@ -156,17 +172,18 @@ def figures(graph, batch: int, dtype: str, device=None, precision="mixed", optim
 
 
 def budget_graphs(budget: Budget):
-    """(graph at the budget's batch, graph at its training batch or None, a description)."""
+    """(graph at the budget's batch, graph at its training batch or None, a description: model,
+    phi, resolution)."""
     from .blocks import build
     from .scaling import compound, resolve, with_overrides
 
     model = budget.model
     if model.endswith(".onnx"):
-        from .onnx_io import analyze_file
+        from .onnx_io import analyze_file, resolution
         path = model if Path(model).is_absolute() else str(budget.folder / model)
         graph, _, _ = analyze_file(path, budget.batch)
         train = analyze_file(path, budget.train_batch)[0] if budget.train_batch else None
-        return graph, train, {"model": Path(model).stem, "source": path}
+        return graph, train, {"model": Path(model).stem, "phi": None, "resolution": resolution(graph), "source": path}
     if model.endswith(".toml") and not Path(model).is_absolute():
         model = str(budget.folder / model)
     design = resolve(model)
@@ -179,45 +196,97 @@ def budget_graphs(budget: Budget):
     return graph, train, {"model": design.name, "phi": design.phi, "resolution": design.resolution}
 
 
+def _named(budget: Budget, step):
+    """Run `step`; an error names the budget's file and entry."""
+    try:
+        return step()
+    except EffplanError as exc:
+        raise type(exc)(f"{budget.where}: {exc}") from None
+
+
 def check(budgets: list[Budget]) -> list[dict]:
-    """One row per limit: value, limit, margin (share of the limit left; negative when over), pass."""
+    """One row per limit: value, limit, margin (share of the limit left; negative when over), pass;
+    `unknown_ops` lists the ops no cost function knows (counted as zero)."""
     from .hardware import load_device
 
     rows = []
-    for budget in budgets:
-        graph, train, about = budget_graphs(budget)
+    for i, budget in enumerate(budgets):
+        graph, train, about = _named(budget, lambda: budget_graphs(budget))
         wanted = {LIMITS[k].figure for k in budget.limits}
-        device = load_device(budget.device) if budget.device else None
+        device = _named(budget, lambda: load_device(budget.device)) if budget.device else None
         values = figures(graph, budget.batch, budget.dtype, device, budget.precision, budget.optimizer, train, wanted)
         for key, limit in budget.limits.items():
             spec = LIMITS[key]
             value = values[spec.figure]
             margin = (limit - value) / limit if spec.upper else (value - limit) / limit
-            rows.append({"budget": budget.name, **about, "batch": budget.batch, "dtype": budget.dtype,
-                         "device": budget.device, "limit_key": key, "figure": spec.figure, "value": value,
-                         "limit": limit, "margin": margin, "passed": margin >= 0,
+            rows.append({"budget": budget.name, "entry": i, **about, "batch": budget.batch,
+                         "dtype": budget.dtype, "device": budget.device, "limit_key": key, "figure": spec.figure,
+                         "value": value, "limit": limit, "margin": margin, "passed": margin >= 0,
                          "value_text": spec.show(value), "limit_text": spec.show(limit),
                          "unknown_ops": values["unknown_ops"]})
     return rows
 
 
+def unknown_ops(rows: list[dict]) -> dict[str, dict]:
+    """Budget -> {op: count} of the ops its design has no cost function for."""
+    return {r["budget"]: r["unknown_ops"] for r in rows if r["unknown_ops"]}
+
+
+# ---- baselines ----
+
 COMPARED = ("params", "macs", "flops", "weight_bytes", "peak_activation_bytes")
+MATCHED = ("model", "resolution", "batch", "dtype")  # a baseline must be of the same design as its budget
 
 
-def compare_baseline(baseline_path: str, current: dict, tolerance: float) -> list[dict]:
-    """Totals and layers that grew more than `tolerance` (a share) against a saved `effplan layers
-    --format json` report; each finding names the figure and the layers that grew."""
+def read_report(path: str) -> dict:
+    """A saved `effplan layers --format json` (or `analyze`) report."""
     import json
 
     try:
-        baseline = json.loads(Path(baseline_path).read_text())
+        report = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError) as exc:
-        raise EffplanError(f"--baseline {baseline_path}: cannot read: {getattr(exc, 'strerror', exc)}") from None
+        raise EffplanError(f"--baseline {path}: cannot read: {getattr(exc, 'strerror', exc)}") from None
     except ValueError:
-        raise EffplanError(f"--baseline {baseline_path}: not JSON; save one with effplan layers --format json") from None
-    if not isinstance(baseline, dict) or not isinstance(baseline.get("totals"), dict) \
-            or not isinstance(baseline.get("layers"), list):
-        raise EffplanError(f"--baseline {baseline_path}: not an `effplan layers --format json` report")
+        raise EffplanError(f"--baseline {path}: not JSON; save one with effplan layers --format json") from None
+    if not isinstance(report, dict) or not isinstance(report.get("totals"), dict) \
+            or not isinstance(report.get("layers"), list) or any(k not in report for k in MATCHED):
+        raise EffplanError(f"--baseline {path}: not an `effplan layers --format json` report")
+    return report
+
+
+def baseline_budget(budgets: list[Budget], rows: list[dict], baseline: dict, path: str) -> Budget:
+    """The budget whose design the baseline report is of: the same model, resolution, batch and dtype.
+    None matching is bad input, naming the field that differs."""
+    designs = {r["entry"]: r for r in rows}  # budget[i] -> its design
+    same = [i for i in designs if designs[i]["model"] == baseline["model"]]
+    if not same:
+        checked = sorted({r["model"] for r in rows})
+        raise EffplanError(f"--baseline {path}: a report of model '{baseline['model']}', which no budget checks "
+                           f"(they check {', '.join(checked)})")
+    for i in same:
+        if all(designs[i][k] == baseline[k] for k in MATCHED):
+            return budgets[i]
+    design = designs[same[0]]
+    field_ = next(k for k in MATCHED if design[k] != baseline[k])
+    raise EffplanError(f"--baseline {path}: {field_} {baseline[field_]!r} differs from the {design[field_]!r} of "
+                       f"{budgets[same[0]].where}; compare against a report of the same design")
+
+
+def baseline_growth(budgets: list[Budget], rows: list[dict], path: str, tolerance: float) -> list[dict]:
+    """Totals and layers grown more than `tolerance` against the baseline report (see compare_baseline)."""
+    from .analysis import profile
+    from .report import layers_report
+
+    baseline = read_report(path)
+    budget = baseline_budget(budgets, rows, baseline, path)
+    graph, _, about = budget_graphs(budget)
+    return compare_baseline(baseline, layers_report(profile(graph, None, budget.batch, budget.dtype), "layer", about),
+                            tolerance)
+
+
+def compare_baseline(baseline: dict, current: dict, tolerance: float) -> list[dict]:
+    """Totals that grew more than `tolerance` (a share) against a baseline report; each finding names
+    the figure and the layers that grew. `growth` is null where the baseline total is 0 (no ratio)."""
     old_layers = {r.get("name"): r for r in baseline["layers"] if isinstance(r, dict)}
     findings = []
     for key in COMPARED:
@@ -227,6 +296,98 @@ def compare_baseline(baseline_path: str, current: dict, tolerance: float) -> lis
         grown = [r["name"] for r in current["layers"]
                  if r["name"] not in old_layers and r.get(key, 0) > 0
                  or r["name"] in old_layers and r.get(key, 0) > old_layers[r["name"]].get(key, 0)]
-        findings.append({"figure": key, "baseline": old, "current": new, "growth": new / old - 1 if old else math.inf,
+        findings.append({"figure": key, "baseline": old, "current": new, "growth": new / old - 1 if old else None,
                          "layers": grown})
     return findings
+
+
+# ---- rendering ----
+
+def _verdict(row: dict) -> str:
+    """Why a limit failed: a maximum is exceeded, a minimum not reached."""
+    side = "exceeds" if LIMITS[row["limit_key"]].upper else "is below"
+    return f"{row['figure']} {row['value_text']} {side} {row['limit_key']} {row['limit_text']} ({row['margin']:+.1%})"
+
+
+def _growth_line(g: dict) -> str:
+    layers = ", ".join(g["layers"][:8]) + (f" and {len(g['layers']) - 8} more" if len(g["layers"]) > 8 else "")
+    change = (f"grew {g['growth']:+.2%}" if g["growth"] is not None
+              else "grew from a baseline of 0 (no growth ratio)")
+    return (f"{g['figure']} {change} against the baseline ({g['baseline']:,} -> {g['current']:,}); "
+            f"layers that grew: {layers or 'none (the total alone)'}")
+
+
+def _unknown_line(budget: str, ops: dict, strict: bool) -> str:
+    listed = ", ".join(f"{op} (x{n})" for op, n in sorted(ops.items()))
+    return (f"budget {budget}: no cost function for {listed}: counted as zero, so its figures are too low"
+            + ("; --strict fails on this" if strict else "; --strict fails on this instead of passing"))
+
+
+def _data(text: str) -> str:
+    """A GitHub workflow command's message."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    """A GitHub workflow command's property value (file=, title=)."""
+    return _data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render(rows: list[dict], growth: list[dict], fmt: str, source: str, baseline: str | None,
+           strict: bool = False) -> str:
+    """`effplan check` as text, JSON, JUnit XML or GitHub workflow commands."""
+    from . import __version__
+    from .report import CHECK_COLUMNS, render_rows, to_json
+
+    failed = [r for r in rows if not r["passed"]]
+    unknown = unknown_ops(rows)
+    passed = not failed and not growth and not (strict and unknown)
+    warnings = [_unknown_line(b, ops, strict) for b, ops in unknown.items()]
+    if fmt == "json":
+        return to_json({"passed": passed, "source": source, "checks": rows, "baseline": baseline, "growth": growth,
+                        "unknown_ops": unknown, "strict": strict})
+    if fmt == "junit":
+        from xml.etree import ElementTree as ET
+
+        suites = ET.Element("testsuites")
+        cases = len(rows) + (1 if baseline else 0) + (len(unknown) if strict else 0)
+        failures = len(failed) + (1 if growth else 0) + (len(unknown) if strict else 0)
+        suite = ET.SubElement(suites, "testsuite", name=f"effplan budgets: {source}", tests=str(cases),
+                              failures=str(failures))
+        if unknown:
+            properties = ET.SubElement(suite, "properties")
+            for budget, ops in unknown.items():
+                ET.SubElement(properties, "property", name=f"unknown_ops.{budget}",
+                              value=", ".join(f"{op} x{n}" for op, n in sorted(ops.items())))
+        for r in rows:
+            case = ET.SubElement(suite, "testcase", classname=f"effplan.{r['budget']}", name=r["limit_key"])
+            if not r["passed"]:
+                ET.SubElement(case, "failure", message=_verdict(r))
+        if strict:
+            for budget, line in zip(unknown, warnings):
+                ET.SubElement(ET.SubElement(suite, "testcase", classname=f"effplan.{budget}", name="unknown_ops"),
+                              "failure", message=line)
+        if baseline:
+            case = ET.SubElement(suite, "testcase", classname="effplan.baseline", name=baseline)
+            if growth:
+                ET.SubElement(case, "failure", message="; ".join(_growth_line(g) for g in growth))
+        if warnings:
+            ET.SubElement(suite, "system-out").text = "\n".join(f"warning: {w}" for w in warnings)
+        return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+    if fmt == "github":
+        where = f"file={_property(source)},"
+        lines = [f"::error {where}title={_property('effplan budget ' + r['budget'])}::{_data(_verdict(r))}"
+                 for r in failed]
+        lines += [f"::error title=effplan baseline::{_data(_growth_line(g))}" for g in growth]
+        lines += [f"::{'error' if strict else 'warning'} {where}title={_property('effplan budget ' + b)}::{_data(w)}"
+                  for b, w in zip(unknown, warnings)]
+        lines.append(f"::notice title=effplan budgets::{len(rows) - len(failed)} of {len(rows)} limits pass"
+                     + (", baseline regressed" if growth else "") + (", unknown ops (--strict)" if strict and unknown
+                                                                      else ""))
+        return "\n".join(lines) + "\n"
+    text = render_rows(rows, CHECK_COLUMNS, "text",
+                       f"# effplan {__version__} | check {source} | margin = share of the limit left (negative: over)")
+    text += "".join(f"baseline: {_growth_line(g)}\n" for g in growth)
+    text += "".join(f"{'FAIL' if strict else 'warning'}: {w}\n" for w in warnings)
+    return text + f"{'pass' if passed else 'FAIL'}: {len(rows) - len(failed)} of {len(rows)} limits pass" + (
+        f"; {len(growth)} figures grew against {baseline}" if growth else "") + "\n"

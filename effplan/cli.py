@@ -8,13 +8,14 @@ import sys
 import click
 
 from . import __version__
+from .budget import MAX_BATCH
 from .errors import EffplanError
 
 MAX_DESIGNS = 1000
 MAX_DIM = 2**40  # the largest batch or dimension size accepted (as effplan.onnx_io.MAX_DIM)
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "markdown"]),
                       default="text", show_default=True, help="Output format.")
-BATCH = click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+BATCH = click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=1, show_default=True,
                      help="Batch size (activation bytes scale with it).")
 DTYPE = click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default="fp32",
                      show_default=True, help="Element type of weights and activations.")
@@ -95,13 +96,14 @@ def coefficients(alpha, beta, gamma):
     """The compound coefficients with overrides, warning when alpha*beta^2*gamma^2 is far from 2."""
     import dataclasses
 
-    from .scaling import default_coefficients
+    from .scaling import MAX_MULTIPLIER, default_coefficients
 
     c = default_coefficients()
     given = {k: v for k, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma)) if v is not None}
-    for name, value in given.items():
-        if not math.isfinite(value) or value < 1:
-            raise EffplanError(f"--{name} must be a number >= 1 (the paper's constraint), got {value:g}")
+    for name, value in given.items():  # above the largest multiplier, even phi = 1 is no design
+        if not (math.isfinite(value) and 1 <= value <= MAX_MULTIPLIER):
+            raise EffplanError(f"--{name} must be a number from 1 (the paper's constraint) to {MAX_MULTIPLIER:g}, "
+                               f"got {value:g}")
     c = dataclasses.replace(c, **given)
     if given and abs(c.flops_factor - 2) > 0.1:
         click.echo(f"warning: alpha*beta^2*gamma^2 = {c.flops_factor:.3f}, far from 2: each unit of phi "
@@ -451,7 +453,7 @@ def fit(models, query, train, optimizer, precision, checkpoint, inplace, fold_bn
     from .costs import dtype_size
     from .memory import best_order_peak, inference_peak, largest_batch, training_memory
     from .report import fit_report
-    from .units import parse_bytes, parse_reserve
+    from .units import human_bytes, parse_bytes, parse_reserve
 
     if (device is None) == (memory_text is None):
         raise EffplanError("give one of --device NAME or --memory SIZE")
@@ -464,6 +466,9 @@ def fit(models, query, train, optimizer, precision, checkpoint, inplace, fold_bn
         if capacity <= 0:
             raise EffplanError(f"--memory '{memory_text}' must be more than 0 bytes")
     budget = capacity - parse_reserve(reserve, capacity)
+    if budget <= 0:
+        raise EffplanError(f"--reserve {reserve} is the whole capacity ({human_bytes(capacity)}) or more: "
+                           f"nothing is left for the model")
     results = []
     for design, _ in designs_from(models, **query):
         if train:
@@ -607,9 +612,11 @@ def devices(fmt):
               show_default=True, help="text, JSON, JUnit XML (CI dashboards) or GitHub workflow annotations.")
 @click.option("--baseline", default=None, metavar="REPORT.json",
               help="A saved `effplan layers --format json`: fail when a figure grew beyond --tolerance.")
-@click.option("--tolerance", default="0%", show_default=True, help="Allowed growth against the baseline.")
+@click.option("--tolerance", default="0%", show_default=True,
+              help="Allowed growth against the baseline: a percentage (5%) or a share in [0, 1] (0.05).")
+@click.option("--strict", is_flag=True, help="Fail (exit 1) when a design has ops with no cost function.")
 @OUTPUT
-def check(budget_file, fmt, baseline, tolerance, output):
+def check(budget_file, fmt, baseline, tolerance, strict, output):
     """Check designs against their budgets: exit 0 all pass, 1 any fails, 2 bad file.
 
     \b
@@ -618,35 +625,16 @@ def check(budget_file, fmt, baseline, tolerance, output):
     max_macs = "0.5G"
     max_params = "6M"
     """
-    from .budget import check as run_check_budgets
-    from .budget import compare_baseline, load_budgets
-    from .report import render_check
+    from .budget import baseline_growth, load_budgets, render, unknown_ops
+    from .budget import check as check_budgets
+    from .units import parse_share
 
-    try:
-        share = float(tolerance.strip().rstrip("%")) / (100 if tolerance.strip().endswith("%") else 1)
-    except ValueError:
-        raise EffplanError(f"--tolerance '{tolerance}': expected a percentage such as 5%") from None
-    if not 0 <= share < 100:
-        raise EffplanError(f"--tolerance '{tolerance}' must be at least 0%")
+    share = parse_share(tolerance, "--tolerance")
     budgets = load_budgets(budget_file)
-    rows = run_check_budgets(budgets)
-    growth = []
-    if baseline:
-        import json as _json
-
-        from .analysis import profile
-        from .budget import budget_graphs
-        from .report import layers_report
-        try:
-            wanted = _json.loads(open(baseline).read()).get("model")
-        except (OSError, ValueError, AttributeError):
-            wanted = None  # compare_baseline names the problem
-        chosen = [b for b in budgets if b.model == wanted] or budgets[:1]
-        graph, _, about = budget_graphs(chosen[0])
-        current = layers_report(profile(graph, None, chosen[0].batch, chosen[0].dtype), "layer", about)
-        growth = compare_baseline(baseline, current, share)
-    emit(render_check(rows, growth, fmt, budget_file, baseline), output)
-    if any(not r["passed"] for r in rows) or growth:
+    rows = check_budgets(budgets)
+    growth = baseline_growth(budgets, rows, baseline, share) if baseline else []
+    emit(render(rows, growth, fmt, budget_file, baseline, strict), output)
+    if any(not r["passed"] for r in rows) or growth or strict and unknown_ops(rows):
         sys.exit(1)
 
 
@@ -694,10 +682,9 @@ def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inferen
 
     from . import search as engine
     from .budget import parse_limits
-    from .report import render_coefficients, render_search
-    from .scaling import base_design, resolve
+    from .report import render_coefficients
 
-    design = base_design(resolve(model).spec)
+    design = engine.searchable(model)
     progress = _progress("designs")
     if coefficient_mode:
         if not 0 < tolerance <= 1:
@@ -707,7 +694,7 @@ def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inferen
     given = {"max_macs": max_macs, "max_flops": max_flops, "max_params": max_params,
              "max_weight_bytes": max_weight_bytes, "max_inference_memory": max_inference_memory,
              "max_training_memory": max_training_memory, "max_latency": max_latency, "min_throughput": min_throughput}
-    limits = parse_limits({k: v for k, v in given.items() if v is not None}, "search")
+    limits = parse_limits({k: v for k, v in given.items() if v is not None}, lambda key: "--" + key.replace("_", "-"))
     if not limits:
         raise EffplanError("give at least one constraint: --max-macs, --max-params, --max-inference-memory, ...")
     found = None
@@ -720,29 +707,25 @@ def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inferen
         from .plot import check_plot_path
         check_plot_path(plot)
     constraints = engine.Constraints(limits, batch, dtype, found, precision, optimizer)
-    if objective == "mnas":
-        if not accuracy_file or "max_macs" not in limits:
-            raise EffplanError("--objective mnas needs --accuracy FILE and --max-macs (the target T)")
-        accuracy, target = engine.accuracy_model(accuracy_file), limits["max_macs"]
-
-        def score(macs):
-            return accuracy(macs) * (np.asarray(macs, dtype=float) / target) ** mnas_w
-    else:
-        def score(macs):
-            return np.asarray(macs, dtype=float)
-    sides = (engine.grid(resolution_text, "resolution", integer=True) if resolution_text
+    score = engine.objective(objective, limits, accuracy_file, mnas_w)
+    depths, widths = engine.grid(depth_text, "--depth"), engine.grid(width_text, "--width")
+    sides = (engine.grid(resolution_text, "--resolution", integer=True) if resolution_text
              else np.arange(design.resolution, 3 * design.resolution + 1, 8))
-    ranked, stats = engine.grid_search(design, engine.grid(depth_text, "depth"), engine.grid(width_text, "width"),
-                                       sides, constraints, score, top, progress)
+    engine.check_grid(design, depths, widths, sides)
+    ranked, stats = engine.grid_search(design, depths, widths, sides, constraints, score, top, progress)
     phi = engine.largest_phi(design, constraints)
     if phi:
         phi["score"] = float(score(np.array([phi["macs"]]))[0])
     designs = sorted(ranked + ([phi] if phi else []), key=lambda d: -d["score"])
-    front = engine.pareto(designs)
+    if not designs:
+        raise engine.NoFit(engine.no_fit_message(constraints, stats))
+    front = engine.pareto(stats["front"] + ([phi] if phi else []))  # the grid's front already beats the rest
+    for d in designs:
+        d["pareto"] = engine.on_front(d, front)
     if plot:
         from .plot import plot_pareto
         plot_pareto(designs, front, plot, model)
-    click.echo(render_search(designs, front, stats, constraints, model, objective, fmt), nl=False)
+    click.echo(engine.render(designs, front, stats, constraints, model, objective, fmt), nl=False)
 
 
 def _progress(label: str):

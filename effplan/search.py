@@ -1,44 +1,72 @@
 """Search: the largest design that fits, by φ and over a (depth, width, resolution) grid.
 
-The vectorised path: at one depth and width the graph's ops, channels, weights and schedule do not
-change with resolution; only spatial sides do, and with 'same' padding every side is
-ceil(r / the stride so far). So the graph is built once per (depth, width) and every cost function
-of the registry runs once on shapes whose spatial entries are numpy arrays over all resolutions.
-The template is checked against a graph really built at a second resolution; where it does not
-hold (a 'valid'-padded stem, say) the designs are built one by one instead.
+The vectorised path evaluates a whole grid with the registry's cost functions, never a copy of
+their formulas, each run once per group of same-topology widths:
+- resolution: with 'same' padding every spatial side is ceil(r / the stride so far), so one graph
+  gives every resolution's shapes, their spatial entries numpy arrays;
+- width: graphs of one topology (a graph per width) stack their channel counts as a second axis;
+- depth: a deepening stage row of n blocks is its first block and n - 1 identical repeats, so one
+  template graph with every such row built twice (its first block, one repeat) serves every depth:
+  the repeat's costs count n - 1 times, and its live sets join the peak when n >= 2.
+Each shortcut is checked once per spec against graphs really built (a whole stride period of
+resolutions; two depths); where one does not hold, designs are built depth by depth or one by one.
+Figures are float64 sums, exact below 2^53 (checked): a design beyond is skipped and reported.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
 from .costs import COSTS, dtype_size
 from .errors import EffplanError
-from .memory import live_steps
 
-SUMMED = ("macs", "flops")
-_HOLDS: dict = {}  # spec -> does the template hold at every resolution
+EXACT = 2.0 ** 53  # float64 holds every integer below this
+MAX_GRID = 1_000_000  # designs in one search: a few arrays of this size stay well within memory
+_CHECKED: dict = {}  # (shortcut, spec, ...) -> whether it holds, checked once per process
+_STRUCTURE: dict = {}  # topology -> (strides, schedule); widths change shapes, not these
 
 
 @dataclass
-class Figures:
-    """Figures of designs at one depth and width over many resolutions (arrays, one entry each)."""
+class Grid:
+    """Figures of every design of a grid, arrays indexed [depth, width, resolution]; zero where
+    `built` is False (the graph path refuses the design, or it is too large to plan exactly),
+    `skipped` counting the designs left out by reason."""
+    depths: np.ndarray
+    widths: np.ndarray
     resolutions: np.ndarray
     macs: np.ndarray
     flops: np.ndarray
-    params: int
-    weight_bytes: int
+    params: np.ndarray
+    weight_bytes: np.ndarray
     peak_bytes: np.ndarray  # activations
-    latency_s: np.ndarray | None = None  # roofline, when a device is given
-    training_bytes: np.ndarray | None = None  # one training step, when asked
+    latency_s: np.ndarray | None  # roofline, when a device is given
+    training_bytes: np.ndarray | None  # one training step, when asked
+    built: np.ndarray
+    skipped: Counter
+    path: str  # how: vectorised (the depth template, or a graph per depth), or one by one
 
     @property
     def inference_bytes(self) -> np.ndarray:
         return self.peak_bytes + self.weight_bytes
 
+    def figures(self, batch: int) -> dict:
+        """The arrays budgets bound, by figure name (see budget.LIMITS)."""
+        out = {"macs": self.macs, "flops": self.flops, "params": self.params, "weight_bytes": self.weight_bytes,
+               "inference_bytes": self.inference_bytes}
+        if self.latency_s is not None:
+            out["latency_s"] = self.latency_s
+            out["images_per_s"] = np.divide(batch, self.latency_s, out=np.zeros_like(self.latency_s),
+                                            where=self.latency_s > 0)
+        if self.training_bytes is not None:
+            out["training_bytes"] = self.training_bytes
+        return out
+
+
+# ---- shapes as arrays ----
 
 def _strides(graph) -> dict[str, int | None]:
     """Each tensor's total stride from the input, or None where its sides no longer follow the input's."""
@@ -66,21 +94,27 @@ def _shape(shape: tuple, stride: int | None, sides):
     return (*shape[:-2], side, side)
 
 
-_STRUCTURE: dict = {}  # topology -> (strides, schedule); widths change shapes, not these
-
-
 def _topology(graph) -> tuple:
     return tuple((name, node["op"], node["inputs"], node["attrs"].get("strides"), len(node["weights"]))
                  for name, node in graph.nodes(data=True))
 
 
 def _structure(graph):
-    """(stride of every tensor, live_steps) of a graph, shared by every graph of the same topology."""
+    """What every graph of one topology shares: each tensor's stride, the schedule (the node order,
+    and which tensors are live at the start and while each node runs, as a 0/1 matrix) and the tensors."""
+    from .memory import live_steps
+
     key = _topology(graph)
     if key not in _STRUCTURE:
         if len(_STRUCTURE) > 256:
             _STRUCTURE.clear()
-        _STRUCTURE[key] = (_strides(graph), live_steps(graph))
+        order, start, steps = live_steps(graph)
+        tensors = list(graph.graph["tensors"])
+        index = {t: i for i, t in enumerate(tensors)}
+        live = np.zeros((len(steps) + 1, len(tensors)))
+        for i, names in enumerate([start, *steps]):
+            live[i, [index[t] for t in names]] = 1
+        _STRUCTURE[key] = (_strides(graph), order, live, tensors)
     return _STRUCTURE[key]
 
 
@@ -92,139 +126,306 @@ def _template_holds(graph, stride, other) -> bool:
         tuple(int(x) for x in _shape(mine[t], stride[t], np.int64(r))) == theirs[t] for t in mine)
 
 
-def _template_holds_everywhere(graph, design, batch) -> bool:
+def _stacked(values: list):
+    """One dimension across graphs: an int where all agree, else a (graphs, 1) float array."""
+    first = values[0]
+    return first if all(v == first for v in values) else np.array(values, dtype=float).reshape(-1, 1)
+
+
+# ---- the template over depths ----
+
+def _deepening(spec) -> list[int]:
+    """Indices (from 1, as node stages) of the stage rows that depth scaling repeats."""
+    from .blocks import BLOCKS
+    return [i for i, row in enumerate(spec.stages, start=1) if BLOCKS[row.block].deepens]
+
+
+def _template(design):
+    """The design with every deepening stage row built twice: its first block and one repeat."""
+    deep = set(_deepening(design.spec))
+    stages = tuple(dataclasses.replace(row, repeats=2) if i in deep else row
+                   for i, row in enumerate(design.spec.stages, start=1))
+    return dataclasses.replace(design, spec=dataclasses.replace(design.spec, stages=stages), depth_mult=1.0,
+                               depth_rounding="ceil")
+
+
+def _repeat_counts(design, depths) -> np.ndarray:
+    """(depths, 1 + deepening rows): 1 for the nodes every depth has once, then each deepening row's
+    blocks beyond its first."""
+    from .scaling import round_repeats
+
+    rows = [design.spec.stages[i - 1].repeats for i in _deepening(design.spec)]
+    return np.array([[1] + [round_repeats(r, float(d), design.depth_rounding) - 1 for r in rows] for d in depths],
+                    dtype=float)
+
+
+def _classes(graph, spec, deep: bool) -> dict[str, int]:
+    """Node -> its column of the repeat counts: a deepening row's repeat, or 0 (counted once)."""
+    column = {stage: k for k, stage in enumerate(_deepening(spec), start=1)} if deep else {}
+    return {n: column.get(a["stage"], 0) if a["block"] else 0 for n, a in graph.nodes(data=True)}
+
+
+# ---- the joint pass ----
+
+def _joint(graphs, sides, counts, classes, dtype, device, training) -> dict:
+    """Figures of same-topology graphs (one per width) at every side and every row of `counts`
+    (one per depth): each registry cost function runs once, on shapes whose channel entries are
+    (widths, 1) arrays and spatial entries (1, sides) arrays; a node of class k counts counts[:, k]
+    times. Arrays are float64, [depth, width, side] ([depth, width] for params and weight bytes)."""
+    size = dtype_size(dtype)
+    graph, n, kinds = graphs[0], len(graphs), counts.shape[1]
+    stride, order, live, names = _structure(graph)
+    strides = sorted({s for s in stride.values() if s})
+    side_of = {s: (-(-sides // s)).astype(float).reshape(1, -1) for s in strides}
+    all_tensors = [g.graph["tensors"] for g in graphs]
+    shapes = {t: _shape(tuple(_stacked([tensors[t][j] for tensors in all_tensors]) for j in range(len(shape))),
+                        stride[t], side_of) for t, shape in graph.graph["tensors"].items()}
+    work = np.zeros((2, kinds, n, len(sides)))  # macs, flops
+    weights = np.zeros((kinds, n))  # params and buffers, in elements
+    params = np.zeros((kinds, n))
+    for name in graph.nodes:
+        node, k = graph.nodes[name], classes[name]
+        for j, g in enumerate(graphs):
+            for w in g.nodes[name]["weights"]:
+                weights[k, j] += w.size
+                params[k, j] += w.size if w.trainable else 0
+        fn = COSTS.get(node["op"])
+        if fn is not None:
+            shape_of = {w.role: tuple(_stacked([g.nodes[name]["weights"][i].shape[j] for g in graphs])
+                                      for j in range(len(w.shape))) for i, w in enumerate(node["weights"])}
+            macs, flops = fn(node["attrs"], [shapes[t] for t in node["inputs"]], shapes[node["outputs"][0]], shape_of)
+            work[0, k] += macs
+            work[1, k] += flops
+    total = np.einsum("dk,xknr->xdnr", counts, work)
+    step_class = np.array([0] + [classes[name] for name in order])  # the start, then each node's step
+    peak = _peak(live, step_class, counts, [(stride[t], shapes[t]) for t in names], side_of, (n, len(sides)))
+    out = {"macs": total[0], "flops": total[1], "params": counts @ params, "weight_bytes": counts @ weights * size,
+           "peak_bytes": peak * size}
+    if device is not None or training is not None:  # these read each graph's own weights
+        own_sides = {s: side_of[s][0] for s in strides}
+        owns = [{t: _shape(s, stride[t], own_sides) for t, s in g.graph["tensors"].items()} for g in graphs]
+        if device is not None:
+            from .roofline import kernels
+            time = np.zeros((kinds, n, len(sides)))
+            for j, (g, own) in enumerate(zip(graphs, owns)):
+                for kernel in kernels(g, device, dtype, shapes=own):
+                    time[classes[kernel.name], j] += kernel.time_s
+            out["latency_s"] = np.einsum("dk,knr->dnr", counts, time)
+        if training is not None:  # one depth per pass (see evaluate_grid)
+            from .memory import training_memory
+            out["training_bytes"] = np.array([[training_memory(g, *training, shapes=own).total_bytes
+                                               for g, own in zip(graphs, owns)]], dtype=float)
+    return out
+
+
+def _peak(live, step_class, counts, tensors, side_of, shape) -> np.ndarray:
+    """Peak live elements [depth, width, side] of `tensors` ((stride, shape) each). A tensor's size is
+    its other dimensions times the square of its side, so every step's live total is the 0/1 live matrix
+    times per-tensor sizes (BLAS, exact below 2^53); a depth's peak takes a repeat's steps only where it
+    has one (counts[:, k] > 0)."""
+    (n, sides), depths = shape, len(counts)
+    timeline = np.zeros((n, len(live), sides))
+    for s in {s for s, _ in tensors}:
+        members = [i for i, (stride, _) in enumerate(tensors) if stride == s]
+        sizes = [math.prod(tensors[i][1][:-2] if s else tensors[i][1]) for i in members]
+        per_width = np.stack([np.broadcast_to(np.asarray(v, dtype=float).reshape(-1), (n,)) for v in sizes])
+        timeline += (live[:, members] @ per_width).T[:, :, None] * (side_of[s][0] ** 2 if s else 1)
+    most = np.zeros((counts.shape[1], n, sides))
+    for k in np.unique(step_class):
+        most[k] = timeline[:, step_class == k].max(axis=1)
+    peak = np.broadcast_to(most[0], (depths, n, sides)).copy()
+    for k in range(1, counts.shape[1]):
+        peak = np.maximum(peak, np.where(counts[:, k, None, None] > 0, most[k], 0))
+    return peak
+
+
+# ---- the checks of the shortcuts, once per spec ----
+
+def _check(key, test) -> bool:
+    if key not in _CHECKED:
+        try:
+            _CHECKED[key] = bool(test())
+        except EffplanError:
+            _CHECKED[key] = False
+    return _CHECKED[key]
+
+
+def _sides_follow_strides(design) -> bool:
     """Output sides follow ceil(r / stride) for every r when they do for a whole period of r modulo
     the largest stride (padding and ceil-mode rounding depend on r only through that remainder)."""
     from .blocks import build
 
-    stride = _structure(graph)[0]
-    base = graph.graph["tensors"][graph.graph["inputs"][0]][-1]
-    period = max(s for s in stride.values() if s)
-    for r in range(base - 1, base - period, -1):
-        try:
-            other = build(dataclasses.replace(design, resolution=r), batch)
-        except EffplanError:
-            return False
-        if not _template_holds(graph, stride, other):
-            return False
-    return True
+    def test():
+        template = _template(dataclasses.replace(design, width_mult=1.0, resolution=design.spec.resolution))
+        graph = build(template)
+        stride = _structure(graph)[0]
+        period = max(s for s in stride.values() if s)
+        return all(_template_holds(graph, stride, build(dataclasses.replace(template, resolution=r)))
+                   for r in range(template.resolution + 1, template.resolution + period))
+    return _check(("sides", design.spec), test)
 
 
-def evaluate(design, resolutions, batch: int = 1, dtype: str = "fp32", device=None, training=None) -> Figures:
-    """MACs, FLOPs, params, weight bytes and peak activation bytes of a design at many resolutions;
-    with a device its roofline latency, with training = (precision, optimizer) a training step's memory."""
-    return evaluate_widths(design, [design.width_mult], resolutions, batch, dtype, device, training)[0]
-
-
-def evaluate_widths(design, widths, resolutions, batch: int = 1, dtype: str = "fp32", device=None,
-                    training=None) -> list[Figures]:
-    """`evaluate` for one depth at many widths: graphs of the same topology share one pass of the cost
-    functions, their channel counts stacked as a second array axis (widths x resolutions)."""
+def _smallest_side(design) -> tuple[int, str]:
+    """The smallest resolution the network builds at, and why one pixel less does not: sides only
+    shrink with r, so bisection, with graphs really built."""
     from .blocks import build
 
-    sides = np.asarray(resolutions, dtype=np.int64)
-    base = max(int(sides.max()), 32)
-    graphs = [build(dataclasses.replace(design, width_mult=float(w), resolution=base), batch) for w in widths]
-    if design.spec not in _HOLDS:
-        _HOLDS[design.spec] = _template_holds_everywhere(graphs[0], dataclasses.replace(
-            design, width_mult=float(widths[0])), batch)
-    key = design.spec
-    if not _HOLDS[key]:
-        return [_one_by_one(dataclasses.replace(design, width_mult=float(w)), sides, batch, dtype, device, training)
-                for w in widths]
-    by_topology: dict = {}
-    for i, graph in enumerate(graphs):
-        by_topology.setdefault(_topology(graph), []).append(i)
-    results: list = [None] * len(graphs)
-    for members in by_topology.values():
-        for i, figures in zip(members, _joint([graphs[i] for i in members], sides, dtype, device, training)):
-            results[i] = figures
-    return results
+    key = ("smallest", design.spec)
+    if key not in _CHECKED:
+        template = _template(dataclasses.replace(design, width_mult=1.0))
+        low, high, reason = 0, design.spec.resolution, ""  # `high` builds; 0 is no resolution
+        while high - low > 1:
+            mid = (low + high) // 2
+            try:
+                build(dataclasses.replace(template, resolution=mid))
+                high = mid
+            except EffplanError as exc:
+                low, reason = mid, str(exc)
+        _CHECKED[key] = (high, reason)
+    return _CHECKED[key]
 
 
-def _stacked(values: list, count: int):
-    """One dimension across graphs: an int where all agree, else a (graphs, 1) array."""
-    first = values[0]
-    return first if all(v == first for v in values) else np.array(values, dtype=np.int64).reshape(count, 1)
+def _repeats_hold(design, dtype, device) -> bool:
+    """Does the template give every depth exactly? Checked against graphs really built at depths 1
+    and 3 (every deepening row then has one block, or three)."""
+    from .analysis import analyze
+    from .roofline import roofline
+
+    def test():
+        base = dataclasses.replace(design, width_mult=1.0, resolution=_smallest_side(design)[0])  # the cheapest
+        got = _evaluate(base, [1.0, 3.0], [1.0], np.array([base.resolution]), 1, dtype, device, None, deep=True)
+        for i, depth in enumerate((1.0, 3.0)):
+            p = analyze(dataclasses.replace(base, depth_mult=depth), 1, dtype)
+            t = p.totals
+            want = (t.macs, t.flops, t.params, t.weight_bytes, t.peak_activation_bytes)
+            if tuple(int(got[0][k][i, 0, 0]) for k in ("macs", "flops", "params", "weight_bytes", "peak_bytes")) \
+                    != want or not got[1][i, 0, 0]:
+                return False
+            if device is not None and not math.isclose(got[0]["latency_s"][i, 0, 0],
+                                                        roofline(p.graph, device, dtype).latency_s, rel_tol=1e-9):
+                return False
+        return True
+    return _check(("repeats", design.spec, design.depth_rounding, device and device.name, dtype), test)
 
 
-def _joint(graphs, sides, dtype, device, training) -> list[Figures]:
-    """Figures of same-topology graphs (one per width) over all resolutions, in one pass."""
-    size = dtype_size(dtype)
-    count, graph = len(graphs), graphs[0]
-    stride, (_, start, steps) = _structure(graph)
-    strides = sorted({s for s in stride.values() if s})
-    side_of = {s: (-(-sides // s)).reshape(1, -1) for s in strides}
-    all_tensors = [g.graph["tensors"] for g in graphs]
-    shapes = {}
-    for t, shape in graph.graph["tensors"].items():
-        dims = tuple(_stacked([tensors[t][j] for tensors in all_tensors], count) for j in range(len(shape)))
-        shapes[t] = _shape(dims, stride[t], side_of)
-    totals = {k: np.zeros((count, len(sides)), dtype=np.int64) for k in SUMMED}
-    for name in graph.nodes:
-        node = graph.nodes[name]
-        fn = COSTS.get(node["op"])
-        if fn is None:
-            continue
-        weights = {w.role: tuple(_stacked([g.nodes[name]["weights"][k].shape[j] for g in graphs], count)
-                                 for j in range(len(w.shape))) for k, w in enumerate(node["weights"])}
-        macs, flops = fn(node["attrs"], [shapes[t] for t in node["inputs"]], shapes[node["outputs"][0]], weights)
-        totals["macs"] += macs
-        totals["flops"] += flops
-    # Peak: the schedule's live sets are fixed. A tensor's size is (its other dimensions) x side^2 of its
-    # stride, so each step's total is a small matrix (steps x strides, per graph) times the sides squared.
-    column = {s: i for i, s in enumerate(strides)}
-    per_side = np.zeros((len(steps) + 1, len(strides), count), dtype=np.int64)
-    fixed = np.zeros((len(steps) + 1, count), dtype=np.int64)
-    for i, live in enumerate([start, *steps]):
-        for t in live:
-            if stride[t]:
-                per_side[i, column[stride[t]]] += [math.prod(tensors[t][:-2]) for tensors in all_tensors]
-            else:
-                fixed[i] += [math.prod(tensors[t]) for tensors in all_tensors]
-    squares = np.concatenate([side_of[s] ** 2 for s in strides]) if strides else np.zeros((0, len(sides)), np.int64)
-    # float64 matmul (BLAS) is exact for integers below 2^53, checked below
-    timeline = per_side.transpose(2, 0, 1).astype(np.float64) @ squares.astype(np.float64) + fixed.T[:, :, None]
-    most = timeline.max(axis=1)
-    if most.size and most.max() >= 2.0 ** 53:
-        raise EffplanError("activation sizes beyond 2^53 elements: too large to plan exactly")
-    peak = most.astype(np.int64) * size
-    results = []
-    for k, g in enumerate(graphs):
-        params = sum(w.size for _, n in g.nodes(data=True) for w in n["weights"] if w.trainable)
-        buffers = sum(w.size for _, n in g.nodes(data=True) for w in n["weights"] if not w.trainable)
-        latency = train = None
-        if device is not None or training is not None:  # these read each graph's own weights
-            own = {t: _shape(s, stride[t], {st: side_of[st][0] for st in strides})
-                   for t, s in g.graph["tensors"].items()}
-            if device is not None:
-                from .roofline import kernels
-                latency = sum((kr.time_s for kr in kernels(g, device, dtype, shapes=own)), np.zeros(len(sides)))
-            if training is not None:
-                from .memory import training_memory
-                train = training_memory(g, *training, shapes=own).total_bytes
-        results.append(Figures(sides, totals["macs"][k], totals["flops"][k], params, (params + buffers) * size,
-                               peak[k], latency, train))
-    return results
+# ---- evaluation ----
+
+FIGURES = ("macs", "flops", "params", "weight_bytes", "peak_bytes", "latency_s", "training_bytes")
 
 
-def _one_by_one(design, sides, batch, dtype, device=None, training=None) -> Figures:
-    """The graph path for every resolution: the fallback where the template does not hold."""
+def _evaluate(design, depths, widths, sides, batch, dtype, device, training, deep, progress=None):
+    """({figure: float array [depth, width, side]}, built mask, skipped reasons) on the vectorised
+    path: the template over depths when `deep`, else a graph per depth."""
+    from .blocks import build
+
+    shape = (len(depths), len(widths), len(sides))
+    out = {k: np.zeros(shape) for k in FIGURES}
+    built, skipped = np.zeros(shape, dtype=bool), Counter()
+    plans = [(np.arange(len(depths)), _repeat_counts(design, depths), _template(design))] if deep else \
+        [(np.array([i]), np.ones((1, 1)), dataclasses.replace(design, depth_mult=float(d)))
+         for i, d in enumerate(depths)]
+    tasks = [(p, j) for p in range(len(plans)) for j in range(len(widths))]
+    graphs: dict = {}
+    top = int(sides.max())
+    for p, j in (progress(tasks) if progress else tasks):
+        try:
+            graphs[p, j] = build(dataclasses.replace(plans[p][2], width_mult=float(widths[j]), resolution=top), batch)
+        except EffplanError as exc:  # a width too narrow for a layer, say: those designs only
+            skipped[str(exc)] += len(plans[p][0]) * len(sides)
+    for p, (rows, counts, _) in enumerate(plans):
+        by_topology: dict = {}
+        for j in range(len(widths)):
+            if (p, j) in graphs:
+                by_topology.setdefault(_topology(graphs[p, j]), []).append(j)
+        for members in by_topology.values():
+            group = [graphs[p, j] for j in members]
+            figures = _joint(group, sides, counts, _classes(group[0], design.spec, deep), dtype, device, training)
+            index = np.ix_(rows, members, np.arange(len(sides)))
+            for k, value in figures.items():
+                out[k][index] = value if value.ndim == 3 else value[:, :, None]
+            built[index] = True
+    return out, built, skipped
+
+
+def _one_by_one(design, depths, widths, sides, batch, dtype, device, training, progress=None):
+    """The graph path for every design: where sides do not follow the strides (valid padding)."""
     from .analysis import analyze
     from .memory import training_memory
     from .roofline import roofline
 
-    profiles = [analyze(dataclasses.replace(design, resolution=int(r)), batch, dtype) for r in sides]
-    t0 = profiles[0].totals
-    latency = np.array([roofline(p.graph, device, dtype, batch).latency_s for p in profiles]) if device else None
-    train = np.array([training_memory(p.graph, *training).total_bytes for p in profiles]) if training else None
-    return Figures(sides, np.array([p.totals.macs for p in profiles]), np.array([p.totals.flops for p in profiles]),
-                   t0.params, t0.weight_bytes, np.array([p.totals.peak_activation_bytes for p in profiles]),
-                   latency, train)
+    shape = (len(depths), len(widths), len(sides))
+    out = {k: np.zeros(shape) for k in FIGURES}
+    built, skipped = np.zeros(shape, dtype=bool), Counter()
+    cells = list(np.ndindex(shape))
+    for i, j, k in (progress(cells) if progress else cells):
+        try:
+            p = analyze(design_at(design, depths[i], widths[j], sides[k]), batch, dtype)
+        except EffplanError as exc:
+            skipped[str(exc)] += 1
+            continue
+        t = p.totals
+        for key, value in (("macs", t.macs), ("flops", t.flops), ("params", t.params),
+                           ("weight_bytes", t.weight_bytes), ("peak_bytes", t.peak_activation_bytes)):
+            out[key][i, j, k] = value
+        if device is not None:
+            out["latency_s"][i, j, k] = roofline(p.graph, device, dtype, batch).latency_s
+        if training is not None:
+            out["training_bytes"][i, j, k] = training_memory(p.graph, *training).total_bytes
+        built[i, j, k] = True
+    return out, built, skipped
 
+
+def evaluate_grid(design, depths, widths, resolutions, batch: int = 1, dtype: str = "fp32", device=None,
+                  training=None, progress=None) -> Grid:
+    """MACs, FLOPs, params, weight bytes and peak activation bytes of every (depth, width, resolution)
+    of a grid; with a device its roofline latency, with training = (precision, optimizer) a training
+    step's memory (a graph per depth then: training memory is not a sum over repeats)."""
+    depths, widths = np.asarray(depths, dtype=float).reshape(-1), np.asarray(widths, dtype=float).reshape(-1)
+    sides = np.asarray(resolutions, dtype=np.int64).reshape(-1)
+    dtype_size(dtype)
+    if not _sides_follow_strides(design):
+        out, built, skipped = _one_by_one(design, depths, widths, sides, batch, dtype, device, training, progress)
+        path = "one by one through the graph path (its sides do not follow the strides)"
+    else:
+        low, reason = _smallest_side(design)
+        usable = sides >= low
+        deep = training is None and _repeats_hold(design, dtype, device)
+        path = "vectorised" + ("" if deep else ", a graph per depth")
+        out = {k: np.zeros((len(depths), len(widths), len(sides))) for k in FIGURES}
+        built, skipped = np.zeros(out["macs"].shape, dtype=bool), Counter()
+        if (~usable).any():
+            skipped[f"below {low} px: {reason}"] = len(depths) * len(widths) * int((~usable).sum())
+        if usable.any():
+            part, part_built, skipped_too = _evaluate(design, depths, widths, sides[usable], batch, dtype, device,
+                                                      training, deep, progress)
+            for k in FIGURES:
+                out[k][:, :, usable] = part[k]
+            built[:, :, usable] = part_built
+            skipped.update(skipped_too)
+    exact = [k for k in FIGURES if k != "latency_s"]
+    beyond = built & np.any([out[k] >= EXACT for k in exact], axis=0)
+    if beyond.any():
+        skipped[f"a figure beyond 2^53 (about {EXACT:.2g}): too large to plan exactly"] += int(beyond.sum())
+        built &= ~beyond
+    ints = {k: np.where(built, out[k], 0).astype(np.int64) for k in exact}
+    return Grid(depths, widths, sides, ints["macs"], ints["flops"], ints["params"], ints["weight_bytes"],
+                ints["peak_bytes"], np.where(built, out["latency_s"], 0) if device is not None else None,
+                ints["training_bytes"] if training is not None else None, built, skipped, path)
+
+
+def evaluate(design, resolutions, batch: int = 1, dtype: str = "fp32", device=None, training=None) -> Grid:
+    """`evaluate_grid` of one depth and width; an error, with the reason, when a resolution does not build."""
+    grid = evaluate_grid(design, [design.depth_mult], [design.width_mult], resolutions, batch, dtype, device,
+                         training)
+    if not grid.built.all():
+        raise EffplanError(f"{design.name}: {next(iter(grid.skipped))}")
+    return grid
+
+
+# ---- user input: grids, accuracy points, the objective ----
 
 def grid(text: str, what: str, integer: bool = False) -> np.ndarray:
-    """'1..3:0.25' (both ends included), '1,1.5,2' or '1.2'."""
+    """'1..3:0.25' (both ends included), '1,1.5,2' or '1.2'; `what` names the option in errors."""
     try:
         if ".." in text:
             span, _, step_text = text.partition(":")
@@ -234,31 +435,107 @@ def grid(text: str, what: str, integer: bool = False) -> np.ndarray:
                 raise ValueError
             count = math.floor((hi - lo) / step + 1e-9) + 1
             if count > 100_000:
-                raise EffplanError(f"--{what} '{text}' gives {count} values; at most 100000")
+                raise EffplanError(f"{what} '{text}' gives {count} values; at most 100000")
             values = np.round(lo + step * np.arange(count), 10)
         else:
             values = np.array([float(x) for x in text.split(",")])
     except ValueError:
-        raise EffplanError(f"--{what} '{text}': expected a range lo..hi[:step] or a list a,b,c") from None
+        raise EffplanError(f"{what} '{text}': expected a range lo..hi[:step] or a list a,b,c") from None
     if not np.all(np.isfinite(values)) or values.min() <= 0:
-        raise EffplanError(f"--{what} '{text}': values must be positive")
+        raise EffplanError(f"{what} '{text}': values must be positive")
+    fractions = values[values != np.round(values)] if integer else []
+    if len(fractions):
+        raise EffplanError(f"{what} '{text}': resolutions are whole pixels, got {fractions[0]:g}")
     return values.astype(np.int64) if integer else values
 
 
+def check_grid(design, depths, widths, resolutions) -> None:
+    """Refuse a grid with values no design can have (exit 2), before evaluating any of it."""
+    from .scaling import MAX_MULTIPLIER, MAX_RESOLUTION, check_design
+
+    for what, values, lo, hi in (("--depth", depths, 0, MAX_MULTIPLIER), ("--width", widths, 0, MAX_MULTIPLIER),
+                                 ("--resolution", resolutions, 1, MAX_RESOLUTION)):
+        outside = [v for v in values if not lo <= v <= hi or v == 0]
+        if outside:
+            raise EffplanError(f"{what}: {outside[0]:g} is outside {'(0' if lo == 0 else f'[{lo}'}, {hi:g}]")
+    count = len(depths) * len(widths) * len(resolutions)
+    if count > MAX_GRID:
+        raise EffplanError(f"the grid has {count:,} designs (depths x widths x resolutions); at most {MAX_GRID:,}: "
+                           f"use coarser steps")
+    try:
+        check_design(design_at(design, max(depths), max(widths), max(resolutions)))
+    except EffplanError as exc:
+        raise EffplanError(f"--depth {max(depths):g}: {exc}") from None
+
+
+def searchable(model: str):
+    """The base design a search scales: a spec name or file. A published name (efficientnet-b4) is
+    refused: its hand-picked d, w, r are one grid point of its base spec, not a base of their own."""
+    from .scaling import base_design, resolve
+
+    found = resolve(model)
+    if found.coefficients == "published" and found.name != found.spec.name:
+        raise EffplanError(f"'{found.name}' is a published design ({found.spec.name} at depth {found.depth_mult:g}, "
+                           f"width {found.width_mult:g}, {found.resolution} px); search its base spec: effplan search "
+                           f"{found.spec.name} (with --depth, --width, --resolution around those values)")
+    return base_design(found.spec)
+
+
+POINT_KEYS = ("macs", "top1")
+
+
 def accuracy_model(path: str):
-    """A user's accuracy estimate: [[point]] tables of macs and top1, interpolated in log MACs."""
+    """A user's accuracy estimate: [[point]] tables of macs and top1 (percent), interpolated in log
+    MACs, held at the end values beyond them."""
+    from pathlib import Path
+
+    from .errors import did_you_mean
     from .spec import read_toml
     from .units import parse_count
 
-    points = read_toml(__import__("pathlib").Path(path)).get("point")
-    if not isinstance(points, list) or len(points) < 2:
+    table = read_toml(Path(path))
+    for key in table:
+        if key != "point":
+            raise EffplanError(f"{path}: unknown key '{key}'{did_you_mean(key, ['point'])}; "
+                               f"points are [[point]] tables")
+    points = table.get("point")
+    if not isinstance(points, list) or len(points) < 2 or not all(isinstance(p, dict) for p in points):
         raise EffplanError(f"{path}: expected at least two [[point]] tables with macs and top1")
-    try:
-        pairs = sorted((math.log(parse_count(p["macs"], "macs")), float(p["top1"])) for p in points)
-    except (KeyError, TypeError, ValueError):
-        raise EffplanError(f"{path}: every [[point]] needs macs (e.g. '0.39G') and top1 (a number)") from None
+    pairs = []
+    for i, point in enumerate(points):
+        where = f"{path}: point[{i}]"
+        for key in point:
+            if key not in POINT_KEYS:
+                raise EffplanError(f"{where}: unknown key '{key}'{did_you_mean(key, POINT_KEYS)}")
+        missing = [k for k in POINT_KEYS if k not in point]
+        if missing:
+            raise EffplanError(f"{where}: missing key '{missing[0]}' (macs such as '0.39G', top1 a percentage)")
+        macs, top1 = parse_count(point["macs"], f"{where}.macs"), point["top1"]
+        if macs <= 0:
+            raise EffplanError(f"{where}.macs: must be more than 0")
+        if isinstance(top1, bool) or not isinstance(top1, (int, float)) or not 0 <= top1 <= 100:
+            raise EffplanError(f"{where}.top1: expected a percentage in [0, 100], got {top1!r}")
+        pairs.append((math.log(macs), float(top1)))
+    pairs.sort()
+    if any(a[0] == b[0] for a, b in zip(pairs, pairs[1:])):
+        raise EffplanError(f"{path}: two points with the same macs")
     xs, ys = np.array([x for x, _ in pairs]), np.array([y for _, y in pairs])
     return lambda macs: np.interp(np.log(np.maximum(macs, 1)), xs, ys)
+
+
+def objective(kind: str, limits: dict, accuracy_file: str | None = None, w: float = -0.07):
+    """The score designs are ranked by (higher is better), a function of a MACs array: the MACs
+    themselves, or MnasNet's ACC x (MACs / T)^w with T = max_macs and ACC from the user's points."""
+    if kind == "macs":
+        if accuracy_file:
+            raise EffplanError("--accuracy applies with --objective mnas")
+        return lambda macs: np.asarray(macs, dtype=float)
+    if not accuracy_file or "max_macs" not in limits:
+        raise EffplanError("--objective mnas needs --accuracy FILE and --max-macs (the target T)")
+    if not (math.isfinite(w) and -1 <= w <= 1):
+        raise EffplanError(f"--mnas-w must be a number in [-1, 1] (MnasNet uses -0.07), got {w:g}")
+    accuracy, target = accuracy_model(accuracy_file), limits["max_macs"]
+    return lambda macs: accuracy(macs) * (np.asarray(macs, dtype=float) / target) ** w
 
 
 # ---- constraints, exact checks and the searches ----
@@ -278,10 +555,14 @@ class Constraints:
     precision: str = "mixed"
     optimizer: str = "adamw"
 
-    def satisfied(self, figures: dict) -> bool:
+    def satisfied(self, figures: dict):
+        """Whether figures (numbers, or arrays of many designs) meet every limit."""
         from .budget import LIMITS
-        return all(figures[LIMITS[k].figure] <= v if LIMITS[k].upper else figures[LIMITS[k].figure] >= v
-                   for k, v in self.limits.items())
+        ok = True
+        for key, limit in self.limits.items():
+            value = figures[LIMITS[key].figure]
+            ok = ok & (value <= limit if LIMITS[key].upper else value >= limit)
+        return ok
 
     def wanted(self) -> set:
         from .budget import LIMITS
@@ -303,78 +584,120 @@ def design_at(design, depth: float, width: float, resolution: int):
                                phi=None, coefficients="search")
 
 
+PARETO = (("macs", +1), ("inference_bytes", -1), ("latency_s", -1))  # +1: more is better
+
+
 def grid_search(design, depths, widths, resolutions, constraints: Constraints, score, top: int = 10,
                 progress=None) -> tuple[list[dict], dict]:
-    """The best designs of a (depth, width, resolution) grid: every constraint screened vectorised,
-    ranked by `score` (a function of a MACs array), then checked exactly through the graph path
-    until `top` pass. Returns (ranked designs, statistics)."""
-    from .budget import LIMITS
-
+    """The best designs of a (depth, width, resolution) grid: every design evaluated vectorised and
+    screened against every constraint, ranked by `score` (a function of a MACs array), then checked
+    exactly through the graph path until `top` pass. Returns (ranked designs, possibly none;
+    statistics, with the Pareto front of every feasible design). A grid none of which builds is an error."""
     training = (constraints.precision, constraints.optimizer) if "max_training_memory" in constraints.limits else None
-    kept, smallest, evaluated = [], None, 0
-    for d in (progress(list(depths)) if progress else depths):
-        try:
-            per_width = evaluate_widths(design_at(design, d, widths[0], resolutions[0]), widths, resolutions,
-                                        constraints.batch, constraints.dtype, constraints.device, training)
-        except EffplanError:
-            per_width = []
-            for w in widths:  # some widths may be buildable where others are not
-                try:
-                    per_width.append(evaluate(design_at(design, d, w, resolutions[0]), resolutions,
-                                              constraints.batch, constraints.dtype, constraints.device, training))
-                except EffplanError:
-                    per_width.append(None)
-        for w, f in zip(widths, per_width):
-            if f is None:
-                continue
-            evaluated += len(resolutions)
-            values = {"macs": f.macs, "flops": f.flops, "params": np.full(len(resolutions), f.params),
-                      "weight_bytes": np.full(len(resolutions), f.weight_bytes), "inference_bytes": f.inference_bytes}
-            if f.latency_s is not None:
-                values.update(latency_s=f.latency_s, images_per_s=constraints.batch / f.latency_s)
-            if f.training_bytes is not None:
-                values["training_bytes"] = f.training_bytes
-            ok = np.ones(len(resolutions), dtype=bool)
-            for key, limit in constraints.limits.items():
-                ok &= values[LIMITS[key].figure] <= limit if LIMITS[key].upper else values[LIMITS[key].figure] >= limit
-            i = int(np.argmin(f.macs))
-            if smallest is None or f.macs[i] < smallest["macs"]:
-                smallest = {"depth_mult": float(d), "width_mult": float(w), "resolution": int(resolutions[i]),
-                            **{k: v[i].item() for k, v in values.items()}}
-            scores = score(f.macs)
-            kept += [(float(scores[j]), float(d), float(w), int(resolutions[j])) for j in np.flatnonzero(ok)]
-    stats = {"evaluated": evaluated, "screened_in": len(kept), "smallest": smallest}
-    kept.sort(key=lambda c: (-c[0], c[3], c[1], c[2]))  # ties: the smallest resolution, depth, width
+    g = evaluate_grid(design, depths, widths, resolutions, constraints.batch, constraints.dtype, constraints.device,
+                      training, progress)
+    if not g.built.any():
+        reason = g.skipped.most_common(1)[0][0]
+        raise EffplanError(f"none of the grid's {g.built.size:,} designs can be built or planned: {reason}")
+    values = g.figures(constraints.batch)
+    ok = g.built & constraints.satisfied(values)
+
+    def describe(flat: int) -> dict:
+        i, j, k = np.unravel_index(flat, g.built.shape)
+        return {"search": "grid", "phi": None, "depth_mult": float(g.depths[i]), "width_mult": float(g.widths[j]),
+                "resolution": int(g.resolutions[k]), **{key: v[i, j, k].item() for key, v in values.items()}}
+
+    built = np.flatnonzero(g.built)
+    stats = {"evaluated": len(built), "skipped": sum(g.skipped.values()), "skipped_reasons": dict(g.skipped),
+             "path": g.path,
+             "smallest": describe(built[np.argmin(g.macs.ravel()[built])])}
+    feasible = np.flatnonzero(ok)
+    keys = [(k, sign) for k, sign in PARETO if k in values]
+    points = np.stack([values[k].ravel()[feasible] * sign for k, sign in keys], axis=1)
+    stats["front"] = [describe(feasible[i]) for i in _front(points)]
+    scores = np.asarray(score(g.macs.ravel()[feasible]), dtype=float)
+    i, j, k = np.unravel_index(feasible, g.built.shape)
+    ranking = feasible[np.lexsort((g.widths[j], g.depths[i], g.resolutions[k], -scores))]  # ties: smallest r, d, w
+    score_of = dict(zip(feasible.tolist(), scores.tolist()))
     ranked, tried, seen = [], 0, set()
-    for s, d, w, r in kept:
-        if len(ranked) >= top or tried >= 50 * top:
+    for flat in ranking[:50 * top]:
+        if len(ranked) >= top:
             break
         tried += 1
-        figures = exact(design_at(design, d, w, r), constraints)
-        same = (r, figures["macs"], figures["params"], figures["inference_bytes"])  # depths that round alike
+        found = describe(flat)
+        figures = exact(design_at(design, found["depth_mult"], found["width_mult"], found["resolution"]), constraints)
+        same = (found["resolution"], figures["macs"], figures["params"], figures["inference_bytes"])  # depths alike
         if constraints.satisfied(figures) and same not in seen:
             seen.add(same)
-            ranked.append({"search": "grid", "phi": None, "depth_mult": d, "width_mult": w, "resolution": r,
-                           "score": s, **_public(figures)})
-    stats["checked_exactly"] = tried
-    if not ranked:
-        raise NoFit(_no_fit_message(constraints, smallest))
+            ranked.append({**found, "score": score_of[flat], **_public(figures)})
+    stats.update(screened_in=len(feasible), checked_exactly=tried)
     return ranked, stats
+
+
+def _front(points: np.ndarray) -> list[int]:
+    """Rows of `points` (2 or 3 columns, larger is better in each) that no other row beats, best first;
+    of equal rows, the first. Taken in decreasing order, a row is beaten exactly when an earlier kept
+    row is at least as large in the last two columns: a staircase of those pairs (y ascending, z then
+    descending) answers that by bisection."""
+    from bisect import bisect_left
+
+    if not len(points):
+        return []
+    unique, first = np.unique(points, axis=0, return_index=True)
+    if unique.shape[1] == 2:
+        unique = np.column_stack([unique, np.zeros(len(unique))])
+    order = np.lexsort(unique.T[::-1])[::-1]
+    ys: list[float] = []
+    zs: list[float] = []
+    kept = []
+    for i in order.tolist():
+        y, z = unique[i, 1], unique[i, 2]
+        at = bisect_left(ys, y)
+        if at < len(ys) and zs[at] >= z:
+            continue  # the staircase step with the least y >= this y has the most z among them
+        kept.append(i)
+        end = at + 1 if at < len(ys) and ys[at] == y else at
+        begin = end
+        while begin > 0 and zs[begin - 1] <= z:
+            begin -= 1
+        ys[begin:end], zs[begin:end] = [y], [z]
+    return first[kept].tolist()
+
+
+def pareto(designs: list[dict]) -> list[dict]:
+    """The designs no other beats on every key of PARETO they all have."""
+    keys = [(k, sign) for k, sign in PARETO if designs and all(k in d for d in designs)]
+    points = np.array([[d[k] * sign for k, sign in keys] for d in designs], dtype=float).reshape(len(designs), -1)
+    return [designs[i] for i in _front(points)] if keys else list(designs)
+
+
+def on_front(design: dict, front: list[dict]) -> bool:
+    """No design of the front beats it (so none of all the designs does)."""
+    keys = [(k, sign) for k, sign in PARETO if k in design and all(k in f for f in front)]
+    return not any(all(f[k] * s >= design[k] * s for k, s in keys) and any(f[k] * s > design[k] * s for k, s in keys)
+                   for f in front)
 
 
 def _public(figures: dict) -> dict:
     return {k: v for k, v in figures.items() if k != "unknown_ops"}
 
 
-def _no_fit_message(constraints: Constraints, smallest: dict | None) -> str:
+def no_fit_message(constraints: Constraints, stats: dict) -> str:
     from .budget import LIMITS
     wanted = ", ".join(f"{k} {LIMITS[k].show(v)}" for k, v in constraints.limits.items())
-    if not smallest:
-        return f"no design fits ({wanted}): none of the grid could be built"
+    smallest = stats["smallest"]
     shown = ", ".join(f"{LIMITS[k].figure} {LIMITS[k].show(smallest[LIMITS[k].figure])}"
                       for k in constraints.limits if LIMITS[k].figure in smallest)
     return (f"no design fits ({wanted}); the smallest searched, depth {smallest['depth_mult']:g}, width "
-            f"{smallest['width_mult']:g}, {smallest['resolution']}px, has {shown or 'figures beyond them'}")
+            f"{smallest['width_mult']:g}, {smallest['resolution']}px, has {shown}" + _skipped_note(stats))
+
+
+def _skipped_note(stats: dict) -> str:
+    if not stats["skipped"]:
+        return ""
+    reason = max(stats["skipped_reasons"], key=stats["skipped_reasons"].get)
+    count = stats["skipped"]
+    return f" ({count:,} grid design{'s' if count != 1 else ''} could not be built or planned, e.g. {reason})"
 
 
 def largest_phi(design, constraints: Constraints, coefficients=None, tolerance: float = 0.01):
@@ -404,19 +727,10 @@ def largest_phi(design, constraints: Constraints, coefficients=None, tolerance: 
     while hi - lo > tolerance:
         mid = round((lo + hi) / 2, 6)
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    best = fits(lo)
+    best = dict(fits(lo))
     d = best.pop("design")
     return {"search": "phi", "phi": lo, "depth_mult": d.depth_mult, "width_mult": d.width_mult,
             "resolution": d.resolution, **_public(best)}
-
-
-def pareto(designs: list[dict], keys=(("macs", +1), ("inference_bytes", -1), ("latency_s", -1))) -> list[dict]:
-    """The designs no other beats on every key (+1: more is better, -1: less is better)."""
-    keys = [(k, sign) for k, sign in keys if all(k in d for d in designs)]
-
-    def beats(a, b):
-        return all(a[k] * s >= b[k] * s for k, s in keys) and any(a[k] * s > b[k] * s for k, s in keys)
-    return [d for d in designs if not any(beats(o, d) for o in designs if o is not d)]
 
 
 def coefficient_grid(design, tolerance: float = 0.1, step: float = 0.05, progress=None) -> list[dict]:
@@ -425,7 +739,7 @@ def coefficient_grid(design, tolerance: float = 0.1, step: float = 0.05, progres
     from .scaling import Coefficients, compound
 
     values = np.round(np.arange(1.0, 2.0 + 1e-9, step), 6)
-    base = evaluate(design, [design.resolution]).macs[0]
+    base = evaluate(design, [design.resolution]).macs[0, 0, 0]
     rows = []
     pairs = [(a, b) for a in values for b in values]
     for a, b in (progress(pairs) if progress else pairs):
@@ -435,10 +749,46 @@ def coefficient_grid(design, tolerance: float = 0.1, step: float = 0.05, progres
         scaled = [compound(design, 1.0, Coefficients(alpha=float(a), beta=float(b), gamma=float(g)))
                   for g in gammas]
         f = evaluate(scaled[0], [s.resolution for s in scaled])
-        for g, s, macs in zip(gammas, scaled, f.macs):
+        for g, s, macs in zip(gammas, scaled, f.macs[0, 0]):
             rows.append({"alpha": float(a), "beta": float(b), "gamma": float(g),
                          "flops_factor": float(a * b * b * g * g), "depth_mult": s.depth_mult,
                          "width_mult": s.width_mult, "resolution": s.resolution, "macs": int(macs),
                          "macs_ratio": float(macs / base)})
     rows.sort(key=lambda r: (abs(r["macs_ratio"] - 2), r["alpha"], r["beta"], r["gamma"]))
     return rows
+
+
+# ---- rendering ----
+
+def render(designs: list[dict], front: list[dict], stats: dict, constraints: Constraints, model: str,
+           objective: str, fmt: str) -> str:
+    """`effplan search`: the ranked designs (JSON: best first, each marked `pareto`), then in text the
+    Pareto front of every feasible design evaluated, as a table."""
+    from . import __version__
+    from .budget import LIMITS
+    from .report import SEARCH_COLUMNS, render_rows, to_json
+
+    if fmt == "json":
+        return to_json(designs)
+    extra = [("train GiB", "training_bytes", lambda v: f"{v / (1 << 30):.2f}"),
+             ("latency ms", "latency_s", lambda v: f"{v * 1e3:.3f}"),
+             ("images/s", "images_per_s", lambda v: f"{v:,.0f}")]
+    columns = SEARCH_COLUMNS + [c for c in extra if all(c[1] in d for d in designs)]
+    marked = columns + [("pareto", "pareto", lambda v: "yes" if v else "")]
+    if fmt == "csv":
+        return render_rows(designs, marked, fmt)
+    wanted = ", ".join(f"{k} {LIMITS[k].show(v)}" for k, v in constraints.limits.items())
+    grid_found = sum(d["search"] == "grid" for d in designs)
+    preamble = (f"# effplan {__version__} | search {model} | {wanted} | batch {constraints.batch}, {constraints.dtype}"
+                + (f" on {constraints.device.name}" if constraints.device else "") + f" | objective {objective}\n"
+                f"# {stats['evaluated']:,} of {stats['evaluated'] + stats['skipped']:,} grid designs evaluated "
+                f"{stats['path']}{_skipped_note(stats)}, "
+                f"{stats['screened_in']:,} within every limit, {stats['checked_exactly']} checked exactly through the "
+                f"graph path; 'phi' is the largest φ that fits (to 0.01)"
+                + ("" if grid_found else "\n# no grid design fits: only the φ search found one"))
+    shown = [c for c in columns if c[1] not in ("score", "images_per_s") and all(c[1] in d for d in front)]
+    among = f"the {stats['screened_in']:,} grid designs within every limit" + (
+        " and the φ design" if any(d["search"] == "phi" for d in designs) else "")
+    title = (f"# Pareto front of {among} (MACs up; inference memory{', latency' if constraints.device else ''} "
+             f"down): {len(front)} designs, most MACs first")
+    return render_rows(designs, marked, fmt, preamble) + "\n" + render_rows(front, shown, fmt, title)

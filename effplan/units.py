@@ -26,13 +26,13 @@ def _split(text, what: str, units: dict) -> tuple[float, str]:
     else:
         match = _NUMBER.match(str(text))
         if not match:
-            raise EffplanError(f"{what} '{text}' is not a number with a unit (e.g. {example(units)})")
+            raise EffplanError(f"{what}: '{text}' is not a number with a unit (e.g. {example(units)})")
         value, unit = float(match.group(1)), match.group(2)
     if unit not in units:
-        raise EffplanError(f"{what} '{text}': unknown unit '{unit}'{did_you_mean(unit, units)}; "
+        raise EffplanError(f"{what}: '{text}': unknown unit '{unit}'{did_you_mean(unit, units)}; "
                            f"known: {', '.join(u for u in units if u)}")
     if not math.isfinite(value) or value < 0:
-        raise EffplanError(f"{what} '{text}' must be a finite number >= 0")
+        raise EffplanError(f"{what}: '{text}' must be a finite number >= 0")
     return value, unit
 
 
@@ -52,20 +52,37 @@ def parse_count(text, what: str = "value") -> float:
 
 def parse_seconds(text, what: str = "time") -> float:
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        raise EffplanError(f"{what} {text}: give a unit, e.g. '{text}ms'")
+        raise EffplanError(f"{what}: {text}: give a unit, e.g. '{text}ms'")
     value, unit = _split(text, what, TIME_UNITS)
     return value * TIME_UNITS[unit]
+
+
+def _percent(text: str, what: str) -> tuple[float, bool]:
+    """(the number, whether it was written with a % sign)."""
+    percent = text.endswith("%")
+    try:
+        value = float(text[:-1] if percent else text)
+    except ValueError:
+        raise EffplanError(f"{what}: '{text}' is not a share (e.g. 5% or 0.05)") from None
+    if not math.isfinite(value) or value < 0:
+        raise EffplanError(f"{what}: '{text}' must be a finite share >= 0")
+    return value, percent
+
+
+def parse_share(text, what: str) -> float:
+    """A share as '5%' or as a number in [0, 1]: a bare 5 is refused rather than read as 500%."""
+    value, percent = _percent(str(text).strip(), what)
+    if not percent and value > 1:
+        raise EffplanError(f"{what}: '{text}': a bare number is a share in [0, 1]; write {value:g}% for a percentage")
+    return value / 100 if percent else value
 
 
 def parse_reserve(text: str, capacity: int) -> int:
     """'10%' of the capacity, or an amount of memory."""
     text = str(text).strip()
     if text.endswith("%"):
-        try:
-            share = float(text[:-1])
-        except ValueError:
-            raise EffplanError(f"--reserve '{text}' is not a percentage") from None
-        if not 0 <= share < 100:
+        share, _ = _percent(text, "--reserve")
+        if share >= 100:
             raise EffplanError(f"--reserve '{text}' must be between 0% and 100%")
         return int(capacity * share / 100)
     return parse_bytes(text, "--reserve")
