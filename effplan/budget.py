@@ -96,15 +96,10 @@ def _number(table, key, where, kind, lo, hi):
 def load_budgets(path: str) -> list[Budget]:
     """Every [[budget]] of a file, validated; errors name the file, the entry and the key
     (budgets.toml: budget[2].max_macs: ...)."""
-    from .spec import read_toml
+    from .spec import read_table_list
 
-    table = read_toml(Path(path))
-    for key in table:
-        if key != "budget":
-            raise EffplanError(f"{path}: unknown key '{key}'{did_you_mean(key, ['budget'])}; "
-                               f"budgets are [[budget]] tables")
-    entries = table.get("budget")
-    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+    entries = read_table_list(path, "budget", "budgets are [[budget]] tables")
+    if not entries:
         raise EffplanError(f"{path}: no budgets: add at least one [[budget]] table with a model and limits")
     budgets = []
     for i, entry in enumerate(entries):
@@ -299,95 +294,3 @@ def compare_baseline(baseline: dict, current: dict, tolerance: float) -> list[di
         findings.append({"figure": key, "baseline": old, "current": new, "growth": new / old - 1 if old else None,
                          "layers": grown})
     return findings
-
-
-# ---- rendering ----
-
-def _verdict(row: dict) -> str:
-    """Why a limit failed: a maximum is exceeded, a minimum not reached."""
-    side = "exceeds" if LIMITS[row["limit_key"]].upper else "is below"
-    return f"{row['figure']} {row['value_text']} {side} {row['limit_key']} {row['limit_text']} ({row['margin']:+.1%})"
-
-
-def _growth_line(g: dict) -> str:
-    layers = ", ".join(g["layers"][:8]) + (f" and {len(g['layers']) - 8} more" if len(g["layers"]) > 8 else "")
-    change = (f"grew {g['growth']:+.2%}" if g["growth"] is not None
-              else "grew from a baseline of 0 (no growth ratio)")
-    return (f"{g['figure']} {change} against the baseline ({g['baseline']:,} -> {g['current']:,}); "
-            f"layers that grew: {layers or 'none (the total alone)'}")
-
-
-def _unknown_line(budget: str, ops: dict, strict: bool) -> str:
-    listed = ", ".join(f"{op} (x{n})" for op, n in sorted(ops.items()))
-    return (f"budget {budget}: no cost function for {listed}: counted as zero, so its figures are too low"
-            + ("; --strict fails on this" if strict else "; --strict fails on this instead of passing"))
-
-
-def _data(text: str) -> str:
-    """A GitHub workflow command's message."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _property(text: str) -> str:
-    """A GitHub workflow command's property value (file=, title=)."""
-    return _data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def render(rows: list[dict], growth: list[dict], fmt: str, source: str, baseline: str | None,
-           strict: bool = False) -> str:
-    """`effplan check` as text, JSON, JUnit XML or GitHub workflow commands."""
-    from . import __version__
-    from .report import CHECK_COLUMNS, render_rows, to_json
-
-    failed = [r for r in rows if not r["passed"]]
-    unknown = unknown_ops(rows)
-    passed = not failed and not growth and not (strict and unknown)
-    warnings = [_unknown_line(b, ops, strict) for b, ops in unknown.items()]
-    if fmt == "json":
-        return to_json({"passed": passed, "source": source, "checks": rows, "baseline": baseline, "growth": growth,
-                        "unknown_ops": unknown, "strict": strict})
-    if fmt == "junit":
-        from xml.etree import ElementTree as ET
-
-        suites = ET.Element("testsuites")
-        cases = len(rows) + (1 if baseline else 0) + (len(unknown) if strict else 0)
-        failures = len(failed) + (1 if growth else 0) + (len(unknown) if strict else 0)
-        suite = ET.SubElement(suites, "testsuite", name=f"effplan budgets: {source}", tests=str(cases),
-                              failures=str(failures))
-        if unknown:
-            properties = ET.SubElement(suite, "properties")
-            for budget, ops in unknown.items():
-                ET.SubElement(properties, "property", name=f"unknown_ops.{budget}",
-                              value=", ".join(f"{op} x{n}" for op, n in sorted(ops.items())))
-        for r in rows:
-            case = ET.SubElement(suite, "testcase", classname=f"effplan.{r['budget']}", name=r["limit_key"])
-            if not r["passed"]:
-                ET.SubElement(case, "failure", message=_verdict(r))
-        if strict:
-            for budget, line in zip(unknown, warnings):
-                ET.SubElement(ET.SubElement(suite, "testcase", classname=f"effplan.{budget}", name="unknown_ops"),
-                              "failure", message=line)
-        if baseline:
-            case = ET.SubElement(suite, "testcase", classname="effplan.baseline", name=baseline)
-            if growth:
-                ET.SubElement(case, "failure", message="; ".join(_growth_line(g) for g in growth))
-        if warnings:
-            ET.SubElement(suite, "system-out").text = "\n".join(f"warning: {w}" for w in warnings)
-        return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
-    if fmt == "github":
-        where = f"file={_property(source)},"
-        lines = [f"::error {where}title={_property('effplan budget ' + r['budget'])}::{_data(_verdict(r))}"
-                 for r in failed]
-        lines += [f"::error title=effplan baseline::{_data(_growth_line(g))}" for g in growth]
-        lines += [f"::{'error' if strict else 'warning'} {where}title={_property('effplan budget ' + b)}::{_data(w)}"
-                  for b, w in zip(unknown, warnings)]
-        lines.append(f"::notice title=effplan budgets::{len(rows) - len(failed)} of {len(rows)} limits pass"
-                     + (", baseline regressed" if growth else "") + (", unknown ops (--strict)" if strict and unknown
-                                                                      else ""))
-        return "\n".join(lines) + "\n"
-    text = render_rows(rows, CHECK_COLUMNS, "text",
-                       f"# effplan {__version__} | check {source} | margin = share of the limit left (negative: over)")
-    text += "".join(f"baseline: {_growth_line(g)}\n" for g in growth)
-    text += "".join(f"{'FAIL' if strict else 'warning'}: {w}\n" for w in warnings)
-    return text + f"{'pass' if passed else 'FAIL'}: {len(rows) - len(failed)} of {len(rows)} limits pass" + (
-        f"; {len(growth)} figures grew against {baseline}" if growth else "") + "\n"

@@ -625,15 +625,16 @@ def check(budget_file, fmt, baseline, tolerance, strict, output):
     max_macs = "0.5G"
     max_params = "6M"
     """
-    from .budget import baseline_growth, load_budgets, render, unknown_ops
+    from .budget import baseline_growth, load_budgets, unknown_ops
     from .budget import check as check_budgets
+    from .report import render_check
     from .units import parse_share
 
     share = parse_share(tolerance, "--tolerance")
     budgets = load_budgets(budget_file)
     rows = check_budgets(budgets)
     growth = baseline_growth(budgets, rows, baseline, share) if baseline else []
-    emit(render(rows, growth, fmt, budget_file, baseline, strict), output)
+    emit(render_check(rows, growth, fmt, budget_file, baseline, strict), output)
     if any(not r["passed"] for r in rows) or growth or strict and unknown_ops(rows):
         sys.exit(1)
 
@@ -682,7 +683,7 @@ def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inferen
 
     from . import search as engine
     from .budget import parse_limits
-    from .report import render_coefficients
+    from .report import render_coefficients, render_search
 
     design = engine.searchable(model)
     progress = _progress("designs")
@@ -725,7 +726,7 @@ def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inferen
     if plot:
         from .plot import plot_pareto
         plot_pareto(designs, front, plot, model)
-    click.echo(engine.render(designs, front, stats, constraints, model, objective, fmt), nl=False)
+    click.echo(render_search(designs, front, stats, constraints, model, objective, fmt), nl=False)
 
 
 def _progress(label: str):

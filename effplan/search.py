@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .costs import COSTS, dtype_size
-from .errors import EffplanError
+from .errors import EffplanError, did_you_mean
 
 EXACT = 2.0 ** 53  # float64 holds every integer below this
 MAX_GRID = 1_000_000  # designs in one search: a few arrays of this size stay well within memory
@@ -487,19 +487,11 @@ POINT_KEYS = ("macs", "top1")
 def accuracy_model(path: str):
     """A user's accuracy estimate: [[point]] tables of macs and top1 (percent), interpolated in log
     MACs, held at the end values beyond them."""
-    from pathlib import Path
-
-    from .errors import did_you_mean
-    from .spec import read_toml
+    from .spec import read_table_list
     from .units import parse_count
 
-    table = read_toml(Path(path))
-    for key in table:
-        if key != "point":
-            raise EffplanError(f"{path}: unknown key '{key}'{did_you_mean(key, ['point'])}; "
-                               f"points are [[point]] tables")
-    points = table.get("point")
-    if not isinstance(points, list) or len(points) < 2 or not all(isinstance(p, dict) for p in points):
+    points = read_table_list(path, "point", "points are [[point]] tables")
+    if len(points) < 2:
         raise EffplanError(f"{path}: expected at least two [[point]] tables with macs and top1")
     pairs = []
     for i, point in enumerate(points):
@@ -689,10 +681,10 @@ def no_fit_message(constraints: Constraints, stats: dict) -> str:
     shown = ", ".join(f"{LIMITS[k].figure} {LIMITS[k].show(smallest[LIMITS[k].figure])}"
                       for k in constraints.limits if LIMITS[k].figure in smallest)
     return (f"no design fits ({wanted}); the smallest searched, depth {smallest['depth_mult']:g}, width "
-            f"{smallest['width_mult']:g}, {smallest['resolution']}px, has {shown}" + _skipped_note(stats))
+            f"{smallest['width_mult']:g}, {smallest['resolution']}px, has {shown}" + skipped_note(stats))
 
 
-def _skipped_note(stats: dict) -> str:
+def skipped_note(stats: dict) -> str:
     if not stats["skipped"]:
         return ""
     reason = max(stats["skipped_reasons"], key=stats["skipped_reasons"].get)
@@ -756,39 +748,3 @@ def coefficient_grid(design, tolerance: float = 0.1, step: float = 0.05, progres
                          "macs_ratio": float(macs / base)})
     rows.sort(key=lambda r: (abs(r["macs_ratio"] - 2), r["alpha"], r["beta"], r["gamma"]))
     return rows
-
-
-# ---- rendering ----
-
-def render(designs: list[dict], front: list[dict], stats: dict, constraints: Constraints, model: str,
-           objective: str, fmt: str) -> str:
-    """`effplan search`: the ranked designs (JSON: best first, each marked `pareto`), then in text the
-    Pareto front of every feasible design evaluated, as a table."""
-    from . import __version__
-    from .budget import LIMITS
-    from .report import SEARCH_COLUMNS, render_rows, to_json
-
-    if fmt == "json":
-        return to_json(designs)
-    extra = [("train GiB", "training_bytes", lambda v: f"{v / (1 << 30):.2f}"),
-             ("latency ms", "latency_s", lambda v: f"{v * 1e3:.3f}"),
-             ("images/s", "images_per_s", lambda v: f"{v:,.0f}")]
-    columns = SEARCH_COLUMNS + [c for c in extra if all(c[1] in d for d in designs)]
-    marked = columns + [("pareto", "pareto", lambda v: "yes" if v else "")]
-    if fmt == "csv":
-        return render_rows(designs, marked, fmt)
-    wanted = ", ".join(f"{k} {LIMITS[k].show(v)}" for k, v in constraints.limits.items())
-    grid_found = sum(d["search"] == "grid" for d in designs)
-    preamble = (f"# effplan {__version__} | search {model} | {wanted} | batch {constraints.batch}, {constraints.dtype}"
-                + (f" on {constraints.device.name}" if constraints.device else "") + f" | objective {objective}\n"
-                f"# {stats['evaluated']:,} of {stats['evaluated'] + stats['skipped']:,} grid designs evaluated "
-                f"{stats['path']}{_skipped_note(stats)}, "
-                f"{stats['screened_in']:,} within every limit, {stats['checked_exactly']} checked exactly through the "
-                f"graph path; 'phi' is the largest φ that fits (to 0.01)"
-                + ("" if grid_found else "\n# no grid design fits: only the φ search found one"))
-    shown = [c for c in columns if c[1] not in ("score", "images_per_s") and all(c[1] in d for d in front)]
-    among = f"the {stats['screened_in']:,} grid designs within every limit" + (
-        " and the φ design" if any(d["search"] == "phi" for d in designs) else "")
-    title = (f"# Pareto front of {among} (MACs up; inference memory{', latency' if constraints.device else ''} "
-             f"down): {len(front)} designs, most MACs first")
-    return render_rows(designs, marked, fmt, preamble) + "\n" + render_rows(front, shown, fmt, title)

@@ -232,6 +232,16 @@ def read_toml(path: Path) -> dict:
         raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
 
 
+def read_table_list(path: str | Path, key: str, hint: str) -> list[dict]:
+    """The [[key]] tables of a TOML file ([] when there are none); any other top-level key is an error."""
+    table = read_toml(Path(path))
+    for name in table:
+        if name != key:
+            raise SpecError(f"{path}: unknown key '{name}'{did_you_mean(name, [key])}; {hint}")
+    entries = table.get(key)
+    return entries if isinstance(entries, list) and all(isinstance(e, dict) for e in entries) else []
+
+
 def load_spec(path: str | Path) -> ModelSpec:
     path = Path(path)
     where = f"{path}: "

@@ -1,5 +1,4 @@
 """ONNX both ways: exports that checkers and runtimes accept, imports that cost the same."""
-import dataclasses
 
 import numpy as np
 import onnx
