@@ -101,7 +101,7 @@ def strided(b: GraphBuilder, x: str, stride: int, name: str) -> None:
     """A layer that strides over a side smaller than its stride has nothing left to downsample."""
     side = min(b.shape(x)[2:])
     if stride > 1 and side < stride:
-        resolution = b.shape(b.graph.graph["inputs"][0])[2]
+        resolution = b.shape(b.inputs[0])[2]
         raise ShapeError(f"layer {name}: its input is {side} px wide, less than its stride {stride}: "
                          f"resolution {resolution} is too small for this network's strides")
 

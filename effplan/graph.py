@@ -153,12 +153,10 @@ class GraphBuilder:
     """Appends ops in execution order, inferring each output's shape as it goes."""
 
     def __init__(self, name: str, input_shape: Shape, input_name: str = "input"):
-        import networkx as nx
-
-        self.graph = nx.DiGraph(name=name, inputs=[input_name], outputs=[],
-                                tensors={input_name: tuple(input_shape)})
-        self.tensors = self.graph.graph["tensors"]
-        self.producer: dict[str, str] = {}
+        self.name_, self.inputs = name, [input_name]
+        self.tensors: dict[str, Shape] = {input_name: tuple(input_shape)}
+        self.nodes: dict[str, dict] = {}  # the graph is made in one go by finish(): far cheaper than op by op
+        self.edges: list[tuple[str, str, dict]] = []
         self.stage: str | int | None = None
         self.block = 0
         self.prefix = ""
@@ -189,17 +187,20 @@ class GraphBuilder:
                                         {w.role: w.shape for w in weights})
         except ShapeError as exc:
             raise ShapeError(f"layer {name} ({op}): {exc}") from None
-        self.graph.add_node(name, op=op, attrs=attrs, inputs=tuple(inputs), outputs=(name,),
-                            weights=weights, stage=self.stage, block=self.block, layer=layer)
-        self.graph.add_edges_from((self.producer[t], name, {"tensor": t}) for t in dict.fromkeys(inputs)
-                                  if t in self.producer)
+        self.nodes[name] = dict(op=op, attrs=attrs, inputs=tuple(inputs), outputs=(name,),
+                                weights=weights, stage=self.stage, block=self.block, layer=layer)
+        self.edges += [(t, name, {"tensor": t}) for t in dict.fromkeys(inputs) if t in self.nodes]
         self.tensors[name] = out_shape
-        self.producer[name] = name
         return name
 
     def finish(self, output: str):
-        self.graph.graph["outputs"] = [output]
-        return self.graph
+        """The networkx DiGraph of everything added (each op's output tensor has the op's name)."""
+        import networkx as nx
+
+        graph = nx.DiGraph(name=self.name_, inputs=self.inputs, outputs=[output], tensors=self.tensors)
+        graph.add_nodes_from(self.nodes.items())
+        graph.add_edges_from(self.edges)
+        return graph
 
 
 def _derived(graph, key: str, compute):

@@ -304,10 +304,10 @@ def training_memory(graph, precision: str = "fp32", optimizer: str = "sgd", chec
         raise EffplanError(f"unknown checkpoint mode '{checkpoint}'; known: none, blocks")
     params = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"] if w.trainable)
     buffers = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"] if not w.trainable)
-    transient = functools.reduce(np.maximum, (
-        sum(math.prod(tensors[t]) for t in {*graph.nodes[n]["inputs"], *graph.nodes[n]["outputs"]}
-            if t in tensors and t not in gates)
-        for n in graph.nodes)) * act * scale
+    largest = max if shapes is None else functools.partial(functools.reduce, np.maximum)  # numpy sides: elementwise
+    transient = largest([
+        sum(math.prod(tensors[t]) for t in {*node["inputs"], *node["outputs"]} if t in tensors and t not in gates)
+        for _, node in graph.nodes(data=True)]) * act * scale
     if np.ndim(transient) == 0:
         transient = int(transient)
     return Training(precision, optimizer, checkpoint, activations,

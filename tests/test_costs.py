@@ -86,8 +86,8 @@ def test_swish_is_sigmoid_then_mul():
 def test_unknown_op_is_reported_not_silently_zero():
     b = GraphBuilder("t", (1, 4, 2, 2))
     b.at(1, 0)
-    b.graph.add_node("weird", op="FancyOp", attrs={}, inputs=("input",), outputs=("weird",), weights=(),
-                     stage=1, block=0, layer="x")
+    b.nodes["weird"] = dict(op="FancyOp", attrs={}, inputs=("input",), outputs=("weird",), weights=(),
+                            stage=1, block=0, layer="x")  # the builder has no shape rule for it
     b.tensors["weird"] = (1, 4, 2, 2)
     g = b.finish("weird")
     p = profile(g)
