@@ -6,14 +6,14 @@ noise hits both alike; `python -c 'import effplan'` is timed too, as the floor.
     python benchmarks/analyze.py [--runs 5]
 
 onnx-tool runs in its own virtual environment, benchmarks/.peers-venv (git-ignored), which this
-script makes on first use with `pip install onnx-tool==1.0.1`, so it never touches effplan's.
+script makes on first use with `pip install onnx-tool==1.0.1 'ml_dtypes<0.7'`, so it never touches
+effplan's (ml_dtypes as effplan pins it: onnx imports it, and 0.7 adds half a second to either side).
 The peer command does what `onnx_tool.model_profile` does (load, reorder, shape_infer, profile
 with its default NoMacsOps excluded) but prints only totals instead of its per-node table;
 effplan prints its full per-layer JSON report.
 """
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -21,6 +21,8 @@ import tempfile
 import time
 import venv
 from pathlib import Path
+
+import _effplan  # benchmarks/_effplan.py
 
 MODELS = ["efficientnet-b0", "efficientnet-b7"]
 PEERS = Path(__file__).resolve().parent / ".peers-venv"
@@ -47,14 +49,14 @@ def ensure_peers() -> None:
         print(f"creating {PEERS} (onnx-tool 1.0.1) ...", file=sys.stderr)
         venv.create(PEERS, with_pip=True)
     if subprocess.run([PEER_PY, "-c", "import onnx_tool"], capture_output=True).returncode:
-        subprocess.run([PEER_PY, "-m", "pip", "install", "-q", "onnx-tool==1.0.1"], check=True)
+        subprocess.run([PEER_PY, "-m", "pip", "install", "-q", "onnx-tool==1.0.1", "ml_dtypes<0.7"], check=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    effplan = shutil.which("effplan") or sys.exit("install effplan first (pip install .)")
+    effplan = _effplan.command()
     ensure_peers()
     with tempfile.TemporaryDirectory() as tmp:
         commands = {"floor": [sys.executable, "-c", "import effplan"]}

@@ -10,19 +10,17 @@ timings depend on the machine and its load.
 import argparse
 import json
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+import _effplan  # benchmarks/_effplan.py
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    effplan = Path(sys.executable).with_name("effplan")  # the install beside this interpreter
-    if not effplan.exists():
-        sys.exit(f"no {effplan}: run this with the python of an environment with effplan[run] installed")
-    effplan = str(effplan)
+    effplan = _effplan.command()
     with tempfile.TemporaryDirectory() as folder:
         device = str(Path(folder) / "local-cpu.toml")
         print(subprocess.run([effplan, "calibrate", "-o", device], check=True, capture_output=True,

@@ -11,7 +11,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+import _effplan  # benchmarks/_effplan.py
 
 
 def wall(cmd: list[str]) -> float:
@@ -24,10 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    effplan = Path(sys.executable).with_name("effplan")  # the install beside this interpreter
-    if not effplan.exists():
-        sys.exit(f"no {effplan}: run this with the python of an environment where effplan is installed")
-    effplan = str(effplan)
+    effplan = _effplan.command()
     commands = {
         "python -c 'import click, tabulate, numpy'": [sys.executable, "-c", "import click, tabulate, numpy"],
         "effplan table --phi 0..7": [effplan, "table", "--phi", "0..7"],
