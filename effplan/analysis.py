@@ -58,12 +58,12 @@ def _merge(key, rows: list[LayerCost], by: str) -> LayerCost:
     first, last = rows[0], rows[-1]
     sums = {f: sum(getattr(r, f) for r in rows) for f in SUMMED}
     if by == "op":
-        return LayerCost(name=f"{key} x{len(rows)}", op=key, stage="", block=-1, layer="",
+        return LayerCost(name=f"{key} x{len(rows)}", op=key, stage="", block=None, layer="",
                          input_shape=(), output_shape=(), output_bytes=sum(r.output_bytes for r in rows),
                          **sums)
     name = block_name(first.stage, first.block, by)
     return LayerCost(name=name, op=f"{len(rows)} ops", stage=first.stage,
-                     block=first.block if by == "block" else -1, layer="",
+                     block=first.block if by == "block" else None, layer="",
                      input_shape=first.input_shape, output_shape=last.output_shape,
                      output_bytes=last.output_bytes, **sums)
 

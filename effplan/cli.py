@@ -214,7 +214,9 @@ def cli():
 @click.option("--sort", "sort_key", type=click.Choice(["latency_s", "macs", "params", "training_bytes"]),
               default=None, help="Order rows by this figure, smallest first.")
 @BATCH
-@DTYPE
+@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default=None,
+              help="Element type of weights and activations (default fp32; with --device, the device's half "
+                   "precision as in effplan roofline).")
 @OPTIMIZER
 @PRECISION
 @FORMAT
@@ -228,6 +230,9 @@ def table(models, query, device, sort_key, batch, dtype, optimizer, precision, f
     """
     from .report import DEVICE_COLUMNS, TABLE_COLUMNS, header, render_rows, to_json
 
+    if dtype is None:
+        from .hardware import load_device
+        dtype = load_device(device).preferred_dtype if device else "fp32"
     pairs = designs_from(models, **query)
     rows = design_rows(pairs, batch, dtype, precision, optimizer, device)
     if sort_key == "latency_s" and not device:
@@ -390,6 +395,9 @@ TRAIN_OPTIONS = [
     click.option("--inplace", is_flag=True, help="Inference: elementwise ops overwrite their input."),
     click.option("--fold-bn", is_flag=True, help="Inference: BatchNormalization folded into the convs."),
     click.option("--fuse-se", is_flag=True, help="Inference: the SE multiply runs inside the next conv."),
+    click.option("--order", type=click.Choice(["plain", "aware"]), default="plain", show_default=True,
+                 help="Inference: plan with the builder's op order (what runtimes run) or the better of it and "
+                      "the memory-aware order."),
 ]
 
 
@@ -417,8 +425,8 @@ def inference_graph(design, batch: int, fold_bn: bool):
 @DTYPE
 @FORMAT
 @OUTPUT
-def memory(model, query, train, optimizer, precision, checkpoint, inplace, fold_bn, fuse_se, by, batch, dtype, fmt,
-           output):
+def memory(model, query, train, optimizer, precision, checkpoint, inplace, fold_bn, fuse_se, order, by, batch, dtype,
+           fmt, output):
     """Inference peak by liveness (and with --train, a training step's memory) of one design."""
     from .blocks import build
     from .memory import training_memory
@@ -427,7 +435,7 @@ def memory(model, query, train, optimizer, precision, checkpoint, inplace, fold_
     design = one_design(model, query)
     training = training_memory(build(design, batch), precision, optimizer, checkpoint) if train else None
     report, rows = memory_report(inference_graph(design, batch, fold_bn), design, batch, dtype, inplace=inplace,
-                                 fold_bn=fold_bn, fuse_se=fuse_se, training=training, by=by)
+                                 fold_bn=fold_bn, fuse_se=fuse_se, order=order, training=training, by=by)
     emit(render_memory(report, rows, fmt), output)
 
 
@@ -441,7 +449,7 @@ def memory(model, query, train, optimizer, precision, checkpoint, inplace, fold_
               help="Kept back for the runtime's context, workspace and fragmentation: 10% or 1.5GiB.")
 @DTYPE
 @FORMAT
-def fit(models, query, train, optimizer, precision, checkpoint, inplace, fold_bn, fuse_se, device, memory_text,
+def fit(models, query, train, optimizer, precision, checkpoint, inplace, fold_bn, fuse_se, order, device, memory_text,
         reserve, dtype, fmt):
     """The largest batch that fits a device or an amount of memory (inference, or --train).
 
@@ -479,16 +487,18 @@ def fit(models, query, train, optimizer, precision, checkpoint, inplace, fold_bn
         else:
             graph, size = inference_graph(design, 1, fold_bn), dtype_size(dtype)
             weights = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"]) * size
-            order = best_order_peak(graph, size, inplace=inplace, fuse_se=fuse_se)[1].order
+            schedule = best_order_peak(graph, size, inplace=inplace, fuse_se=fuse_se)[1].order if order == "aware" \
+                else None
 
-            def memory_at(b, graph=graph, size=size, weights=weights, order=order):
-                return weights + inference_peak(graph, size, order=order, inplace=inplace, fuse_se=fuse_se,
+            def memory_at(b, graph=graph, size=size, weights=weights, schedule=schedule):
+                return weights + inference_peak(graph, size, order=schedule, inplace=inplace, fuse_se=fuse_se,
                                                 scale=b).bytes
         results.append((design, largest_batch(memory_at, budget)))
     mode = (f"training: {precision} precision, {optimizer}, checkpoint {checkpoint}" if train
             else f"inference: {dtype}, peak activations + weights"
                  + "".join(f", {flag}" for flag, on in (("in-place", inplace), ("BN folded", fold_bn),
-                                                          ("SE fused", fuse_se)) if on))
+                                                          ("SE fused", fuse_se), ("memory-aware order", order == "aware"))
+                           if on))
     click.echo(fit_report(results, where, capacity, budget, reserve, mode, fmt), nl=False)
     if any(fit.batch == 0 for _, fit in results):
         sys.exit(1)

@@ -128,7 +128,7 @@ class LayerCost:
     name: str
     op: str
     stage: str | int
-    block: int
+    block: int | None  # None in roll-ups by stage or op
     layer: str
     input_shape: tuple
     output_shape: tuple

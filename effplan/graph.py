@@ -224,7 +224,7 @@ def _readers(graph) -> dict[str, list[str]]:
     return found
 
 
-def swish_pairs(graph, read=None) -> dict[str, str]:
+def swish_pairs(graph) -> dict[str, str]:
     """Sigmoid node -> Mul node for every Swish written as x * Sigmoid(x), the form ONNX exporters
     use: frameworks run it as one op (SiLU) that keeps only x, so the gate is never stored."""
     return _derived(graph, "swish", _swish_pairs)

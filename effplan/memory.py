@@ -62,7 +62,7 @@ def live_steps(graph, *, order=None, inplace: bool = False, fuse_se: bool = Fals
     tensors, read = graph.graph["tensors"], readers(graph)
     fused = se_multiplies(graph) if fuse_se else set()
     last_use = {t: max(position[n] for n in names) for t, names in read.items()}
-    stored = set(tensors) - swish_gates(graph, read)
+    stored = set(tensors) - swish_gates(graph)
     for name in fused:  # the fused multiply's operands stay until its conv has run
         (out,) = graph.nodes[name]["outputs"]
         for t in graph.nodes[name]["inputs"]:
@@ -86,8 +86,8 @@ def live_steps(graph, *, order=None, inplace: bool = False, fuse_se: bool = Fals
     return order, start, steps
 
 
-def swish_gates(graph, read=None) -> set[str]:
-    return {graph.nodes[sig]["outputs"][0] for sig in swish_pairs(graph, read)}
+def swish_gates(graph) -> set[str]:
+    return {graph.nodes[sig]["outputs"][0] for sig in swish_pairs(graph)}
 
 
 def inference_peak(graph, dtype_bytes: int, *, order=None, inplace: bool = False, fuse_se: bool = False,
@@ -119,7 +119,7 @@ def memory_aware_order(graph, dtype_bytes: int = 4) -> list[str]:
     until a fork or a join), run first the one whose own peak stands highest above what it leaves
     live (the rule that orders independent branches of a fork optimally); ties keep stored order."""
     tensors, read = graph.graph["tensors"], readers(graph)
-    gates = swish_gates(graph, read)
+    gates = swish_gates(graph)
     size = {t: 0 if t in gates else math.prod(s) * dtype_bytes for t, s in tensors.items()}
     stored = {name: i for i, name in enumerate(graph.nodes)}
     pending = {t: len(r) for t, r in read.items()}
@@ -274,8 +274,7 @@ def training_memory(graph, precision: str = "fp32", optimizer: str = "sgd", chec
         raise EffplanError(f"unknown optimizer '{optimizer}'; known: {', '.join(OPTIMIZER_SLOTS)}")
     act, weight, grad, state = PRECISIONS[precision]
     tensors = shapes or graph.graph["tensors"]
-    read = readers(graph)
-    pairs, gates = swish_pairs(graph, read), swish_gates(graph, read)
+    pairs, gates = swish_pairs(graph), swish_gates(graph)
     swish = {**dict.fromkeys(pairs), **{mul: sig for sig, mul in pairs.items()}}
     saved = {name: _saved_by(graph, name, act, scale, tensors, swish) for name in graph.nodes}
     everything: dict[str, int] = {}

@@ -87,7 +87,7 @@ LAYER_COLUMNS = [
     ("name", "name", str),
     ("op", "op", str),
     ("stage", "stage", str),
-    ("block", "block", lambda v: "" if v < 0 else str(v)),
+    ("block", "block", lambda v: "" if v is None else str(v)),
     ("input", "input_shape", lambda v: "x".join(map(str, v))),
     ("output", "output_shape", lambda v: "x".join(map(str, v))),
     ("params", "params", lambda v: f"{v:,}"),
@@ -171,9 +171,13 @@ def write_atomic(path: str, text: str | bytes) -> None:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         with os.fdopen(fd, mode) as fh:
             fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a plain open() would honour the umask
+        if target.exists():  # keep the mode of the file replaced
+            mode = target.stat().st_mode & 0o7777
+        else:  # mkstemp makes 0600; a plain open() would honour the umask
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except OSError as exc:
         if tmp:
@@ -208,7 +212,7 @@ MEMORY_COLUMNS = [
     ("name", "name", str),
     ("op", "op", str),
     ("stage", "stage", str),
-    ("block", "block", lambda v: "" if v < 0 else str(v)),
+    ("block", "block", lambda v: "" if v is None else str(v)),
     ("output MiB", "output_bytes", lambda v: f"{v / (1 << 20):.3f}"),
     ("live MiB", "live_bytes", lambda v: f"{v / (1 << 20):.3f}"),
     ("aware MiB", "memory_aware_live_bytes", lambda v: f"{v / (1 << 20):.3f}"),
@@ -242,7 +246,7 @@ def memory_rows(graph, plain, aware, training, dtype_bytes: int, by: str) -> lis
         first = members[0]
         merged.append({"name": block_name(first["stage"], first["block"], by),
                        "op": f"{len(members)} ops", "stage": first["stage"],
-                       "block": first["block"] if by == "block" else -1,
+                       "block": first["block"] if by == "block" else None,
                        "output_bytes": members[-1]["output_bytes"],
                        "live_bytes": max(r["live_bytes"] for r in members),
                        "memory_aware_live_bytes": max(r["memory_aware_live_bytes"] for r in members),
@@ -250,7 +254,7 @@ def memory_rows(graph, plain, aware, training, dtype_bytes: int, by: str) -> lis
     return merged
 
 
-def memory_assumptions(inplace: bool, fold_bn: bool, fuse_se: bool, training=None) -> dict:
+def memory_assumptions(inplace: bool, fold_bn: bool, fuse_se: bool, training=None, order: str = "plain") -> dict:
     notes = {
         "liveness": "a tensor lives from the start of its producer to the end of its last reader; the input counts",
         "weights": "all weights resident (BN running statistics included), reported beside activations",
@@ -259,7 +263,9 @@ def memory_assumptions(inplace: bool, fold_bn: bool, fuse_se: bool, training=Non
         "batch_norm": "folded into the convs (inference graph)" if fold_bn else "a separate op with its own output",
         "se_multiply": "fused into the following conv (its product is never stored)" if fuse_se
                        else "stored as its own tensor",
-        "order": "plain: the builder's order; memory-aware: ready branches ordered by peak above what they leave",
+        "order": ("the better of the builder's order and the memory-aware one (ready branches ordered by peak "
+                  "above what they leave)" if order == "aware" else
+                  "the builder's order, as runtimes run the graph (--order aware plans with the memory-aware one)"),
     }
     if training:
         notes["training"] = (
@@ -289,9 +295,9 @@ def render_memory(report: dict, rows: list[dict], fmt: str) -> str:
     gain = report["plain_order_peak_bytes"] - report["memory_aware_peak_bytes"]
     plain = human_bytes(report["plain_order_peak_bytes"])
     lines.append(f"memory-aware order: peak {human_bytes(report['memory_aware_peak_bytes'])} "
-                 + (f"(saves {human_bytes(gain)} over plain order {plain})" if gain > 0 else
-                    f"(plain order {plain}: " + ("no gain, the peak lies on a chain of ops)" if gain == 0 else
-                                                 "plain order is better here; the peak uses it)")))
+                 + (f"(would save {human_bytes(gain)} over plain order {plain}; --order aware plans with it)"
+                    if gain > 0 else f"(plain order {plain}: " + ("no gain, the peak lies on a chain of ops)"
+                                                                  if gain == 0 else "plain order is better here)")))
     lines.append("live at the peak: " + ", ".join(f"{x['name']} {human_bytes(x['bytes'])}"
                                                   for x in report["peak_live_tensors"]))
     if t:
@@ -309,9 +315,10 @@ def render_memory(report: dict, rows: list[dict], fmt: str) -> str:
 
 
 def memory_report(graph, design, batch: int, dtype: str, *, inplace=False, fold_bn=False, fuse_se=False,
-                  training=None, by: str = "layer") -> tuple[dict, list[dict]]:
-    """The `effplan memory` report: inference peak (plain and memory-aware order), weights, and
-    with `training` (a memory.Training) the training step; plus the rows asked for by `by`."""
+                  order: str = "plain", training=None, by: str = "layer") -> tuple[dict, list[dict]]:
+    """The `effplan memory` report: inference peak (plain and memory-aware order; the headline in the
+    `order` asked: plain, as runtimes run the graph, or the better of the two), weights, and with
+    `training` (a memory.Training) the training step; plus the rows asked for by `by`."""
     import math
 
     from .costs import dtype_size
@@ -321,7 +328,7 @@ def memory_report(graph, design, batch: int, dtype: str, *, inplace=False, fold_
     options = dict(inplace=inplace, fuse_se=fuse_se)
     plain = inference_peak(graph, size, **options)
     aware = inference_peak(graph, size, order=memory_aware_order(graph, size), **options)
-    best = min(plain, aware, key=lambda p: p.bytes)
+    best = min(plain, aware, key=lambda p: p.bytes) if order == "aware" else plain
     tensors = graph.graph["tensors"]
     weights = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"]) * size
     live = sorted(((t, math.prod(tensors[t]) * size) for t in best.live if t in tensors), key=lambda x: -x[1])
@@ -330,8 +337,8 @@ def memory_report(graph, design, batch: int, dtype: str, *, inplace=False, fold_
               "inference_total_bytes": best.bytes + weights,
               "peak_live_tensors": [{"name": t, "bytes": b} for t, b in live],
               "plain_order_peak_bytes": plain.bytes, "memory_aware_peak_bytes": aware.bytes,
-              "options": {"inplace": inplace, "fold_bn": fold_bn, "fuse_se": fuse_se},
-              "assumptions": memory_assumptions(inplace, fold_bn, fuse_se, training)}
+              "options": {"inplace": inplace, "fold_bn": fold_bn, "fuse_se": fuse_se, "order": order},
+              "assumptions": memory_assumptions(inplace, fold_bn, fuse_se, training, order)}
     if training:
         report["training"] = {
             "total_bytes": training.total_bytes, "activation_bytes": training.activation_bytes,
@@ -403,7 +410,7 @@ def roofline_rows(result, by: str) -> list[dict]:
         sums = {k: sum(r[k] for r in members) for k in ("macs", "flops", "bytes", "time_s", "share", "compute_s",
                                                         "memory_s", "overhead_s")}
         merged.append({"name": block_name(first["stage"], first["block"], by), "op": f"{len(members)} kernels",
-                       "stage": first["stage"], "block": first["block"] if by == "block" else -1, **sums,
+                       "stage": first["stage"], "block": first["block"] if by == "block" else None, **sums,
                        "intensity": sums["flops"] / sums["bytes"] if sums["bytes"] else float("inf"),
                        "unit": heaviest("unit"), "bound": heaviest("bound"),
                        "nodes": [n for r in members for n in r["nodes"]]})

@@ -113,3 +113,11 @@ def test_calibrate_writes_a_loadable_device_and_measure_uses_it(effplan, tmp_pat
     assert isinstance(report["spearman"], float)
     timed = [r for r in report["layers"] if r["measured_s"] > 0]
     assert len(timed) > 0.8 * len(report["layers"])  # profile entries map back to effplan's kernels
+
+
+def test_table_and_roofline_agree_on_a_device(effplan):
+    # both run at the device's half precision unless --dtype says otherwise
+    row = effplan("table", "resnet-50", "--device", "h100-sxm", "--format", "json").json()[0]
+    report = effplan("roofline", "resnet-50", "--device", "h100-sxm", "--format", "json").json()
+    assert row["dtype"] == report["dtype"] == "fp16"
+    assert row["latency_s"] == pytest.approx(report["totals"]["latency_s"])

@@ -50,7 +50,7 @@ def test_memory_text_states_its_assumptions(effplan):
     plain = effplan("memory", "efficientnet-b0", "--format", "json").json()
     options = effplan("memory", "efficientnet-b0", "--inplace", "--fuse-se", "--fold-bn", "--format", "json").json()
     assert options["inference_peak_bytes"] < plain["inference_peak_bytes"]
-    assert options["options"] == {"inplace": True, "fold_bn": True, "fuse_se": True}
+    assert options["options"] == {"inplace": True, "fold_bn": True, "fuse_se": True, "order": "plain"}
 
 
 def test_memory_aware_order_gain_is_shown_for_googlenet(effplan):
@@ -102,3 +102,16 @@ def test_bad_memory_input_one_line_exit_2(effplan, args, message):
     run = effplan(*args)
     assert run.code == 2
     assert message in run.err and len(run.err.strip().splitlines()) == 1
+
+
+def test_every_command_plans_with_the_same_peak_unless_asked(effplan):
+    # ShuffleNetV2 2.0's branches let the memory-aware order save about 80 KiB; by default memory,
+    # layers (and so table and check) all report the builder's order, the one runtimes execute
+    plain = effplan("memory", "shufflenet-v2-2.0", "--format", "json").json()
+    layers = effplan("layers", "shufflenet-v2-2.0", "--format", "json").json()
+    aware = effplan("memory", "shufflenet-v2-2.0", "--order", "aware", "--format", "json").json()
+    assert plain["inference_peak_bytes"] == plain["plain_order_peak_bytes"] == layers["totals"]["peak_activation_bytes"]
+    assert aware["inference_peak_bytes"] == aware["memory_aware_peak_bytes"] < plain["inference_peak_bytes"]
+    fits = [effplan("fit", "shufflenet-v2-2.0", "--memory", "1GiB", *extra, "--format", "json").json()["batch"]
+            for extra in ((), ("--order", "aware"))]
+    assert fits[0] <= fits[1]

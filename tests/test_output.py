@@ -55,3 +55,11 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     with pytest.raises(EffplanError, match="No space left on device"):
         write_atomic(str(out), "new")
     assert out.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_a_replaced_file_keeps_its_mode(tmp_path):
+    out = tmp_path / "report.json"
+    out.write_text("old")
+    out.chmod(0o600)
+    write_atomic(str(out), "new")
+    assert out.read_text() == "new" and stat.S_IMODE(out.stat().st_mode) == 0o600
