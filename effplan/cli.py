@@ -9,15 +9,16 @@ import click
 
 from . import __version__
 from .budget import MAX_BATCH
+from .units import MAX_DIM
 from .errors import EffplanError
 
 MAX_DESIGNS = 1000
-MAX_DIM = 2**40  # the largest batch or dimension size accepted (as effplan.onnx_io.MAX_DIM)
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "markdown"]),
                       default="text", show_default=True, help="Output format.")
 BATCH = click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=1, show_default=True,
                      help="Batch size (activation bytes scale with it).")
-DTYPE = click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default="fp32",
+DTYPES = click.Choice(["fp32", "fp16", "bf16", "int8"])
+DTYPE = click.option("--dtype", type=DTYPES, default="fp32",
                      show_default=True, help="Element type of weights and activations.")
 OPTIMIZER = click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam", "adamw"]), default="adamw",
                          show_default=True, help="Optimizer whose state training memory holds.")
@@ -214,7 +215,7 @@ def cli():
 @click.option("--sort", "sort_key", type=click.Choice(["latency_s", "macs", "params", "training_bytes"]),
               default=None, help="Order rows by this figure, smallest first.")
 @BATCH
-@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default=None,
+@click.option("--dtype", type=DTYPES, default=None,
               help="Element type of weights and activations (default fp32; with --device, the device's half "
                    "precision as in effplan roofline).")
 @OPTIMIZER
@@ -354,7 +355,7 @@ def run_check(path: str, batch: int) -> str:
               help="Size of a symbolic batch dimension (default: 1; a fixed batch is the file's).")
 @click.option("--dim", "dim_items", multiple=True, metavar="NAME=VALUE", help="Size of a named symbolic dimension.")
 @click.option("--by", type=click.Choice(["layer", "block", "stage", "op"]), default="layer", show_default=True)
-@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default=None,
+@click.option("--dtype", type=DTYPES, default=None,
               help="Element type for bytes (default: the model input's).")
 @click.option("--strict", is_flag=True, help="Fail when an op has no cost function.")
 @FORMAT
@@ -508,7 +509,7 @@ def fit(models, query, train, optimizer, precision, checkpoint, inplace, fold_bn
 @click.argument("model")
 @design_options
 @click.option("--device", required=True, help="A catalog device (effplan devices) or a device file.")
-@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), default=None,
+@click.option("--dtype", type=DTYPES, default=None,
               help="Precision of weights, activations and arithmetic (default: the device's half precision, "
                    "fp16 or bf16, else fp32).")
 @click.option("--by", type=click.Choice(["layer", "block", "stage"]), default="layer", show_default=True,

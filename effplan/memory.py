@@ -54,7 +54,8 @@ def live_steps(graph, *, order=None, inplace: bool = False, fuse_se: bool = Fals
 
     A tensor is live from the start of its producer until its last reader has run; while a node
     runs, its inputs and outputs are live together. The graph input counts, weights do not.
-    Swish (x * Sigmoid(x)) is one op, as frameworks run it: its gate is never stored. `inplace`: an elementwise op writes over an input of its output's shape that no later op reads
+    Swish (x * Sigmoid(x)) is one op, as frameworks run it: its gate is never stored.
+    `inplace`: an elementwise op writes over an input of its output's shape that no later op reads
     (never the graph input). `fuse_se`: squeeze-excitation multiplies run inside the next conv.
     """
     order = list(order or graph.nodes)
@@ -303,8 +304,8 @@ def training_memory(graph, precision: str = "fp32", optimizer: str = "sgd", chec
         raise EffplanError(f"unknown checkpoint mode '{checkpoint}'; known: none, blocks")
     params = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"] if w.trainable)
     buffers = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"] if not w.trainable)
-    largest = max if shapes is None else functools.partial(functools.reduce, np.maximum)  # numpy sides: elementwise
-    transient = largest([
+    maximum = max if shapes is None else functools.partial(functools.reduce, np.maximum)  # numpy sides: elementwise
+    transient = maximum([
         sum(math.prod(tensors[t]) for t in {*node["inputs"], *node["outputs"]} if t in tensors and t not in gates)
         for _, node in graph.nodes(data=True)]) * act * scale
     if np.ndim(transient) == 0:

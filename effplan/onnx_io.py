@@ -26,10 +26,10 @@ from . import __version__
 from .costs import COSTS
 from .errors import EffplanError
 from .graph import Weight
+from .units import MAX_DIM
 
 DEFAULT_OPSET = 17
 PROTO_LIMIT = 2**31 - 2**24  # protobuf's 2 GB limit, less headroom for the graph itself
-MAX_DIM = 2**40  # the largest size a user may bind to a dimension: products stay within int64
 ROLES = {  # positional ONNX inputs -> the roles effplan's cost functions and exporter use; a constant
     # in one of these slots is a parameter (BN's mean and var: buffers)
     "Conv": ("X", "W", "B"), "ConvTranspose": ("X", "W", "B"), "Gemm": ("A", "W", "B"),

@@ -16,6 +16,7 @@ import numpy as np
 
 from .costs import dtype_size, node_cost
 from .graph import readers as tensor_readers
+from .graph import swish_pairs
 from .hardware import Device
 
 VIEWS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
@@ -52,7 +53,7 @@ class Kernel:
         return self.flops / self.bytes if self.bytes else math.inf
 
 
-def _epilogue(graph, tail: str, readers, outputs, ready: set) -> list[str]:
+def _epilogue(graph, tail: str, readers, swish, outputs, ready: set) -> list[str]:
     """The ops a conv kernel absorbs: each the only reader of the running result (Swish: its Sigmoid
     and Mul), in the order BatchNormalization, activation, residual Add, activation. An Add is
     absorbed only when its other operand is `ready` (made by an earlier kernel): where both operands
@@ -71,11 +72,10 @@ def _epilogue(graph, tail: str, readers, outputs, ready: set) -> list[str]:
                 break  # a broadcast, not a residual; or its other operand is not made yet
             absorbed.append(taken)
         elif allowed is ACTIVATIONS and ops == ["Mul", "Sigmoid"]:  # Swish
-            sig, mul = sorted(names, key=lambda n: nodes[n]["op"] != "Sigmoid")
-            gate = nodes[sig]["outputs"][0]
-            if readers.get(gate) != [mul] or set(nodes[mul]["inputs"]) != {tail, gate}:
+            sig = next(n for n in names if nodes[n]["op"] == "Sigmoid")
+            if swish.get(sig) not in names:
                 break
-            absorbed += [sig, mul]
+            absorbed += [sig, swish[sig]]
         else:
             continue
         tail = nodes[absorbed[-1]]["outputs"][0]
@@ -84,7 +84,7 @@ def _epilogue(graph, tail: str, readers, outputs, ready: set) -> list[str]:
 
 def kernel_groups(graph, fuse: bool = True) -> list[list[str]]:
     """The nodes each kernel runs, in order (views are left out)."""
-    readers, nodes = tensor_readers(graph), graph.nodes
+    readers, swish, nodes = tensor_readers(graph), swish_pairs(graph), graph.nodes
     outputs = set(graph.graph["outputs"])
     groups, taken, ready = [], set(), set(graph.graph["inputs"])
     for name in nodes:
@@ -92,7 +92,7 @@ def kernel_groups(graph, fuse: bool = True) -> list[list[str]]:
             continue
         group = [name]
         if fuse and nodes[name]["op"] in ("Conv", "Gemm"):
-            group += _epilogue(graph, nodes[name]["outputs"][0], readers, outputs, ready)
+            group += _epilogue(graph, nodes[name]["outputs"][0], readers, swish, outputs, ready)
         taken.update(group)
         ready.update(t for n in group for t in nodes[n]["outputs"])
         if nodes[name]["op"] not in VIEWS:

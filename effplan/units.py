@@ -6,6 +6,8 @@ import re
 
 from .errors import EffplanError, did_you_mean
 
+MAX_DIM = 2**40  # the largest size a user may bind to a batch or dimension: products stay within int64
+
 _NUMBER = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-zµ%]*)\s*$")
 
 # Bytes: SI with B (GB = 10^9), binary with iB or a bare letter (G = GiB, as docker and java read 16g).
