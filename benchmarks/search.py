@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 import effplan
-from effplan import search
-from effplan.analysis import analyze
-from effplan.scaling import base_design
+from effplan.gate import search
+from effplan.plan.profile import analyze
+from effplan.design.scaling import base_design
 
 
 def vectorised_rate(design, depths, widths, sides, first: bool) -> tuple[float, int]:

@@ -5,13 +5,13 @@
     >>> p.totals.params
     5288548
 """
-__version__ = "0.1.0"
+from .base.version import __version__
 
-from .analysis import Profile, analyze, profile  # noqa: E402
-from .blocks import build  # noqa: E402
-from .errors import EffplanError  # noqa: E402
-from .scaling import Coefficients, Design, compound, resolve, with_overrides  # noqa: E402
-from .spec import ModelSpec, load_spec  # noqa: E402
+from .plan.profile import Profile, analyze, profile  # noqa: E402
+from .design.blocks import build  # noqa: E402
+from .base.errors import EffplanError  # noqa: E402
+from .design.scaling import Coefficients, Design, compound, resolve, with_overrides  # noqa: E402
+from .design.spec import ModelSpec, load_spec  # noqa: E402
 
 __all__ = ["Coefficients", "Design", "EffplanError", "ModelSpec", "Profile", "analyze", "build",
            "compound", "load_spec", "profile", "resolve", "with_overrides"]

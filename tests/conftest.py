@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from effplan.blocks import Net
+from effplan.design.blocks import Net
 from effplan.cli import main
-from effplan.graph import GraphBuilder
+from effplan.graph.builder import GraphBuilder
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "published.json").read_text())
 SPECS = Path(__file__).resolve().parent.parent / "specs" / "models"

@@ -1,11 +1,11 @@
 """Costs of small graphs, derived by hand in each test."""
 import pytest
 
-from effplan import costs
-from effplan.analysis import profile
+from effplan.graph import ops as costs
+from effplan.plan.profile import profile
 from conftest import RELU, SWISH, graph_of
-from effplan.blocks import MBConvArgs, activation, conv, mbconv, squeeze_excite
-from effplan.graph import GraphBuilder, Weight
+from effplan.design.blocks import MBConvArgs, activation, conv, mbconv, squeeze_excite
+from effplan.graph.builder import GraphBuilder, Weight
 
 
 def test_single_conv():

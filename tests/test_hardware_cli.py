@@ -3,7 +3,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from effplan.measure import spearman
+from effplan.plan.measure import spearman
 
 ROOFLINE_KEYS = {"model", "device", "dtype", "batch", "totals", "layers"}
 TOTAL_KEYS = {"latency_s", "images_per_s", "macs", "bytes"}
@@ -74,7 +74,7 @@ def test_fit_on_a_catalog_device(effplan):
 
 
 def test_user_device_file(effplan, tmp_path):
-    from effplan.hardware import builtin_device_paths
+    from effplan.plan.hardware import builtin_device_paths
     text = builtin_device_paths()["a100-80gb"].read_text().replace('name = "a100-80gb"', 'name = "my-a100"')
     path = tmp_path / "my-a100.toml"
     path.write_text(text)

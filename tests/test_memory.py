@@ -1,8 +1,8 @@
 """Peak activation memory of small graphs, derived by hand."""
 from conftest import SWISH as NET
 from conftest import graph_of as build
-from effplan.blocks import batch_norm, conv, squeeze_excite
-from effplan.memory import inference_peak as peak_activation
+from effplan.design.blocks import batch_norm, conv, squeeze_excite
+from effplan.plan.memory import inference_peak as peak_activation
 
 
 def test_chain():
@@ -46,8 +46,8 @@ def test_batch_scales_activations():
 
 # ---- branches: fire and inception, plain and memory-aware order (no BN: conv, bias, ReLU) ----
 
-from effplan.blocks import FireArgs, InceptionArgs, Net, fire, inception  # noqa: E402
-from effplan.memory import (best_order_peak, inference_peak, largest_batch, memory_aware_order,  # noqa: E402
+from effplan.design.blocks import FireArgs, InceptionArgs, Net, fire, inception  # noqa: E402
+from effplan.plan.memory import (best_order_peak, inference_peak, largest_batch, memory_aware_order,  # noqa: E402
                             training_memory)
 
 PLAIN = Net(act="relu", bn=False, bn_epsilon=1e-5, width=lambda c: c)
@@ -93,8 +93,8 @@ def test_memory_aware_order_runs_the_wide_branch_first():
 
 def test_memory_aware_order_is_topological_on_every_builtin_model():
     from effplan import resolve
-    from effplan.blocks import build as build_design
-    from effplan.spec import builtin_spec_paths
+    from effplan.design.blocks import build as build_design
+    from effplan.design.spec import builtin_spec_paths
 
     for name in builtin_spec_paths():
         g = build_design(resolve(name), 1)
@@ -160,7 +160,7 @@ def test_batch_norm_saves_its_input_and_statistics_and_maxpool_its_indices():
     # x 4x4x4 (64) -> BN (64) -> MaxPool 2x2 s2 (4x2x2 = 16).
     # BN saves x (64) and 2 * 4 fp32 statistics; MaxPool saves its input (the BN output, 64) and 16 int64 indices.
     def body(b, x):
-        from effplan.blocks import pool
+        from effplan.design.blocks import pool
         return pool(b, batch_norm(b, x, "a", NET), "MaxPool", 2, 2, "p", "pool", padding="valid")
     t = training_memory(build((1, 4, 4, 4), body), "fp32", "sgd")
     assert t.activation_bytes == (64 + 64) * 4 + 2 * 4 * 4 + 16 * 8
@@ -169,8 +169,8 @@ def test_batch_norm_saves_its_input_and_statistics_and_maxpool_its_indices():
 
 def test_checkpointing_keeps_block_inputs_and_recomputes_blocks():
     from effplan import resolve
-    from effplan.analysis import analyze
-    from effplan.blocks import build as build_design
+    from effplan.plan.profile import analyze
+    from effplan.design.blocks import build as build_design
 
     design = resolve("mobilenet-v2")
     g = build_design(design, 2)
@@ -196,7 +196,7 @@ def test_largest_batch_solves_an_affine_line():
 # ---- Swish: one op (SiLU), though exported as Sigmoid then Mul ----
 
 def swish_after_conv(b, x):
-    from effplan.blocks import activation
+    from effplan.design.blocks import activation
     return activation(b, conv(b, x, 8, 1, 1, "a"), "swish", "a")
 
 

@@ -2,8 +2,8 @@
 import pytest
 
 import effplan as api
-from effplan.blocks import build
-from effplan.memory import training_memory
+from effplan.design.blocks import build
+from effplan.plan.memory import training_memory
 
 MEMORY_KEYS = {"model", "batch", "dtype", "inference_peak_bytes", "peak_layer", "weight_bytes"}
 TRAINING_KEYS = {"total_bytes", "activation_bytes", "weight_bytes", "gradient_bytes", "optimizer_bytes"}

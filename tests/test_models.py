@@ -3,8 +3,8 @@ import pytest
 
 import effplan
 from conftest import spec_variant
-from effplan.costs import COSTS
-from effplan.scaling import model_names
+from effplan.graph.ops import COSTS
+from effplan.design.scaling import model_names
 
 MODELS = model_names()
 
@@ -26,7 +26,7 @@ def test_graph_is_well_formed(name):
             assert out[1] == sum(s[1] for s in ins)
             assert all(s[0] == out[0] and s[2:] == out[2:] for s in ins)
         if attrs["op"] == "Reshape":  # channel shuffle moves elements, never adds or drops them
-            assert effplan.graph.math.prod(out) == effplan.graph.math.prod(ins[0])
+            assert effplan.graph.builder.math.prod(out) == effplan.graph.builder.math.prod(ins[0])
         if attrs["op"] == "Conv":  # the weight reads exactly the input channels
             w = dict((x.role, x.shape) for x in attrs["weights"])["W"]
             assert w[1] * attrs["attrs"]["group"] == ins[0][1] and w[0] == out[1]

@@ -8,10 +8,10 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 import effplan
-from effplan.analysis import profile
-from effplan.graph import fold_batch_norm
-from effplan.onnx_io import OnnxError, analyze_file, from_onnx, load, to_onnx
-from effplan.scaling import model_names
+from effplan.plan.profile import profile
+from effplan.graph.builder import fold_batch_norm
+from effplan.graph.onnx_io import OnnxError, analyze_file, from_onnx, load, to_onnx
+from effplan.design.scaling import model_names
 
 ort = pytest.importorskip("onnxruntime")
 HUGE = ("efficientnet-b8", "efficientnet-l2")  # 350 MB and 1.9 GB of weights: in benchmarks, not tests
@@ -122,7 +122,7 @@ def test_export_check_runs_onnxruntime(effplan, tmp_path):
 
 def test_external_data_beyond_the_protobuf_limit(monkeypatch, tmp_path):
     """Models over 2 GB keep weights in `<file>.data`; shown here by lowering the limit."""
-    import effplan.onnx_io as io
+    import effplan.graph.onnx_io as io
     monkeypatch.setattr(io, "PROTO_LIMIT", 0)
     design = small("mobilenet-v1")
     files = io.save(to_onnx(effplan.build(design), design), str(tmp_path / "m.onnx"))
@@ -136,7 +136,7 @@ def test_external_data_beyond_the_protobuf_limit(monkeypatch, tmp_path):
 def test_export_past_the_limit_never_sizes_the_whole_message(effplan, monkeypatch, tmp_path):
     """Over 2 GB, protobuf's upb backend raises in ModelProto.ByteSize(): the export decides from the
     weights' own bytes, writes `<file>.data`, and the file loads (with its data) and runs as the inline one."""
-    import effplan.onnx_io as io
+    import effplan.graph.onnx_io as io
     from effplan import build
     design = small("squeezenet-1.1")
     inline = to_onnx(build(design), design)

@@ -4,8 +4,8 @@ import stat
 
 import pytest
 
-from effplan.errors import EffplanError
-from effplan.report import write_atomic
+from effplan.base.errors import EffplanError
+from effplan.base.files import write_atomic
 
 
 def test_a_new_file_gets_the_umask_mode(tmp_path):

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import effplan
-from effplan.analysis import GROUPINGS, SUMMED
+from effplan.plan.profile import GROUPINGS, SUMMED
 
 B0 = effplan.resolve("efficientnet-b0")
 FAST = settings(max_examples=25, deadline=None)
@@ -112,14 +112,14 @@ small_sides = st.integers(32, 160)
 
 
 def graph_at(name, resolution, batch):
-    from effplan.blocks import build
+    from effplan.design.blocks import build
     return build(dataclasses.replace(effplan.resolve(name), resolution=resolution), batch)
 
 
 @FAST
 @given(models, small_sides, st.sampled_from(["fp32", "mixed", "bf16"]), st.sampled_from(["sgd", "adamw"]))
 def test_training_activations_are_linear_in_batch(name, side, precision, optimizer):
-    from effplan.memory import training_memory
+    from effplan.plan.memory import training_memory
     act = [training_memory(graph_at(name, side, b), precision, optimizer).activation_bytes for b in (1, 2, 3)]
     assert act[2] - act[1] == act[1] - act[0] > 0  # a line: saved tensors scale, BN statistics do not
 
@@ -127,11 +127,11 @@ def test_training_activations_are_linear_in_batch(name, side, precision, optimiz
 @FAST
 @given(models, small_sides)
 def test_checkpointing_never_increases_memory_and_recomputes_each_block_once(name, side):
-    from effplan.memory import training_memory
+    from effplan.plan.memory import training_memory
     g = graph_at(name, side, 1)
     plain, ck = training_memory(g, "fp32", "sgd"), training_memory(g, "fp32", "sgd", "blocks")
     assert ck.total_bytes <= plain.total_bytes
-    p = effplan.analysis.profile(g)
+    p = effplan.plan.profile.profile(g)
     assert ck.recompute_flops == sum(r.flops for r in p.rows if isinstance(r.stage, int))
 
 
@@ -139,7 +139,7 @@ def test_checkpointing_never_increases_memory_and_recomputes_each_block_once(nam
 @given(models, small_sides, st.integers(1 << 24, 1 << 31), st.booleans())
 def test_fit_returns_the_largest_batch_within_the_budget(name, side, budget, train):
     """memory(b) is recomputed from a graph built at batch b, not from the solver's line."""
-    from effplan.memory import inference_peak, largest_batch, training_memory
+    from effplan.plan.memory import inference_peak, largest_batch, training_memory
 
     def at_batch(b):  # independent: a graph really built at batch b
         g = graph_at(name, side, b)
@@ -162,7 +162,7 @@ def test_fit_returns_the_largest_batch_within_the_budget(name, side, budget, tra
 @FAST
 @given(models, small_sides, st.booleans(), st.booleans())
 def test_memory_options_never_raise_the_peak(name, side, inplace, fuse_se):
-    from effplan.memory import best_order_peak, inference_peak
+    from effplan.plan.memory import best_order_peak, inference_peak
     g = graph_at(name, side, 1)
     plain = inference_peak(g, 4)
     assert inference_peak(g, 4, inplace=inplace, fuse_se=fuse_se).bytes <= plain.bytes

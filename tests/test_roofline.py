@@ -5,10 +5,10 @@ import tomllib
 import pytest
 
 import effplan
-from effplan.blocks import build
-from effplan.graph import GraphBuilder, Weight
-from effplan.hardware import CLASSES, SOURCED, builtin_device_paths, device_from_table, load_device
-from effplan.roofline import kernel_groups, roofline
+from effplan.design.blocks import build
+from effplan.graph.builder import GraphBuilder, Weight
+from effplan.plan.hardware import CLASSES, SOURCED, builtin_device_paths, device_from_table, load_device
+from effplan.plan.roofline import kernel_groups, roofline
 
 TOY = {  # 100 TFLOP/s matrix at half efficiency, 10 TFLOP/s vector, 1000 GB/s, 2 µs per kernel
     "name": "toy", "description": "a toy device", "class": "datacenter-gpu", "memory_gb": 16.0,
@@ -61,7 +61,7 @@ def test_conv_bn_activation_and_residual_fuse_into_one_kernel():
     # x 1x16x8x8 -> conv 3x3 16 -> BN -> Add(x) -> ReLU: one kernel reading x once (1024 values),
     # the weights (16*16*9 + 4*16 BN values) and writing the output (1024); nothing in between.
     from conftest import RELU
-    from effplan.blocks import batch_norm, conv
+    from effplan.design.blocks import batch_norm, conv
 
     b = GraphBuilder("t", (1, 16, 8, 8))
     b.at(1, 0)

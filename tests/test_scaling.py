@@ -4,7 +4,7 @@ import math
 import pytest
 
 import effplan
-from effplan.scaling import Rounding, compound, resolve, round_channels, round_repeats, scaled_resolution
+from effplan.design.scaling import Rounding, compound, resolve, round_channels, round_repeats, scaled_resolution
 
 OFFICIAL = Rounding(divisor=8, min_channels=8, limit=0.9)
 

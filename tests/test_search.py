@@ -10,14 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import effplan
-from effplan import search
-from effplan.analysis import profile
-from effplan.blocks import build
-from effplan.hardware import load_device
-from effplan.memory import training_memory
-from effplan.roofline import roofline
-from effplan.scaling import base_design
-from effplan.search import Constraints, coefficient_grid, evaluate_grid, grid_search, largest_phi
+from effplan.gate import search
+from effplan.plan.profile import profile
+from effplan.design.blocks import build
+from effplan.plan.hardware import load_device
+from effplan.plan.memory import training_memory
+from effplan.plan.roofline import roofline
+from effplan.design.scaling import base_design
+from effplan.gate.search import Constraints, coefficient_grid, evaluate_grid, grid_search, largest_phi
 
 # every shortcut (resolution, width, depth) holds for these; the sides of the last two do not follow
 # ceil(r / stride) (valid padding, ceil-mode pools), so they are built design by design

@@ -6,7 +6,7 @@ import pytest
 
 import effplan
 from conftest import spec_variant
-from effplan.spec import SpecError, load_spec
+from effplan.design.spec import SpecError, load_spec
 
 B0 = Path(__file__).resolve().parent.parent / "specs" / "models" / "efficientnet-b0.toml"
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .costs import dtype_size, node_cost
-from .graph import readers as tensor_readers
-from .graph import swish_pairs
+from ..graph.ops import dtype_size, node_cost
+from ..graph.builder import readers as tensor_readers
+from ..graph.builder import swish_pairs
 from .hardware import Device
 
 VIEWS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})

@@ -1,6 +1,6 @@
 """Block kinds, each a small function emitting ONNX ops, and the network assembly.
 
-A block kind is registered with `@block(name, Args)`: `Args` is the frozen dataclass of the
+A block kind is registered with `@block(name, Args)` (spec.py's registry, which validates rows): `Args` is the frozen dataclass of the
 arguments a spec row may give it (checked on load), and the function has the signature
 (builder, x, out_channels, stride, args, net) -> output tensor. `build(design, batch)` turns a
 design into a graph: stem rows, the stages' blocks (channels and repeats scaled and rounded),
@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import EffplanError
-from .graph import GraphBuilder, ShapeError, Weight, same_pads
+from ..base.errors import EffplanError
+from ..graph.builder import GraphBuilder, ShapeError, Weight, same_pads
 from .scaling import Design, check_design, round_channels, round_repeats
-from .spec import MAX_CHANNELS, MAX_KERNEL, bounded, choice
+from .spec import BLOCKS, MAX_CHANNELS, MAX_KERNEL, block, bounded, choice
 
 
 @dataclass(frozen=True)
@@ -25,25 +25,6 @@ class Net:
     bn: bool
     bn_epsilon: float
     width: Callable[[int], int]  # a channel count scaled and rounded at this design's width
-
-
-@dataclass(frozen=True)
-class BlockKind:
-    args: type
-    build: Callable
-    deepens: bool  # depth scaling repeats it; a pooling row between stages stays single
-
-
-BLOCKS: dict[str, BlockKind] = {}
-
-
-def block(name: str, args: type, deepens: bool = True):
-    def register(fn):
-        if name in BLOCKS:
-            raise ValueError(f"block kind {name} registered twice")
-        BLOCKS[name] = BlockKind(args, fn, deepens)
-        return fn
-    return register
 
 
 # ---- units every block is made of ----

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import EffplanError, did_you_mean
-from .spec import SPECS_DIR, looks_like_path, read_toml
+from ..base.errors import EffplanError, did_you_mean
+from ..design.spec import SPECS_DIR, looks_like_path, read_toml
 
 CLASSES = ("datacenter-gpu", "desktop-gpu", "edge-gpu", "tpu", "mobile-npu", "mobile-cpu", "server-cpu")
 UNITS = ("matrix", "vector")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import EffplanError
-from .graph import readers, swish_pairs
+from ..base.errors import EffplanError
+from ..graph.builder import readers, swish_pairs
 
 # Ops that may write their output over an input of the same shape that nothing reads later.
 ELEMENTWISE = frozenset({"Relu", "Sigmoid", "Clip", "HardSwish", "HardSigmoid", "LeakyRelu", "Tanh",
@@ -267,7 +267,7 @@ def training_memory(graph, precision: str = "fp32", optimizer: str = "sgd", chec
     backward's transient gradients. `checkpoint="blocks"` stores only each block's inputs and
     recomputes its forward during backward, one block at a time. `shapes` replaces the graph's
     tensor shapes (numpy sides: many resolutions at once, without checkpointing)."""
-    from .costs import node_cost
+    from ..graph.ops import node_cost
 
     if precision not in PRECISIONS:
         raise EffplanError(f"unknown precision '{precision}'; known: {', '.join(PRECISIONS)}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import EffplanError
+from ..base.errors import EffplanError
 
 Shape = tuple[int, ...]
 

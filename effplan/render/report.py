@@ -4,24 +4,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
-from pathlib import Path
 
-from . import __version__
-from .analysis import Profile, block_name, row_dict
-from .errors import EffplanError
+from ..base.version import __version__
+from ..plan.profile import Profile, block_name, describe, layers_report
 
 FORMATS = ("text", "csv", "json", "markdown")
-
-CONVENTIONS = {
-    "macs": "multiply-accumulates of Conv (incl. depthwise/grouped) and Gemm/MatMul; the EfficientNet paper's 'FLOPS'",
-    "flops": "2*MACs + bias adds + a fixed count per output element of every other op (BN 2, Sigmoid 3, Mul/Add/ReLU 1, pooling 1 per input)",
-    "params": "trainable: conv/linear weights and biases, BatchNormalization scale and shift; BN running statistics are buffers, counted apart",
-    "bytes": "elements x dtype size; weight bytes include BN buffers; activations scale with batch; MB = 10^6 bytes",
-    "peak_activation": "largest total of live activation tensors (input included) running ops in topological order, no in-place reuse",
-}
-
 
 def header(batch: int, dtype: str, precision: str | None = None, optimizer: str | None = None,
            device: str | None = None) -> str:
@@ -128,26 +115,6 @@ def render_rows(rows: list[dict], columns, fmt: str, preamble: str = "") -> str:
     return (preamble + "\n\n" if preamble and fmt == "markdown" else preamble + "\n" if preamble else "") + table + "\n"
 
 
-def describe(design) -> dict:
-    """What a report says about the design it costs."""
-    return {"model": design.name, "phi": design.phi, "depth_mult": design.depth_mult,
-            "width_mult": design.width_mult, "resolution": design.resolution}
-
-
-def layers_report(profile: Profile, by: str, info: dict | None = None) -> dict:
-    """The `effplan layers --format json` contract (also `effplan analyze`)."""
-    t = profile.totals
-    return {
-        **(info or describe(profile.design)), "batch": profile.batch, "dtype": profile.dtype, "by": by,
-        "conventions": CONVENTIONS,
-        "totals": {"params": t.params, "buffers": t.buffers, "macs": t.macs, "flops": t.flops,
-                   "weight_bytes": t.weight_bytes, "peak_activation_bytes": t.peak_activation_bytes,
-                   "layers": t.layers, "peak_layer": profile.peak.node},
-        "unknown_ops": profile.unknown_ops,
-        "layers": [row_dict(r) for r in profile.group(by)],
-    }
-
-
 def to_json(obj) -> str:
     return json.dumps(obj, indent=2, default=_plain) + "\n"
 
@@ -155,37 +122,6 @@ def to_json(obj) -> str:
 def _plain(value):
     """numpy scalars as numbers, tuples and arrays as lists."""
     return value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else list(value)
-
-
-def write_atomic(path: str, text: str | bytes) -> None:
-    """Write a whole file or nothing: a temporary file in the same folder, then a rename. A link is
-    followed (its target is replaced, the link kept); a device or pipe (/dev/stdout) is written into."""
-    mode = "wb" if isinstance(text, bytes) else "w"
-    tmp = None
-    try:
-        if os.path.exists(path) and not os.path.isfile(path):  # both follow links
-            with open(path, mode) as fh:
-                fh.write(text)
-            return
-        target = Path(os.path.realpath(path))
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        with os.fdopen(fd, mode) as fh:
-            fh.write(text)
-        if target.exists():  # keep the mode of the file replaced
-            mode = target.stat().st_mode & 0o7777
-        else:  # mkstemp makes 0600; a plain open() would honour the umask
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except OSError as exc:
-        if tmp:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        raise EffplanError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def render_layers(profile: Profile, by: str, fmt: str, info: dict | None = None, note: str = "") -> str:
@@ -281,7 +217,7 @@ def memory_assumptions(inplace: bool, fold_bn: bool, fuse_se: bool, training=Non
 
 
 def render_memory(report: dict, rows: list[dict], fmt: str) -> str:
-    from .units import human_bytes
+    from ..base.units import human_bytes
 
     if fmt == "json":
         return to_json({**report, "layers": rows})
@@ -321,8 +257,8 @@ def memory_report(graph, design, batch: int, dtype: str, *, inplace=False, fold_
     `training` (a memory.Training) the training step; plus the rows asked for by `by`."""
     import math
 
-    from .costs import dtype_size
-    from .memory import inference_peak, memory_aware_order
+    from ..graph.ops import dtype_size
+    from ..plan.memory import inference_peak, memory_aware_order
 
     size = dtype_size(dtype)
     options = dict(inplace=inplace, fuse_se=fuse_se)
@@ -353,7 +289,7 @@ def memory_report(graph, design, batch: int, dtype: str, *, inplace=False, fold_
 
 def fit_report(results, where: str, capacity: int, budget: int, reserve: str, mode: str, fmt: str) -> str:
     """`effplan fit`: one row per design. JSON: an object for one design, a list for several."""
-    from .units import human_bytes
+    from ..base.units import human_bytes
 
     rows = [{**describe(d), "batch": f.batch, "bytes_at_batch": f.bytes_at_batch,
              "bytes_at_next_batch": f.bytes_at_next_batch, "budget_bytes": f.budget_bytes,
@@ -513,7 +449,7 @@ SEARCH_COLUMNS = [
 
 def _verdict(row: dict) -> str:
     """Why a limit failed: a maximum is exceeded, a minimum not reached."""
-    from .budget import LIMITS
+    from ..gate.budget import LIMITS
 
     side = "exceeds" if LIMITS[row["limit_key"]].upper else "is below"
     return f"{row['figure']} {row['value_text']} {side} {row['limit_key']} {row['limit_text']} ({row['margin']:+.1%})"
@@ -546,7 +482,7 @@ def _property(text: str) -> str:
 def render_check(rows: list[dict], growth: list[dict], fmt: str, source: str, baseline: str | None,
                  strict: bool = False) -> str:
     """`effplan check` as text, JSON, JUnit XML or GitHub workflow commands."""
-    from .budget import unknown_ops
+    from ..gate.budget import unknown_ops
 
     failed = [r for r in rows if not r["passed"]]
     unknown = unknown_ops(rows)
@@ -606,8 +542,8 @@ def render_search(designs: list[dict], front: list[dict], stats: dict, constrain
                   objective: str, fmt: str) -> str:
     """`effplan search`: the ranked designs (JSON: best first, each marked `pareto`), then in text the
     Pareto front of every feasible design evaluated, as a table."""
-    from .budget import LIMITS
-    from .search import skipped_note
+    from ..gate.budget import LIMITS
+    from ..gate.search import skipped_note
 
     if fmt == "json":
         return to_json(designs)

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .costs import COSTS, dtype_size
-from .errors import EffplanError, did_you_mean
+from ..graph.ops import COSTS, dtype_size
+from ..base.errors import EffplanError, did_you_mean
 
 EXACT = 2.0 ** 53  # float64 holds every integer below this
 MAX_GRID = 1_000_000  # designs in one search: a few arrays of this size stay well within memory
@@ -102,7 +102,7 @@ def _topology(graph) -> tuple:
 def _structure(graph):
     """What every graph of one topology shares: each tensor's stride, the schedule (the node order,
     and which tensors are live at the start and while each node runs, as a 0/1 matrix) and the tensors."""
-    from .memory import live_steps
+    from ..plan.memory import live_steps
 
     key = _topology(graph)
     if key not in _STRUCTURE:
@@ -136,7 +136,7 @@ def _stacked(values: list):
 
 def _deepening(spec) -> list[int]:
     """Indices (from 1, as node stages) of the stage rows that depth scaling repeats."""
-    from .blocks import BLOCKS
+    from ..design.blocks import BLOCKS
     return [i for i, row in enumerate(spec.stages, start=1) if BLOCKS[row.block].deepens]
 
 
@@ -152,7 +152,7 @@ def _template(design):
 def _repeat_counts(design, depths) -> np.ndarray:
     """(depths, 1 + deepening rows): 1 for the nodes every depth has once, then each deepening row's
     blocks beyond its first."""
-    from .scaling import round_repeats
+    from ..design.scaling import round_repeats
 
     rows = [design.spec.stages[i - 1].repeats for i in _deepening(design.spec)]
     return np.array([[1] + [round_repeats(r, float(d), design.depth_rounding) - 1 for r in rows] for d in depths],
@@ -205,14 +205,14 @@ def _joint(graphs, sides, counts, classes, dtype, device, training) -> dict:
         own_sides = {s: side_of[s][0] for s in strides}
         owns = [{t: _shape(s, stride[t], own_sides) for t, s in g.graph["tensors"].items()} for g in graphs]
         if device is not None:
-            from .roofline import kernels
+            from ..plan.roofline import kernels
             time = np.zeros((kinds, n, len(sides)))
             for j, (g, own) in enumerate(zip(graphs, owns)):
                 for kernel in kernels(g, device, dtype, shapes=own):
                     time[classes[kernel.name], j] += kernel.time_s
             out["latency_s"] = np.einsum("dk,knr->dnr", counts, time)
         if training is not None:  # one depth per pass (see evaluate_grid)
-            from .memory import training_memory
+            from ..plan.memory import training_memory
             out["training_bytes"] = np.array([[training_memory(g, *training, shapes=own).total_bytes
                                                for g, own in zip(graphs, owns)]], dtype=float)
     return out
@@ -253,7 +253,7 @@ def _check(key, test) -> bool:
 def _sides_follow_strides(design) -> bool:
     """Output sides follow ceil(r / stride) for every r when they do for a whole period of r modulo
     the largest stride (padding and ceil-mode rounding depend on r only through that remainder)."""
-    from .blocks import build
+    from ..design.blocks import build
 
     def test():
         template = _template(dataclasses.replace(design, width_mult=1.0, resolution=design.spec.resolution))
@@ -268,7 +268,7 @@ def _sides_follow_strides(design) -> bool:
 def _smallest_side(design) -> tuple[int, str]:
     """The smallest resolution the network builds at, and why one pixel less does not: sides only
     shrink with r, so bisection, with graphs really built."""
-    from .blocks import build
+    from ..design.blocks import build
 
     key = ("smallest", design.spec)
     if key not in _CHECKED:
@@ -288,8 +288,8 @@ def _smallest_side(design) -> tuple[int, str]:
 def _repeats_hold(design, dtype, device) -> bool:
     """Does the template give every depth exactly? Checked against graphs really built at depths 1
     and 3 (every deepening row then has one block, or three)."""
-    from .analysis import analyze
-    from .roofline import roofline
+    from ..plan.profile import analyze
+    from ..plan.roofline import roofline
 
     def test():
         base = dataclasses.replace(design, width_mult=1.0, resolution=_smallest_side(design)[0])  # the cheapest
@@ -316,7 +316,7 @@ FIGURES = ("macs", "flops", "params", "weight_bytes", "peak_bytes", "latency_s",
 def _evaluate(design, depths, widths, sides, batch, dtype, device, training, deep, progress=None):
     """({figure: float array [depth, width, side]}, built mask, skipped reasons) on the vectorised
     path: the template over depths when `deep`, else a graph per depth."""
-    from .blocks import build
+    from ..design.blocks import build
 
     shape = (len(depths), len(widths), len(sides))
     out = {k: np.zeros(shape) for k in FIGURES}
@@ -349,9 +349,9 @@ def _evaluate(design, depths, widths, sides, batch, dtype, device, training, dee
 
 def _one_by_one(design, depths, widths, sides, batch, dtype, device, training, progress=None):
     """The graph path for every design: where sides do not follow the strides (valid padding)."""
-    from .analysis import analyze
-    from .memory import training_memory
-    from .roofline import roofline
+    from ..plan.profile import analyze
+    from ..plan.memory import training_memory
+    from ..plan.roofline import roofline
 
     shape = (len(depths), len(widths), len(sides))
     out = {k: np.zeros(shape) for k in FIGURES}
@@ -451,7 +451,7 @@ def grid(text: str, what: str, integer: bool = False) -> np.ndarray:
 
 def check_grid(design, depths, widths, resolutions) -> None:
     """Refuse a grid with values no design can have (exit 2), before evaluating any of it."""
-    from .scaling import MAX_MULTIPLIER, MAX_RESOLUTION, check_design
+    from ..design.scaling import MAX_MULTIPLIER, MAX_RESOLUTION, check_design
 
     for what, values, lo, hi in (("--depth", depths, 0, MAX_MULTIPLIER), ("--width", widths, 0, MAX_MULTIPLIER),
                                  ("--resolution", resolutions, 1, MAX_RESOLUTION)):
@@ -471,7 +471,7 @@ def check_grid(design, depths, widths, resolutions) -> None:
 def searchable(model: str):
     """The base design a search scales: a spec name or file. A published name (efficientnet-b4) is
     refused: its hand-picked d, w, r are one grid point of its base spec, not a base of their own."""
-    from .scaling import base_design, resolve
+    from ..design.scaling import base_design, resolve
 
     found = resolve(model)
     if found.coefficients == "published" and found.name != found.spec.name:
@@ -487,8 +487,8 @@ POINT_KEYS = ("macs", "top1")
 def accuracy_model(path: str):
     """A user's accuracy estimate: [[point]] tables of macs and top1 (percent), interpolated in log
     MACs, held at the end values beyond them."""
-    from .spec import read_table_list
-    from .units import parse_count
+    from ..design.spec import read_table_list
+    from ..base.units import parse_count
 
     points = read_table_list(path, "point", "points are [[point]] tables")
     if len(points) < 2:
@@ -563,7 +563,7 @@ class Constraints:
 
 def exact(design, constraints: Constraints) -> dict:
     """Every constrained figure of one design, through the graph path."""
-    from .blocks import build
+    from ..design.blocks import build
     from .budget import figures
 
     graph = build(design, constraints.batch)
@@ -695,7 +695,7 @@ def skipped_note(stats: dict) -> str:
 def largest_phi(design, constraints: Constraints, coefficients=None, tolerance: float = 0.01):
     """The largest φ (to `tolerance`) whose compound-scaled design meets every constraint, by doubling
     then bisection (every figure grows with φ); None when even φ = 0 does not fit."""
-    from .scaling import compound
+    from ..design.scaling import compound
 
     cache: dict[float, dict | None] = {}
 
@@ -728,7 +728,7 @@ def largest_phi(design, constraints: Constraints, coefficients=None, tolerance: 
 def coefficient_grid(design, tolerance: float = 0.1, step: float = 0.05, progress=None) -> list[dict]:
     """The paper's step 1: α, β, γ >= 1 on a grid with |α·β²·γ² − 2| <= tolerance, each with the real
     MACs ratio of φ = 1 after rounding (the γ of one α, β share a graph, so they run vectorised)."""
-    from .scaling import Coefficients, compound
+    from ..design.scaling import Coefficients, compound
 
     values = np.round(np.arange(1.0, 2.0 + 1e-9, step), 6)
     base = evaluate(design, [design.resolution]).macs[0, 0, 0]

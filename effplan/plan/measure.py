@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from .errors import EffplanError
+from ..base.errors import EffplanError
 
 
 def _best_seconds(fn, repeats: int) -> float:
@@ -210,7 +210,7 @@ def measure(graph, design, result, runs: int = 20, provider: str = "CPUExecution
         import onnxruntime as ort
     except ImportError:
         raise EffplanError("measure needs onnxruntime: pip install 'effplan[run]'") from None
-    from .onnx_io import to_onnx
+    from ..graph.onnx_io import to_onnx
 
     if provider not in ort.get_available_providers():
         raise EffplanError(f"onnxruntime here has no {provider}; it has: {', '.join(ort.get_available_providers())}")

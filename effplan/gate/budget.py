@@ -11,10 +11,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .costs import DTYPE_BYTES
-from .errors import EffplanError, did_you_mean
-from .memory import OPTIMIZER_SLOTS, PRECISIONS
-from .units import human_bytes, parse_bytes, parse_count, parse_seconds
+from ..graph.ops import DTYPE_BYTES
+from ..base.errors import EffplanError, did_you_mean
+from ..plan.memory import OPTIMIZER_SLOTS, PRECISIONS
+from ..base.units import human_bytes, parse_bytes, parse_count, parse_seconds
 
 
 MAX_BATCH = 1 << 20  # the largest batch any command takes: figures stay far from integer limits
@@ -96,7 +96,7 @@ def _number(table, key, where, kind, lo, hi):
 def load_budgets(path: str) -> list[Budget]:
     """Every [[budget]] of a file, validated; errors name the file, the entry and the key
     (budgets.toml: budget[2].max_macs: ...)."""
-    from .spec import read_table_list
+    from ..design.spec import read_table_list
 
     entries = read_table_list(path, "budget", "budgets are [[budget]] tables")
     if not entries:
@@ -150,8 +150,8 @@ def load_budgets(path: str) -> list[Budget]:
 def figures(graph, batch: int, dtype: str, device=None, precision="mixed", optimizer="adamw",
             train_graph=None, wanted=()) -> dict:
     """Every figure a budget can bound, of one graph (the training ones only when wanted)."""
-    from .analysis import profile
-    from .memory import training_memory
+    from ..plan.profile import profile
+    from ..plan.memory import training_memory
 
     p = profile(graph, None, batch, dtype)
     t = p.totals
@@ -160,7 +160,7 @@ def figures(graph, batch: int, dtype: str, device=None, precision="mixed", optim
     if "training_bytes" in wanted:
         out["training_bytes"] = training_memory(train_graph or graph, precision, optimizer).total_bytes
     if device is not None and {"latency_s", "images_per_s"} & set(wanted):
-        from .roofline import roofline
+        from ..plan.roofline import roofline
         result = roofline(graph, device, dtype, batch)
         out.update(latency_s=result.latency_s, images_per_s=result.images_per_s)
     return out
@@ -169,12 +169,12 @@ def figures(graph, batch: int, dtype: str, device=None, precision="mixed", optim
 def budget_graphs(budget: Budget):
     """(graph at the budget's batch, graph at its training batch or None, a description: model,
     phi, resolution)."""
-    from .blocks import build
-    from .scaling import compound, resolve, with_overrides
+    from ..design.blocks import build
+    from ..design.scaling import compound, resolve, with_overrides
 
     model = budget.model
     if model.endswith(".onnx"):
-        from .onnx_io import analyze_file, resolution
+        from ..graph.onnx_io import analyze_file, resolution
         path = model if Path(model).is_absolute() else str(budget.folder / model)
         graph, _, _ = analyze_file(path, budget.batch)
         train = analyze_file(path, budget.train_batch)[0] if budget.train_batch else None
@@ -202,7 +202,7 @@ def _named(budget: Budget, step):
 def check(budgets: list[Budget]) -> list[dict]:
     """One row per limit: value, limit, margin (share of the limit left; negative when over), pass;
     `unknown_ops` lists the ops no cost function knows (counted as zero)."""
-    from .hardware import load_device
+    from ..plan.hardware import load_device
 
     rows = []
     for i, budget in enumerate(budgets):
@@ -269,8 +269,8 @@ def baseline_budget(budgets: list[Budget], rows: list[dict], baseline: dict, pat
 
 def baseline_growth(budgets: list[Budget], rows: list[dict], path: str, tolerance: float) -> list[dict]:
     """Totals and layers grown more than `tolerance` against the baseline report (see compare_baseline)."""
-    from .analysis import profile
-    from .report import layers_report
+    from ..plan.profile import profile
+    from ..plan.profile import layers_report
 
     baseline = read_report(path)
     budget = baseline_budget(budgets, rows, baseline, path)

@@ -12,14 +12,15 @@ import math
 import tomllib
 import types
 import typing
+from typing import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EffplanError, did_you_mean
+from ..base.errors import EffplanError, did_you_mean
 
-SPECS_DIR = Path(__file__).resolve().parent / "specs"
+SPECS_DIR = Path(__file__).resolve().parents[1] / "specs"  # effplan/specs once installed
 if not (SPECS_DIR / "models").is_dir():  # running from a source tree without installing
-    SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
+    SPECS_DIR = Path(__file__).resolve().parents[2] / "specs"
 
 # Bounds a real network stays far inside; a spec beyond them is a typo or hostile.
 MAX_CHANNELS = 1 << 20
@@ -31,6 +32,27 @@ ACTIVATIONS = ("swish", "relu", "relu6", "hswish", "none")
 
 class SpecError(EffplanError):
     pass
+
+
+@dataclass(frozen=True)
+class BlockKind:
+    """A block kind a stage row may name: its arguments (checked on load), its builder (blocks.py)."""
+
+    args: type
+    build: Callable
+    deepens: bool  # depth scaling repeats it; a pooling row between stages stays single
+
+
+BLOCKS: dict[str, BlockKind] = {}
+
+
+def block(name: str, args: type, deepens: bool = True):
+    def register(fn):
+        if name in BLOCKS:
+            raise ValueError(f"block kind {name} registered twice")
+        BLOCKS[name] = BlockKind(args, fn, deepens)
+        return fn
+    return register
 
 
 def bounded(lo=None, hi=None, default=dataclasses.MISSING):
@@ -174,8 +196,6 @@ def from_table(cls, table: dict, where: str, extra_keys=()):
 
 def stage_from_table(table, where: str) -> Stage:
     """A stage row: the common keys, then the rest checked against the block kind's arguments."""
-    from .blocks import BLOCKS
-
     if not isinstance(table, dict):
         raise SpecError(f"{where}: expected a table, got {table!r}")
     kind = table.get("block")

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .errors import EffplanError, did_you_mean
+from ..base.errors import EffplanError, did_you_mean
 from .spec import SPECS_DIR, ModelSpec, Rounding, builtin_spec_paths, from_table, load_spec, looks_like_path, read_toml
 
 MAX_PHI = 16.0  # well past L2 (~phi 9); beyond it the input side passes 2,000 px

@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, fields
 
-from .costs import COSTS, LayerCost, UnknownOpError, dtype_size, node_cost
+from ..graph.ops import COSTS, LayerCost, UnknownOpError, dtype_size, node_cost
 from .memory import Peak, inference_peak
-from .scaling import Design
+from ..design.scaling import Design
 
 SUMMED = ("params", "buffers", "macs", "flops", "weight_bytes")
 GROUPINGS = ("layer", "block", "stage", "op")
@@ -86,10 +86,10 @@ def profile(graph, design: Design | None = None, batch: int = 1, dtype: str = "f
 
 def analyze(design: Design, batch: int = 1, dtype: str = "fp32", strict: bool = False) -> Profile:
     """Build a design's graph and profile it."""
-    from .blocks import build
+    from ..design.blocks import build
 
     if batch < 1:
-        from .errors import EffplanError
+        from ..base.errors import EffplanError
         raise EffplanError(f"batch must be at least 1, got {batch}")
     dtype_size(dtype)
     return profile(build(design, batch), design, batch, dtype, strict)
@@ -97,3 +97,32 @@ def analyze(design: Design, batch: int = 1, dtype: str = "fp32", strict: bool = 
 
 def row_dict(row: LayerCost) -> dict:
     return {f.name: getattr(row, f.name) for f in fields(row)}
+
+
+CONVENTIONS = {
+    "macs": "multiply-accumulates of Conv (incl. depthwise/grouped) and Gemm/MatMul; the EfficientNet paper's 'FLOPS'",
+    "flops": "2*MACs + bias adds + a fixed count per output element of every other op (BN 2, Sigmoid 3, Mul/Add/ReLU 1, pooling 1 per input)",
+    "params": "trainable: conv/linear weights and biases, BatchNormalization scale and shift; BN running statistics are buffers, counted apart",
+    "bytes": "elements x dtype size; weight bytes include BN buffers; activations scale with batch; MB = 10^6 bytes",
+    "peak_activation": "largest total of live activation tensors (input included) running ops in topological order, no in-place reuse",
+}
+
+
+def describe(design) -> dict:
+    """What a report says about the design it costs."""
+    return {"model": design.name, "phi": design.phi, "depth_mult": design.depth_mult,
+            "width_mult": design.width_mult, "resolution": design.resolution}
+
+
+def layers_report(profile: Profile, by: str, info: dict | None = None) -> dict:
+    """The `effplan layers --format json` contract (also `effplan analyze`)."""
+    t = profile.totals
+    return {
+        **(info or describe(profile.design)), "batch": profile.batch, "dtype": profile.dtype, "by": by,
+        "conventions": CONVENTIONS,
+        "totals": {"params": t.params, "buffers": t.buffers, "macs": t.macs, "flops": t.flops,
+                   "weight_bytes": t.weight_bytes, "peak_activation_bytes": t.peak_activation_bytes,
+                   "layers": t.layers, "peak_layer": profile.peak.node},
+        "unknown_ops": profile.unknown_ops,
+        "layers": [row_dict(r) for r in profile.group(by)],
+    }

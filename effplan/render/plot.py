@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import EffplanError
+from ..base.errors import EffplanError
 
 FORMATS = (".svg", ".png")
 
@@ -29,7 +29,7 @@ def plot_roofline(result, report: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .report import write_atomic
+    from ..base.files import write_atomic
 
     device, dtype = result.device, result.dtype
     fig, (roof, bars) = plt.subplots(1, 2, figsize=(13, 5.5), gridspec_kw={"width_ratios": [3, 2]})
@@ -81,7 +81,7 @@ def plot_pareto(designs: list[dict], front: list[dict], path: str, model: str) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .report import write_atomic
+    from ..base.files import write_atomic
 
     fig, ax = plt.subplots(figsize=(7, 5))
     ax.scatter([d["inference_bytes"] / 2**20 for d in designs], [d["macs"] / 1e9 for d in designs],

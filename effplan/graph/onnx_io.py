@@ -22,11 +22,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from . import __version__
-from .costs import COSTS
-from .errors import EffplanError
-from .graph import Weight
-from .units import MAX_DIM
+from ..base.version import __version__
+from .ops import COSTS
+from ..base.errors import EffplanError
+from .builder import Weight
+from ..base.units import MAX_DIM
 
 DEFAULT_OPSET = 17
 PROTO_LIMIT = 2**31 - 2**24  # protobuf's 2 GB limit, less headroom for the graph itself

@@ -1,0 +1,1 @@
+"""The floor every layer stands on: errors, units, atomic writes, the version."""

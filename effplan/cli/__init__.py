@@ -1,0 +1,51 @@
+"""The command line: parse, call the library, render. Exit 0 ok, 1 budget violated or nothing fits,
+2 bad input, 70 internal error. One module per command group."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..base.errors import EffplanError
+from ..base.units import MAX_DIM  # noqa: F401  (the bound every command states)
+from ..base.version import __version__
+from . import design, gate, hardware, memory, onnx
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="effplan")
+def cli():
+    """Static FLOPs, parameter and memory planner for compound-scaled CNNs."""
+
+
+for _group in (design, onnx, memory, hardware, gate):
+    for _command in vars(_group).values():
+        if isinstance(_command, click.Command):
+            cli.add_command(_command)
+
+
+def main(argv=None) -> None:
+    """Entry point: every user error is one line on stderr and exit code 2, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="effplan", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"effplan: error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except EffplanError as exc:
+        click.echo(f"effplan: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("effplan: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:  # `effplan layers ... | head`
+        sys.stderr.close()
+        sys.exit(0)
+    except Exception as exc:  # a bug, not bad input: still one line, unless asked for the traceback
+        import os
+        if os.environ.get("EFFPLAN_DEBUG"):
+            raise
+        click.echo(f"effplan: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                   f" (EFFPLAN_DEBUG=1 shows the traceback; please report it)", err=True)
+        sys.exit(70)

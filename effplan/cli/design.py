@@ -1,0 +1,120 @@
+"""What a design costs: table, layers, compare, models."""
+from __future__ import annotations
+
+
+import click
+
+from ..base.errors import EffplanError
+from .options import FORMAT, BATCH, DTYPES, DTYPE, OPTIMIZER, PRECISION, OUTPUT, design_options, DESIGN_KEYS, designs_from, design_rows, emit, one_design
+
+
+@click.command()
+@click.argument("models", nargs=-1)
+@design_options
+@click.option("--device", default=None, help="Add roofline latency and throughput on this device (at --dtype).")
+@click.option("--sort", "sort_key", type=click.Choice(["latency_s", "macs", "params", "training_bytes"]),
+              default=None, help="Order rows by this figure, smallest first.")
+@BATCH
+@click.option("--dtype", type=DTYPES, default=None,
+              help="Element type of weights and activations (default fp32; with --device, the device's half "
+                   "precision as in effplan roofline).")
+@OPTIMIZER
+@PRECISION
+@FORMAT
+@OUTPUT
+def table(models, query, device, sort_key, batch, dtype, optimizer, precision, fmt, output):
+    """One row per design: MODELS (default efficientnet-b0) at each --phi, or as published.
+
+    \b
+    effplan table --phi 0..7
+    effplan table efficientnet-b0 efficientnet-b4 --format json
+    """
+    from ..render.report import DEVICE_COLUMNS, TABLE_COLUMNS, header, render_rows, to_json
+
+    if dtype is None:
+        from ..plan.hardware import load_device
+        dtype = load_device(device).preferred_dtype if device else "fp32"
+    pairs = designs_from(models, **query)
+    rows = design_rows(pairs, batch, dtype, precision, optimizer, device)
+    if sort_key == "latency_s" and not device:
+        raise EffplanError("--sort latency_s needs --device")
+    if sort_key:
+        rows.sort(key=lambda r: r[sort_key])
+    columns = TABLE_COLUMNS + (DEVICE_COLUMNS if device else [])
+    if fmt == "json":
+        emit(to_json(rows), output)
+    else:
+        preamble = header(batch, dtype, precision, optimizer, device)
+        emit(render_rows(rows, columns, fmt, "" if fmt == "csv" else preamble), output)
+
+
+@click.command()
+@click.argument("model")
+@design_options
+@click.option("--by", type=click.Choice(["layer", "block", "stage", "op"]), default="layer", show_default=True,
+              help="One row per layer (op), block, stage, or op type.")
+@click.option("--strict", is_flag=True, help="Fail when an op has no cost function.")
+@BATCH
+@DTYPE
+@FORMAT
+@OUTPUT
+def layers(model, query, by, strict, batch, dtype, fmt, output):
+    """Per-layer (or per-block, per-stage) params, MACs, FLOPs and bytes of one design."""
+    from ..plan.profile import analyze
+    from ..render.report import render_layers
+
+    emit(render_layers(analyze(one_design(model, query), batch, dtype, strict), by, fmt), output)
+
+
+@click.command()
+@click.argument("models", nargs=-1, required=True)
+@BATCH
+@DTYPE
+@FORMAT
+def compare(models, batch, dtype, fmt):
+    """Designs side by side, one column each: effplan compare efficientnet-b4 efficientnetv2-s resnet-50."""
+    from ..render.report import TABLE_COLUMNS, header, render_rows, to_json
+
+    pairs = designs_from(models, **{**dict.fromkeys(DESIGN_KEYS), "depth_rounding": "ceil", "scale_items": ()})
+    rows = design_rows(pairs, batch, dtype)
+    if fmt == "json":
+        return click.echo(to_json(rows), nl=False)
+    metrics = [(h, key, f) for h, key, f in TABLE_COLUMNS if key not in ("model", "macs_ratio", "two_pow_phi")]
+    exact = fmt == "csv"
+    body = [{"metric": key if exact else h, **{r["model"]: r[key] if exact else f(r[key]) for r in rows}}
+            for h, key, f in metrics]
+    columns = [("metric", "metric", str)] + [(r["model"], r["model"], str) for r in rows]
+    click.echo(render_rows(body, columns, fmt, "" if fmt == "csv" else header(batch, dtype)), nl=False)
+
+
+@click.command()
+@FORMAT
+def models(fmt):
+    """The built-in models, with a line each."""
+    from ..render.report import render_rows, to_json
+    from ..design.scaling import _builtin_spec, scaling_table
+    from ..design.spec import builtin_spec_paths
+
+    rows = []
+    for name in builtin_spec_paths():
+        spec = _builtin_spec(name)
+        rows.append({"name": name, "family": spec.family, "kind": "spec", "description": spec.description,
+                     "resolution": spec.resolution})
+    for name, p in scaling_table()[1].items():
+        if name in builtin_spec_paths():
+            continue
+        spec = _builtin_spec(p.spec)
+        rows.append({"name": name, "family": spec.family, "kind": "published",
+                     "description": f"{p.spec} scaled: width {p.width:g}, depth {p.depth:g}, {p.resolution} px"
+                                    f" (published coefficients)", "resolution": p.resolution})
+    rows.sort(key=lambda r: (r["family"], r["name"]))
+    if fmt == "json":
+        return click.echo(to_json(rows), nl=False)
+    if fmt == "csv":
+        columns = [(h, h, str) for h in ("name", "family", "kind", "resolution", "description")]
+        return click.echo(render_rows(rows, columns, fmt), nl=False)
+    columns = [(h.capitalize(), h, str) for h in ("name", "kind", "resolution", "description")]
+    families = dict.fromkeys(r["family"] for r in rows)
+    sections = [render_rows([r for r in rows if r["family"] == family], columns, fmt,
+                            f"{'### ' if fmt == 'markdown' else ''}{family}") for family in families]
+    click.echo("\n".join(sections), nl=False)

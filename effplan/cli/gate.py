@@ -1,0 +1,132 @@
+"""Gates: budgets (check) and the design search (search)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..base.errors import EffplanError
+from .options import FORMAT, BATCH, DTYPE, OPTIMIZER, PRECISION, OUTPUT, emit, _progress
+
+
+@click.command()
+@click.argument("budget_file", metavar="BUDGETS.toml")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit", "github"]), default="text",
+              show_default=True, help="text, JSON, JUnit XML (CI dashboards) or GitHub workflow annotations.")
+@click.option("--baseline", default=None, metavar="REPORT.json",
+              help="A saved `effplan layers --format json`: fail when a figure grew beyond --tolerance.")
+@click.option("--tolerance", default="0%", show_default=True,
+              help="Allowed growth against the baseline: a percentage (5%) or a share in [0, 1] (0.05).")
+@click.option("--strict", is_flag=True, help="Fail (exit 1) when a design has ops with no cost function.")
+@OUTPUT
+def check(budget_file, fmt, baseline, tolerance, strict, output):
+    """Check designs against their budgets: exit 0 all pass, 1 any fails, 2 bad file.
+
+    \b
+    [[budget]]
+    model = "efficientnet-b0"
+    max_macs = "0.5G"
+    max_params = "6M"
+    """
+    from ..gate.budget import baseline_growth, load_budgets, unknown_ops
+    from ..gate.budget import check as check_budgets
+    from ..render.report import render_check
+    from ..base.units import parse_share
+
+    share = parse_share(tolerance, "--tolerance")
+    budgets = load_budgets(budget_file)
+    rows = check_budgets(budgets)
+    growth = baseline_growth(budgets, rows, baseline, share) if baseline else []
+    emit(render_check(rows, growth, fmt, budget_file, baseline, strict), output)
+    if any(not r["passed"] for r in rows) or growth or strict and unknown_ops(rows):
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("model")
+@click.option("--max-macs", help="e.g. 1G")
+@click.option("--max-flops", help="e.g. 2G")
+@click.option("--max-params", help="e.g. 10M")
+@click.option("--max-weight-bytes", help="e.g. 40MB")
+@click.option("--max-inference-memory", help="weights + peak activations at --batch, e.g. 1GiB")
+@click.option("--max-training-memory", help="one training step at --batch, e.g. 16GiB")
+@click.option("--max-latency", help="roofline latency on --device, e.g. 5ms")
+@click.option("--min-throughput", help="images/s on --device, e.g. 1000")
+@click.option("--device", default=None, help="Device for latency and throughput.")
+@click.option("--depth", "depth_text", default="1..3:0.1", show_default=True, help="Depth multipliers to search.")
+@click.option("--width", "width_text", default="1..2:0.05", show_default=True, help="Width multipliers to search.")
+@click.option("--resolution", "resolution_text", default=None,
+              help="Resolutions to search (default: base..3*base:8).")
+@click.option("--objective", type=click.Choice(["macs", "mnas"]), default="macs", show_default=True,
+              help="macs: largest MACs under budget; mnas: ACC x (MACs/T)^w with --accuracy.")
+@click.option("--accuracy", "accuracy_file", default=None, help="TOML of [[point]] macs/top1 for --objective mnas.")
+@click.option("--mnas-w", type=float, default=-0.07, show_default=True, help="The exponent w of MnasNet's reward.")
+@click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True, help="Designs to return.")
+@click.option("--coefficients", "coefficient_mode", is_flag=True,
+              help="Instead: alpha, beta, gamma on a grid with alpha*beta^2*gamma^2 near 2 (the paper's step 1).")
+@click.option("--tolerance", type=float, default=0.1, show_default=True,
+              help="With --coefficients: how far alpha*beta^2*gamma^2 may be from 2.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Pareto plot (.svg or .png).")
+@BATCH
+@DTYPE
+@OPTIMIZER
+@PRECISION
+@FORMAT
+def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inference_memory, max_training_memory,
+           max_latency, min_throughput, device, depth_text, width_text, resolution_text, objective, accuracy_file,
+           mnas_w, top, coefficient_mode, tolerance, plot, batch, dtype, optimizer, precision, fmt):
+    """The largest design that fits: the largest phi, and the best (depth, width, resolution) on a grid.
+
+    \b
+    effplan search efficientnet-b0 --max-macs 2G --max-inference-memory 300MiB
+    effplan search mobilenet-v2 --device t4 --max-latency 1ms --format json
+    effplan search efficientnet-b0 --coefficients
+    """
+    import numpy as np
+
+    from ..gate import search as engine
+    from ..gate.budget import parse_limits
+    from ..render.report import render_coefficients, render_search
+
+    design = engine.searchable(model)
+    progress = _progress("designs")
+    if coefficient_mode:
+        if not 0 < tolerance <= 1:
+            raise EffplanError(f"--tolerance {tolerance}: expected a number in (0, 1]")
+        rows = engine.coefficient_grid(design, tolerance, progress=progress)
+        return click.echo(render_coefficients(rows, design, tolerance, fmt), nl=False)
+    given = {"max_macs": max_macs, "max_flops": max_flops, "max_params": max_params,
+             "max_weight_bytes": max_weight_bytes, "max_inference_memory": max_inference_memory,
+             "max_training_memory": max_training_memory, "max_latency": max_latency, "min_throughput": min_throughput}
+    limits = parse_limits({k: v for k, v in given.items() if v is not None}, lambda key: "--" + key.replace("_", "-"))
+    if not limits:
+        raise EffplanError("give at least one constraint: --max-macs, --max-params, --max-inference-memory, ...")
+    found = None
+    if device:
+        from ..plan.hardware import load_device
+        found = load_device(device)
+    elif max_latency or min_throughput:
+        raise EffplanError("--max-latency and --min-throughput need --device")
+    if plot:
+        from ..render.plot import check_plot_path
+        check_plot_path(plot)
+    constraints = engine.Constraints(limits, batch, dtype, found, precision, optimizer)
+    score = engine.objective(objective, limits, accuracy_file, mnas_w)
+    depths, widths = engine.grid(depth_text, "--depth"), engine.grid(width_text, "--width")
+    sides = (engine.grid(resolution_text, "--resolution", integer=True) if resolution_text
+             else np.arange(design.resolution, 3 * design.resolution + 1, 8))
+    engine.check_grid(design, depths, widths, sides)
+    ranked, stats = engine.grid_search(design, depths, widths, sides, constraints, score, top, progress)
+    phi = engine.largest_phi(design, constraints)
+    if phi:
+        phi["score"] = float(score(np.array([phi["macs"]]))[0])
+    designs = sorted(ranked + ([phi] if phi else []), key=lambda d: -d["score"])
+    if not designs:
+        raise engine.NoFit(engine.no_fit_message(constraints, stats))
+    front = engine.pareto(stats["front"] + ([phi] if phi else []))  # the grid's front already beats the rest
+    for d in designs:
+        d["pareto"] = engine.on_front(d, front)
+    if plot:
+        from ..render.plot import plot_pareto
+        plot_pareto(designs, front, plot, model)
+    click.echo(render_search(designs, front, stats, constraints, model, objective, fmt), nl=False)

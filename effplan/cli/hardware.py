@@ -1,0 +1,120 @@
+"""Hardware: roofline latency, the device catalog, calibrate this machine, measure against onnxruntime."""
+from __future__ import annotations
+
+
+import click
+
+from ..base.errors import EffplanError
+from .options import FORMAT, BATCH, DTYPES, OUTPUT, design_options, emit, describe_design, one_design
+
+
+@click.command()
+@click.argument("model")
+@design_options
+@click.option("--device", required=True, help="A catalog device (effplan devices) or a device file.")
+@click.option("--dtype", type=DTYPES, default=None,
+              help="Precision of weights, activations and arithmetic (default: the device's half precision, "
+                   "fp16 or bf16, else fp32).")
+@click.option("--by", type=click.Choice(["layer", "block", "stage"]), default="layer", show_default=True,
+              help="Rows per kernel, block or stage.")
+@click.option("--no-fuse", is_flag=True, help="One kernel per op (no conv + BN + activation fusion).")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, metavar="FILE.svg|.png",
+              help="Write the roofline chart and the per-stage time bars (needs matplotlib).")
+@BATCH
+@FORMAT
+@OUTPUT
+def roofline(model, query, device, dtype, by, no_fuse, plot, batch, fmt, output):
+    """Per-kernel roofline latency of one design on a device."""
+    from ..design.blocks import build
+    from ..plan.hardware import load_device
+    from ..render.report import render_roofline, roofline_report
+    from ..plan.roofline import roofline as estimate
+
+    if plot is not None:
+        from ..render.plot import check_plot_path
+        check_plot_path(plot)
+    design = one_design(model, query)
+    found = load_device(device)
+    result = estimate(build(design, batch), found, dtype or found.preferred_dtype, batch, fuse=not no_fuse)
+    report, rows = roofline_report(result, design, by)
+    if plot is not None:
+        from ..render.plot import plot_roofline
+        plot_roofline(result, report, plot)
+    emit(render_roofline(report, rows, fmt), output)
+
+
+@click.command()
+@click.option("--name", default="local-cpu", show_default=True, help="The device's name in the file.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="The device file to write (default: NAME.toml here).")
+def calibrate(name, output):
+    """Measure this machine (GEMM, depthwise conv, copy bandwidth, per-op overhead) into a device file."""
+    from ..plan.hardware import device_from_table
+    from ..plan.measure import calibrate as run
+    from ..base.files import write_atomic
+
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise EffplanError(f"--name '{name}': use letters, digits, '-', '_' or '.'")
+    text, figures = run(name)
+    import tomllib
+    device_from_table(tomllib.loads(text), "calibration")  # the file must load as any catalog file does
+    path = output or f"{name}.toml"
+    write_atomic(path, text)
+    click.echo(f"wrote {path}: matrix {figures['matrix_fp32'] / 1e9:.1f} GFLOP/s (numpy GEMM), vector "
+               f"{figures['vector_fp32'] / 1e9:.1f} GFLOP/s (depthwise conv), {figures['bandwidth'] / 1e9:.1f} GB/s "
+               f"copy, {figures['launch'] * 1e6:.2f} µs per op; use it with --device {path}")
+
+
+@click.command()
+@click.argument("model")
+@design_options
+@click.option("--device", default=None, help="Device file or name to estimate with (default: calibrate now).")
+@click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="onnxruntime execution provider (cuda needs onnxruntime-gpu and a GPU).")
+@click.option("--runs", type=click.IntRange(1, 1000), default=20, show_default=True, help="Timed runs.")
+@BATCH
+@FORMAT
+def measure(model, query, device, provider, runs, batch, fmt):
+    """Run a design in onnxruntime with profiling: measured time per kernel beside the roofline estimate."""
+    import tomllib
+
+    from ..design.blocks import build
+    from ..plan.hardware import device_from_table, load_device
+    from ..plan.measure import calibrate as run_calibration
+    from ..plan.measure import measure as run_measure
+    from ..render.report import render_measure
+    from ..plan.roofline import roofline as estimate
+
+    design = one_design(model, query)
+    if device:
+        found = load_device(device)
+    else:
+        click.echo("calibrating this machine (effplan calibrate writes it to a file for reuse)...", err=True)
+        found = device_from_table(tomllib.loads(run_calibration()[0]), "calibration")
+    graph = build(design, batch)
+    result = estimate(graph, found, "fp32", batch)
+    provider_name = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}[provider]
+    report = run_measure(graph, design, result, runs, provider_name)
+    click.echo(render_measure({**describe_design(design), "device": found.name, "batch": batch, **report}, fmt),
+               nl=False)
+
+
+@click.command()
+@FORMAT
+def devices(fmt):
+    """The device catalog: peaks per precision, bandwidth, memory, and their sources."""
+    from ..plan.hardware import builtin_device_paths, load_device
+    from ..render.report import render_rows, to_json
+
+    found = [load_device(name) for name in builtin_device_paths()]
+    if fmt == "json":
+        return click.echo(to_json([d.as_dict() for d in found]), nl=False)
+
+    def peaks(table):
+        return " ".join(f"{p}:{v / 1e12:g}" for p, v in table.items())
+    rows = [{"name": d.name, "class": d.kind, "memory": f"{d.memory_bytes / 2**30:g} GiB",
+             "bandwidth": f"{d.bandwidth / 1e9:g} GB/s", "matrix": peaks(d.matrix), "vector": peaks(d.vector),
+             "description": d.description} for d in found]
+    columns = [(k, k, str) for k in ("name", "class", "memory", "bandwidth", "matrix", "vector", "description")]
+    click.echo(render_rows(rows, columns, fmt, "# peaks in TFLOP/s (int8: TOPS), dense; sources in "
+                                              "`effplan devices --format json` and specs/hardware/"), nl=False)

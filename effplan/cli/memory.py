@@ -1,0 +1,98 @@
+"""Memory: the inference peak and a training step (memory), the largest batch that fits (fit)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..base.errors import EffplanError
+from .options import FORMAT, BATCH, DTYPE, OUTPUT, design_options, designs_from, emit, one_design, train_options, inference_graph
+
+
+@click.command()
+@click.argument("model")
+@design_options
+@train_options
+@click.option("--by", type=click.Choice(["layer", "block", "stage"]), default="stage", show_default=True,
+              help="Rows per layer (op), block or stage.")
+@BATCH
+@DTYPE
+@FORMAT
+@OUTPUT
+def memory(model, query, train, optimizer, precision, checkpoint, inplace, fold_bn, fuse_se, order, by, batch, dtype,
+           fmt, output):
+    """Inference peak by liveness (and with --train, a training step's memory) of one design."""
+    from ..design.blocks import build
+    from ..plan.memory import training_memory
+    from ..render.report import memory_report, render_memory
+
+    design = one_design(model, query)
+    training = training_memory(build(design, batch), precision, optimizer, checkpoint) if train else None
+    report, rows = memory_report(inference_graph(design, batch, fold_bn), design, batch, dtype, inplace=inplace,
+                                 fold_bn=fold_bn, fuse_se=fuse_se, order=order, training=training, by=by)
+    emit(render_memory(report, rows, fmt), output)
+
+
+@click.command()
+@click.argument("models", nargs=-1, required=True)
+@design_options
+@train_options
+@click.option("--device", default=None, help="A catalog device (its memory), e.g. a100-80gb.")
+@click.option("--memory", "memory_text", default=None, metavar="SIZE", help="Memory to fit in, e.g. 16GiB.")
+@click.option("--reserve", default="10%", show_default=True, metavar="SHARE|SIZE",
+              help="Kept back for the runtime's context, workspace and fragmentation: 10% or 1.5GiB.")
+@DTYPE
+@FORMAT
+def fit(models, query, train, optimizer, precision, checkpoint, inplace, fold_bn, fuse_se, order, device, memory_text,
+        reserve, dtype, fmt):
+    """The largest batch that fits a device or an amount of memory (inference, or --train).
+
+    \b
+    effplan fit efficientnet-b7 --device a100-80gb --train --precision mixed --optimizer adamw
+    effplan fit efficientnetv2-s --memory 16GiB --train --resolution 128,192,256,300,384
+    """
+    from ..design.blocks import build
+    from ..graph.ops import dtype_size
+    from ..plan.memory import best_order_peak, inference_peak, largest_batch, training_memory
+    from ..render.report import fit_report
+    from ..base.units import human_bytes, parse_bytes, parse_reserve
+
+    if (device is None) == (memory_text is None):
+        raise EffplanError("give one of --device NAME or --memory SIZE")
+    if device:
+        from ..plan.hardware import load_device
+        found = load_device(device)
+        capacity, where = found.memory_bytes, found.name
+    else:
+        capacity, where = parse_bytes(memory_text, "--memory"), memory_text
+        if capacity <= 0:
+            raise EffplanError(f"--memory '{memory_text}' must be more than 0 bytes")
+    budget = capacity - parse_reserve(reserve, capacity)
+    if budget <= 0:
+        raise EffplanError(f"--reserve {reserve} is the whole capacity ({human_bytes(capacity)}) or more: "
+                           f"nothing is left for the model")
+    results = []
+    for design, _ in designs_from(models, **query):
+        if train:
+            graph = build(design, 1)
+
+            def memory_at(b, graph=graph):
+                return training_memory(graph, precision, optimizer, checkpoint, scale=b).total_bytes
+        else:
+            graph, size = inference_graph(design, 1, fold_bn), dtype_size(dtype)
+            weights = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"]) * size
+            schedule = best_order_peak(graph, size, inplace=inplace, fuse_se=fuse_se)[1].order if order == "aware" \
+                else None
+
+            def memory_at(b, graph=graph, size=size, weights=weights, schedule=schedule):
+                return weights + inference_peak(graph, size, order=schedule, inplace=inplace, fuse_se=fuse_se,
+                                                scale=b).bytes
+        results.append((design, largest_batch(memory_at, budget)))
+    mode = (f"training: {precision} precision, {optimizer}, checkpoint {checkpoint}" if train
+            else f"inference: {dtype}, peak activations + weights"
+                 + "".join(f", {flag}" for flag, on in (("in-place", inplace), ("BN folded", fold_bn),
+                                                          ("SE fused", fuse_se), ("memory-aware order", order == "aware"))
+                           if on))
+    click.echo(fit_report(results, where, capacity, budget, reserve, mode, fmt), nl=False)
+    if any(fit.batch == 0 for _, fit in results):
+        sys.exit(1)

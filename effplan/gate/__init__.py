@@ -1,0 +1,1 @@
+"""Gates: budgets (effplan check) and the design search."""

@@ -1,0 +1,1 @@
+"""What a graph costs where it runs: profiles, memory (liveness, training), devices, roofline, measurement."""

@@ -1,0 +1,1 @@
+"""Reports: text, CSV, JSON and Markdown tables, plots."""
