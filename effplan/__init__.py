@@ -13,5 +13,92 @@ from .base.errors import EffplanError  # noqa: E402
 from .design.scaling import Coefficients, Design, compound, resolve, with_overrides  # noqa: E402
 from .design.spec import ModelSpec, load_spec  # noqa: E402
 
-__all__ = ["Coefficients", "Design", "EffplanError", "ModelSpec", "Profile", "analyze", "build",
-           "compound", "load_spec", "profile", "resolve", "with_overrides"]
+from .plan.memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, fit, inference_peak, largest_batch,  # noqa: E402
+                          memory_by_batch, training_memory)
+
+# Heavier names load on first use, so `import effplan` (and `effplan table`) never imports onnx,
+# networkx or matplotlib: name -> (module, attribute).
+_LAZY = {
+    "load_device": ("plan.hardware", "load_device"),
+    "Device": ("plan.hardware", "Device"),
+    "to_onnx": ("graph.onnx_io", "to_onnx"),
+    "analyze_onnx": ("graph.onnx_io", "analyze_file"),
+    "load_budgets": ("gate.budget", "load_budgets"),
+    "Constraints": ("gate.search", "Constraints"),
+    "largest_phi": ("gate.search", "largest_phi"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'effplan' has no attribute {name!r}")
+    import importlib
+
+    module, attribute = _LAZY[name]
+    return getattr(importlib.import_module(f".{module}", __name__), attribute)
+
+
+def _design(model):
+    return resolve(model) if isinstance(model, str) else model
+
+
+def memory(model, batch: int = 1, dtype: str = "fp32", *, train: bool = False, precision: str = DEFAULT_PRECISION,
+           optimizer: str = DEFAULT_OPTIMIZER, checkpoint: str = "none"):
+    """Inference memory (a Peak: `.bytes` of live activations, `.node` where) of a design or model
+    name at a batch; with `train=True` a training step (a Training: `.total_bytes` and its parts),
+    with the CLI's defaults (mixed precision, AdamW). Weights: `analyze(...).totals.weight_bytes`."""
+    from .graph.ops import dtype_size
+
+    graph = build(_design(model), batch)
+    if train:
+        return training_memory(graph, precision, optimizer, checkpoint)
+    return inference_peak(graph, dtype_size(dtype))
+
+
+def roofline(model, device, dtype: str | None = None, batch: int = 1, fuse: bool = True):
+    """Per-kernel roofline latency of a design (or model name) on a device (a catalog name, a device
+    file or a Device); `dtype` defaults to the device's half precision, as `effplan roofline`."""
+    from .plan.hardware import Device, load_device
+    from .plan.roofline import roofline as estimate
+
+    found = device if isinstance(device, Device) else load_device(device)
+    return estimate(build(_design(model), batch), found, dtype or found.preferred_dtype, batch, fuse)
+
+
+def export(model, path: str, batch: int = 1, *, opset: int = 17, dynamic_batch: bool = False,
+           fold_bn: bool = False, weights: str = "random") -> list[str]:
+    """Write a design (or model name) as an ONNX file, atomically, as `effplan export` does (without
+    --check); returns the files written. `effplan.to_onnx(graph, design)` gives the ModelProto."""
+    from .graph.builder import fold_batch_norm
+    from .graph.onnx_io import export as export_file
+
+    design = _design(model)
+    graph = build(design, batch)
+    graph = fold_batch_norm(graph) if fold_bn else graph
+    return export_file(graph, design, path, opset=opset, dynamic_batch=dynamic_batch, weights=weights)
+
+
+def check(budgets) -> list[dict]:
+    """Every limit of a budget file (a path) or of load_budgets' list: one dict per limit with
+    `value`, `limit`, `margin` and `passed`, as `effplan check --format json` lists them."""
+    from .gate.budget import check as run, load_budgets
+
+    return run(load_budgets(budgets) if isinstance(budgets, str) else budgets)
+
+
+def search(model, limits: dict, *, batch: int = 1, dtype: str = "fp32", device=None, top: int = 10,
+           depths="1..3:0.1", widths="1..2:0.05", resolutions=None) -> list[dict]:
+    """The designs of a base spec that fit `limits` ({"max_macs": "2G", "max_inference_memory":
+    "300MiB"}, the keys of a budget), best (most MACs) first: the largest φ and the best of the
+    depth x width x resolution grid, as `effplan search` finds them."""
+    from .gate import search as engine
+    from .gate.budget import parse_limits
+
+    return engine.run(engine.searchable(model) if isinstance(model, str) else model,
+                      parse_limits(limits, lambda key: key), batch=batch, dtype=dtype, device=device, top=top,
+                      depths=depths, widths=widths, resolutions=resolutions)[0]
+
+
+__all__ = ["Coefficients", "Design", "EffplanError", "ModelSpec", "Profile", "analyze", "build", "check",
+           "compound", "export", "fit", "inference_peak", "largest_batch", "memory_by_batch", "load_spec", "memory", "profile", "resolve", "roofline",
+           "search", "training_memory", "with_overrides", *_LAZY]

@@ -44,14 +44,6 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]) + "\n"
 
 
-def pick_columns(table: str, keep: list[str]) -> str:
-    """Only the named columns of a markdown table effplan printed."""
-    lines = [line for line in table.splitlines() if line.startswith("|")]
-    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
-    index = [cells[0].index(k) for k in keep]
-    return markdown_table(keep, [[row[i] for i in index] for row in cells[2:]])
-
-
 # ---- the blocks ----
 
 def phi_table() -> str:
@@ -69,8 +61,8 @@ def published() -> str:
 
 def all_models() -> str:
     names = [m["name"] for m in json.loads(effplan("models", "--format", "json"))]
-    table = effplan("table", *names, "--format", "markdown").split("\n\n", 1)[1]
-    return pick_columns(table, ["model", "res", "layers", "params", "MACs", "FLOPs", "peak act MB"])
+    return effplan("table", *names, "--format", "markdown",
+                   "--columns", "model,res,layers,params,macs,flops,peak_activation_bytes").split("\n\n", 1)[1]
 
 
 # The EfficientNet paper's Table 3 (MobileNets, ResNet-50) and Table 7 (B0), in billions of multiply-adds.
@@ -110,7 +102,7 @@ def memory_b0_b7() -> str:
     for name in B0_TO_B7:
         mem = json.loads(effplan("memory", name, "--format", "json"))
         fits = [json.loads(effplan("fit", name, "--device", device, "--train", "--precision", "mixed",
-                                   "--optimizer", "adamw", "--format", "json"))["batch"]
+                                   "--optimizer", "adamw", "--format", "json"))[0]["batch"]
                 for device in ("t4", "a100-80gb")]
         rows.append([name, mem["resolution"], f"{mem['inference_peak_bytes'] / 2**20:.1f} MiB",
                      f"{mem['weight_bytes'] / 2**20:.1f} MiB", *fits])

@@ -136,7 +136,7 @@ def test_output_file_is_written_whole(effplan, tmp_path):
     (["table", "--phi", "16", "--alpha", "1.5", "--beta", "1", "--gamma", "1.15"], "depth multiplier"),
     (["table", "/no/such/spec.toml"], "cannot read"),
     (["table", "--phi", "0", "-o", "/no/such/dir/out.json"], "cannot write"),
-    (["layers", "efficientnet-b0", "--phi", "0,1"], "single --phi"),
+    (["layers", "efficientnet-b0", "--phi", "0,1"], "--phi '0,1': this command takes one design"),
     (["table", "--batch", "99999999999999999999999"], "--batch"),
     (["table", "--batch", str(2**20 + 1)], "--batch"),
     (["compare", "efficientnet-l2", "resnet-152", "--batch", "1000000000000"], "--batch"),

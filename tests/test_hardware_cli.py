@@ -1,5 +1,4 @@
 """`effplan roofline`, `devices`, `table --device`, `calibrate` and `measure` through the CLI."""
-import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -45,14 +44,6 @@ def test_no_fuse_moves_more_bytes(effplan):
     assert unfused["macs"] == fused["macs"]
 
 
-def test_roofline_plot_svg(effplan, tmp_path):
-    pytest.importorskip("matplotlib")
-    path = tmp_path / "b0.svg"
-    assert effplan("roofline", "efficientnet-b0", "--device", "h100-sxm", "--plot", str(path)).code == 0
-    root = ET.parse(path).getroot()  # a well-formed SVG document
-    assert root.tag.endswith("svg")
-
-
 def test_devices_json_lists_sources(effplan):
     devices = effplan("devices", "--format", "json").json()
     assert len(devices) >= 16
@@ -69,7 +60,7 @@ def test_table_device_columns_and_ranking(effplan):
 
 
 def test_fit_on_a_catalog_device(effplan):
-    fit = effplan("fit", "efficientnet-b0", "--device", "t4", "--format", "json").json()
+    (fit,) = effplan("fit", "efficientnet-b0", "--device", "t4", "--format", "json").json()
     assert fit["capacity_bytes"] == 16 << 30  # T4: 16 GB GDDR6
 
 
@@ -102,8 +93,13 @@ def test_spearman_by_hand():
     assert spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
 
 
-def test_calibrate_writes_a_loadable_device_and_measure_uses_it(effplan, tmp_path):
+def test_calibrate_writes_a_loadable_device_and_measure_uses_it(effplan, tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
+    import functools
+
+    import effplan.plan.measure as measure
+    # the same steps with a 256x256 GEMM and a 16 MiB copy: the full sizes take 2 s and 512 MiB
+    monkeypatch.setattr(measure, "calibrate", functools.partial(measure.calibrate, size=256, copy_bytes=16 << 20))
     path = tmp_path / "here.toml"
     run = effplan("calibrate", "--name", "here", "-o", str(path))
     assert run.code == 0, run.err

@@ -59,7 +59,7 @@ def test_memory_aware_order_gain_is_shown_for_googlenet(effplan):
 
 
 def test_fit_json_contract_and_bracket(effplan):
-    fit = effplan("fit", "mobilenet-v2", "--memory", "4GiB", "--train", "--format", "json").json()
+    (fit,) = effplan("fit", "mobilenet-v2", "--memory", "4GiB", "--train", "--format", "json").json()  # always a list
     assert FIT_KEYS <= set(fit)
     assert fit["budget_bytes"] == 4 * 2**30 - 429496729  # the default reserve: 10% of 4 GiB, rounded down
     assert fit["bytes_at_batch"] <= fit["budget_bytes"] < fit["bytes_at_next_batch"]
@@ -77,7 +77,7 @@ def test_fit_resolution_sweep_batches_fall_as_resolution_grows(effplan):
 
 
 def test_fit_reserve_as_size(effplan):
-    fit = effplan("fit", "efficientnet-b0", "--memory", "8GB", "--reserve", "1GiB", "--format", "json").json()
+    (fit,) = effplan("fit", "efficientnet-b0", "--memory", "8GB", "--reserve", "1GiB", "--format", "json").json()
     assert fit["budget_bytes"] == 8 * 10**9 - 2**30
 
 
@@ -112,6 +112,6 @@ def test_every_command_plans_with_the_same_peak_unless_asked(effplan):
     aware = effplan("memory", "shufflenet-v2-2.0", "--order", "aware", "--format", "json").json()
     assert plain["inference_peak_bytes"] == plain["plain_order_peak_bytes"] == layers["totals"]["peak_activation_bytes"]
     assert aware["inference_peak_bytes"] == aware["memory_aware_peak_bytes"] < plain["inference_peak_bytes"]
-    fits = [effplan("fit", "shufflenet-v2-2.0", "--memory", "1GiB", *extra, "--format", "json").json()["batch"]
+    fits = [effplan("fit", "shufflenet-v2-2.0", "--memory", "1GiB", *extra, "--format", "json").json()[0]["batch"]
             for extra in ((), ("--order", "aware"))]
     assert fits[0] <= fits[1]

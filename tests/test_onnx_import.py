@@ -1,6 +1,7 @@
 """Imports of graphs in the shapes real exporters write (PyTorch without parameters or with tied
 weights, fp16 and QDQ int8 files, ORT-optimised files with contrib ops, TF NHWC graphs): costs and
 params derived by hand in each test, as PyTorch counts params."""
+import gc
 import time
 
 import numpy as np
@@ -61,14 +62,19 @@ def test_weights_as_graph_inputs_count_and_are_noted(tmp_path, effplan):
     assert "2 weights are graph inputs, fed at run time" in effplan("analyze", path).out
 
 
-def test_tied_weight_through_identity_counts_once():
-    """PyTorch writes a shared weight once and the second use as an Identity of it; it counts it once."""
+def test_tied_weight_through_identity_is_owned_by_each_op_and_stored_once():
+    """PyTorch writes a shared weight once and the second use as an Identity of it: each conv owns the
+    weight in its slot (the totals are the sum of the rows), the file stores 8*8*9 elements, and the
+    report names the initializer with the ops that read it."""
     w8 = W[:8]  # [8, 8, 3, 3]
     nodes = [helper.make_node("Conv", ["x", "w"], ["a"], **CONV), helper.make_node("Identity", ["w"], ["w2"]),
              helper.make_node("Conv", ["a", "w2"], ["y"], **CONV)]
     p, _ = costs_of(checked(model_of(nodes, [tensor("x", [1, 8, 6, 6])], [tensor("y", [1, 8, 6, 6])],
                                      [init("w", w8)])))
-    assert p.totals.params == 8 * 8 * 9 and p.totals.weight_bytes == 8 * 8 * 9 * 4
+    assert [r.params for r in p.rows] == [8 * 8 * 9] * 2 and p.totals.params == 2 * 8 * 8 * 9
+    assert p.totals.weight_bytes == 2 * 8 * 8 * 9 * 4
+    assert p.graph.graph["distinct_weight_elements"] == 8 * 8 * 9
+    assert list(p.graph.graph["shared_initializers"]) == ["w"]
     assert [r.macs for r in p.rows] == [8 * 36 * 72] * 2 and p.unknown_ops == {}
 
 
@@ -99,8 +105,10 @@ def test_qdq_int8_weights_are_the_convs_params():
     p, ops = costs_of(model)
     assert p.totals.params == 16 * 8 * 9 + 16 and ops["Conv"].params == 16 * 8 * 9 + 16
     assert ops["Conv"].macs == CONV_MACS
-    # the weights' dequantization is folded (constant); the activation's Q/DQ pair runs and has no cost function
-    assert p.unknown_ops == {"QuantizeLinear": 1, "DequantizeLinear": 1}
+    # the weights' dequantization is folded (constant); the activation's Q/DQ pair runs: x / scale + zero
+    # point, clamped (3 FLOPs an element), then (q - zero point) * scale (2)
+    assert p.unknown_ops == {} and ops["QuantizeLinear"].flops == 3 * 8 * 36
+    assert ops["DequantizeLinear"].flops == 2 * 8 * 36
 
 
 def test_computed_conv_weight_takes_its_inferred_shape():
@@ -185,13 +193,26 @@ def test_resize_with_float_scales(mode, per_element):
 # ---- item 7: linear-time import
 
 def test_a_long_chain_imports_in_linear_time():
-    n = 16_000
-    nodes = [helper.make_node("Relu", [f"t{i}"], [f"t{i + 1}"]) for i in range(n)]
-    model = model_of(nodes, [tensor("t0", [1, 4])], [tensor(f"t{n}", [1, 4])])
-    start = time.perf_counter()
-    graph = from_onnx(model)
-    assert time.perf_counter() - start < 3  # about 0.5 s; a quadratic import took minutes
-    assert graph.number_of_nodes() == n and graph.number_of_edges() == n - 1
+    """8 times the nodes costs about 8 times the CPU time (9-10 measured); a quadratic import costs 64 times.
+    A ratio of this process's CPU time, best of 3, hardly moves with other processes' load, unlike a wall-clock
+    limit. Python's cyclic collector is off while timing: its full collections grow with all live objects."""
+    def cpu_seconds(n):
+        nodes = [helper.make_node("Relu", [f"t{i}"], [f"t{i + 1}"]) for i in range(n)]
+        model = model_of(nodes, [tensor("t0", [1, 4])], [tensor(f"t{n}", [1, 4])])
+        best = float("inf")
+        for _ in range(3):
+            start = time.process_time()
+            graph = from_onnx(model)
+            best = min(best, time.process_time() - start)
+        assert graph.number_of_nodes() == n and graph.number_of_edges() == n - 1
+        return best
+
+    gc.disable()
+    try:
+        ratio = cpu_seconds(8000) / cpu_seconds(1000)
+    finally:
+        gc.enable()
+    assert ratio < 24, ratio
 
 
 # ---- items 8, 11, 13: binding dimensions

@@ -4,37 +4,41 @@ from __future__ import annotations
 import math
 import re
 
-from .errors import EffplanError, did_you_mean
+from .errors import EffplanError, did_you_mean, quote
 
 MAX_DIM = 2**40  # the largest size a user may bind to a batch or dimension: products stay within int64
+MAX_QUANTITY = 1e30  # bytes, counts or seconds past this are typos or hostile; they would overflow later
 
 _NUMBER = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-zµ%]*)\s*$")
 
-# Bytes: SI with B (GB = 10^9), binary with iB or a bare letter (G = GiB, as docker and java read 16g).
-BYTE_UNITS = {"": 1, "B": 1,
+# Bytes: SI with B (GB = 10^9), binary with iB or a bare letter of either case (g = G = GiB, as docker
+# and java read 16g). No bare number: is 12 twelve bytes or twelve GiB? The user says.
+BYTE_UNITS = {"B": 1,
               **{f"{p}B": 1000 ** i for i, p in enumerate("kMGTP", start=1)},
               **{f"{p}B": 1000 ** i for i, p in enumerate("KMGTP", start=1)},
               **{f"{p}iB": 1024 ** i for i, p in enumerate("KMGTP", start=1)},
               **{f"{p}i": 1024 ** i for i, p in enumerate("KMGTP", start=1)},
               **{p: 1024 ** i for i, p in enumerate("KMGTP", start=1)},
-              "k": 1024}
+              **{p: 1024 ** i for i, p in enumerate("kmgtp", start=1)}}
 COUNT_UNITS = {"": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
 def _split(text, what: str, units: dict) -> tuple[float, str]:
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        value, unit = float(text), ""
+        value, unit = (float(text) if abs(text) < 1e300 else math.inf), ""  # float(10**400) overflows
     else:
         match = _NUMBER.match(str(text))
         if not match:
-            raise EffplanError(f"{what}: '{text}' is not a number with a unit (e.g. {example(units)})")
+            raise EffplanError(f"{what}: {quote(str(text))} is not a number with a unit (e.g. {example(units)})")
         value, unit = float(match.group(1)), match.group(2)
     if unit not in units:
-        raise EffplanError(f"{what}: '{text}': unknown unit '{unit}'{did_you_mean(unit, units)}; "
+        raise EffplanError(f"{what}: {quote(str(text))}: unknown unit {quote(unit)}{did_you_mean(unit, units)}; "
                            f"known: {', '.join(u for u in units if u)}")
     if not math.isfinite(value) or value < 0:
-        raise EffplanError(f"{what}: '{text}' must be a finite number >= 0")
+        raise EffplanError(f"{what}: {quote(str(text))} must be a finite number >= 0")
+    if value * units[unit] > MAX_QUANTITY:  # 1e308P would overflow to inf, and int(inf) fails
+        raise EffplanError(f"{what}: {quote(str(text))} is above {MAX_QUANTITY:g}; not a real quantity")
     return value, unit
 
 
@@ -43,6 +47,10 @@ def example(units: dict) -> str:
 
 
 def parse_bytes(text, what: str = "memory") -> int:
+    match = _NUMBER.match(str(text))
+    if isinstance(text, (int, float)) and not isinstance(text, bool) or match and not match.group(2):
+        raise EffplanError(f"{what}: '{text}': a bare number is ambiguous; give a unit: {text}GiB (2^30), "
+                           f"{text}GB (10^9), {text}g (= GiB) or {text}B")
     value, unit = _split(text, what, BYTE_UNITS)
     return int(value * BYTE_UNITS[unit])
 
@@ -87,6 +95,10 @@ def parse_reserve(text: str, capacity: int) -> int:
         if share >= 100:
             raise EffplanError(f"--reserve '{text}' must be between 0% and 100%")
         return int(capacity * share / 100)
+    match = _NUMBER.match(text)
+    if match and not match.group(2):
+        raise EffplanError(f"--reserve '{text}': a bare number is ambiguous; write a share ({text}%) or an amount "
+                           f"({text}GiB, {text}GB, {text}g)")
     return parse_bytes(text, "--reserve")
 
 
@@ -96,3 +108,22 @@ def human_bytes(n: float) -> str:
         if abs(n) >= size:
             return f"{n / size:.2f} {unit}"
     return f"{int(n)} B"
+
+
+
+def si_bytes(n: float) -> str:
+    """Decimal units, for a figure beside a limit written in them: 21.32 MB."""
+    for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def bytes_as_written(value: float, written) -> tuple[str, str] | None:
+    """(value, limit) as text for a byte limit: the limit as written, the value in the same system
+    ('4MB' beside 21.32 MB, not 3.81 MiB; '1GiB' beside 29.52 MiB); None when no text was written."""
+    match = _NUMBER.match(written) if isinstance(written, str) else None
+    if not match or match.group(2) not in BYTE_UNITS:
+        return None
+    decimal = BYTE_UNITS[match.group(2)] % 1024 != 0
+    return (si_bytes if decimal else human_bytes)(value), f"{match.group(1)}{match.group(2)}"

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..base.errors import EffplanError
+from ..base.errors import EffplanError, one_line
 from ..base.units import MAX_DIM  # noqa: F401  (the bound every command states)
 from ..base.version import __version__
 from . import design, gate, hardware, memory, onnx
@@ -31,10 +31,10 @@ def main(argv=None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        click.echo(f"effplan: error: {exc.format_message()}", err=True)
+        click.echo(f"effplan: error: {one_line(exc.format_message())}", err=True)
         sys.exit(2)
     except EffplanError as exc:
-        click.echo(f"effplan: error: {exc}", err=True)
+        click.echo(f"effplan: error: {one_line(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("effplan: interrupted", err=True)
@@ -46,6 +46,6 @@ def main(argv=None) -> None:
         import os
         if os.environ.get("EFFPLAN_DEBUG"):
             raise
-        click.echo(f"effplan: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        click.echo(f"effplan: internal error: {type(exc).__name__}: {one_line(str(exc), 300)}"
                    f" (EFFPLAN_DEBUG=1 shows the traceback; please report it)", err=True)
         sys.exit(70)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..base.errors import EffplanError
-from .options import FORMAT, BATCH, DTYPES, DTYPE, OPTIMIZER, PRECISION, OUTPUT, design_options, DESIGN_KEYS, designs_from, design_rows, emit, one_design
+from ..base.errors import EffplanError, did_you_mean
+from .options import FORMAT, BATCH, DTYPES, DTYPE, OPTIMIZER, PRECISION, OUTPUT, design_options, DESIGN_KEYS, designs_from, design_rows, emit, one_design, view_options, LAYER_SORT, LAYER_TOP
 
 
 @click.command()
@@ -21,15 +21,16 @@ from .options import FORMAT, BATCH, DTYPES, DTYPE, OPTIMIZER, PRECISION, OUTPUT,
 @OPTIMIZER
 @PRECISION
 @FORMAT
+@view_options
 @OUTPUT
-def table(models, query, device, sort_key, batch, dtype, optimizer, precision, fmt, output):
+def table(models, query, device, sort_key, batch, dtype, optimizer, precision, fmt, view, output):
     """One row per design: MODELS (default efficientnet-b0) at each --phi, or as published.
 
     \b
     effplan table --phi 0..7
     effplan table efficientnet-b0 efficientnet-b4 --format json
     """
-    from ..render.report import DEVICE_COLUMNS, TABLE_COLUMNS, header, render_rows, to_json
+    from ..render.report import DEVICE_COLUMNS, TABLE_COLUMNS, TABLE_OPTIONAL, header, render_rows, to_json
 
     if dtype is None:
         from ..plan.hardware import load_device
@@ -45,25 +46,29 @@ def table(models, query, device, sort_key, batch, dtype, optimizer, precision, f
         emit(to_json(rows), output)
     else:
         preamble = header(batch, dtype, precision, optimizer, device)
-        emit(render_rows(rows, columns, fmt, "" if fmt == "csv" else preamble), output)
+        emit(render_rows(rows, columns, fmt, "" if fmt == "csv" else preamble, view, TABLE_OPTIONAL), output)
 
 
 @click.command()
 @click.argument("model")
-@design_options
+@design_options(single=True)
 @click.option("--by", type=click.Choice(["layer", "block", "stage", "op"]), default="layer", show_default=True,
               help="One row per layer (op), block, stage, or op type.")
 @click.option("--strict", is_flag=True, help="Fail when an op has no cost function.")
+@LAYER_SORT
+@LAYER_TOP
 @BATCH
 @DTYPE
 @FORMAT
+@view_options
 @OUTPUT
-def layers(model, query, by, strict, batch, dtype, fmt, output):
+def layers(model, query, by, strict, sort_key, top, batch, dtype, fmt, view, output):
     """Per-layer (or per-block, per-stage) params, MACs, FLOPs and bytes of one design."""
     from ..plan.profile import analyze
     from ..render.report import render_layers
 
-    emit(render_layers(analyze(one_design(model, query), batch, dtype, strict), by, fmt), output)
+    emit(render_layers(analyze(one_design(model, query), batch, dtype, strict), by, fmt, view=view, sort=sort_key,
+                       top=top), output)
 
 
 @click.command()
@@ -89,7 +94,8 @@ def compare(models, batch, dtype, fmt):
 
 @click.command()
 @FORMAT
-def models(fmt):
+@view_options
+def models(fmt, view):
     """The built-in models, with a line each."""
     from ..render.report import render_rows, to_json
     from ..design.scaling import _builtin_spec, scaling_table
@@ -116,5 +122,37 @@ def models(fmt):
     columns = [(h.capitalize(), h, str) for h in ("name", "kind", "resolution", "description")]
     families = dict.fromkeys(r["family"] for r in rows)
     sections = [render_rows([r for r in rows if r["family"] == family], columns, fmt,
-                            f"{'### ' if fmt == 'markdown' else ''}{family}") for family in families]
+                            f"{'### ' if fmt == 'markdown' else ''}{family}", view, ("description",))
+                for family in families]
     click.echo("\n".join(sections), nl=False)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--path", "path_only", is_flag=True, help="Print where the file is instead of its text.")
+def show(name, path_only):
+    """Print a built-in model's spec or a device's file, to copy and change.
+
+    \b
+    effplan show efficientnet-b0 > my-net.toml    # then: effplan layers my-net.toml
+    effplan show t4 --path
+    """
+    from ..design.scaling import model_names, scaling_table
+    from ..design.spec import builtin_spec_paths
+    from ..plan.hardware import builtin_device_paths
+
+    key = name.strip().lower()
+    published = scaling_table()[1]
+    note = ""
+    if key in published and key not in builtin_spec_paths():  # a published member: its base spec, scaled
+        p = published[key]
+        note = (f"# {key} is {p.spec} scaled by its published coefficients: width {p.width:g}, depth {p.depth:g}, "
+                f"{p.resolution} px (specs/scaling.toml); `effplan layers {key}` applies them\n")
+        key = p.spec
+    files = {**builtin_device_paths(), **builtin_spec_paths()}  # no name is both a model and a device
+    if key not in files:
+        raise EffplanError(f"unknown model or device '{name}'{did_you_mean(key, [*model_names(), *files])}; "
+                           f"'effplan models' and 'effplan devices' list them")
+    if path_only:
+        return click.echo(str(files[key]))
+    click.echo(note + files[key].read_text(encoding="utf-8"), nl=False)

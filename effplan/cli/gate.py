@@ -82,8 +82,6 @@ def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inferen
     effplan search mobilenet-v2 --device t4 --max-latency 1ms --format json
     effplan search efficientnet-b0 --coefficients
     """
-    import numpy as np
-
     from ..gate import search as engine
     from ..gate.budget import parse_limits
     from ..render.report import render_coefficients, render_search
@@ -101,32 +99,16 @@ def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inferen
     limits = parse_limits({k: v for k, v in given.items() if v is not None}, lambda key: "--" + key.replace("_", "-"))
     if not limits:
         raise EffplanError("give at least one constraint: --max-macs, --max-params, --max-inference-memory, ...")
-    found = None
-    if device:
-        from ..plan.hardware import load_device
-        found = load_device(device)
-    elif max_latency or min_throughput:
+    if (max_latency or min_throughput) and not device:
         raise EffplanError("--max-latency and --min-throughput need --device")
     if plot:
         from ..render.plot import check_plot_path
         check_plot_path(plot)
-    constraints = engine.Constraints(limits, batch, dtype, found, precision, optimizer)
-    score = engine.objective(objective, limits, accuracy_file, mnas_w)
-    depths, widths = engine.grid(depth_text, "--depth"), engine.grid(width_text, "--width")
-    sides = (engine.grid(resolution_text, "--resolution", integer=True) if resolution_text
-             else np.arange(design.resolution, 3 * design.resolution + 1, 8))
-    engine.check_grid(design, depths, widths, sides)
-    ranked, stats = engine.grid_search(design, depths, widths, sides, constraints, score, top, progress)
-    phi = engine.largest_phi(design, constraints)
-    if phi:
-        phi["score"] = float(score(np.array([phi["macs"]]))[0])
-    designs = sorted(ranked + ([phi] if phi else []), key=lambda d: -d["score"])
-    if not designs:
-        raise engine.NoFit(engine.no_fit_message(constraints, stats))
-    front = engine.pareto(stats["front"] + ([phi] if phi else []))  # the grid's front already beats the rest
-    for d in designs:
-        d["pareto"] = engine.on_front(d, front)
+    designs, front, stats, constraints = engine.run(
+        design, limits, batch=batch, dtype=dtype, device=device, precision=precision, optimizer=optimizer,
+        depths=depth_text, widths=width_text, resolutions=resolution_text, top=top, objective_kind=objective,
+        accuracy_file=accuracy_file, mnas_w=mnas_w, progress=progress)
     if plot:
         from ..render.plot import plot_pareto
-        plot_pareto(designs, front, plot, model)
+        plot_pareto(designs, front, stats, constraints, plot, model)
     click.echo(render_search(designs, front, stats, constraints, model, objective, fmt), nl=False)

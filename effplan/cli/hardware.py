@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 
 from ..base.errors import EffplanError
-from .options import FORMAT, BATCH, DTYPES, OUTPUT, design_options, emit, describe_design, one_design
+from .options import FORMAT, BATCH, DTYPES, OUTPUT, design_options, emit, describe_design, one_design, view_options
 
 
 @click.command()
 @click.argument("model")
-@design_options
+@design_options(single=True)
 @click.option("--device", required=True, help="A catalog device (effplan devices) or a device file.")
 @click.option("--dtype", type=DTYPES, default=None,
               help="Precision of weights, activations and arithmetic (default: the device's half precision, "
@@ -22,8 +22,9 @@ from .options import FORMAT, BATCH, DTYPES, OUTPUT, design_options, emit, descri
               help="Write the roofline chart and the per-stage time bars (needs matplotlib).")
 @BATCH
 @FORMAT
+@view_options
 @OUTPUT
-def roofline(model, query, device, dtype, by, no_fuse, plot, batch, fmt, output):
+def roofline(model, query, device, dtype, by, no_fuse, plot, batch, fmt, view, output):
     """Per-kernel roofline latency of one design on a device."""
     from ..design.blocks import build
     from ..plan.hardware import load_device
@@ -40,7 +41,7 @@ def roofline(model, query, device, dtype, by, no_fuse, plot, batch, fmt, output)
     if plot is not None:
         from ..render.plot import plot_roofline
         plot_roofline(result, report, plot)
-    emit(render_roofline(report, rows, fmt), output)
+    emit(render_roofline(report, rows, fmt, view), output)
 
 
 @click.command()
@@ -51,6 +52,7 @@ def calibrate(name, output):
     """Measure this machine (GEMM, depthwise conv, copy bandwidth, per-op overhead) into a device file."""
     from ..plan.hardware import device_from_table
     from ..plan.measure import calibrate as run
+    from ..plan.measure import unsteady_warnings
     from ..base.files import write_atomic
 
     if not name or not all(c.isalnum() or c in "-_." for c in name):
@@ -60,14 +62,16 @@ def calibrate(name, output):
     device_from_table(tomllib.loads(text), "calibration")  # the file must load as any catalog file does
     path = output or f"{name}.toml"
     write_atomic(path, text)
+    for line in unsteady_warnings(figures["spreads"]):
+        click.echo(line, err=True)
     click.echo(f"wrote {path}: matrix {figures['matrix_fp32'] / 1e9:.1f} GFLOP/s (numpy GEMM), vector "
-               f"{figures['vector_fp32'] / 1e9:.1f} GFLOP/s (depthwise conv), {figures['bandwidth'] / 1e9:.1f} GB/s "
+               f"{figures['vector_fp32'] / 1e9:.1f} GFLOP/s ({figures['vector_kind']}), {figures['bandwidth'] / 1e9:.1f} GB/s "
                f"copy, {figures['launch'] * 1e6:.2f} µs per op; use it with --device {path}")
 
 
 @click.command()
 @click.argument("model")
-@design_options
+@design_options(single=True)
 @click.option("--device", default=None, help="Device file or name to estimate with (default: calibrate now).")
 @click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="onnxruntime execution provider (cuda needs onnxruntime-gpu and a GPU).")
@@ -82,6 +86,7 @@ def measure(model, query, device, provider, runs, batch, fmt):
     from ..plan.hardware import device_from_table, load_device
     from ..plan.measure import calibrate as run_calibration
     from ..plan.measure import measure as run_measure
+    from ..plan.measure import unsteady_warnings
     from ..render.report import render_measure
     from ..plan.roofline import roofline as estimate
 
@@ -95,13 +100,16 @@ def measure(model, query, device, provider, runs, batch, fmt):
     result = estimate(graph, found, "fp32", batch)
     provider_name = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}[provider]
     report = run_measure(graph, design, result, runs, provider_name)
+    for line in unsteady_warnings({"whole-model": report["spread"]}):
+        click.echo(line, err=True)
     click.echo(render_measure({**describe_design(design), "device": found.name, "batch": batch, **report}, fmt),
                nl=False)
 
 
 @click.command()
 @FORMAT
-def devices(fmt):
+@view_options
+def devices(fmt, view):
     """The device catalog: peaks per precision, bandwidth, memory, and their sources."""
     from ..plan.hardware import builtin_device_paths, load_device
     from ..render.report import render_rows, to_json
@@ -117,4 +125,5 @@ def devices(fmt):
              "description": d.description} for d in found]
     columns = [(k, k, str) for k in ("name", "class", "memory", "bandwidth", "matrix", "vector", "description")]
     click.echo(render_rows(rows, columns, fmt, "# peaks in TFLOP/s (int8: TOPS), dense; sources in "
-                                              "`effplan devices --format json` and specs/hardware/"), nl=False)
+                                              "`effplan devices --format json` and specs/hardware/", view,
+                           ("description", "vector", "class", "bandwidth", "matrix")), nl=False)

@@ -1,17 +1,18 @@
 """ONNX files: export a design, analyze any file."""
 from __future__ import annotations
 
+import math
 
 import click
 
 from ..base.errors import EffplanError
 from ..base.units import MAX_DIM
-from .options import FORMAT, DTYPES, OUTPUT, design_options, emit, one_design
+from .options import FORMAT, DTYPES, OUTPUT, design_options, emit, one_design, view_options, LAYER_SORT, LAYER_TOP
 
 
 @click.command()
 @click.argument("model")
-@design_options
+@design_options(single=True)
 @click.option("--batch", type=click.IntRange(1, MAX_DIM), default=None, help="Batch size of the input (default 1).")
 @click.option("--dynamic-batch", is_flag=True, help="A symbolic batch dimension 'N' instead of --batch.")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (14 or newer).")
@@ -27,7 +28,9 @@ def export(model, query, batch, dynamic_batch, opset, fold_bn, weights, check, o
     from ..plan.profile import profile
     from ..design.blocks import build
     from ..graph.builder import fold_batch_norm
-    from ..graph.onnx_io import needs_external_data, save, to_onnx
+    from ..base.resources import memory_left
+    from ..base.units import human_bytes
+    from ..graph.onnx_io import export as export_file
 
     if batch is not None and dynamic_batch:
         raise EffplanError("--batch and --dynamic-batch exclude each other: a dynamic batch is bound at run time")
@@ -38,23 +41,37 @@ def export(model, query, batch, dynamic_batch, opset, fold_bn, weights, check, o
     graph = build(design, batch)
     if fold_bn:
         graph = fold_batch_norm(graph)
-    proto = to_onnx(graph, design, opset=opset, dynamic_batch=dynamic_batch, weights=weights)
-    external = needs_external_data(proto)
-    try:  # in memory before writing, except a model too large for one message: as the file it became
-        if not external:
-            onnx.checker.check_model(proto)
-        files = save(proto, output)
-        if external:
-            onnx.checker.check_model(files[0])
-    except onnx.checker.ValidationError as exc:
-        raise EffplanError(f"the exported graph is not valid at opset {opset}: {str(exc).splitlines()[0]}") from None
+    if check:
+        refuse_unrunnable(graph)
     t = profile(graph).totals
+    if check:  # onnxruntime holds every weight, and more: refuse before writing, not when killed
+        left = memory_left()
+        if left is not None and 3 * t.weight_bytes > left:
+            raise EffplanError(f"--check: onnxruntime would need about {human_bytes(3 * t.weight_bytes)} for "
+                               f"{human_bytes(t.weight_bytes)} of weights; {human_bytes(left)} is left")
+    files = export_file(graph, design, output, opset=opset, dynamic_batch=dynamic_batch, weights=weights)
     form = "params with BN folded into the convs" if fold_bn else "params"
     click.echo(f"wrote {', '.join(files)}: {design.name} at {design.resolution}px, batch "
                f"{'N (dynamic)' if dynamic_batch else batch}, opset {opset}, {t.params:,} {form}"
-               f" + {t.buffers:,} BN statistics in {len(proto.graph.initializer)} initializers")
+               f" + {t.buffers:,} BN statistics in {sum(len(graph.nodes[n]['weights']) for n in graph)} initializers")
     if check:
         click.echo(run_check(files[0], batch if not dynamic_batch else 1))
+
+
+def refuse_unrunnable(graph) -> None:
+    """--check runs the graph: refuse, before anything is allocated, when its fp32 input, peak live
+    activations and weights alone exceed the memory left (onnxruntime needs at least that)."""
+    from ..base.resources import memory_left
+    from ..base.units import human_bytes
+    from ..plan.measure import machine_memory
+    from ..plan.profile import profile
+
+    t = profile(graph).totals
+    need, have = t.peak_activation_bytes + t.weight_bytes, memory_left() or machine_memory()
+    if need > have:
+        raise EffplanError(f"--check would need at least {human_bytes(need)} to run (peak activations with the "
+                           f"input, plus weights, fp32), more than the {human_bytes(have)} of memory left: lower "
+                           f"--batch or --resolution, or export without --check")
 
 
 def run_check(path: str, batch: int) -> str:
@@ -89,9 +106,12 @@ def run_check(path: str, batch: int) -> str:
 @click.option("--dtype", type=DTYPES, default=None,
               help="Element type for bytes (default: the model input's).")
 @click.option("--strict", is_flag=True, help="Fail when an op has no cost function.")
+@LAYER_SORT
+@LAYER_TOP
 @FORMAT
+@view_options
 @OUTPUT
-def analyze(path, batch, dim_items, by, dtype, strict, fmt, output):
+def analyze(path, batch, dim_items, by, dtype, strict, sort_key, top, fmt, view, output):
     """Per-layer costs of any ONNX model, the same report as `effplan layers`."""
     from ..plan.profile import profile
     from ..graph.onnx_io import analyze_file, resolution
@@ -106,13 +126,25 @@ def analyze(path, batch, dim_items, by, dtype, strict, fmt, output):
         dims[key.strip()] = int(value)
     graph, meta, file_dtype = analyze_file(path, batch, dims)
     result = profile(graph, None, graph.graph["batch"], dtype or file_dtype, strict)
-    info = {"model": meta.get("model", graph.graph["name"]), "phi": float(meta["phi"]) if meta.get("phi") else None,
-            "depth_mult": float(meta["depth_mult"]) if "depth_mult" in meta else None,
-            "width_mult": float(meta["width_mult"]) if "width_mult" in meta else None,
+    info = {"model": meta.get("model", graph.graph["name"]), "phi": _meta_number(meta, "phi"),
+            "depth_mult": _meta_number(meta, "depth_mult"), "width_mult": _meta_number(meta, "width_mult"),
             "resolution": resolution(graph), "source": str(path), "weight_inputs": graph.graph["weight_inputs"]}
     notes = ["BatchNormalization is folded into the convs in this file"] if meta.get("folded_bn") == "True" else []
+    ops = {graph.nodes[n]["op"] for n in graph.nodes}
+    if not notes and "Conv" in ops and "BatchNormalization" not in ops:
+        notes.append("no BatchNormalization after the convs: folded into them (an inference export), or the model "
+                     "has none; a training model's params add BN scale and shift, its buffers the running statistics")
     if graph.graph["weight_inputs"]:
         fed = graph.graph["weight_inputs"]
         notes.append(f"{len(fed)} weights are graph inputs, fed at run time (exported without parameters), "
                      f"counted as params: {', '.join(fed[:3])}{', ...' if len(fed) > 3 else ''}")
-    emit(render_layers(result, by, fmt, info, "\n# ".join(notes)), output)
+    emit(render_layers(result, by, fmt, info, "\n# ".join(notes), view, sort_key, top), output)
+
+
+def _meta_number(meta: dict, key: str) -> float | None:
+    """A figure from a file's metadata; any text that is no finite number (a hand-edited "abc") is none."""
+    try:
+        value = float(meta.get(key) or "nan")
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None

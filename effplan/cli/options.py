@@ -7,7 +7,9 @@ import sys
 import click
 
 from ..base.errors import EffplanError
+from ..design.spec import MAX_CHANNELS
 from ..gate.budget import MAX_BATCH
+from ..plan.memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS
 
 MAX_DESIGNS = 1000
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "markdown"]),
@@ -17,31 +19,37 @@ BATCH = click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=1, sh
 DTYPES = click.Choice(["fp32", "fp16", "bf16", "int8"])
 DTYPE = click.option("--dtype", type=DTYPES, default="fp32",
                      show_default=True, help="Element type of weights and activations.")
-OPTIMIZER = click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam", "adamw"]), default="adamw",
+OPTIMIZER = click.option("--optimizer", type=click.Choice(list(OPTIMIZER_SLOTS)), default=DEFAULT_OPTIMIZER,
                          show_default=True, help="Optimizer whose state training memory holds.")
-PRECISION = click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16", "mixed"]), default="mixed",
+PRECISION = click.option("--precision", type=click.Choice(list(PRECISIONS)), default=DEFAULT_PRECISION,
                          show_default=True, help="Training precision (mixed: half activations, fp32 master weights).")
 OUTPUT = click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
                       help="Write to this file (atomically) instead of stdout.")
 
 
-def design_options(fn):
-    """Options shared by every command that builds designs."""
+def design_options(fn=None, *, single: bool = False):
+    """Options shared by every command that builds designs; `single` for a command of one design
+    (`@design_options(single=True)`): its help promises no lists."""
+    if fn is None:
+        return lambda f: design_options(f, single=single)
     options = [
         click.option("--phi", "phi_text", default=None, metavar="PHI",
-                     help="Compound coefficient: a number, a list 0,2,5, a range 0..7 or a stepped range 0..2:0.5."),
+                     help="Compound coefficient, a number such as 1.5." if single else
+                     "Compound coefficient: a number, a list 0,2,5, a range 0..7 or a stepped range 0..2:0.5."),
         click.option("--alpha", type=float, default=None, help="Depth coefficient (default 1.2)."),
         click.option("--beta", type=float, default=None, help="Width coefficient (default 1.1)."),
         click.option("--gamma", type=float, default=None, help="Resolution coefficient (default 1.15)."),
         click.option("--depth-rounding", type=click.Choice(["ceil", "round"]), default="ceil", show_default=True,
                      help="Repeats = ceil(d*r) as the official code, or rounded half up."),
         click.option("--resolution", "resolution_text", default=None, metavar="R",
-                     help="Input side in pixels (overrides phi's); a list 128,192,256 gives a design each."),
+                     help="Input side in pixels (overrides phi's)." + (
+                         "" if single else " A list 128,192,256 gives a design each.")),
         click.option("--width-mult", type=float, default=None, help="Width multiplier, set outright (overrides phi's)."),
         click.option("--depth-mult", type=float, default=None, help="Depth multiplier, set outright (overrides phi's)."),
         click.option("--scale", "scale_items", multiple=True, metavar="DIM=FACTOR",
                      help="Scale one dimension: depth=4, width=2 or resolution=2 (repeatable)."),
-        click.option("--classes", type=int, default=None, help="Classifier outputs (default: the spec's)."),
+        click.option("--classes", type=click.IntRange(1, MAX_CHANNELS), default=None,
+                     help="Classifier outputs (default: the spec's)."),
     ]
     import functools
 
@@ -73,9 +81,10 @@ def parse_phis(text: str) -> list[float]:
                 step = float(step_text) if step_text else 1.0
                 if not step > 0 or not math.isfinite(step):
                     raise EffplanError(f"--phi '{text}': the step must be a positive number")
-                count = math.floor((hi - lo) / step + 1e-9) + 1 if math.isfinite(hi - lo) else 0
+                span_steps = (hi - lo) / step  # inf for a step like 1e-320: refused below, never floored
+                count = math.floor(span_steps + 1e-9) + 1 if math.isfinite(span_steps) else 0 if hi < lo else math.inf
                 if count > MAX_DESIGNS:
-                    raise EffplanError(f"--phi '{text}' gives {count} designs; at most {MAX_DESIGNS} at once")
+                    raise EffplanError(f"--phi '{text}' gives {count:.0f} designs; at most {MAX_DESIGNS} at once")
                 values += [round(lo + i * step, 10) for i in range(max(count, 0))]
                 if count < 1:
                     raise EffplanError(f"--phi '{text}': the range {part} is empty")
@@ -136,10 +145,19 @@ def parse_resolutions(text: str | None) -> list[int | None]:
 
 def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolution_text, width_mult, depth_mult,
                  scale_items, classes):
-    """(design, its phi = 0 baseline) for every model, phi and resolution asked."""
+    """(design, its phi = 0 baseline) for every model, phi and resolution asked; an .onnx file gives
+    (its Imported model, None): a file is never rescaled."""
+    from ..design.imported import Imported, is_file_model, refuse_rescaling
     from ..design.scaling import base_design, compound, resolve, with_overrides
 
     names = list(models) or ["efficientnet-b0"]
+    files = [name for name in names if is_file_model(name)]
+    if files:
+        rescaling = [("--phi", phi_text), ("--alpha", alpha), ("--beta", beta), ("--gamma", gamma),
+                     ("--resolution", resolution_text), ("--width-mult", width_mult), ("--depth-mult", depth_mult),
+                     ("--scale", scale_items or None), ("--classes", classes),
+                     ("--depth-rounding", None if depth_rounding == "ceil" else depth_rounding)]
+        refuse_rescaling(files[0], [flag for flag, value in rescaling if value is not None])
     resolutions = parse_resolutions(resolution_text)
     phis = parse_phis(phi_text) if phi_text is not None else None
     coeffs = coefficients(alpha, beta, gamma) if phis is not None else None
@@ -148,6 +166,9 @@ def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolutio
     scale = parse_scale(scale_items)
     pairs = []
     for name in names:
+        if is_file_model(name):
+            pairs.append((Imported(name), None))
+            continue
         design = resolve(name)
         for resolution in resolutions:
             base_overrides = dict(resolution=resolution, classes=classes, depth_rounding=depth_rounding)
@@ -160,19 +181,20 @@ def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolutio
     return pairs
 
 
-def design_rows(pairs, batch, dtype, precision="mixed", optimizer="adamw", device=None) -> list[dict]:
+def design_rows(pairs, batch, dtype, precision=DEFAULT_PRECISION, optimizer=DEFAULT_OPTIMIZER, device=None) -> list[dict]:
     """The summary row of each (design, baseline) pair, with its MACs ratio to the baseline."""
     from ..plan.profile import analyze
     from ..render.report import design_row
 
     profiles = [analyze(design, batch, dtype) for design, _ in pairs]
     macs = {network_key(d): p.totals.macs for (d, _), p in zip(pairs, profiles)}
-    for _, base in pairs:  # the phi = 0 baseline of each model, built only when not in the table
-        if network_key(base) not in macs:
+    for _, base in pairs:  # the phi = 0 baseline of each model, built only when not in the table (a file has none)
+        if base is not None and network_key(base) not in macs:
             macs[network_key(base)] = analyze(base, batch, dtype).totals.macs
     from ..plan.memory import training_memory
 
-    rows = [design_row(p, macs[network_key(base)], training_memory(p.graph, precision, optimizer))
+    rows = [design_row(p, macs[network_key(base)] if base is not None else None,
+                       training_memory(p.graph, precision, optimizer))
             for (_, base), p in zip(pairs, profiles)]
     if device:
         from ..plan.hardware import load_device
@@ -186,7 +208,9 @@ def design_rows(pairs, batch, dtype, precision="mixed", optimizer="adamw", devic
 
 
 def network_key(design) -> tuple:
-    """What decides a design's graph (not its name or how its coefficients were found)."""
+    """What decides a design's graph (not its name or how its coefficients were found); a file's: its path."""
+    if design.spec is None:
+        return ("file", design.path)
     return (design.spec, design.depth_mult, design.width_mult, design.resolution, design.classes,
             design.depth_rounding)
 
@@ -205,10 +229,13 @@ def describe_design(design) -> dict:
 
 
 def one_design(model, query: dict):
-    pairs = designs_from([model], **query)
-    if len(pairs) != 1:
-        raise EffplanError("this command takes one design: give a single --phi value")
-    return pairs[0][0]
+    """The one design of a single-design command; a list names the option that gave it."""
+    for key, option, values in (("phi_text", "--phi", parse_phis), ("resolution_text", "--resolution",
+                                                                    parse_resolutions)):
+        if query[key] is not None and len(values(query[key])) != 1:
+            raise EffplanError(f"{option} '{query[key]}': this command takes one design; give a single value")
+    (pair,) = designs_from([model], **query)
+    return pair[0]
 
 
 TRAIN_OPTIONS = [
@@ -226,10 +253,50 @@ TRAIN_OPTIONS = [
 ]
 
 
+LAYER_SORT = click.option("--sort", "sort_key", type=click.Choice(["params", "buffers", "macs", "flops", "weight_bytes",
+                                                                   "output_bytes"]),
+                          default=None, help="Order rows by this figure, largest first.")
+LAYER_TOP = click.option("--top", type=click.IntRange(1), default=None, metavar="N", help="Only the first N rows.")
+
+
+def view_options(fn):
+    """--wide and --columns for text tables, passed on as `view` (a render.report.View)."""
+    import functools
+
+    @functools.wraps(fn)
+    def packed(wide, columns_text, **kwargs):
+        from ..render.report import View
+
+        names = tuple(n.strip() for n in columns_text.split(",") if n.strip()) if columns_text is not None else ()
+        if columns_text is not None and not names:
+            raise EffplanError("--columns: give column names, e.g. --columns model,params,macs")
+        if wide and names:
+            raise EffplanError("--wide and --columns exclude each other")
+        return fn(view=View(wide, names), **kwargs)
+    packed = click.option("--columns", "columns_text", default=None, metavar="A,B,C",
+                          help="Text and markdown: only these columns (keys as in CSV, or headers).")(packed)
+    return click.option("--wide", is_flag=True,
+                        help="Text: every column (by default, columns are hidden to fit the terminal).")(packed)
+
+
 def train_options(fn):
     for option in reversed(TRAIN_OPTIONS):
         fn = option(fn)
     return fn
+
+
+def file_checks(design, batch: int, checkpoint: str = "none", fit: bool = False) -> None:
+    """What an ONNX file cannot give, refused in one line: block checkpointing where no blocks were
+    recovered from its node names, the largest batch of a file whose batch is fixed."""
+    if design.spec is not None:
+        return
+    graph = design.graph(batch)
+    if checkpoint == "blocks" and not any(isinstance(graph.nodes[n]["stage"], int) for n in graph.nodes):
+        raise EffplanError(f"--checkpoint blocks: no blocks were recovered from the node names of {design.path} "
+                           f"(effplan reads stages.S.blocks.B, layerS.B, features.S.B and blockSx_ paths)")
+    if fit and not design.symbolic_batch:
+        raise EffplanError(f"{design.path} has a fixed batch: fit needs a symbolic batch dimension "
+                           f"(torch.onnx.export(..., dynamic_axes={{'input': {{0: 'N'}}}}))")
 
 
 def inference_graph(design, batch: int, fold_bn: bool):

@@ -14,6 +14,7 @@ from typing import Callable
 from ..base.errors import EffplanError
 from ..graph.builder import GraphBuilder, ShapeError, Weight, same_pads
 from .scaling import Design, check_design, round_channels, round_repeats
+from .imported import Imported
 from .spec import BLOCKS, MAX_CHANNELS, MAX_KERNEL, block, bounded, choice
 
 
@@ -359,7 +360,9 @@ def xception(b, x, cout, stride, a: XceptionArgs, net):
 # ---- the network ----
 
 def build(design: Design, batch: int = 1):
-    """The graph of a design at a batch size."""
+    """The graph of a design at a batch size (of an ONNX file: its graph with the batch bound)."""
+    if isinstance(design, Imported):
+        return design.graph(batch)
     check_design(design)
     spec = design.spec
 

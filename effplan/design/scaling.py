@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..base.errors import EffplanError, did_you_mean
-from .spec import SPECS_DIR, ModelSpec, Rounding, builtin_spec_paths, from_table, load_spec, looks_like_path, read_toml
+from .spec import (SPECS_DIR, ModelSpec, Rounding, builtin_spec_paths, from_table, load_spec, looks_like_path,
+                   read_toml, shown)
 
 MAX_PHI = 16.0  # well past L2 (~phi 9); beyond it the input side passes 2,000 px
 MAX_RESOLUTION = 16384
@@ -87,8 +88,8 @@ def scaling_table() -> tuple[Coefficients, dict[str, Published]]:
     path = SPECS_DIR / "scaling.toml"
     table = read_toml(path)
     compound = {k: v for k, v in table.get("compound", {}).items() if k != "source"}
-    coeffs = from_table(Coefficients, compound, f"{path}: compound")
-    published = {name: from_table(Published, row, f"{path}: published.{name}")
+    coeffs = from_table(Coefficients, compound, f"{shown(path)}: compound")
+    published = {name: from_table(Published, row, f"{shown(path)}: published.{name}")
                  for name, row in table.get("published", {}).items()}
     return coeffs, published
 
@@ -150,9 +151,12 @@ def check_design(design: Design) -> None:
             raise EffplanError(f"{design.name}: {label} multiplier {value:.4g} is outside (0, {MAX_MULTIPLIER:g}]")
     if not 1 <= design.resolution <= MAX_RESOLUTION:
         raise EffplanError(f"{design.name}: resolution {design.resolution} is outside 1..{MAX_RESOLUTION}")
-    blocks = sum(round_repeats(s.repeats, design.depth_mult, design.depth_rounding) for s in design.spec.stages)
+    spec = design.spec
+    blocks = sum(round_repeats(s.repeats, design.depth_mult, design.depth_rounding) for s in spec.stages) \
+        + sum(s.repeats for s in (*spec.stem, *spec.head))  # stem and head rows are blocks too
     if blocks > MAX_BLOCKS:
-        raise EffplanError(f"{design.name}: {blocks} blocks after depth scaling; at most {MAX_BLOCKS}")
+        raise EffplanError(f"{design.name}: {blocks} blocks after depth scaling (stem, stages and head); "
+                           f"at most {MAX_BLOCKS}")
 
 
 def check_phi(phi: float) -> None:

@@ -16,7 +16,7 @@ from typing import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..base.errors import EffplanError, did_you_mean
+from ..base.errors import EffplanError, did_you_mean, quote
 
 SPECS_DIR = Path(__file__).resolve().parents[1] / "specs"  # effplan/specs once installed
 if not (SPECS_DIR / "models").is_dir():  # running from a source tree without installing
@@ -28,6 +28,9 @@ MAX_KERNEL = 64
 MAX_REPEATS = 1000
 MAX_SPEC_BYTES = 1 << 20
 ACTIVATIONS = ("swish", "relu", "relu6", "hswish", "none")
+# Other names for the same functions (PyTorch's, Keras's), read in any case and stored as the canonical name.
+ACTIVATION_ALIASES = {"silu": "swish", "hardswish": "hswish", "hard_swish": "hswish", "h_swish": "hswish",
+                      "hard-swish": "hswish", "relu_6": "relu6"}
 
 
 class SpecError(EffplanError):
@@ -60,8 +63,9 @@ def bounded(lo=None, hi=None, default=dataclasses.MISSING):
     return field(default=default, metadata={"min": lo, "max": hi})
 
 
-def choice(*options: str, default: str | None = None):
-    return field(default=options[0] if default is None else default, metadata={"choices": options})
+def choice(*options: str, default: str | None = None, aliases: dict | None = None):
+    return field(default=options[0] if default is None else default,
+                 metadata={"choices": options, "aliases": {**{o: o for o in options}, **(aliases or {})}})
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,7 @@ class ModelSpec:
     classifier: Classifier = None
     family: str = ""
     in_channels: int = bounded(1, MAX_CHANNELS, default=3)
-    activation: str = choice(*ACTIVATIONS)
+    activation: str = choice(*ACTIVATIONS, aliases=ACTIVATION_ALIASES)
     norm: str = choice("bn", "none")  # "none": convs carry a bias instead (SqueezeNet)
     bn_epsilon: float = bounded(0.0, 1.0, default=1e-5)
     rounding: Rounding = field(default_factory=Rounding)
@@ -141,7 +145,7 @@ def _convert(value, tp, where: str):
         return stage_from_table(value, where)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise SpecError(f"{where}: expected a table, got {value!r}")
+            raise SpecError(f"{where}: expected a table, got {quote(value)}")
         return from_table(tp, value, where)
     origin = typing.get_origin(tp)
     if origin in (types.UnionType, typing.Union):  # X | None: absent keys take the default
@@ -150,27 +154,27 @@ def _convert(value, tp, where: str):
     if origin is tuple:  # tuple[X, ...]
         (item, _) = typing.get_args(tp)
         if not isinstance(value, list):
-            raise SpecError(f"{where}: expected an array, got {value!r}")
+            raise SpecError(f"{where}: expected an array, got {quote(value)}")
         return tuple(_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value))
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, tp) or (isinstance(value, bool) and tp is not bool):
-        raise SpecError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        raise SpecError(f"{where}: expected {_type_name(tp)}, got {quote(value)}")
     if tp is float and not math.isfinite(value):
-        raise SpecError(f"{where}: expected a finite number, got {value!r}")
+        raise SpecError(f"{where}: expected a finite number, got {quote(value)}")
     return value
 
 
 def from_table(cls, table: dict, where: str, extra_keys=()):
     """Build dataclass `cls` from a TOML table, checking keys, types, bounds and choices."""
     if not isinstance(table, dict):
-        raise SpecError(f"{where}: expected a table, got {table!r}")
+        raise SpecError(f"{where}: expected a table, got {quote(table)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     for key in table:
         if key not in fields:
             known = list(fields) + list(extra_keys)
-            raise SpecError(f"{where.rstrip(': ')}: unknown key '{key}'{did_you_mean(key, known)}")
+            raise SpecError(f"{where.rstrip(': ')}: unknown key {quote(key)}{did_you_mean(key, known)}")
     kwargs = {}
     for name, f in fields.items():
         if name not in table:
@@ -185,10 +189,12 @@ def from_table(cls, table: dict, where: str, extra_keys=()):
         lo, hi = f.metadata.get("min"), f.metadata.get("max")
         if lo is not None and value < lo or hi is not None and value > hi:
             bound = f">= {lo}" if hi is None else f"between {lo} and {hi}"
-            raise SpecError(f"{_key(where, name)}: expected a value {bound}, got {value!r}")
+            raise SpecError(f"{_key(where, name)}: expected a value {bound}, got {quote(value)}")
         options = f.metadata.get("choices")
+        if options and isinstance(value, str):
+            value = f.metadata["aliases"].get(value.lower(), value)
         if options and value not in options:
-            raise SpecError(f"{_key(where, name)}: expected one of {', '.join(options)}, got {value!r}"
+            raise SpecError(f"{_key(where, name)}: expected one of {', '.join(options)}, got {quote(value)}"
                             f"{did_you_mean(value, options)}")
         kwargs[name] = value
     return cls(**kwargs)
@@ -197,10 +203,10 @@ def from_table(cls, table: dict, where: str, extra_keys=()):
 def stage_from_table(table, where: str) -> Stage:
     """A stage row: the common keys, then the rest checked against the block kind's arguments."""
     if not isinstance(table, dict):
-        raise SpecError(f"{where}: expected a table, got {table!r}")
+        raise SpecError(f"{where}: expected a table, got {quote(table)}")
     kind = table.get("block")
-    if kind not in BLOCKS:
-        raise SpecError(f"{_key(where, 'block')}: unknown block kind {kind!r}{did_you_mean(str(kind), BLOCKS)}; "
+    if not isinstance(kind, str) or kind not in BLOCKS:  # a list or table is no name (nor hashable)
+        raise SpecError(f"{_key(where, 'block')}: unknown block kind {quote(kind)}{did_you_mean(str(kind), BLOCKS)}; "
                         f"known: {', '.join(BLOCKS)}")
     common = {f.name for f in dataclasses.fields(Stage)}
     args_cls = BLOCKS[kind].args
@@ -223,11 +229,12 @@ def _channels_by_width(table, where: str) -> tuple[tuple[float, int], ...]:
         try:
             width = float(key)
         except ValueError:
-            raise SpecError(f"{where}: key {key!r} is not a width multiplier") from None
+            raise SpecError(f"{where}: key {quote(key)} is not a width multiplier") from None
         if not (math.isfinite(width) and 0 < width <= 64):
-            raise SpecError(f"{where}: width multiplier {key!r} must be in (0, 64]")
+            raise SpecError(f"{where}: width multiplier {quote(key)} must be in (0, 64]")
         if not isinstance(channels, int) or isinstance(channels, bool) or not 1 <= channels <= MAX_CHANNELS:
-            raise SpecError(f"{where}.{key}: expected a channel count between 1 and {MAX_CHANNELS}, got {channels!r}")
+            raise SpecError(f"{where}.{key.strip()}: expected a channel count between 1 and {MAX_CHANNELS}, "
+                            f"got {quote(channels)}")
         pairs.append((width, channels))
     return tuple(sorted(pairs))
 
@@ -257,14 +264,19 @@ def read_table_list(path: str | Path, key: str, hint: str) -> list[dict]:
     table = read_toml(Path(path))
     for name in table:
         if name != key:
-            raise SpecError(f"{path}: unknown key '{name}'{did_you_mean(name, [key])}; {hint}")
-    entries = table.get(key)
-    return entries if isinstance(entries, list) and all(isinstance(e, dict) for e in entries) else []
+            raise SpecError(f"{path}: unknown key {quote(name)}{did_you_mean(name, [key])}; {hint}")
+    entries = table.get(key, [])
+    if not isinstance(entries, list):
+        raise SpecError(f"{path}: {key}: expected [[{key}]] tables, got {quote(entries)}")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise SpecError(f"{path}: {key}[{i}]: expected a table, got {quote(entry)}")
+    return entries
 
 
 def load_spec(path: str | Path) -> ModelSpec:
     path = Path(path)
-    where = f"{path}: "
+    where = f"{shown(path)}: "
     spec = from_table(ModelSpec, read_toml(path), where)
     if not spec.stages:
         raise SpecError(f"{where}stages: expected at least one stage")
@@ -275,6 +287,17 @@ def load_spec(path: str | Path) -> ModelSpec:
 
 def builtin_spec_paths() -> dict[str, Path]:
     return {p.stem: p for p in sorted((SPECS_DIR / "models").glob("*.toml"))}
+
+
+def shown(path) -> str:
+    """How messages name a file: a built-in one by its name ('t4 (built-in)'; `effplan show t4`
+    prints it), not by a path deep inside site-packages; any other as given."""
+    path = Path(path)
+    try:
+        path.resolve().relative_to(SPECS_DIR)
+    except (ValueError, OSError):
+        return str(path)
+    return f"{path.stem} (built-in)"
 
 
 def looks_like_path(name: str) -> bool:

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..graph.ops import DTYPE_BYTES
-from ..base.errors import EffplanError, did_you_mean
-from ..plan.memory import OPTIMIZER_SLOTS, PRECISIONS
-from ..base.units import human_bytes, parse_bytes, parse_count, parse_seconds
+from ..base.errors import EffplanError, did_you_mean, quote
+from ..plan.memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS
+from ..base.units import bytes_as_written, human_bytes, parse_bytes, parse_count, parse_seconds
 
 
 MAX_BATCH = 1 << 20  # the largest batch any command takes: figures stay far from integer limits
+MAX_BUDGETS = 256  # entries in one budget file: a CI gate's list, each built and costed in turn
+MAX_REPORT_BYTES = 64 << 20  # a --baseline report (EfficientNet-L2's layers report is about 1 MB)
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Limit:
     upper: bool  # max_ (True) or min_ (False)
     show: object  # number -> text
     needs: str = ""  # what the figure needs: "device" or "training"
+    scope: str = "batch"  # what it counts: the whole "batch", one "image", the "model" (any batch)
 
 
 def _count(v):
@@ -36,8 +39,10 @@ def _count(v):
 LIMITS = {
     "max_macs": Limit("macs", parse_count, True, _count),
     "max_flops": Limit("flops", parse_count, True, _count),
-    "max_params": Limit("params", parse_count, True, _count),
-    "max_weight_bytes": Limit("weight_bytes", parse_bytes, True, human_bytes),
+    "max_macs_per_image": Limit("macs_per_image", parse_count, True, _count, scope="image"),
+    "max_flops_per_image": Limit("flops_per_image", parse_count, True, _count, scope="image"),
+    "max_params": Limit("params", parse_count, True, _count, scope="model"),
+    "max_weight_bytes": Limit("weight_bytes", parse_bytes, True, human_bytes, scope="model"),
     "max_inference_memory": Limit("inference_bytes", parse_bytes, True, human_bytes),
     "max_training_memory": Limit("training_bytes", parse_bytes, True, human_bytes, "training"),
     "max_latency": Limit("latency_s", parse_seconds, True, lambda v: f"{v * 1e3:.3f} ms", "device"),
@@ -60,11 +65,12 @@ class Budget:
     batch: int = 1
     dtype: str = "fp32"
     device: str | None = None
-    optimizer: str = "adamw"
-    precision: str = "mixed"
+    optimizer: str = DEFAULT_OPTIMIZER
+    precision: str = DEFAULT_PRECISION
     train_batch: int | None = None
     folder: Path = field(default=Path("."), compare=False)
     where: str = "budget"  # the file and entry, for errors: budgets.toml: budget[2]
+    written: dict = field(default_factory=dict, compare=False)  # limit key -> the text the file gave
 
 
 def parse_limits(table: dict, label) -> dict:
@@ -101,12 +107,14 @@ def load_budgets(path: str) -> list[Budget]:
     entries = read_table_list(path, "budget", "budgets are [[budget]] tables")
     if not entries:
         raise EffplanError(f"{path}: no budgets: add at least one [[budget]] table with a model and limits")
+    if len(entries) > MAX_BUDGETS:
+        raise EffplanError(f"{path}: {len(entries)} budgets; at most {MAX_BUDGETS} in one file")
     budgets = []
     for i, entry in enumerate(entries):
         where = f"{path}: budget[{i}]"
         for key in entry:
             if key not in LIMITS and key not in DESIGN_KEYS:
-                raise EffplanError(f"{where}: unknown key '{key}'{did_you_mean(key, [*LIMITS, *DESIGN_KEYS])}")
+                raise EffplanError(f"{where}: unknown key {quote(key)}{did_you_mean(key, [*LIMITS, *DESIGN_KEYS])}")
         if not isinstance(entry.get("model"), str) or not entry["model"].strip():
             raise EffplanError(f"{where}: missing key 'model' (a built-in name, a spec file or an .onnx file)")
         if entry["model"].endswith(".onnx"):
@@ -122,7 +130,7 @@ def load_budgets(path: str) -> list[Budget]:
                 raise EffplanError(f"{where}.{key}: expected a string, got {entry[key]!r}")
         for key, known in (("dtype", DTYPE_BYTES), ("optimizer", OPTIMIZER_SLOTS), ("precision", PRECISIONS)):
             if key in entry and entry[key] not in known:
-                raise EffplanError(f"{where}.{key}: unknown {key} '{entry[key]}'{did_you_mean(entry[key], known)}; "
+                raise EffplanError(f"{where}.{key}: unknown {key} {quote(entry[key])}{did_you_mean(entry[key], known)}; "
                                    f"known: {', '.join(known)}")
         needs_device = [k for k in limits if LIMITS[k].needs == "device"]
         if needs_device and not entry.get("device"):
@@ -135,19 +143,46 @@ def load_budgets(path: str) -> list[Budget]:
                                    f"throughput is at most {most:,.1f}/s, below min_throughput")
         budgets.append(Budget(
             name=entry.get("name") or entry["model"], model=entry["model"], limits=limits,
+            written={k: entry[k] for k in limits},
             phi=_number(entry, "phi", where, float, 0, 16),
             resolution=_number(entry, "resolution", where, int, 8, 16384),
             width_mult=_number(entry, "width_mult", where, float, 0.01, 64),
             depth_mult=_number(entry, "depth_mult", where, float, 0.01, 64),
             batch=_number(entry, "batch", where, int, 1, MAX_BATCH) or 1, dtype=entry.get("dtype", "fp32"),
-            device=entry.get("device"), optimizer=entry.get("optimizer", "adamw"),
-            precision=entry.get("precision", "mixed"),
+            device=entry.get("device"), optimizer=entry.get("optimizer", DEFAULT_OPTIMIZER),
+            precision=entry.get("precision", DEFAULT_PRECISION),
             train_batch=_number(entry, "train_batch", where, int, 1, MAX_BATCH),
             folder=Path(path).resolve().parent, where=where))
+    for budget in budgets:  # every entry's model and device found before any is evaluated
+        _named(budget, lambda: _resolve(budget))
     return budgets
 
 
-def figures(graph, batch: int, dtype: str, device=None, precision="mixed", optimizer="adamw",
+def _resolve(budget: Budget):
+    """(the budget's design, or the path of its ONNX file; its device or None), checked without
+    building a graph, so a bad late entry is reported before minutes of evaluating earlier ones."""
+    from ..design.scaling import check_design, compound, resolve, with_overrides
+    from ..plan.hardware import load_device
+
+    device = load_device(budget.device) if budget.device else None
+    model = budget.model
+    if model.endswith(".onnx"):
+        path = model if Path(model).is_absolute() else str(budget.folder / model)
+        if not Path(path).is_file():
+            raise EffplanError(f"{quote(model)}: no such ONNX file")
+        return path, device
+    if model.endswith(".toml") and not Path(model).is_absolute():
+        model = str(budget.folder / model)
+    design = resolve(model)
+    if budget.phi is not None:
+        design = compound(design, budget.phi)
+    design = with_overrides(design, resolution=budget.resolution, width_mult=budget.width_mult,
+                            depth_mult=budget.depth_mult)
+    check_design(design)
+    return design, device
+
+
+def figures(graph, batch: int, dtype: str, device=None, precision=DEFAULT_PRECISION, optimizer=DEFAULT_OPTIMIZER,
             train_graph=None, wanted=()) -> dict:
     """Every figure a budget can bound, of one graph (the training ones only when wanted)."""
     from ..plan.profile import profile
@@ -156,6 +191,7 @@ def figures(graph, batch: int, dtype: str, device=None, precision="mixed", optim
     p = profile(graph, None, batch, dtype)
     t = p.totals
     out = {"macs": t.macs, "flops": t.flops, "params": t.params, "weight_bytes": t.weight_bytes,
+           "macs_per_image": t.macs // batch, "flops_per_image": t.flops // batch,  # both exactly linear in N
            "inference_bytes": t.weight_bytes + t.peak_activation_bytes, "unknown_ops": p.unknown_ops}
     if "training_bytes" in wanted:
         out["training_bytes"] = training_memory(train_graph or graph, precision, optimizer).total_bytes
@@ -170,22 +206,15 @@ def budget_graphs(budget: Budget):
     """(graph at the budget's batch, graph at its training batch or None, a description: model,
     phi, resolution)."""
     from ..design.blocks import build
-    from ..design.scaling import compound, resolve, with_overrides
 
-    model = budget.model
-    if model.endswith(".onnx"):
+    design, _ = _resolve(budget)
+    if isinstance(design, str):
         from ..graph.onnx_io import analyze_file, resolution
-        path = model if Path(model).is_absolute() else str(budget.folder / model)
+        path = design
         graph, _, _ = analyze_file(path, budget.batch)
         train = analyze_file(path, budget.train_batch)[0] if budget.train_batch else None
-        return graph, train, {"model": Path(model).stem, "phi": None, "resolution": resolution(graph), "source": path}
-    if model.endswith(".toml") and not Path(model).is_absolute():
-        model = str(budget.folder / model)
-    design = resolve(model)
-    if budget.phi is not None:
-        design = compound(design, budget.phi)
-    design = with_overrides(design, resolution=budget.resolution, width_mult=budget.width_mult,
-                            depth_mult=budget.depth_mult)
+        return graph, train, {"model": Path(budget.model).stem, "phi": None, "resolution": resolution(graph),
+                              "source": path}
     graph = build(design, budget.batch)
     train = build(design, budget.train_batch) if budget.train_batch else None
     return graph, train, {"model": design.name, "phi": design.phi, "resolution": design.resolution}
@@ -214,10 +243,15 @@ def check(budgets: list[Budget]) -> list[dict]:
             spec = LIMITS[key]
             value = values[spec.figure]
             margin = (limit - value) / limit if spec.upper else (value - limit) / limit
-            rows.append({"budget": budget.name, "entry": i, **about, "batch": budget.batch,
+            scope = {"image": "one image", "model": "the model"}.get(spec.scope, f"batch of {budget.batch}")
+            if spec.needs == "training":
+                scope = f"train batch of {budget.train_batch or budget.batch}"
+            rows.append({"budget": budget.name, "entry": i, **about, "batch": budget.batch, "scope": scope,
                          "dtype": budget.dtype, "device": budget.device, "limit_key": key, "figure": spec.figure,
                          "value": value, "limit": limit, "margin": margin, "passed": margin >= 0,
-                         "value_text": spec.show(value), "limit_text": spec.show(limit),
+                         **dict(zip(("value_text", "limit_text"),
+                                    (spec.parse is parse_bytes and bytes_as_written(value, budget.written.get(key)))
+                                    or (spec.show(value), spec.show(limit)))),
                          "unknown_ops": values["unknown_ops"]})
     return rows
 
@@ -238,15 +272,26 @@ def read_report(path: str) -> dict:
     import json
 
     try:
-        report = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EffplanError(f"--baseline {path}: cannot read: {getattr(exc, 'strerror', exc)}") from None
-    except ValueError:
+        with open(path, "rb") as fh:  # bounded: --baseline /dev/zero would read forever
+            data = fh.read(MAX_REPORT_BYTES + 1)
+        if len(data) > MAX_REPORT_BYTES:
+            raise EffplanError(f"--baseline {path}: larger than {MAX_REPORT_BYTES >> 20} MiB; not a layers report")
+        report = json.loads(data.decode("utf-8"))
+    except OSError as exc:
+        raise EffplanError(f"--baseline {path}: cannot read: {exc.strerror or exc}") from None
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise EffplanError(f"--baseline {path}: not JSON; save one with effplan layers --format json") from None
     if not isinstance(report, dict) or not isinstance(report.get("totals"), dict) \
-            or not isinstance(report.get("layers"), list) or any(k not in report for k in MATCHED):
+            or not isinstance(report.get("layers"), list) or any(k not in report for k in MATCHED) \
+            or not _figures_ok(report["totals"]) \
+            or not all(isinstance(r, dict) and isinstance(r.get("name"), str) and _figures_ok(r) for r in report["layers"]):
         raise EffplanError(f"--baseline {path}: not an `effplan layers --format json` report")
     return report
+
+
+def _figures_ok(row: dict) -> bool:
+    """The compared figures a report row holds are numbers (a JSON true or "5" is none)."""
+    return all(isinstance(row[k], (int, float)) and not isinstance(row[k], bool) for k in COMPARED if k in row)
 
 
 def baseline_budget(budgets: list[Budget], rows: list[dict], baseline: dict, path: str) -> Budget:
@@ -256,14 +301,14 @@ def baseline_budget(budgets: list[Budget], rows: list[dict], baseline: dict, pat
     same = [i for i in designs if designs[i]["model"] == baseline["model"]]
     if not same:
         checked = sorted({r["model"] for r in rows})
-        raise EffplanError(f"--baseline {path}: a report of model '{baseline['model']}', which no budget checks "
+        raise EffplanError(f"--baseline {path}: a report of model {quote(baseline['model'])}, which no budget checks "
                            f"(they check {', '.join(checked)})")
     for i in same:
         if all(designs[i][k] == baseline[k] for k in MATCHED):
             return budgets[i]
     design = designs[same[0]]
     field_ = next(k for k in MATCHED if design[k] != baseline[k])
-    raise EffplanError(f"--baseline {path}: {field_} {baseline[field_]!r} differs from the {design[field_]!r} of "
+    raise EffplanError(f"--baseline {path}: {field_} {quote(baseline[field_])} differs from the {design[field_]!r} of "
                        f"{budgets[same[0]].where}; compare against a report of the same design")
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..graph.ops import COSTS, dtype_size
-from ..base.errors import EffplanError, did_you_mean
+from ..base.errors import EffplanError, did_you_mean, quote
 
 EXACT = 2.0 ** 53  # float64 holds every integer below this
 MAX_GRID = 1_000_000  # designs in one search: a few arrays of this size stay well within memory
@@ -431,11 +431,12 @@ def grid(text: str, what: str, integer: bool = False) -> np.ndarray:
             span, _, step_text = text.partition(":")
             lo, hi = (float(x) for x in span.split(".."))
             step = float(step_text) if step_text else (8.0 if integer else 0.1)
-            if not (step > 0 and math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            if not (step > 0 and all(map(math.isfinite, (lo, hi, step))) and lo <= hi):
                 raise ValueError
-            count = math.floor((hi - lo) / step + 1e-9) + 1
+            span_steps = (hi - lo) / step  # inf for a step like 1e-320: too many values, never floored
+            count = math.floor(span_steps + 1e-9) + 1 if math.isfinite(span_steps) else math.inf
             if count > 100_000:
-                raise EffplanError(f"{what} '{text}' gives {count} values; at most 100000")
+                raise EffplanError(f"{what} '{text}' gives {count:.0f} values; at most 100000")
             values = np.round(lo + step * np.arange(count), 10)
         else:
             values = np.array([float(x) for x in text.split(",")])
@@ -471,8 +472,12 @@ def check_grid(design, depths, widths, resolutions) -> None:
 def searchable(model: str):
     """The base design a search scales: a spec name or file. A published name (efficientnet-b4) is
     refused: its hand-picked d, w, r are one grid point of its base spec, not a base of their own."""
+    from ..design.imported import is_file_model
     from ..design.scaling import base_design, resolve
 
+    if is_file_model(model):
+        raise EffplanError(f"{model} is an ONNX file: search scales a spec's depth, width and resolution, which a "
+                           f"file fixes; search the spec it came from, or check the file against a budget")
     found = resolve(model)
     if found.coefficients == "published" and found.name != found.spec.name:
         raise EffplanError(f"'{found.name}' is a published design ({found.spec.name} at depth {found.depth_mult:g}, "
@@ -498,7 +503,7 @@ def accuracy_model(path: str):
         where = f"{path}: point[{i}]"
         for key in point:
             if key not in POINT_KEYS:
-                raise EffplanError(f"{where}: unknown key '{key}'{did_you_mean(key, POINT_KEYS)}")
+                raise EffplanError(f"{where}: unknown key {quote(key)}{did_you_mean(key, POINT_KEYS)}")
         missing = [k for k in POINT_KEYS if k not in point]
         if missing:
             raise EffplanError(f"{where}: missing key '{missing[0]}' (macs such as '0.39G', top1 a percentage)")
@@ -506,7 +511,7 @@ def accuracy_model(path: str):
         if macs <= 0:
             raise EffplanError(f"{where}.macs: must be more than 0")
         if isinstance(top1, bool) or not isinstance(top1, (int, float)) or not 0 <= top1 <= 100:
-            raise EffplanError(f"{where}.top1: expected a percentage in [0, 100], got {top1!r}")
+            raise EffplanError(f"{where}.top1: expected a percentage in [0, 100], got {quote(top1)}")
         pairs.append((math.log(macs), float(top1)))
     pairs.sort()
     if any(a[0] == b[0] for a, b in zip(pairs, pairs[1:])):
@@ -607,6 +612,7 @@ def grid_search(design, depths, widths, resolutions, constraints: Constraints, s
     keys = [(k, sign) for k, sign in PARETO if k in values]
     points = np.stack([values[k].ravel()[feasible] * sign for k, sign in keys], axis=1)
     stats["front"] = [describe(feasible[i]) for i in _front(points)]
+    stats["fitting"] = {k: values[k].ravel()[feasible] for k in ("macs", "inference_bytes")}  # for the plot
     scores = np.asarray(score(g.macs.ravel()[feasible]), dtype=float)
     i, j, k = np.unravel_index(feasible, g.built.shape)
     ranking = feasible[np.lexsort((g.widths[j], g.depths[i], g.resolutions[k], -scores))]  # ties: smallest r, d, w
@@ -748,3 +754,42 @@ def coefficient_grid(design, tolerance: float = 0.1, step: float = 0.05, progres
                          "macs_ratio": float(macs / base)})
     rows.sort(key=lambda r: (abs(r["macs_ratio"] - 2), r["alpha"], r["beta"], r["gamma"]))
     return rows
+
+
+def run(design, limits: dict, *, batch: int = 1, dtype: str = "fp32", device=None, precision: str = "mixed",
+        optimizer: str = "adamw", depths="1..3:0.1", widths="1..2:0.05", resolutions=None, top: int = 10,
+        objective_kind: str = "macs", accuracy_file: str | None = None, mnas_w: float = -0.07, progress=None):
+    """`effplan search`: the largest φ and the best grid designs of a base design within `limits`
+    (budget keys -> numbers). Returns (designs best first, each marked `pareto`; the Pareto front;
+    the grid statistics; the constraints). Nothing fitting is NoFit (exit 1)."""
+    from ..plan.hardware import Device, load_device
+
+    if isinstance(device, str):
+        device = load_device(device)
+    elif device is not None and not isinstance(device, Device):
+        raise EffplanError(f"device: expected a name, a file or a Device, got {device!r}")
+    if not limits:
+        raise EffplanError("give at least one constraint: max_macs, max_params, max_inference_memory, ...")
+    per_image = [k for k in limits if k.endswith("_per_image")]
+    if per_image:
+        raise EffplanError(f"{per_image[0]}: search bounds the whole batch; give {per_image[0][:-10]} (the same "
+                           f"at batch 1)")
+    if device is None and {"max_latency", "min_throughput"} & set(limits):
+        raise EffplanError("max_latency and min_throughput need a device")
+    constraints = Constraints(limits, batch, dtype, device, precision, optimizer)
+    score = objective(objective_kind, limits, accuracy_file, mnas_w)
+    depths, widths = grid(depths, "--depth"), grid(widths, "--width")
+    sides = (grid(resolutions, "--resolution", integer=True) if resolutions
+             else np.arange(design.resolution, 3 * design.resolution + 1, 8))
+    check_grid(design, depths, widths, sides)
+    ranked, stats = grid_search(design, depths, widths, sides, constraints, score, top, progress)
+    phi = largest_phi(design, constraints)
+    if phi:
+        phi["score"] = float(score(np.array([phi["macs"]]))[0])
+    designs = sorted(ranked + ([phi] if phi else []), key=lambda d: -d["score"])
+    if not designs:
+        raise NoFit(no_fit_message(constraints, stats))
+    front = pareto(stats["front"] + ([phi] if phi else []))  # the grid's front already beats the rest
+    for d in designs:
+        d["pareto"] = on_front(d, front)
+    return designs, front, stats, constraints

@@ -1,2 +1,2 @@
-"""The graph of ONNX-named ops: the builder and its shape rules, the per-op table (cost, saved tensors,
-unit, fusion class), ONNX import and export."""
+"""The graph of ONNX-named ops: the builder; the op table (ops.py: per op type its shape rule, cost,
+saved tensors, unit and fusion class) and the shape rules it names (shapes.py); ONNX import and export."""

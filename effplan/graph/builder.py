@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..base.errors import EffplanError
+from .ops import OPS
+from .shapes import Shape, ShapeError
 
-Shape = tuple[int, ...]
+MAX_OPS = 200_000  # ops in one graph, built or imported: 5,000 blocks of the largest kinds fit
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,115 +29,6 @@ class Weight:
     @property
     def size(self) -> int:
         return math.prod(self.shape)
-
-
-class ShapeError(EffplanError):
-    pass
-
-
-def _broadcast(shapes: list[Shape]) -> Shape:
-    if all(s == shapes[0] for s in shapes):
-        return shapes[0]
-    if len(shapes) == 2 and len(shapes[0]) == len(shapes[1]) and all(
-            a == b or b == 1 for a, b in zip(*shapes)):
-        return shapes[0]  # the common case: a per-channel gate scaling a feature map
-    rank = max(len(s) for s in shapes)
-    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
-    out = []
-    for dims in zip(*padded):
-        sizes = {d for d in dims if d != 1}
-        if len(sizes) > 1:
-            raise ShapeError(f"shapes {shapes} do not broadcast")
-        out.append(sizes.pop() if sizes else 1)
-    return tuple(out)
-
-
-def _conv_shape(attrs, inputs, weights) -> Shape:
-    (n, c, *spatial) = inputs[0]
-    w = weights["W"]
-    group = attrs.get("group", 1)
-    if c != w[1] * group:
-        raise ShapeError(f"{c} input channels do not match weight {w} with group {group}")
-    k, s = attrs["kernel_shape"], attrs["strides"]
-    pads, dil = attrs["pads"], attrs.get("dilations", (1,) * len(k))
-    rank = len(spatial)
-    out = tuple((spatial[i] + pads[i] + pads[i + rank] - dil[i] * (k[i] - 1) - 1) // s[i] + 1
-                for i in range(rank))
-    if min(out) < 1:
-        raise ShapeError(f"input {inputs[0]} is too small for kernel {k} stride {s}")
-    return (n, w[0], *out)
-
-
-def _gemm_shape(attrs, inputs, weights) -> Shape:
-    (n, k) = inputs[0]
-    w = weights["W"]
-    out, k_w = w if attrs.get("transB", 0) else w[::-1]
-    if k != k_w:
-        raise ShapeError(f"input {inputs[0]} does not match weight {w}")
-    return (n, out)
-
-
-def _same(attrs, inputs, weights) -> Shape:
-    return inputs[0]
-
-
-def _pool_shape(attrs, inputs, weights) -> Shape:
-    """Output side floor (or ceil, with ceil_mode) of (n + pads - k) / s, plus 1; as PyTorch, a
-    ceil-mode window may not start in the end padding."""
-    (n, c, *spatial) = inputs[0]
-    k, s, pads = attrs["kernel_shape"], attrs["strides"], attrs["pads"]
-    rank, out = len(spatial), []
-    for i in range(rank):
-        span = spatial[i] + pads[i] + pads[i + rank] - k[i]
-        size = (-(-span // s[i]) if attrs.get("ceil_mode") else span // s[i]) + 1
-        if attrs.get("ceil_mode") and (size - 1) * s[i] >= spatial[i] + pads[i]:
-            size -= 1
-        out.append(size)
-    if min(out) < 1:
-        raise ShapeError(f"input {inputs[0]} is too small for a {k} window")
-    return (n, c, *out)
-
-
-def _concat_shape(attrs, inputs, weights) -> Shape:
-    axis = attrs["axis"]
-    first = inputs[0]
-    for other in inputs[1:]:
-        if len(other) != len(first) or any(a != b for i, (a, b) in enumerate(zip(first, other)) if i != axis):
-            raise ShapeError(f"cannot concatenate {inputs} on axis {axis}")
-    return (*first[:axis], sum(s[axis] for s in inputs), *first[axis + 1:])
-
-
-def _reshape_shape(attrs, inputs, weights) -> Shape:
-    shape = tuple(attrs["shape"])
-    if math.prod(shape) != math.prod(inputs[0]):
-        raise ShapeError(f"cannot reshape {inputs[0]} to {shape}")
-    return shape
-
-
-def _slice_shape(attrs, inputs, weights) -> Shape:
-    out = list(inputs[0])
-    for axis, start, end in zip(attrs["axes"], attrs["starts"], attrs["ends"]):
-        out[axis] = min(end, out[axis]) - start
-    return tuple(out)
-
-
-# Shape rules of the ops the builders emit (imported graphs get ONNX's own shape inference).
-SHAPE_RULES = {
-    "Conv": _conv_shape,
-    "Gemm": _gemm_shape,
-    "GlobalAveragePool": lambda a, i, w: (*i[0][:2], *(1,) * (len(i[0]) - 2)),
-    "Flatten": lambda a, i, w: (math.prod(i[0][:a.get("axis", 1)]), math.prod(i[0][a.get("axis", 1):])),
-    "MaxPool": _pool_shape,
-    "AveragePool": _pool_shape,
-    "Concat": _concat_shape,
-    "Reshape": _reshape_shape,
-    "Transpose": lambda a, i, w: tuple(i[0][p] for p in a["perm"]),
-    "Slice": _slice_shape,
-    "Add": lambda a, i, w: _broadcast(i),
-    "Mul": lambda a, i, w: _broadcast(i),
-    **{op: _same for op in ("BatchNormalization", "Relu", "Sigmoid", "Clip", "HardSwish",
-                            "HardSigmoid", "Dropout", "Identity")},
-}
 
 
 def same_pads(size: Shape, kernel: Shape, stride: Shape) -> tuple[int, ...]:
@@ -181,10 +73,14 @@ class GraphBuilder:
         name = self.name(layer, role)
         if name in self.tensors:
             raise ShapeError(f"two ops named {name}")
+        if len(self.nodes) >= MAX_OPS:
+            raise ShapeError(f"{self.name_}: more than {MAX_OPS:,} ops; not a network effplan plans")
         attrs = attrs or {}
+        rule = OPS[op].shape if op in OPS else None
+        if not callable(rule):
+            raise ShapeError(f"layer {name}: the builder has no shape rule for {op}")
         try:
-            out_shape = SHAPE_RULES[op](attrs, [self.tensors[t] for t in inputs],
-                                        {w.role: w.shape for w in weights})
+            out_shape = rule(attrs, [self.tensors[t] for t in inputs], {w.role: w.shape for w in weights})
         except ShapeError as exc:
             raise ShapeError(f"layer {name} ({op}): {exc}") from None
         self.nodes[name] = dict(op=op, attrs=attrs, inputs=tuple(inputs), outputs=(name,),
@@ -244,6 +140,50 @@ def _swish_pairs(graph) -> dict[str, str]:
                 and gate not in graph.graph["outputs"]:
             pairs[name] = users[0]
     return pairs
+
+
+def gelu_chains(graph) -> dict[str, list[str]]:
+    """Input tensor -> the nodes of every GELU written as exporters write it at opset <= 19:
+    x / sqrt(2) (or x * 0.7071) -> Erf -> + 1 -> times x -> times 0.5 (or x * 0.5 first, then times the
+    sum). Frameworks run it as one op (GELU) that keeps only x."""
+    return _derived(graph, "gelu", _gelu_chains)
+
+
+def _gelu_chains(graph) -> dict[str, list[str]]:
+    nodes, read, outputs = graph.nodes, readers(graph), set(graph.graph["outputs"])
+
+    def only_reader(node: str, op: str) -> str | None:
+        (out,) = nodes[node]["outputs"][:1]
+        users = read.get(out, [])
+        return users[0] if len(users) == 1 and nodes[users[0]]["op"] == op and out not in outputs else None
+
+    def scaled(node: str, x: str) -> bool:  # x times (or over) a constant
+        return nodes[node]["op"] in ("Mul", "Div") and nodes[node]["inputs"] == (x,)
+
+    chains = {}
+    for name in nodes:
+        if nodes[name]["op"] != "Erf":
+            continue
+        source = next(iter(graph.predecessors(name)), None)
+        if source is None or not scaled(source, nodes[source]["inputs"][0] if nodes[source]["inputs"] else ""):
+            continue
+        (x,) = nodes[source]["inputs"]
+        add = only_reader(name, "Add")
+        mul = add and only_reader(add, "Mul")
+        if not add or nodes[add]["inputs"] != nodes[name]["outputs"] or not mul:
+            continue
+        other = next((t for t in nodes[mul]["inputs"] if t not in nodes[add]["outputs"]), None)
+        if other == x and (half := only_reader(mul, "Mul")) and nodes[half]["inputs"] == nodes[mul]["outputs"]:
+            chain = [source, name, add, mul, half]
+        elif (half := next((n for n in graph.predecessors(mul) if nodes[n]["outputs"] == (other,)), None)) \
+                and scaled(half, x):
+            chain = [source, half, name, add, mul]
+        else:
+            continue
+        if all(set(read.get(nodes[n]["outputs"][0], ())) <= set(chain) and nodes[n]["outputs"][0] not in outputs
+               for n in chain[:-1]):  # nothing else reads what GELU keeps inside
+            chains[x] = chain
+    return chains
 
 
 def fold_batch_norm(graph):

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..base.version import __version__
 from .ops import COSTS
-from ..base.errors import EffplanError
-from .builder import Weight
-from ..base.units import MAX_DIM
+from ..base.errors import EffplanError, quote
+from .builder import MAX_OPS, Weight
+from ..base.files import atomic_file
+from ..base.resources import disk_free, memory_left
+from ..base.units import MAX_DIM, human_bytes
 
 DEFAULT_OPSET = 17
 PROTO_LIMIT = 2**31 - 2**24  # protobuf's 2 GB limit, less headroom for the graph itself
@@ -38,8 +39,11 @@ ROLES = {  # positional ONNX inputs -> the roles effplan's cost functions and ex
     "GroupNormalization": ("X", "scale", "B"), "PRelu": ("X", "slope"),
 }
 BUFFER_ROLES = ("mean", "var")
-PASS_THROUGH = ("Identity", "Cast", "DequantizeLinear")  # a weight through these is still that weight
+# a weight through these is still that weight, sized as the initializer the file stores (LeViT's attention
+# bias table gathered by constant indices is the table, not the gathered output)
+PASS_THROUGH = ("Identity", "Cast", "DequantizeLinear", "Gather", "Transpose", "Reshape")
 ELEMENTWISE_PARAMS = ("Add", "Sub", "Mul", "Div")  # a constant beyond a scalar here: a bias or scale
+LEARNED_DATA = ("Expand", "Concat", "Tile")  # a constant tensor here: a learned token (ViT's cls_token)
 SMALL_INITIALIZER = 64  # elements; smaller initializers keep their values for shape inference
 FLOAT_TYPES = {TensorProto.FLOAT: "fp32", TensorProto.FLOAT16: "fp16", TensorProto.BFLOAT16: "bf16",
                TensorProto.DOUBLE: "fp32"}
@@ -58,13 +62,15 @@ class OnnxError(EffplanError):
 
 
 @dataclass(frozen=True, slots=True)
-class SharedWeight(Weight):
-    """A weight another op already counts (tied weights, or an exporter's Identity of one
-    initializer): its shape serves this op's costs, and PyTorch counts it once."""
+class SourcedWeight(Weight):
+    """A weight that reaches its op reshaped (Gather, Transpose, Reshape): its shape at the op serves
+    the op's costs, its size is the initializer's the file stores."""
+
+    elements: int = 0
 
     @property
     def size(self) -> int:
-        return 0
+        return self.elements
 
 
 # ---------------------------------------------------------------- export
@@ -134,14 +140,9 @@ def to_onnx(graph, design=None, *, opset: int = DEFAULT_OPSET, dynamic_batch: bo
         node = graph.nodes[name]
         op = node["op"]
         inputs = list(node["inputs"])
-        values = _folded(graph, name, weights) if node.get("folded_bn") and with_data else None
         for w in node["weights"]:
             tensor_name = f"{name}.{w.role}"
-            if with_data:
-                array = values[w.role] if values else weight_values(name, w, weights)
-                initializers.append(numpy_helper.from_array(array, tensor_name))
-            else:
-                initializers.append(TensorProto(name=tensor_name, data_type=TensorProto.FLOAT, dims=w.shape))
+            initializers.append(TensorProto(name=tensor_name, data_type=TensorProto.FLOAT, dims=w.shape))
             inputs.append(tensor_name)
         constants = _constant_inputs(op, node["attrs"], name)
         nodes += constants
@@ -163,7 +164,20 @@ def to_onnx(graph, design=None, *, opset: int = DEFAULT_OPSET, dynamic_batch: bo
                     depth_mult=repr(design.depth_mult), width_mult=repr(design.width_mult),
                     resolution=str(design.resolution), classes=str(design.classes))
     helper.set_model_props(model, meta)
+    if with_data:
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(initializer_tensors(graph, weights))
     return model
+
+
+def initializer_tensors(graph, mode: str):
+    """The initializers of `to_onnx` with their values, one at a time in the file's order: an export
+    streams them to disk and holds one tensor at a time, never the whole model."""
+    for name in graph.nodes:
+        node = graph.nodes[name]
+        values = _folded(graph, name, mode) if node.get("folded_bn") else None
+        for w in node["weights"]:
+            yield numpy_helper.from_array(values[w.role] if values else weight_values(name, w, mode), f"{name}.{w.role}")
 
 
 def needs_external_data(model: onnx.ModelProto) -> bool:
@@ -173,29 +187,89 @@ def needs_external_data(model: onnx.ModelProto) -> bool:
                for t in model.graph.initializer) > PROTO_LIMIT
 
 
-def save(model: onnx.ModelProto, path: str) -> list[str]:
-    """Write atomically; weights over the 2 GB protobuf limit go to `<file>.data` beside it (the
-    model's initializers then point there). Returns the files written."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    external = needs_external_data(model)
+def export(graph, design, path: str, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = False,
+           weights: str = "random") -> list[str]:
+    """Write a graph as an ONNX file (and `<file>.data` past 2 GB): checked, then sized against the
+    memory and disk left (refused with one line rather than killed midway), then streamed. Returns the
+    files written."""
+    model = to_onnx(graph, design, opset=opset, dynamic_batch=dynamic_batch, with_data=False)
+    _check_exported(model, opset)
+    sizes = [_tensor_bytes(t) for t in model.graph.initializer]
+    # one tensor at a time: its values, their float32 copy, the TensorProto and its serialised bytes,
+    # beside the model without its weights (small: nodes and shapes)
+    need = 4 * max(sizes, default=0) + (128 << 20)
+    left = memory_left()
+    if left is not None and need > left:
+        raise OnnxError(f"exporting {graph.graph['name']} needs about {human_bytes(need)} of memory at once "
+                        f"(its largest tensor is {human_bytes(max(sizes))}); {human_bytes(left)} is left")
+    folder = Path(os.path.realpath(path)).parent
+    free = disk_free(str(folder)) if not os.path.exists(path) or os.path.isfile(path) else None
+    if free is not None and sum(sizes) > free:
+        raise OnnxError(f"{path}: the model's weights take {human_bytes(sum(sizes))}; {human_bytes(free)} "
+                        f"is free on that disk")
+    return save(model, path, initializer_tensors(graph, weights))
+
+
+def _check_exported(model: onnx.ModelProto, opset: int) -> None:
+    """The ONNX checker on a model without its weights' values: initializers become typed graph inputs
+    (the checker wants values, and they are what the graph is fed either way)."""
+    bare = onnx.ModelProto()
+    bare.CopyFrom(model)
+    bare.graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                            for t in bare.graph.initializer)
+    del bare.graph.initializer[:]
     try:
-        with tempfile.TemporaryDirectory(dir=folder, prefix=f".{target.name}.") as tmp:
-            staged = Path(tmp) / target.name
-            if external:
-                onnx.save_model(model, staged, save_as_external_data=True, all_tensors_to_one_file=True,
-                                location=f"{target.name}.data", size_threshold=1024)
-                data = Path(tmp) / f"{target.name}.data"
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(data, 0o666 & ~umask)  # onnx creates it 0600: readable as the model file is
-                os.replace(data, folder / f"{target.name}.data")
-            else:
-                onnx.save_model(model, staged)
-            os.replace(staged, target)
-    except OSError as exc:
-        raise EffplanError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return [str(target)] + ([str(folder / f"{target.name}.data")] if external else [])
+        onnx.checker.check_model(bare)
+    except onnx.checker.ValidationError as exc:
+        raise OnnxError(f"the exported graph is not valid at opset {opset}: {str(exc).splitlines()[0]}") from None
+
+
+def _tensor_bytes(t: onnx.TensorProto) -> int:
+    return math.prod(t.dims) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+
+
+def save(model: onnx.ModelProto, path: str, tensors=None) -> list[str]:
+    """Write a model through base.files.atomic_file (whole or absent; a link followed, a device written
+    into). `tensors` gives the initializers' values one at a time, in the order of the model's
+    initializers (which then need only name, type and dims); by default they are the model's own.
+    Protobuf merges a message that appears twice, so each initializer is appended as a fragment of
+    its own and the whole model is never one message in memory. Weights over the 2 GB protobuf limit go
+    to `<file>.data` beside it (tensors under 1 KB stay inline): the data file is written first, and the
+    old model file is removed before it is renamed into place, so a run killed between the renames
+    leaves no model rather than an old model beside new data. Returns the files written."""
+    tensors = iter(model.graph.initializer) if tensors is None else tensors
+    header = onnx.ModelProto()
+    header.CopyFrom(model)
+    del header.graph.initializer[:]
+    if not needs_external_data(model):
+        with atomic_file(path) as fh:
+            fh.write(header.SerializeToString())
+            for t in tensors:
+                part = onnx.ModelProto()
+                part.graph.initializer.append(t)
+                fh.write(part.SerializeToString())
+        return [str(path)]
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise OnnxError(f"{path}: weights over 2 GB go to a .data file beside the model; give a file path")
+    target = Path(os.path.realpath(path))
+    data = target.with_name(f"{target.name}.data")
+    with atomic_file(path) as model_fh:
+        with atomic_file(str(data)) as data_fh:
+            offset = 0
+            for t in tensors:
+                raw = t.raw_data if t.HasField("raw_data") else numpy_helper.to_array(t).tobytes()
+                if len(raw) >= 1024:
+                    data_fh.write(raw)
+                    t = TensorProto(name=t.name, data_type=t.data_type, dims=t.dims,
+                                    data_location=TensorProto.EXTERNAL)
+                    for key, value in (("location", data.name), ("offset", offset), ("length", len(raw))):
+                        t.external_data.add(key=key, value=str(value))
+                    offset += len(raw)
+                header.graph.initializer.append(t)
+            if target.is_file():
+                target.unlink()
+        model_fh.write(header.SerializeToString())
+    return [str(path), str(data)]
 
 
 # ---------------------------------------------------------------- import
@@ -212,21 +286,94 @@ def load(path: str) -> onnx.ModelProto:
         raise OnnxError(f"{path}: cannot read: {exc.strerror}") from None
     if size == 0:
         raise OnnxError(f"{path}: empty file, not an ONNX model")
+    left = memory_left()
+    if left is not None and 3 * size > left:  # the file's bytes, then the parsed message, and a copy
+        raise OnnxError(f"{path}: parsing its {human_bytes(size)} needs about {human_bytes(3 * size)} of memory; "
+                        f"{human_bytes(left)} is left")
     try:
         model = onnx.load_model(str(p), load_external_data=False)
     except Exception as exc:  # protobuf raises DecodeError, RuntimeError or ValueError by version
         raise OnnxError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
     if not model.HasField("graph") or not model.graph.node or model.ir_version < 1:
         raise OnnxError(f"{path}: not an ONNX model (no graph nodes)")
-    folder = p.resolve().parent
-    for init in model.graph.initializer:
-        if init.data_location == TensorProto.EXTERNAL:
-            location = next((e.value for e in init.external_data if e.key == "location"), "")
-            if not location or "\0" in location or os.path.isabs(location) \
-                    or folder not in (folder / location).resolve().parents:
-                raise OnnxError(f"{path}: initializer {init.name!r} points outside the model's folder "
-                                f"or to no valid path ({location!r}); refusing to read it")
+    bad = _invalid_text(model)
+    if bad:
+        raise OnnxError(f"{path}: the text of {bad} is not valid UTF-8; not a well-formed ONNX model")
+    _refuse_unsupported(model.graph, path, p.resolve().parent)
     return model
+
+
+def _invalid_text(message, where: str = "") -> str | None:
+    """The first string field holding bytes that are not UTF-8 (protobuf then gives bytes, not str),
+    as a path like 'graph.node.doc_string', or None."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    for field, value in message.ListFields():
+        name = f"{where}{field.name}"
+        if field.type == FieldDescriptor.TYPE_STRING:
+            if any(isinstance(v, bytes) for v in ([value] if isinstance(value, (str, bytes)) else value)):
+                return name
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            for item in [value] if hasattr(value, "ListFields") else value:
+                found = _invalid_text(item, f"{name}.")
+                if found:
+                    return found
+    return None
+
+
+HEAVY_OPS = {*ROLES, "Einsum"}  # ops whose costs a skipped subgraph would lose
+
+
+def _tensors(node: onnx.NodeProto):
+    """The tensors a node's attributes hold (a Constant's value, sparse tensors' values and indices)."""
+    for a in node.attribute:
+        for t in [a.t] * a.HasField("t") + list(a.tensors):
+            yield t
+        for sp in [a.sparse_tensor] * a.HasField("sparse_tensor") + list(a.sparse_tensors):
+            yield from (sp.values, sp.indices)
+
+
+def _refuse_unsupported(g: onnx.GraphProto, path: str, folder: Path, depth: int = 0) -> None:
+    """Refuse, rather than skip, what import cannot honour: external data outside the model's folder
+    (initializers, sparse initializers, Constant nodes, at any depth: never read, but refused as
+    promised), dimensions past 2^40, and If/Loop/Scan subgraphs holding convs or matrix products
+    (their costs would silently drop out)."""
+    if depth > 16:
+        raise OnnxError(f"{path}: subgraphs nested more than 16 deep")
+    if len(g.node) > MAX_OPS:
+        raise OnnxError(f"{path}: {len(g.node):,} nodes; at most {MAX_OPS:,}")
+    tensors = [*g.initializer, *(t for sp in g.sparse_initializer for t in (sp.values, sp.indices)),
+               *(t for node in g.node for t in _tensors(node))]
+    for t in tensors:
+        where = f"{path}: tensor {quote(t.name)}"
+        if any(d < 0 or d > MAX_DIM for d in t.dims) or math.prod(t.dims) > MAX_DIM:
+            raise OnnxError(f"{where} declares dimensions {quote(list(t.dims))}: each, and their product, "
+                            f"must be from 0 to 2^40")
+        if t.data_location == TensorProto.EXTERNAL:
+            location = next((e.value for e in t.external_data if e.key == "location"), "")
+            if not isinstance(location, str) or not location or "\0" in location or os.path.isabs(location) \
+                    or folder not in (folder / location).resolve().parents:
+                raise OnnxError(f"{where} has external data outside the model's folder "
+                                f"or at no valid path ({quote(location)}); refusing to read it")
+    for value in [*g.input, *g.output, *g.value_info]:
+        for d in value.type.tensor_type.shape.dim:
+            if d.HasField("dim_value") and not 0 <= d.dim_value <= MAX_DIM:
+                raise OnnxError(f"{path}: tensor {quote(value.name)} has a dimension of {d.dim_value}; "
+                                f"dimensions go from 0 to 2^40")
+    for node in g.node:
+        for a in node.attribute:
+            for sub in [a.g] * a.HasField("g") + list(a.graphs):
+                if depth == 0 and _holds_heavy(sub):
+                    raise OnnxError(f"{path}: node {quote(_label(node))} ({quote(node.op_type)}) holds a subgraph "
+                                    f"with convs or matrix products; effplan does not cost control flow, and "
+                                    f"would drop them")
+                _refuse_unsupported(sub, path, folder, depth + 1)
+
+
+def _holds_heavy(g: onnx.GraphProto) -> bool:
+    return any(n.op_type in HEAVY_OPS or any(_holds_heavy(s) for a in n.attribute
+                                             for s in [a.g] * a.HasField("g") + list(a.graphs))
+               for n in g.node)
 
 
 def _order(g: onnx.GraphProto, nodes: list, name: str) -> list[int]:
@@ -403,12 +550,15 @@ def _attr_value(attr: onnx.AttributeProto):
 
 def _doc_place(doc: str):
     """(stage, block, layer) from the doc_string effplan writes, or None."""
-    if doc.startswith("effplan "):
+    if doc.startswith("effplan ") and len(doc) < 1000:  # effplan writes about 50 characters
         try:
             place = json.loads(doc[len("effplan "):])
-            return place["stage"], place["block"], place["layer"]
-        except (ValueError, KeyError, TypeError):
-            pass
+            stage, block, layer = place["stage"], place["block"], place["layer"]
+        except (ValueError, KeyError, TypeError, RecursionError):
+            return None
+        number = lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_DIM  # noqa: E731
+        if (stage in ("stem", "head") or number(stage)) and number(block) and isinstance(layer, str):
+            return stage, block, layer
     return None
 
 
@@ -477,6 +627,13 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
             if shape is not None and (all(d for d in shape) or v.name not in shapes):
                 shapes[v.name] = shape
             types[v.name] = v.type.tensor_type.elem_type or types.get(v.name, 0)
+    from .evaluate import fold_shapes  # shape arithmetic ONNX's data propagation left open, folded
+    graph_outputs = {o.name for o in g.output}
+    for i in fold_shapes(model, nodes, order, shapes, types):
+        if not graph_outputs.intersection(nodes[i].output):
+            folded.add(i)
+            for t in filter(None, nodes[i].output):
+                origin.setdefault(t, t)  # a weight through Identity or Gather keeps its source
 
     def param_role(op: str, slot: int, t: str) -> str | None:
         if types.get(t) not in FLOAT_TYPES:
@@ -485,7 +642,7 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
         if slot < len(roles):
             return roles[slot]
         size = math.prod(_concrete(shapes.get(t), t))
-        return f"input{slot}" if size > 1 and (op in ELEMENTWISE_PARAMS or op not in COSTS) else None
+        return f"input{slot}" if size > 1 and (op in ELEMENTWISE_PARAMS + LEARNED_DATA or op not in COSTS) else None
 
     graph = nx.DiGraph(name=name, inputs=[v.name for v in data_inputs], outputs=[o.name for o in g.output],
                        tensors={}, weight_inputs=sorted(weight_inputs))
@@ -496,7 +653,7 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
     graph.graph["batch"] = first[0] if first else 1
     live = [i for i in order if i not in folded]
     places = _places([nodes[i] for i in live])
-    used, counted, producer = set(), set(), {}
+    used, owners, producer = set(), {}, {}  # owners: source initializer -> the ops that own it as a weight
     for i, (stage, block, layer) in zip(live, places):
         node = nodes[i]
         node_name = node.name or f"{node.op_type}_{i}"
@@ -508,9 +665,11 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
             if t and t not in origin:
                 inputs.append(t)
             elif t and (role := param_role(node.op_type, slot, t)):
-                kind = SharedWeight if origin[t] in counted else Weight
-                counted.add(origin[t])
-                weights.append(kind(role, _concrete(shapes.get(t), t), trainable=role not in BUFFER_ROLES))
+                shape, source = _concrete(shapes.get(t), t), origin[t]
+                stored = math.prod(_concrete(shapes.get(source), source))
+                weights.append(Weight(role, shape, trainable=role not in BUFFER_ROLES) if stored == math.prod(shape)
+                               else SourcedWeight(role, shape, role not in BUFFER_ROLES, stored))
+                owners.setdefault(source, []).append(node_name)
         outs = tuple(filter(None, node.output))
         for o in outs:
             tensors[o] = _concrete(shapes.get(o), o)
@@ -520,6 +679,10 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
                        stage=stage, block=block, layer=layer)
         graph.add_edges_from((producer[t], node_name, {"tensor": t}) for t in dict.fromkeys(inputs)
                              if t in producer)
+    # each op owns the weights in its slots (the totals sum the rows); what the file stores counts each
+    # initializer once: an exporter's merged equal tensors (all-zero biases) and tied weights differ here
+    graph.graph["distinct_weight_elements"] = sum(math.prod(shapes[s]) for s in owners)
+    graph.graph["shared_initializers"] = {s: ops for s, ops in owners.items() if len(ops) > 1}
     return graph
 
 

@@ -1,55 +1,129 @@
-"""The cost registry: one small function per ONNX op type, and the per-layer profile of a graph.
+"""The op table: everything effplan knows about an ONNX op type, in one entry per op type, and the
+cost row of a graph's node.
 
-A cost function takes (attrs, input shapes, output shape, weight shapes by role) and returns
-(macs, flops). It uses only arithmetic on the shape entries, so the same function accepts
-numpy arrays of shapes and costs many designs at once. Params and bytes do not depend on
-the op type: they come from the node's weights and output shape.
+An entry (`Op`) says, for one op type:
+  shape   its output shape from (attrs, input shapes, weight shapes by role), as the builder computes
+          it (shapes.py); or ONNX_INFERENCE: only imported graphs hold it, shaped by ONNX's inference
+  cost    (attrs, input shapes, output shape, weight shapes by role) -> (macs, flops). Only arithmetic
+          on the shape entries, so the same function accepts numpy arrays of shapes and costs many
+          designs at once. Params and bytes do not depend on the op type: they come from the node's
+          weights and output shape. `free`: why an op deliberately costs nothing.
+  saves   what its backward keeps, as PyTorch's autograd saves it (memory.py sizes them): INPUT (the
+          first input), INPUTS (every activation input), OUTPUT, STATISTICS (two fp32 values per
+          normalised group; `statistics` counts the groups), INDICES (an int64 argmax per output
+          element), MASK (one byte per output element)
+  unit    the compute unit its FLOPs run on (roofline.py): MATRIX or VECTOR, or a function of
+          (attrs, input shapes, weight shapes by role) that says which
+  fusion  its part in the roofline's kernels: an ANCHOR (Conv, Gemm) runs as one kernel with its
+          epilogue: NORM, then ACTIVATION, then a RESIDUAL add, then ACTIVATION. CONTRACTION (a matrix
+          product whose epilogue is not fused), POINTWISE, REDUCTION and LAYOUT ops run as kernels of
+          their own; a VIEW moves nothing and takes no time. NORM, ACTIVATION, RESIDUAL, POINTWISE
+          and VIEW ops may write their output over a same-shaped input (memory.py's in-place mode).
+An op type with no entry is unknown: reported, never a silent zero. Adding an op is one entry:
+`register` with its cost function, or `elementwise` or `free` for ops whose cost is shared.
 
 Conventions (also printed in every report):
   macs   multiply-accumulates of Conv (incl. depthwise/grouped) and Gemm/MatMul:
          N*Hout*Wout*Cout*(Cin/group)*Kh*Kw and N*In*Out. The EfficientNet paper's "FLOPS".
          ConvTranspose: N*Cin*Hin*Win*(Cout/group)*Kh*Kw; MatMul: prod(batch dims)*M*K*N.
-  flops  2*macs, plus bias adds, plus FLOPS_PER_ELEMENT[op] per output element of every other op.
+  flops  2*macs, plus bias adds, plus a fixed count per output element of every other op
+         (the `elementwise` calls below).
   params trainable parameters (conv/linear weights, biases, BatchNormalization scale and shift);
          BN running mean and variance are buffers, counted apart.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..base.errors import EffplanError, did_you_mean
+from .shapes import (broadcast_shape, concat_shape, conv_shape, flatten_shape, gemm_shape, global_pool_shape,
+                     pool_shape, reshape_shape, same, slice_shape, transpose_shape)
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 
-# Ops that are deliberately free, with the reason; any op in neither table is reported.
-ZERO_COST: dict[str, str] = {}
-COSTS: dict[str, object] = {}
-# Elementwise work per output element, for the FLOPs convention table in the docs.
-FLOPS_PER_ELEMENT: dict[str, int] = {}
+ONNX_INFERENCE = "onnx shape inference"
+SAVED_KINDS = INPUT, INPUTS, OUTPUT, STATISTICS, INDICES, MASK = (
+    "input", "inputs", "output", "statistics", "indices", "mask")
+UNITS = MATRIX, VECTOR = "matrix", "vector"
+FUSION_CLASSES = ANCHOR, NORM, ACTIVATION, RESIDUAL, CONTRACTION, POINTWISE, REDUCTION, LAYOUT, VIEW = (
+    "anchor", "norm", "activation", "residual", "contraction", "pointwise", "reduction", "layout", "view")
+IN_PLACE = frozenset({NORM, ACTIVATION, RESIDUAL, POINTWISE, VIEW})
 
 
-def register(*ops: str):
-    """Decorator: the cost function of these op types. Registering an op twice is an error."""
+@dataclass(frozen=True)
+class Op:
+    """One op type's entry; checked when registered, so every entry is complete."""
+    name: str
+    shape: Callable | str  # a shape rule, or ONNX_INFERENCE
+    cost: Callable
+    saves: tuple[str, ...]
+    unit: Callable | str
+    fusion: str
+    free: str = ""  # why it costs nothing; "" when it is costed
+    statistics: Callable | None = None  # (attrs, output shape) -> normalised groups, with STATISTICS
+
+    def __post_init__(self):
+        problems = [what for what, ok in (
+            ("shape", callable(self.shape) or self.shape == ONNX_INFERENCE),
+            ("cost", callable(self.cost)),
+            ("saves", isinstance(self.saves, tuple) and set(self.saves) <= set(SAVED_KINDS)),
+            ("unit", callable(self.unit) or self.unit in UNITS),
+            ("fusion", self.fusion in FUSION_CLASSES),
+            ("statistics", (STATISTICS in self.saves) == callable(self.statistics))) if not ok]
+        if problems:
+            raise ValueError(f"the entry of {self.name} has a bad {', '.join(problems)}")
+
+    def unit_of(self, attrs, inputs, weights) -> str:
+        return self.unit(attrs, inputs, weights) if callable(self.unit) else self.unit
+
+    @property
+    def in_place(self) -> bool:
+        return self.fusion in IN_PLACE
+
+
+OPS: dict[str, Op] = {}
+
+
+class _Costs(Mapping):
+    """op type -> cost function: a view of OPS."""
+
+    def __getitem__(self, op):
+        return OPS[op].cost
+
+    def __iter__(self):
+        return iter(OPS)
+
+    def __len__(self):
+        return len(OPS)
+
+
+COSTS = _Costs()
+
+
+def register(*ops: str, **entry):
+    """Decorator: the cost function of these op types, with the rest of their entry (Op's fields).
+    Registering an op twice is an error."""
     def decorate(fn):
         for op in ops:
-            if op in COSTS or op in ZERO_COST:
-                raise ValueError(f"two cost functions registered for {op}")
-            COSTS[op] = fn
+            if op in OPS:
+                raise ValueError(f"two entries registered for {op}")
+        for op in ops:
+            OPS[op] = Op(op, cost=fn, **entry)
         return fn
     return decorate
 
 
-def free(reason: str, *ops: str) -> None:
-    register(*ops)(lambda attrs, inputs, output, weights: (0, 0))
-    ZERO_COST.update(dict.fromkeys(ops, reason))
+def free(reason: str, *ops: str, **entry) -> None:
+    """Ops that deliberately cost nothing, for `reason`; they run on the vector unit if at all."""
+    register(*ops, free=reason, unit=VECTOR, **entry)(lambda attrs, inputs, output, weights: (0, 0))
 
 
-def elementwise(flops_per_element: int, *ops: str) -> None:
-    """Ops whose cost is a fixed number of FLOPs per output element and no MACs."""
-    for op in ops:
-        FLOPS_PER_ELEMENT[op] = flops_per_element
-    register(*ops)(lambda attrs, inputs, output, weights: (0, flops_per_element * math.prod(output)))
+def elementwise(flops_per_element: int, *ops: str, **entry) -> None:
+    """Ops whose cost is a fixed number of FLOPs per output element and no MACs, on the vector unit."""
+    register(*ops, unit=VECTOR, **entry)(
+        lambda attrs, inputs, output, weights: (0, flops_per_element * math.prod(output)))
 
 
 def _kernel(weights, inputs):
@@ -57,21 +131,27 @@ def _kernel(weights, inputs):
     return weights["W"] if "W" in weights else inputs[1]
 
 
-@register("Conv")
+def _conv_unit(attrs, inputs, weights) -> str:
+    return VECTOR if _kernel(weights, inputs)[1] == 1 else MATRIX  # one input channel per group: depthwise
+
+
+@register("Conv", shape=conv_shape, saves=(INPUT,), unit=_conv_unit, fusion=ANCHOR)
 def conv_cost(attrs, inputs, output, weights):
     per_output = math.prod(_kernel(weights, inputs)[1:])  # (Cin/group) * Kh * Kw
     macs = math.prod(output) * per_output
     return macs, 2 * macs + (math.prod(output) if "B" in weights else 0)
 
 
-@register("ConvTranspose")
+# on the vector unit and unfused, as effplan has always timed it
+@register("ConvTranspose", shape=ONNX_INFERENCE, saves=(INPUT,), unit=VECTOR, fusion=CONTRACTION)
 def conv_transpose_cost(attrs, inputs, output, weights):
     # every input element meets (Cout/group) * Kh * Kw weights (W is [Cin, Cout/group, Kh, Kw])
     macs = math.prod(inputs[0]) * math.prod(_kernel(weights, inputs)[1:])
     return macs, 2 * macs + (math.prod(output) if "B" in weights else 0)
 
 
-@register("Gemm", "MatMul")
+@register("Gemm", shape=gemm_shape, saves=(INPUT,), unit=MATRIX, fusion=ANCHOR)
+@register("MatMul", shape=ONNX_INFERENCE, saves=(INPUTS,), unit=MATRIX, fusion=ANCHOR)  # takes its bias Add
 def matmul_cost(attrs, inputs, output, weights):
     # prod(output) * K, K read off the left operand, which may be the weight ("A", a constant on the left)
     a = weights["A"] if "A" in weights else inputs[0]
@@ -81,19 +161,21 @@ def matmul_cost(attrs, inputs, output, weights):
     return macs, 2 * macs + (math.prod(output) if bias else 0)
 
 
-@register("GlobalAveragePool", "ReduceMean")
+@register("GlobalAveragePool", shape=global_pool_shape, saves=(INPUT,), fusion=REDUCTION, unit=VECTOR)
+@register("ReduceMean", shape=ONNX_INFERENCE, saves=(), fusion=REDUCTION, unit=VECTOR)
 def mean_pool_cost(attrs, inputs, output, weights):
     # one add per input element, one divide per output element
     return 0, math.prod(inputs[0]) + math.prod(output)
 
 
-@register("MaxPool", "AveragePool")
+@register("MaxPool", shape=pool_shape, saves=(INPUT, INDICES), fusion=REDUCTION, unit=VECTOR)
+@register("AveragePool", shape=pool_shape, saves=(INPUT,), fusion=REDUCTION, unit=VECTOR)
 def window_pool_cost(attrs, inputs, output, weights):
     # one compare (or add) per window element; AveragePool's divide is counted as one of them
     return 0, math.prod(output) * math.prod(attrs["kernel_shape"])
 
 
-@register("Resize", "Upsample")
+@register("Resize", "Upsample", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, unit=VECTOR)
 def resize_cost(attrs, inputs, output, weights):
     # each output element is a weighted sum of its neighbours, 2 (linear) or 4 (cubic) per spatial
     # axis: that many multiplies and one add fewer; nearest mode copies
@@ -104,19 +186,89 @@ def resize_cost(attrs, inputs, output, weights):
     return 0, (2 * taps - 1) * math.prod(output)
 
 
-elementwise(1, "Relu", "Add", "Sub", "Mul", "Div", "Max", "Min", "Neg", "Exp", "Sqrt", "Tanh")
-# BN at inference: x*a + b with folded a, b; PRelu and LeakyRelu: a compare and a multiply
-elementwise(2, "BatchNormalization", "Clip", "LeakyRelu", "PRelu")
+def _einsum_sizes(equation: str, inputs) -> dict[str, int]:
+    """Each index letter's size, read off the operand it labels ('...' spans the dims it leaves)."""
+    sizes: dict[str, int] = {}
+    for term, shape in zip(equation.replace(" ", "").split("->")[0].split(","), inputs):
+        head, dots, tail = term.partition("...")
+        for letter, size in zip(head, shape):
+            sizes[letter] = size
+        for letter, size in zip(tail, shape[len(shape) - len(tail):] if tail else ()):
+            sizes[letter] = size
+    return sizes
+
+
+@register("Einsum", shape=ONNX_INFERENCE, saves=(INPUTS,), unit=MATRIX, fusion=CONTRACTION)
+def einsum_cost(attrs, inputs, output, weights):
+    # a product of operands: every output element sums over the contracted indices (the letters no
+    # output keeps), one multiply-add each: prod(output) * prod(contracted sizes). One operand
+    # (a sum or a transpose): an add per input element
+    equation = attrs["equation"]
+    if len(inputs) < 2:
+        return 0, math.prod(inputs[0]) if inputs else 0
+    sizes = _einsum_sizes(equation, inputs)
+    terms = equation.replace(" ", "").replace("...", "")
+    # implicit mode (no '->'): the output keeps the letters that appear once
+    kept = terms.split("->")[1] if "->" in terms else {c for c in terms if c.isalpha() and terms.count(c) == 1}
+    macs = math.prod(output) * math.prod(size for letter, size in sizes.items() if letter not in kept)
+    return macs, 2 * macs
+
+
+@register("ReduceSum", shape=ONNX_INFERENCE, saves=(), fusion=REDUCTION, unit=VECTOR)
+def sum_cost(attrs, inputs, output, weights):
+    return 0, math.prod(inputs[0])  # one add per input element, over any axes
+
+
+elementwise(1, "Relu", shape=same, saves=(OUTPUT,), fusion=ACTIVATION)
+elementwise(1, "Add", shape=broadcast_shape, saves=(), fusion=RESIDUAL)
+elementwise(1, "Sub", shape=broadcast_shape, saves=(), fusion=POINTWISE)
+elementwise(1, "Mul", "Div", "Max", "Min", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE)
+elementwise(1, "Neg", shape=same, saves=(), fusion=POINTWISE)
+elementwise(1, "Exp", "Sqrt", "Tanh", shape=same, saves=(OUTPUT,), fusion=POINTWISE)
+# BN at inference: x*a + b with folded a, b; it keeps one mean and inverse std per channel for the batch
+elementwise(2, "BatchNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=NORM,
+            statistics=lambda attrs, output: output[1])
+# PRelu and LeakyRelu: a compare and a multiply
+elementwise(2, "Clip", "LeakyRelu", shape=same, saves=(INPUT,), fusion=ACTIVATION)
+elementwise(2, "PRelu", shape=broadcast_shape, saves=(INPUT,), fusion=POINTWISE)
 # statistics (an add for the sum, a multiply and an add for the sum of squares), then x*a + b with
-# a, b folded per channel (instance, group) or per row (layer); per-row divides are not counted
-elementwise(5, "InstanceNormalization", "GroupNormalization", "LayerNormalization")
-elementwise(3, "Sigmoid", "Softmax")  # exp, add, divide
-elementwise(4, "HardSigmoid")  # multiply, add, min, max
-elementwise(5, "HardSwish")  # HardSigmoid, then multiply
-free("identity at inference", "Dropout", "Identity")
-free("a view of the same data: no arithmetic", "Flatten", "Reshape", "Squeeze", "Unsqueeze")
-free("data movement: no arithmetic", "Concat", "Slice", "Split", "Transpose", "Pad", "Expand")
-free("shape arithmetic on small integer tensors", "Shape", "Gather", "Cast", "ConstantOfShape", "Range")
+# a, b folded per channel (instance, group) or per row (layer); per-row divides are not counted.
+# Backward keeps a mean and inverse std per sample and channel, group or row.
+elementwise(5, "InstanceNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=REDUCTION,
+            statistics=lambda attrs, output: output[0] * output[1])
+elementwise(5, "GroupNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=REDUCTION,
+            statistics=lambda attrs, output: output[0] * attrs["num_groups"])
+elementwise(5, "LayerNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=REDUCTION,
+            statistics=lambda attrs, output: math.prod(output[:attrs.get("axis", -1) % len(output)]))
+elementwise(3, "Sigmoid", shape=same, saves=(OUTPUT,), fusion=ACTIVATION)  # exp, add, divide
+elementwise(3, "Softmax", shape=same, saves=(OUTPUT,), fusion=REDUCTION)
+elementwise(3, "LogSoftmax", shape=same, saves=(OUTPUT,), fusion=REDUCTION)  # exp, add, subtract (the row's log apart)
+# erf, like exp and tanh, one transcendental; GELU x * 0.5 * (1 + erf(x / sqrt 2)): divide, erf, add and
+# two multiplies, the five ops exporters write it as at opset <= 19. PyTorch's GELU keeps its input.
+elementwise(1, "Erf", shape=same, saves=(INPUT,), fusion=POINTWISE)
+elementwise(5, "Gelu", shape=same, saves=(INPUT,), fusion=ACTIVATION)
+elementwise(1, "Pow", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE)
+elementwise(1, "Reciprocal", shape=same, saves=(OUTPUT,), fusion=POINTWISE)
+elementwise(1, "Where", shape=ONNX_INFERENCE, saves=(MASK,), fusion=POINTWISE)  # a select; backward keeps the condition
+# on activations: x / scale + zero point, clamped (rounding is the conversion): 3; back: (q - zero point) * scale: 2
+elementwise(3, "QuantizeLinear", shape=same, saves=(), fusion=POINTWISE)
+elementwise(2, "DequantizeLinear", shape=same, saves=(), fusion=POINTWISE)
+# multiply, add, min, max; a kernel of its own, even as a squeeze-excitation gate (unlike Sigmoid)
+elementwise(4, "HardSigmoid", shape=same, saves=(INPUT,), fusion=POINTWISE)
+elementwise(5, "HardSwish", shape=same, saves=(INPUT,), fusion=ACTIVATION)  # HardSigmoid, then multiply
+free("identity at inference", "Dropout", shape=same, saves=(MASK,), fusion=VIEW)
+free("identity at inference", "Identity", shape=same, saves=(), fusion=VIEW)
+VIEW_REASON = "a view of the same data: no arithmetic"
+free(VIEW_REASON, "Flatten", shape=flatten_shape, saves=(), fusion=VIEW)
+free(VIEW_REASON, "Reshape", shape=reshape_shape, saves=(), fusion=VIEW)
+free(VIEW_REASON, "Squeeze", "Unsqueeze", shape=ONNX_INFERENCE, saves=(), fusion=VIEW)
+MOVE_REASON = "data movement: no arithmetic"
+free(MOVE_REASON, "Concat", shape=concat_shape, saves=(), fusion=LAYOUT)
+free(MOVE_REASON, "Slice", shape=slice_shape, saves=(), fusion=LAYOUT)
+free(MOVE_REASON, "Transpose", shape=transpose_shape, saves=(), fusion=LAYOUT)
+free(MOVE_REASON, "Split", "Pad", "Expand", "Tile", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT)
+free("shape arithmetic on small integer tensors", "Shape", "Gather", "Cast", "ConstantOfShape", "Range",
+     shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT)
 
 
 class UnknownOpError(EffplanError):
@@ -147,7 +299,8 @@ def node_cost(graph, name: str, dtype_bytes: int, shapes: dict | None = None,
     `shapes` replaces the graph's tensor shapes (the search passes shapes whose sides are numpy arrays)."""
     node = graph.nodes[name]
     tensors = shapes or graph.graph["tensors"]
-    fn = COSTS.get(node["op"])
+    entry = OPS.get(node["op"])
+    fn = entry.cost if entry else None
     if fn is None and costed_only:
         return None
     inputs = [tensors[t] for t in node["inputs"]]

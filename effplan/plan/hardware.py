@@ -1,18 +1,20 @@
 """The device catalog: one TOML file per device under specs/hardware/, every figure with its source."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ..base.errors import EffplanError, did_you_mean
-from ..design.spec import SPECS_DIR, looks_like_path, read_toml
+from ..base.errors import EffplanError, did_you_mean, quote
+from ..design.spec import SPECS_DIR, looks_like_path, read_toml, shown
 
 CLASSES = ("datacenter-gpu", "desktop-gpu", "edge-gpu", "tpu", "mobile-npu", "mobile-cpu", "server-cpu")
 UNITS = ("matrix", "vector")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 FIGURES = ("memory_gb", "bandwidth_gbs", "onchip_mb", "launch_overhead_us")
+# int8 models run their elementwise work (BN, activations, adds) on the vector unit; where it has no
+# int8 rate, runtimes do that work in half precision (else fp32), as TensorRT does on a T4.
+VECTOR_FALLBACK = {"int8": ("fp16", "bf16", "fp32")}
 SOURCED = ("description", *FIGURES, "matrix", "vector", "efficiency")
 
 
@@ -36,13 +38,22 @@ class Device:
     path: str = ""
 
     def compute(self, unit: str, dtype: str) -> float:
-        """Achievable FLOP/s of a unit at a precision."""
+        """Achievable FLOP/s of a unit at a precision (the vector unit: at `vector_precision`)."""
+        if unit == "vector":
+            dtype = self.vector_precision(dtype)
         peaks = getattr(self, unit)
         if dtype not in peaks:
             have = ", ".join(peaks) or "none"
-            raise DeviceError(f"device {self.name} has no {unit}-unit peak for {dtype} in {self.path or 'its file'} "
+            raise DeviceError(f"device {self.name} has no {unit}-unit peak for {dtype} in "
+                              f"{shown(self.path) if self.path else 'its file'} "
                               f"(it has: {have})")
         return peaks[dtype] * self.efficiency[unit]
+
+    def vector_precision(self, dtype: str) -> str:
+        """The precision the vector unit runs `dtype`'s elementwise work at."""
+        if dtype in self.vector:
+            return dtype
+        return next((p for p in VECTOR_FALLBACK.get(dtype, ()) if p in self.vector), dtype)
 
     @property
     def preferred_dtype(self) -> str:
@@ -62,9 +73,13 @@ class Device:
                 "efficiency": self.efficiency, "sources": self.sources}
 
 
+MAX_FIGURE = 1e9  # in each file's unit (GB, GB/s, MB, us, TFLOPS): a million times today's largest devices
+
+
 def _positive(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise DeviceError(f"{where}: expected a positive number, got {value!r}")
+    """A positive figure up to MAX_FIGURE: memory_gb = 1e308 would overflow to infinity in bytes."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_FIGURE:
+        raise DeviceError(f"{where}: expected a positive number up to {MAX_FIGURE:g}, got {quote(value)}")
     return float(value)
 
 
@@ -73,12 +88,12 @@ def device_from_table(table: dict, where: str) -> Device:
     known = {"name", "description", "class", *FIGURES, *UNITS, "efficiency", "sources"}
     for key in table:
         if key not in known:
-            raise DeviceError(f"{where}: unknown key '{key}'{did_you_mean(key, known)}")
+            raise DeviceError(f"{where}: unknown key {quote(key)}{did_you_mean(key, known)}")
     for key in known:
         if key not in table:
             raise DeviceError(f"{where}: missing key '{key}'")
     if table["class"] not in CLASSES:
-        raise DeviceError(f"{where}: class '{table['class']}' is not one of {', '.join(CLASSES)}")
+        raise DeviceError(f"{where}: class {quote(table['class'])} is not one of {', '.join(CLASSES)}")
     sources = table["sources"]
     if not isinstance(sources, dict):
         raise DeviceError(f"{where}: sources: expected a table")
@@ -91,7 +106,7 @@ def device_from_table(table: dict, where: str) -> Device:
             raise DeviceError(f"{where}: {unit}: expected a table of peak TFLOPS per precision")
         for precision, value in table[unit].items():
             if precision not in PRECISIONS:
-                raise DeviceError(f"{where}: {unit}.{precision}: unknown precision"
+                raise DeviceError(f"{where}: {unit}.{quote(precision)}: unknown precision"
                                   f"{did_you_mean(precision, PRECISIONS)}; known: {', '.join(PRECISIONS)}")
         peaks[unit] = {p: _positive(v, f"{where}: {unit}.{p}") * 1e12 for p, v in table[unit].items()}
     efficiency = table["efficiency"]
@@ -117,7 +132,7 @@ def builtin_device_paths() -> dict[str, Path]:
 @lru_cache(maxsize=None)
 def _load(path: str) -> Device:
     table = read_toml(Path(path))
-    device = device_from_table(table, path)
+    device = device_from_table(table, shown(path))
     return Device(**{**device.__dict__, "path": path})
 
 
@@ -128,6 +143,6 @@ def load_device(name: str) -> Device:
     paths = builtin_device_paths()
     key = name.strip().lower()
     if key not in paths:
-        raise DeviceError(f"unknown device '{name}'{did_you_mean(key, paths)}; "
+        raise DeviceError(f"unknown device {quote(name)}{did_you_mean(key, paths)}; "
                           f"'effplan devices' lists them, or pass a device file path")
     return _load(str(paths[key]))

@@ -16,13 +16,33 @@ import numpy as np
 from ..base.errors import EffplanError
 
 
-def _best_seconds(fn, repeats: int) -> float:
+UNSTEADY = 0.2  # repeated runs whose median is this far above the best: the machine was busy
+
+
+def spread(times: list[float]) -> float:
+    """How far the median run is above the best one (0.25: 25% slower). On a quiet machine repeated
+    runs agree within a few percent; more means other work shared the cores."""
+    best = min(times)
+    return statistics.median(times) / best - 1 if best > 0 else 0.0
+
+
+def unsteady_warnings(spreads: dict) -> list[str]:
+    """A warning for each timing whose repeated runs disagree by more than UNSTEADY."""
+    return [f"warning: repeated {what} runs disagree (the median is {value:.0%} above the best): the machine "
+            f"looks busy, so these timings are unreliable; run again on a quiet machine"
+            for what, value in spreads.items() if value > UNSTEADY]
+
+
+def _best_seconds(fn, repeats: int, spreads: dict | None = None, what: str = "") -> float:
+    """The best of `repeats` timed runs after a warm-up; their spread goes into `spreads[what]`."""
     fn()  # warm up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
+    if spreads is not None:
+        spreads[what] = max(spreads.get(what, 0.0), spread(times))
     return min(times)
 
 
@@ -51,7 +71,7 @@ def _session(nodes, inputs, outputs, initializers=()):
                                 providers=["CPUExecutionProvider"])
 
 
-def _runtime_figures() -> dict:
+def _runtime_figures(spreads: dict) -> dict:
     """What onnxruntime achieves here: per-op dispatch (a chain of 64 one-element ReLUs against one)
     and depthwise-conv throughput (the vector unit's main customer), or numpy stand-ins without it."""
     try:
@@ -59,7 +79,7 @@ def _runtime_figures() -> dict:
         from onnx import TensorProto, helper, numpy_helper
     except ImportError:
         x = np.ones(1, np.float32)
-        per_call = _best_seconds(lambda: [np.maximum(x, 0, out=x) for _ in range(1000)], 5) / 1000
+        per_call = _best_seconds(lambda: [np.maximum(x, 0, out=x) for _ in range(1000)], 5, spreads, "launch") / 1000
         n = 1 << 15
         a, b, c = (np.ones(n, np.float32) for _ in range(3))
 
@@ -68,7 +88,8 @@ def _runtime_figures() -> dict:
                 np.multiply(a, b, out=c)
                 np.add(c, a, out=c)
         return {"launch": (per_call, "numpy ufunc call on one element (onnxruntime not installed)"),
-                "vector": (2 * n * 200 / _best_seconds(fma, 5), "numpy multiply-add on 32768-element fp32 arrays "
+                "kind": "numpy multiply-add",
+                "vector": (2 * n * 200 / _best_seconds(fma, 5, spreads, "vector"), "numpy multiply-add on 32768-element fp32 arrays "
                                                                "in cache (onnxruntime not installed)")}
     one = [helper.make_tensor_value_info("x0", TensorProto.FLOAT, [1])]
 
@@ -76,7 +97,7 @@ def _runtime_figures() -> dict:
         nodes = [helper.make_node("Relu", [f"x{i}"], [f"x{i + 1}"]) for i in range(length)]
         session = _session(nodes, one, [helper.make_tensor_value_info(f"x{length}", TensorProto.FLOAT, [1])])
         feed = {"x0": np.ones(1, np.float32)}
-        return _best_seconds(lambda: [session.run(None, feed) for _ in range(50)], 5) / 50
+        return _best_seconds(lambda: [session.run(None, feed) for _ in range(50)], 5, spreads, "launch") / 50
     per_op = max((relu_chain(65) - relu_chain(1)) / 64, 1e-7)
     c, side = 128, 56
     weight = numpy_helper.from_array(np.random.default_rng(2).standard_normal((c, 1, 3, 3), dtype=np.float32), "w")
@@ -84,31 +105,39 @@ def _runtime_figures() -> dict:
     session = _session([conv], [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, side, side])],
                        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, side, side])], [weight])
     feed = {"x": np.random.default_rng(3).standard_normal((1, c, side, side), dtype=np.float32)}
-    seconds = _best_seconds(lambda: [session.run(None, feed) for _ in range(20)], 5) / 20
+    seconds = _best_seconds(lambda: [session.run(None, feed) for _ in range(20)], 5, spreads, "vector") / 20
     return {"launch": (per_op, f"onnxruntime {ort.__version__}: a chain of 65 one-element ReLUs minus one, per op"),
+            "kind": "depthwise conv",
             "vector": (2 * 9 * c * side * side / seconds,
                        f"onnxruntime {ort.__version__}: 3x3 depthwise conv on 1x{c}x{side}x{side} fp32, "
                        f"2*9 FLOP per output, best of 5")}
 
 
-def calibrate(name: str = "local-cpu", size: int = 2048) -> tuple[str, dict]:
-    """Measure matrix throughput (numpy GEMM), vector throughput (a depthwise conv in onnxruntime),
-    copy bandwidth (numpy) and per-op overhead; return a device file's text and the figures."""
+def machine_memory() -> int:
+    """This machine's physical memory in bytes (8 GiB assumed where the OS does not say)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 8 << 30
+
+
+def calibrate(name: str = "local-cpu", size: int = 2048, copy_bytes: int = 256 << 20) -> tuple[str, dict]:
+    """Measure matrix throughput (numpy GEMM of size x size), vector throughput (a depthwise conv in
+    onnxruntime), copy bandwidth (numpy, copy_bytes: far beyond any cache) and per-op overhead; return a
+    device file's text and the figures. Tests pass small sizes: the defaults need 2 s and 512 MiB."""
     a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
     b = a.T.copy()
-    gemm = 2 * size ** 3 / _best_seconds(lambda: a @ b, 5)
-    runtime = _runtime_figures()
+    spreads: dict[str, float] = {}
+    gemm = 2 * size ** 3 / _best_seconds(lambda: a @ b, 5, spreads, "matrix")
+    runtime = _runtime_figures(spreads)
     vector, vector_source = runtime["vector"]
     dispatch, dispatch_source = runtime["launch"]
-    big = np.ones(64 << 20, np.float32)  # 256 MiB, far beyond any cache
+    big = np.ones(copy_bytes // 4, np.float32)
     out = np.empty_like(big)
-    bandwidth = 2 * big.nbytes / _best_seconds(lambda: np.copyto(out, big), 5)
+    bandwidth = 2 * big.nbytes / _best_seconds(lambda: np.copyto(out, big), 5, spreads, "bandwidth")
     cache, cache_source = _cache_bytes()
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 8 << 30
+    memory = machine_memory()
     when = datetime.date.today().isoformat()
     cpu = platform.processor() or platform.machine()
     figures = {"matrix_fp32": gemm, "vector_fp32": vector, "bandwidth": bandwidth, "onchip": cache,
-               "launch": dispatch, "memory": memory}
+               "launch": dispatch, "memory": memory, "vector_kind": runtime["kind"], "spreads": spreads}
     text = f'''# {cpu}, {os.cpu_count()} logical cores: measured by `effplan calibrate` on {when}
 name = "{name}"
 description = "this machine ({cpu}, {os.cpu_count()} logical cores), measured"
@@ -132,7 +161,7 @@ bandwidth = 1.0
 [sources]
 description = "effplan calibrate, {when}"
 memory_gb = "os.sysconf physical pages x page size"
-bandwidth_gbs = "numpy copyto of a 256 MiB fp32 array (read + write bytes), best of 5"
+bandwidth_gbs = "numpy copyto of a {copy_bytes >> 20} MiB fp32 array (read + write bytes), best of 5"
 onchip_mb = "{cache_source}"
 launch_overhead_us = "{dispatch_source}"
 matrix = "numpy fp32 GEMM {size}x{size}x{size} (2*n^3 FLOP), best of 5, all threads numpy's BLAS uses"
@@ -214,20 +243,20 @@ def measure(graph, design, result, runs: int = 20, provider: str = "CPUExecution
 
     if provider not in ort.get_available_providers():
         raise EffplanError(f"onnxruntime here has no {provider}; it has: {', '.join(ort.get_available_providers())}")
-    model = to_onnx(graph, design)
+    model = design.path if design.spec is None else to_onnx(graph, design).SerializeToString()  # a file runs itself
     with tempfile.TemporaryDirectory() as folder:
         options = ort.SessionOptions()
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(folder, "profile")
-        session = ort.InferenceSession(model.SerializeToString(), options, providers=[provider])
-        feed_name = session.get_inputs()[0].name
-        x = np.random.default_rng(0).standard_normal(graph.graph["tensors"][graph.graph["inputs"][0]],
-                                                     dtype=np.float32)
+        session = ort.InferenceSession(model, options, providers=[provider])
+        rng, kinds = np.random.default_rng(0), {i.name: i.type for i in session.get_inputs()}
+        feed = {t: rng.standard_normal(graph.graph["tensors"][t]).astype(
+                    np.float16 if kinds.get(t) == "tensor(float16)" else np.float32) for t in graph.graph["inputs"]}
         warmup = 3
         walls = []
         for i in range(warmup + runs):
             start = time.perf_counter()
-            session.run(None, {feed_name: x})
+            session.run(None, feed)
             walls.append(time.perf_counter() - start)
         with open(session.end_profiling()) as fh:
             events = json.load(fh)
@@ -239,10 +268,10 @@ def measure(graph, design, result, runs: int = 20, provider: str = "CPUExecution
                      "bound": k.bound, "estimated_s": k.time_s, "measured_s": measured,
                      "ratio": k.time_s / measured if measured else None})
     timed = [r for r in rows if r["measured_s"] > 0]
-    measured_total = statistics.median(walls[warmup:])
+    measured_total = statistics.median(walls[warmup:])  # its spread tells a busy machine
     return {"provider": provider, "onnxruntime": ort.__version__, "runs": runs,
             "estimated_s": result.latency_s, "measured_s": measured_total,
-            "ratio": result.latency_s / measured_total,
+            "ratio": result.latency_s / measured_total, "spread": spread(walls[warmup:]),
             "spearman": spearman([r["estimated_s"] for r in timed], [r["measured_s"] for r in timed])
             if len(timed) > 1 else None,
             "kernels_timed": len(timed), "unassigned_s": unassigned,

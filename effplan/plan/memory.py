@@ -12,11 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..base.errors import EffplanError
-from ..graph.builder import readers, swish_pairs
-
-# Ops that may write their output over an input of the same shape that nothing reads later.
-ELEMENTWISE = frozenset({"Relu", "Sigmoid", "Clip", "HardSwish", "HardSigmoid", "LeakyRelu", "Tanh",
-                         "BatchNormalization", "Add", "Mul", "Sub", "Div", "Identity", "Dropout"})
+from ..graph.builder import gelu_chains, readers, swish_pairs
+from ..graph.ops import INDICES, INPUT, INPUTS, MASK, OPS, OUTPUT, STATISTICS
 
 
 @dataclass(frozen=True)
@@ -107,7 +104,7 @@ def inference_peak(graph, dtype_bytes: int, *, order=None, inplace: bool = False
 
 
 def _overwritten(node, out, tensors, live, last_use, i, graph):
-    if node["op"] not in ELEMENTWISE:
+    if node["op"] not in OPS or not OPS[node["op"]].in_place:
         return None
     for t in node["inputs"]:
         if t in live and tensors[t] == tensors[out] and last_use.get(t) == i and t not in graph.graph["inputs"]:
@@ -175,22 +172,9 @@ def best_order_peak(graph, dtype_bytes: int, **options) -> tuple[Peak, Peak]:
 
 # ---- training ----
 
-# What each op's backward reads, as PyTorch's autograd saves it. Swish is one op (SiLU) saving its
-# input; its Sigmoid and Mul are not counted apart. "input": the first input;
-# "inputs": every activation input; "output"; "statistics": per-channel mean and inverse std
-# (fp32); "indices": argmax positions (int64 per output element); "mask": one byte per element.
-SAVED_FOR_BACKWARD: dict[str, tuple[str, ...]] = {
-    "Conv": ("input",), "Gemm": ("input",), "MatMul": ("inputs",),
-    "BatchNormalization": ("input", "statistics"),
-    "Swish": ("input",), "Relu": ("output",), "Sigmoid": ("output",), "Tanh": ("output",),
-    "Softmax": ("output",), "Exp": ("output",),
-    "Clip": ("input",), "HardSwish": ("input",), "HardSigmoid": ("input",), "LeakyRelu": ("input",),
-    "Mul": ("inputs",), "Div": ("inputs",),
-    "MaxPool": ("input", "indices"), "GlobalAveragePool": ("input",), "AveragePool": ("input",),
-    "Dropout": ("mask",),
-    **dict.fromkeys(("Add", "Sub", "Concat", "ReduceMean", "Flatten",
-                     "Reshape", "Transpose", "Slice", "Split", "Identity", "Squeeze", "Unsqueeze", "Pad"), ()),
-}
+# What each op's backward keeps is in its entry of the op table (graph/ops.py). Swish is one op
+# (SiLU), as frameworks run it, saving its input; its Sigmoid and Mul are not counted apart.
+SWISH_SAVES = (INPUT,)
 OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}  # state tensors per parameter
 # (activation and activation-gradient bytes, weight bytes per param, weight-gradient bytes, optimizer bytes per slot)
 PRECISIONS = {
@@ -199,6 +183,8 @@ PRECISIONS = {
     "bf16": (2, 2, 2, 2),
     "mixed": (2, 6, 4, 4),  # fp32 master weights + the half-precision copy autocast keeps; fp32 grads and state
 }
+# The one set of training defaults (the CLI, budgets and the Python API): how image models train today.
+DEFAULT_PRECISION, DEFAULT_OPTIMIZER = "mixed", "adamw"
 
 
 @dataclass(frozen=True)
@@ -213,7 +199,7 @@ class Training:
     transient_bytes: int  # the largest op's output and input gradients, live together in backward
     recompute_flops: int  # extra forward FLOPs of checkpointing
     activation_bytes_without_checkpoint: int
-    saved: dict  # node -> bytes it saves (before checkpointing)
+    saved: dict  # node -> bytes saved for backward (before checkpointing), each tensor once: see _saved_once
 
     @property
     def total_bytes(self) -> int:
@@ -227,26 +213,28 @@ def _saved_by(graph, name: str, act_bytes: int, scale: int, tensors: dict, swish
     whole op, the Sigmoid saves nothing."""
     node = graph.nodes[name]
     op, inputs = node["op"], [t for t in node["inputs"] if t in tensors]
+    if op not in OPS:
+        raise EffplanError(f"training memory: no rule for what {op} saves for backward (layer {name})")
+    saves = OPS[op].saves
     if name in swish:
         if swish[name] is None:
             return {}
-        op, inputs = "Swish", list(graph.nodes[swish[name]]["inputs"])
-    if op not in SAVED_FOR_BACKWARD:
-        raise EffplanError(f"training memory: no rule for what {op} saves for backward (layer {name})")
+        saves, inputs = SWISH_SAVES, list(graph.nodes[swish[name]]["inputs"])
     (out,) = node["outputs"][:1]
     saved = {}
-    for what in SAVED_FOR_BACKWARD[op]:
-        if what == "input":
+    for what in saves:
+        if what == INPUT:
             saved[inputs[0]] = math.prod(tensors[inputs[0]]) * act_bytes * scale
-        elif what == "inputs":
+        elif what == INPUTS:
             saved.update({t: math.prod(tensors[t]) * act_bytes * scale for t in inputs})
-        elif what == "output":
+        elif what == OUTPUT:
             saved[out] = math.prod(tensors[out]) * act_bytes * scale
-        elif what == "statistics":
-            saved[f"{name}#stats"] = 2 * tensors[out][1] * 4
-        elif what == "indices":
+        elif what == STATISTICS:  # fp32, counted at the full batch
+            at_batch = (tensors[out][0] * scale, *tensors[out][1:])
+            saved[f"{name}#stats"] = 2 * OPS[op].statistics(node["attrs"], at_batch) * 4
+        elif what == INDICES:
             saved[f"{name}#indices"] = math.prod(tensors[out]) * 8 * scale
-        elif what == "mask":
+        elif what == MASK:
             saved[f"{name}#mask"] = math.prod(tensors[out]) * scale
     return saved
 
@@ -261,7 +249,8 @@ def _blocks(graph) -> dict[tuple, list[str]]:
     return blocks
 
 
-def training_memory(graph, precision: str = "fp32", optimizer: str = "sgd", checkpoint: str = "none",
+def training_memory(graph, precision: str = DEFAULT_PRECISION, optimizer: str = DEFAULT_OPTIMIZER,
+                    checkpoint: str = "none",
                     scale: int = 1, shapes: dict | None = None) -> Training:
     """Memory of one training step: saved activations, weights, gradients, optimizer state and the
     backward's transient gradients. `checkpoint="blocks"` stores only each block's inputs and
@@ -277,6 +266,8 @@ def training_memory(graph, precision: str = "fp32", optimizer: str = "sgd", chec
     tensors = shapes or graph.graph["tensors"]
     pairs, gates = swish_pairs(graph), swish_gates(graph)
     swish = {**dict.fromkeys(pairs), **{mul: sig for sig, mul in pairs.items()}}
+    for chain in gelu_chains(graph).values():  # GELU as five ops: the last stands for it, keeping x
+        swish.update({**dict.fromkeys(chain[:-1]), chain[-1]: chain[0]})
     saved = {name: _saved_by(graph, name, act, scale, tensors, swish) for name in graph.nodes}
     everything: dict[str, int] = {}
     for per_node in saved.values():
@@ -313,7 +304,21 @@ def training_memory(graph, precision: str = "fp32", optimizer: str = "sgd", chec
     return Training(precision, optimizer, checkpoint, activations,
                     weight * params + (4 if precision == "mixed" else weight) * buffers,
                     grad * params, OPTIMIZER_SLOTS[optimizer] * state * params, transient, recompute, plain,
-                    {n: sum(s.values()) for n, s in saved.items()})
+                    _saved_once(graph, saved))
+
+
+def _saved_once(graph, saved: dict) -> dict[str, int]:
+    """Saved bytes per node with each tensor counted once, on its producer's row (the network input on
+    the first node that saves it, a derived buffer such as BN statistics on its own node): the rows
+    sum to the activations saved before checkpointing."""
+    producer = {t: n for n in graph.nodes for t in graph.nodes[n]["outputs"]}
+    rows, seen = dict.fromkeys(saved, 0), set()
+    for name, per_node in saved.items():
+        for tensor, size in per_node.items():
+            if tensor not in seen:
+                seen.add(tensor)
+                rows[producer.get(tensor, name)] += size
+    return rows
 
 
 # ---- the largest batch ----
@@ -341,3 +346,34 @@ def largest_batch(memory_at, budget: int, limit: int = 1 << 40) -> Fit:
     while memory_at(b + 1) <= budget and b < limit:
         b += 1
     return Fit(b, memory_at(b) if b else 0, memory_at(b + 1), budget, fixed, per_sample)
+
+
+def memory_by_batch(design, *, train: bool = False, dtype: str = "fp32", precision: str = DEFAULT_PRECISION,
+                    optimizer: str = DEFAULT_OPTIMIZER, checkpoint: str = "none", inplace: bool = False,
+                    fold_bn: bool = False, fuse_se: bool = False, order: str = "plain"):
+    """batch -> bytes a design needs: a training step (`train`), else weights + the inference peak
+    (with the inference options of `effplan memory`). The graph is built once, at batch 1."""
+    from ..design.blocks import build
+    from ..graph.builder import fold_batch_norm
+    from ..graph.ops import dtype_size
+
+    if train:
+        graph = build(design, 1)
+        return lambda b: training_memory(graph, precision, optimizer, checkpoint, scale=b).total_bytes
+    graph, size = build(design, 1), dtype_size(dtype)
+    graph = fold_batch_norm(graph) if fold_bn else graph
+    weights = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"]) * size
+    schedule = best_order_peak(graph, size, inplace=inplace, fuse_se=fuse_se)[1].order if order == "aware" else None
+    return lambda b: weights + inference_peak(graph, size, order=schedule, inplace=inplace, fuse_se=fuse_se,
+                                              scale=b).bytes
+
+
+def fit(design, memory, *, reserve="0%", **options) -> Fit:
+    """The largest batch of a design (or model name) within `memory` (bytes, or text: '16GiB', '16g') less `reserve`
+    ('10%' of it, or an amount); `options` as memory_by_batch (train=True for a training step)."""
+    from ..base.units import parse_bytes, parse_reserve
+    from ..design.scaling import resolve
+
+    design = resolve(design) if isinstance(design, str) else design
+    capacity = memory if isinstance(memory, int) and not isinstance(memory, bool) else parse_bytes(memory)
+    return largest_batch(memory_by_batch(design, **options), capacity - parse_reserve(reserve, capacity))

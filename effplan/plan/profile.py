@@ -35,6 +35,32 @@ class Profile:
     totals: Totals
     graph: object = field(default=None, compare=False, repr=False)
 
+    def __repr__(self) -> str:  # short: the dataclass repr of every row runs to 80,000 characters
+        t = self.totals
+        return (f"<Profile {self._title()}: {len(self.rows)} ops, params={t.params:,}, macs={t.macs:,}, "
+                f"flops={t.flops:,}>")
+
+    def _title(self) -> str:
+        d = self.design
+        what = f"{d.name} at {d.resolution}px" if d is not None else (self.graph.graph.get("name", "graph")
+                                                                     if self.graph is not None else "graph")
+        return f"{what}, batch {self.batch}, {self.dtype}"
+
+    def summary(self) -> str:
+        """A few lines for a person: the design and its totals, exact."""
+        t = self.totals
+        unknown = ", ".join(f"{op} x{n}" for op, n in self.unknown_ops.items())
+        return "\n".join([
+            self._title(),
+            f"  params           {t.params:,} (+ {t.buffers:,} BN statistics)",
+            f"  MACs             {t.macs:,}",
+            f"  FLOPs            {t.flops:,}",
+            f"  layers           {t.layers} (Conv, Gemm, MatMul) of {len(self.rows)} ops",
+            f"  weight bytes     {t.weight_bytes:,}",
+            f"  peak activation  {t.peak_activation_bytes:,} bytes (at {self.peak.node})",
+            *([f"  no cost function {unknown} (counted as zero)"] if unknown else []),
+        ])
+
     def group(self, by: str = "layer") -> list[LayerCost]:
         """Rows per layer (op), block, stage or op type; params, MACs, FLOPs and bytes sum exactly."""
         if by == "layer":
@@ -103,7 +129,7 @@ CONVENTIONS = {
     "macs": "multiply-accumulates of Conv (incl. depthwise/grouped) and Gemm/MatMul; the EfficientNet paper's 'FLOPS'",
     "flops": "2*MACs + bias adds + a fixed count per output element of every other op (BN 2, Sigmoid 3, Mul/Add/ReLU 1, pooling 1 per input)",
     "params": "trainable: conv/linear weights and biases, BatchNormalization scale and shift; BN running statistics are buffers, counted apart",
-    "bytes": "elements x dtype size; weight bytes include BN buffers; activations scale with batch; MB = 10^6 bytes",
+    "bytes": "elements x dtype size; weight bytes include BN buffers; activations scale with batch; text shows MiB = 2^20 bytes",
     "peak_activation": "largest total of live activation tensors (input included) running ops in topological order, no in-place reuse",
 }
 
@@ -114,15 +140,57 @@ def describe(design) -> dict:
             "width_mult": design.width_mult, "resolution": design.resolution}
 
 
-def layers_report(profile: Profile, by: str, info: dict | None = None) -> dict:
-    """The `effplan layers --format json` contract (also `effplan analyze`)."""
+def conv_form(node: dict, input_shape) -> dict:
+    """A layer's `kind` (Conv: depthwise when group = input channels > 1, grouped for another group,
+    pointwise when 1x1, else dense), `kernel` and `stride` (ops with a kernel); None where none applies."""
+    attrs = node["attrs"]
+    weights = {w.role: w.shape for w in node["weights"]}
+    kernel = attrs.get("kernel_shape") or (weights["W"][2:] if node["op"] == "Conv" and "W" in weights else None)
+    if not kernel:
+        return {"kind": None, "kernel": None, "stride": None}
+    kernel = tuple(kernel)
+    stride = tuple(attrs.get("strides") or (1,) * len(kernel))
+    kind = None
+    if node["op"] == "Conv":
+        group, channels = attrs.get("group", 1), input_shape[1] if len(input_shape) > 1 else None
+        kind = ("depthwise" if group > 1 and group == channels else "grouped" if group > 1
+                else "pointwise" if all(k == 1 for k in kernel) else "dense")
+    return {"kind": kind, "kernel": kernel, "stride": stride}
+
+
+LAYER_SORT_KEYS = ("params", "buffers", "macs", "flops", "weight_bytes", "output_bytes")
+
+
+def stored_weights(graph) -> tuple[dict, dict]:
+    """An imported graph's ({"distinct_weight_elements": what the file stores, each initializer once},
+    {"shared_initializers": {initializer: the ops that each count it}}); a built graph's ({}, {})."""
+    if graph is None or "distinct_weight_elements" not in graph.graph:
+        return {}, {}
+    return ({"distinct_weight_elements": graph.graph["distinct_weight_elements"]},
+            {"shared_initializers": graph.graph["shared_initializers"]})
+
+
+def layers_report(profile: Profile, by: str, info: dict | None = None, sort: str | None = None,
+                  top: int | None = None) -> dict:
+    """The `effplan layers --format json` contract (also `effplan analyze`); each row's `share` is its
+    part of the total MACs. `sort` orders the rows by a LAYER_SORT_KEYS figure, largest first; `top`
+    keeps the first rows."""
     t = profile.totals
+    rows = [row_dict(r) for r in profile.group(by)]
+    for row in rows:
+        if by == "layer":
+            row.update(conv_form(profile.graph.nodes[row["name"]], row["input_shape"]))
+        row["share"] = row["macs"] / t.macs if t.macs else None
+    if sort:
+        rows.sort(key=lambda r: -r[sort])
     return {
         **(info or describe(profile.design)), "batch": profile.batch, "dtype": profile.dtype, "by": by,
         "conventions": CONVENTIONS,
         "totals": {"params": t.params, "buffers": t.buffers, "macs": t.macs, "flops": t.flops,
                    "weight_bytes": t.weight_bytes, "peak_activation_bytes": t.peak_activation_bytes,
-                   "layers": t.layers, "peak_layer": profile.peak.node},
+                   "layers": t.layers, "peak_layer": profile.peak.node, **stored_weights(profile.graph)[0]},
+        **stored_weights(profile.graph)[1],
         "unknown_ops": profile.unknown_ops,
-        "layers": [row_dict(r) for r in profile.group(by)],
+        **({"sort": sort} if sort else {}), **({"top": top, "rows": len(rows)} if top else {}),
+        "layers": rows[:top] if top else rows,
     }

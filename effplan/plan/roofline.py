@@ -1,11 +1,13 @@
 """Roofline latency: each kernel takes max(compute time, memory time) + launch overhead on a device.
 
-Fusion (as inference runtimes do; `fuse=False` turns it off): a Conv or Gemm runs as one kernel
-with what follows it on its output alone: BatchNormalization, then an activation (ReLU, Clip, Sigmoid,
-HardSwish, or Swish as Sigmoid + Mul), then a residual Add. Every other op is a kernel of its own,
+Fusion (as inference runtimes do; `fuse=False` turns it off), by each op's fusion class in the op
+table (graph/ops.py): an anchor (Conv, Gemm) runs as one kernel with what follows it on its output
+alone: a norm (BatchNormalization), then an activation (ReLU, Clip, Sigmoid, HardSwish, or Swish as
+Sigmoid + Mul), then a residual Add, then an activation. Every other op is a kernel of its own,
 except views (Reshape, Flatten, Identity, Dropout at inference), which move nothing and take no time.
-A kernel reads its inputs and weights from device memory and writes its output there.
-Dense Conv and Gemm run on the matrix unit; depthwise convs and every other op on the vector unit.
+A kernel reads its inputs and weights from device memory and writes its output there. Its main op's
+FLOPs run on that op's unit in the op table (dense Conv, Gemm and MatMul on the matrix unit; depthwise
+convs and every other op on the vector unit); the epilogue's on the vector unit.
 """
 from __future__ import annotations
 
@@ -14,13 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..graph.ops import dtype_size, node_cost
+from ..graph.ops import ACTIVATION, ANCHOR, NORM, OPS, RESIDUAL, VIEW, dtype_size, node_cost
 from ..graph.builder import readers as tensor_readers
-from ..graph.builder import swish_pairs
+from ..graph.builder import gelu_chains, swish_pairs
 from .hardware import Device
 
-VIEWS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
-ACTIVATIONS = frozenset({"Relu", "Clip", "HardSwish", "LeakyRelu", "Sigmoid"})  # Sigmoid: the SE gate
+
+def _fusion(op: str) -> str | None:
+    return OPS[op].fusion if op in OPS else None
 
 
 @dataclass(frozen=True)
@@ -54,28 +57,38 @@ class Kernel:
 
 
 def _epilogue(graph, tail: str, readers, swish, outputs, ready: set) -> list[str]:
-    """The ops a conv kernel absorbs: each the only reader of the running result (Swish: its Sigmoid
-    and Mul), in the order BatchNormalization, activation, residual Add, activation. An Add is
-    absorbed only when its other operand is `ready` (made by an earlier kernel): where both operands
-    come from convs (a projection shortcut), the later conv takes it."""
+    """The ops a conv or matrix-product kernel absorbs: each the only reader of the running result
+    (Swish: its Sigmoid and Mul; GELU: its five ops), in the order bias Add (a MatMul's), BatchNormalization,
+    activation, residual Add, activation. A residual Add is absorbed only when its other operand is
+    `ready` (made by an earlier kernel): where both operands come from convs (a projection shortcut),
+    the later conv takes it."""
     nodes, tensors = graph.nodes, graph.graph["tensors"]
+    gelu = gelu_chains(graph)
     absorbed: list[str] = []
-    for allowed in ({"BatchNormalization"}, ACTIVATIONS, {"Add"}, ACTIVATIONS):
+    for allowed in ("bias", NORM, ACTIVATION, RESIDUAL, ACTIVATION):
         if tail in outputs:
             break
         names = readers.get(tail, [])
         ops = sorted(nodes[n]["op"] for n in names)
-        if len(names) == 1 and nodes[names[0]]["op"] in allowed:
+        if allowed == "bias":  # an Add of a weight to the product alone
+            if len(names) == 1 and nodes[names[0]]["op"] == "Add" and nodes[names[0]]["inputs"] == (tail,) \
+                    and nodes[names[0]]["weights"]:
+                absorbed.append(names[0])
+            else:
+                continue
+        elif len(names) == 1 and _fusion(nodes[names[0]]["op"]) == allowed:
             (taken,) = names
-            if nodes[taken]["op"] == "Add" and (tensors[nodes[taken]["outputs"][0]] != tensors[tail]
-                                                 or not set(nodes[taken]["inputs"]) - {tail} <= ready):
+            if allowed == RESIDUAL and (tensors[nodes[taken]["outputs"][0]] != tensors[tail]
+                                        or not set(nodes[taken]["inputs"]) - {tail} <= ready):
                 break  # a broadcast, not a residual; or its other operand is not made yet
             absorbed.append(taken)
-        elif allowed is ACTIVATIONS and ops == ["Mul", "Sigmoid"]:  # Swish
+        elif allowed == ACTIVATION and ops == ["Mul", "Sigmoid"]:  # Swish
             sig = next(n for n in names if nodes[n]["op"] == "Sigmoid")
             if swish.get(sig) not in names:
                 break
             absorbed += [sig, swish[sig]]
+        elif allowed == ACTIVATION and tail in gelu and set(names) <= set(gelu[tail]):
+            absorbed += gelu[tail]
         else:
             continue
         tail = nodes[absorbed[-1]]["outputs"][0]
@@ -91,23 +104,19 @@ def kernel_groups(graph, fuse: bool = True) -> list[list[str]]:
         if name in taken:
             continue
         group = [name]
-        if fuse and nodes[name]["op"] in ("Conv", "Gemm"):
+        if fuse and _fusion(nodes[name]["op"]) == ANCHOR:
             group += _epilogue(graph, nodes[name]["outputs"][0], readers, swish, outputs, ready)
         taken.update(group)
         ready.update(t for n in group for t in nodes[n]["outputs"])
-        if nodes[name]["op"] not in VIEWS:
+        if _fusion(nodes[name]["op"]) != VIEW:
             groups.append(group)
     return groups
 
 
 def unit_of(graph, name: str) -> str:
-    node = graph.nodes[name]
-    if node["op"] in ("Gemm", "MatMul"):
-        return "matrix"
-    if node["op"] == "Conv":
-        w = next(w for w in node["weights"] if w.role == "W")
-        return "vector" if w.shape[1] == 1 else "matrix"  # one input channel per group: depthwise
-    return "vector"
+    node, tensors = graph.nodes[name], graph.graph["tensors"]
+    return OPS[node["op"]].unit_of(node["attrs"], [tensors[t] for t in node["inputs"]],
+                                   {w.role: w.shape for w in node["weights"]})
 
 
 def kernels(graph, device: Device, dtype: str = "fp16", fuse: bool = True, shapes: dict | None = None) -> list[Kernel]:

@@ -4,7 +4,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import shutil
+import textwrap
+from dataclasses import dataclass
 
+from ..base.errors import EffplanError, did_you_mean
 from ..base.version import __version__
 from ..plan.profile import Profile, block_name, describe, layers_report
 
@@ -17,8 +22,8 @@ def header(batch: int, dtype: str, precision: str | None = None, optimizer: str 
     if device:
         training += f" | latency = roofline on {device} at {dtype}, conv + BN + activation fused (effplan roofline)"
     return (f"# effplan {__version__} | batch {batch}, {dtype} | MACs = conv+gemm multiply-accumulates (paper's FLOPS)"
-            f" | FLOPs = 2*MACs + elementwise | params = trainable (BN scale+shift; running stats apart) | MB = 10^6 bytes,"
-            f" MiB = 2^20{training}")
+            f" | FLOPs = 2*MACs + elementwise | params = trainable (BN scale+shift; running stats apart) | bytes in MiB ="
+            f" 2^20, GiB = 2^30{training}")
 
 
 def si(value: float, unit: str, digits: int = 3) -> str:
@@ -26,8 +31,8 @@ def si(value: float, unit: str, digits: int = 3) -> str:
     return f"{value / scale:.{digits}f}{unit}"
 
 
-def mb(value: int) -> str:
-    return f"{value / 1e6:.1f}"
+def mib(value: int) -> str:
+    return f"{value / (1 << 20):.1f}"
 
 
 def design_row(profile: Profile, base_macs: int | None, training=None) -> dict:
@@ -50,39 +55,55 @@ def design_row(profile: Profile, base_macs: int | None, training=None) -> dict:
 TABLE_COLUMNS = [  # (header, key, text formatter)
     ("model", "model", str),
     ("φ", "phi", lambda v: "-" if v is None else f"{v:g}"),
-    ("d", "depth_mult", lambda v: f"{v:.3f}"),
-    ("w", "width_mult", lambda v: f"{v:.3f}"),
-    ("res", "resolution", str),
+    ("d", "depth_mult", lambda v: "-" if v is None else f"{v:.3f}"),  # an ONNX file not written by effplan: None
+    ("w", "width_mult", lambda v: "-" if v is None else f"{v:.3f}"),
+    ("res", "resolution", lambda v: "-" if v is None else str(v)),
     ("layers", "layers", str),
     ("params", "params", lambda v: si(v, "M")),
     ("MACs", "macs", lambda v: si(v, "G")),
     ("FLOPs", "flops", lambda v: si(v, "G")),
-    ("weights MB", "weight_bytes", mb),
-    ("peak act MB", "peak_activation_bytes", mb),
-    ("infer MiB", "inference_bytes", lambda v: f"{v / (1 << 20):.1f}"),
+    ("weights MiB", "weight_bytes", mib),
+    ("peak act MiB", "peak_activation_bytes", mib),
+    ("infer MiB", "inference_bytes", mib),
     ("train GiB", "training_bytes", lambda v: "-" if v is None else f"{v / (1 << 30):.2f}"),
     ("MACs ×φ0", "macs_ratio", lambda v: "-" if v is None else f"{v:.2f}"),
     ("2^φ", "two_pow_phi", lambda v: "-" if v is None else f"{v:.2f}"),
 ]
+
+# Hidden in this order when a text table is wider than the terminal (the rest always show).
+TABLE_OPTIONAL = ("two_pow_phi", "macs_ratio", "depth_mult", "width_mult", "layers", "flops", "resolution",
+                  "training_bytes", "weight_bytes", "peak_activation_bytes", "phi", "params")
 
 DEVICE_COLUMNS = [
     ("latency ms", "latency_s", lambda v: f"{v * 1e3:.3f}"),
     ("images/s", "images_per_s", lambda v: f"{v:,.0f}"),
 ]
 
+def _shape(v) -> str:
+    return "" if v is None else "x".join(map(str, v))
+
+
 LAYER_COLUMNS = [
     ("name", "name", str),
     ("op", "op", str),
+    ("kind", "kind", lambda v: v or ""),
     ("stage", "stage", str),
     ("block", "block", lambda v: "" if v is None else str(v)),
-    ("input", "input_shape", lambda v: "x".join(map(str, v))),
-    ("output", "output_shape", lambda v: "x".join(map(str, v))),
+    ("kernel", "kernel", _shape),
+    ("stride", "stride", _shape),
+    ("input", "input_shape", _shape),
+    ("output", "output_shape", _shape),
     ("params", "params", lambda v: f"{v:,}"),
+    ("buffers", "buffers", lambda v: f"{v:,}"),
     ("MACs", "macs", lambda v: f"{v:,}"),
     ("FLOPs", "flops", lambda v: f"{v:,}"),
-    ("weights MB", "weight_bytes", lambda v: f"{v / 1e6:.3f}"),
-    ("output MB", "output_bytes", lambda v: f"{v / 1e6:.3f}"),
+    ("weights MiB", "weight_bytes", lambda v: f"{v / (1 << 20):.3f}"),
+    ("output MiB", "output_bytes", lambda v: f"{v / (1 << 20):.3f}"),
+    ("MACs %", "share", lambda v: "-" if v is None else f"{v:.1%}"),
 ]
+LAYER_FORM = ("kind", "kernel", "stride")  # per layer only
+LAYER_OPTIONAL = ("input_shape", "block", "stage", "output_bytes", "weight_bytes", "flops", "stride", "kernel",
+                  "buffers", "output_shape", "kind", "share", "params", "op")
 
 
 TEXT_KEYS = {"metric", "model", "name", "op", "stage", "family", "kind", "description", "budget", "limit_key", "search"}
@@ -97,8 +118,78 @@ def csv_cell(value):
     return value
 
 
-def render_rows(rows: list[dict], columns, fmt: str, preamble: str = "") -> str:
-    """Text and markdown show human units; CSV shows exact values under the same column keys."""
+@dataclass(frozen=True)
+class View:
+    """The columns text output shows: those that fit `width` (None: the terminal's; COLUMNS overrides,
+    80 when there is no terminal), every one (`wide`), or the ones named (`columns`: keys or headers,
+    in text and markdown). CSV and JSON always keep every column."""
+    wide: bool = False
+    columns: tuple[str, ...] = ()
+    width: int | None = None
+
+    def text_width(self) -> int:
+        return self.width or shutil.get_terminal_size((80, 24)).columns
+
+
+MIN_CUT = 20  # a free-text column is cut to fit, but never below this; then it is hidden
+CUT_KEYS = {"description"}
+
+
+def named_columns(columns, names) -> list:
+    """The columns asked for by key or header (any case), in the order asked."""
+    known = {}
+    for column in columns:
+        known.setdefault(column[1].lower(), column)
+        known.setdefault(column[0].lower(), column)
+    unknown = [n for n in names if n.lower() not in known]
+    if unknown:
+        keys = [key for _, key, _ in columns]
+        raise EffplanError(f"--columns: unknown column '{unknown[0]}'{did_you_mean(unknown[0], keys)}; "
+                           f"known: {', '.join(keys)}")
+    return list(dict.fromkeys(known[n.lower()] for n in names))
+
+
+def fit_columns(columns, cells: dict, optional, width: int) -> tuple[list, list]:
+    """The columns that fit `width` characters: every column not in `optional`, then the optional
+    ones, last first, each that still fits (a free-text column is cut to fit, if MIN_CUT wide);
+    returns (shown columns, hidden keys)."""
+    widths = {key: max([len(h) + 2, *map(len, cells[key])]) for h, key, _ in columns}  # tabulate pads headers by 2
+    shown = {key for _, key, _ in columns} - set(optional)
+
+    def total(keys):
+        return sum(widths[k] for k in keys) + 2 * (len(keys) - 1)
+    for key in reversed(optional):
+        room = width - total(shown | {key})
+        if room < 0 and key in CUT_KEYS and widths[key] + room >= MIN_CUT:
+            widths[key] += room
+            cells[key] = [c if len(c) <= widths[key] else c[:widths[key] - 1] + "…" for c in cells[key]]
+            room = 0
+        if room >= 0:
+            shown.add(key)
+    return [c for c in columns if c[1] in shown], [k for k in optional if k not in shown]
+
+
+def wrap_text(text: str, width: int) -> str:
+    """Long header and note lines wrapped to the width; a '# ' line goes on as '#   '."""
+    lines = []
+    for line in text.splitlines():
+        indent = "#   " if line.startswith("# ") else "  "
+        lines += textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=False,
+                               break_on_hyphens=False) or [""]
+    return "\n".join(lines)
+
+
+def markdown_preamble(text: str) -> str:
+    """Header lines as HTML comments (a '# ' line would be an H1 heading on GitHub), other lines as
+    paragraphs of their own."""
+    return "\n\n".join(f"<!-- {line[2:].replace('-->', '->')} -->" if line.startswith("# ") else line
+                        for line in text.splitlines() if line)
+
+
+def render_rows(rows: list[dict], columns, fmt: str, preamble: str = "", view: View | None = None,
+                optional=(), total: dict | None = None) -> str:
+    """Text and markdown show human units; CSV shows exact values under the same column keys. Text
+    fits the width by hiding `optional` columns (see View); `total` is a last row (text and markdown)."""
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -108,15 +199,44 @@ def render_rows(rows: list[dict], columns, fmt: str, preamble: str = "") -> str:
         return buf.getvalue()
     from tabulate import tabulate
 
-    body = [[f(row[key]) for _, key, f in columns] for row in rows]
-    align = ["left" if key in TEXT_KEYS else "right" for _, key, _ in columns]
-    table = tabulate(body, headers=[h for h, _, _ in columns], colalign=align,
+    view = view or View()
+    listed = rows + ([total] if total else [])
+    cells = {key: [f(row[key]) if key in row else "" for row in listed] for _, key, f in columns}
+    shown, hidden, width = columns, [], view.text_width()
+    if view.columns:
+        shown = named_columns(columns, view.columns)
+    elif fmt == "text" and not view.wide:
+        shown, hidden = fit_columns(columns, cells, optional, width)
+    body = list(zip(*(cells[key] for _, key, _ in shown))) if listed else []
+    align = ["left" if key in TEXT_KEYS else "right" for _, key, _ in shown]
+    table = tabulate(body, headers=[h for h, _, _ in shown], colalign=align,
                      tablefmt="github" if fmt == "markdown" else "simple", disable_numparse=True)
-    return (preamble + "\n\n" if preamble and fmt == "markdown" else preamble + "\n" if preamble else "") + table + "\n"
+    if total and fmt == "text":  # a rule above the total row, as under the header
+        lines = table.split("\n")
+        table = "\n".join(lines[:-1] + [lines[1], lines[-1]])
+    if fmt == "markdown":
+        return (markdown_preamble(preamble) + "\n\n" if preamble else "") + table + "\n"
+    note = (f"# {len(hidden)} columns hidden to fit {width} characters: {', '.join(hidden)} (--wide shows "
+            f"every column, --columns a,b,c chooses)" if hidden else "")
+    return "".join(part + "\n" for part in (wrap_text(preamble, width), table, wrap_text(note, width)) if part)
 
 
 def to_json(obj) -> str:
-    return json.dumps(obj, indent=2, default=_plain) + "\n"
+    """JSON proper: a NaN or infinity (a figure no file should give, but a device file or an ONNX file's
+    metadata may) is written as null, never as the NaN that JSON parsers refuse."""
+    return json.dumps(_finite(obj), indent=2, default=_plain, allow_nan=False) + "\n"
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy scalars
+        return _finite(value.item())
+    return value
 
 
 def _plain(value):
@@ -124,24 +244,42 @@ def _plain(value):
     return value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else list(value)
 
 
-def render_layers(profile: Profile, by: str, fmt: str, info: dict | None = None, note: str = "") -> str:
-    """`effplan layers` and `effplan analyze` output in any format."""
-    report = layers_report(profile, by, info)
+def render_layers(profile: Profile, by: str, fmt: str, info: dict | None = None, note: str = "",
+                  view: View | None = None, sort: str | None = None, top: int | None = None) -> str:
+    """`effplan layers` and `effplan analyze` output in any format; text and markdown end with the
+    whole model's total row."""
+    report = layers_report(profile, by, info, sort, top)
     if fmt == "json":
         return to_json(report)
     t = profile.totals
+    columns = [c for c in LAYER_COLUMNS if by == "layer" or c[1] not in LAYER_FORM]
+    if fmt == "csv":
+        return render_rows(report["layers"], columns, fmt)
     where = f" at {report['resolution']}px" if report.get("resolution") else ""
-    summary = (f"# {report['model']}{where}: params {t.params:,}, MACs {si(t.macs, 'G')}, FLOPs {si(t.flops, 'G')}, "
-               f"peak activation {t.peak_activation_bytes / 1e6:.1f} MB at {profile.peak.node or 'input'}")
+    summary = (f"# {report['model']}{where}: params {t.params:,} (+ {t.buffers:,} buffers: BN running statistics), "
+               f"MACs {si(t.macs, 'G')}, FLOPs {si(t.flops, 'G')}, peak activation "
+               f"{t.peak_activation_bytes / (1 << 20):.1f} MiB at {profile.peak.node or 'input'}")
     if report.get("depth_mult") is not None:
         summary = summary.replace(": params", f" (d {report['depth_mult']:.3f}, w {report['width_mult']:.3f}): params", 1)
     if note:
         summary += "\n# " + note
+    shared = report.get("shared_initializers")
+    if shared:
+        names = list(shared)
+        summary += (f"\n# {len(shared)} initializers are read by several ops, each counting it as its own params "
+                    f"(the file stores {report['totals']['distinct_weight_elements']:,} weight elements): "
+                    + ", ".join(f"{n} x{len(shared[n])}" for n in names[:4]) + (", ..." if len(names) > 4 else ""))
     if profile.unknown_ops:
         summary += "\n# no cost function (params counted, no MACs or FLOPs): " + ", ".join(
             f"{op} x{n}" for op, n in profile.unknown_ops.items())
-    preamble = "" if fmt == "csv" else header(profile.batch, profile.dtype) + "\n" + summary
-    return render_rows(report["layers"], LAYER_COLUMNS, fmt, preamble)
+    if top or sort:
+        shown, of = len(report["layers"]), report.get("rows", len(report["layers"]))
+        summary += (f"\n# {shown} of {of} rows" + (f", most {sort} first" if sort else "")
+                    + "; the total row is the whole model's")
+    total = {"name": "total", "params": t.params, "buffers": t.buffers, "macs": t.macs, "flops": t.flops,
+             "weight_bytes": t.weight_bytes, "share": 1.0 if t.macs else None}
+    return render_rows(report["layers"], columns, fmt, header(profile.batch, profile.dtype) + "\n" + summary, view,
+                       [k for k in LAYER_OPTIONAL if k != sort], total)  # the sorted figure always shows
 
 
 MEMORY_COLUMNS = [
@@ -208,7 +346,7 @@ def memory_assumptions(inplace: bool, fold_bn: bool, fuse_se: bool, training=Non
             f"{training.precision} precision, {training.optimizer}: activations saved for backward as autograd "
             f"saves them (conv/gemm: input; BN: input + fp32 mean and inverse std; Swish (SiLU): input; "
             f"ReLU/Sigmoid: output; Clip/HardSwish: input; Mul: both operands; MaxPool: input + int64 indices; "
-            f"average pooling: input; Dropout: 1-byte mask; Add/Concat/reshape: nothing); a tensor saved by several ops counts once; plus the largest "
+            f"average pooling: input; Dropout: 1-byte mask; Add/Concat/reshape: nothing); a tensor saved by several ops counts once, in the row of the op that produced it; plus the largest "
             f"op's input and output gradients (transient); weights, gradients and optimizer state per parameter")
         if training.checkpoint == "blocks":
             notes["checkpoint"] = ("blocks: only each block's inputs (and the stem's and head's saved tensors) are "
@@ -216,7 +354,10 @@ def memory_assumptions(inplace: bool, fold_bn: bool, fuse_se: bool, training=Non
     return notes
 
 
-def render_memory(report: dict, rows: list[dict], fmt: str) -> str:
+MEMORY_OPTIONAL = ("block", "stage", "memory_aware_live_bytes", "output_bytes", "op")
+
+
+def render_memory(report: dict, rows: list[dict], fmt: str, view: View | None = None) -> str:
     from ..base.units import human_bytes
 
     if fmt == "json":
@@ -247,7 +388,9 @@ def render_memory(report: dict, rows: list[dict], fmt: str) -> str:
     columns = MEMORY_COLUMNS if t else MEMORY_COLUMNS[:-1]
     if fmt == "csv":
         return render_rows(rows, columns, fmt)
-    return render_rows(rows, columns, fmt, "\n".join(lines))
+    total = {"name": "total" + (" before checkpointing" if t and t["checkpoint"] != "none" else ""),
+             "saved_bytes": t["activation_bytes_without_checkpoint"]} if t else None
+    return render_rows(rows, columns, fmt, "\n".join(lines), view, MEMORY_OPTIONAL, total)
 
 
 def memory_report(graph, design, batch: int, dtype: str, *, inplace=False, fold_bn=False, fuse_se=False,
@@ -287,19 +430,29 @@ def memory_report(graph, design, batch: int, dtype: str, *, inplace=False, fold_
     return report, memory_rows(graph, plain, aware, training, size, by)
 
 
-def fit_report(results, where: str, capacity: int, budget: int, reserve: str, mode: str, fmt: str) -> str:
-    """`effplan fit`: one row per design. JSON: an object for one design, a list for several."""
+def fit_report(results, where: str, capacity: int, budget: int, reserve: str, mode: str, fmt: str,
+               asked: int | None = None) -> str:
+    """`effplan fit`: one row per design (JSON: always a list). With `asked`, whether that batch
+    fits: `fits` and `margin_bytes` (the budget left at that batch; negative when over)."""
     from ..base.units import human_bytes
 
     rows = [{**describe(d), "batch": f.batch, "bytes_at_batch": f.bytes_at_batch,
              "bytes_at_next_batch": f.bytes_at_next_batch, "budget_bytes": f.budget_bytes,
              "capacity_bytes": capacity, "reserve": reserve, "fixed_bytes": f.fixed_bytes,
-             "per_sample_bytes": f.per_sample_bytes, "mode": mode} for d, f in results]
+             "per_sample_bytes": f.per_sample_bytes, "mode": mode,
+             **({"asked_batch": asked, "bytes_at_asked_batch": at, "margin_bytes": budget - at, "fits": at <= budget}
+                if asked else {})} for d, f, at in results]
     if fmt == "json":
-        return to_json(rows[0] if len(rows) == 1 else rows)
+        return to_json(rows)
     columns = [("model", "model", str), ("res", "resolution", str), ("batch", "batch", str),
                ("memory at batch", "bytes_at_batch", human_bytes), ("at batch+1", "bytes_at_next_batch", human_bytes),
                ("fixed", "fixed_bytes", human_bytes), ("per sample", "per_sample_bytes", human_bytes)]
+    if asked:
+        columns = [("model", "model", str), ("res", "resolution", str), ("batch", "asked_batch", str),
+                   ("fits", "fits", lambda v: "yes" if v else "NO"),
+                   ("memory", "bytes_at_asked_batch", human_bytes),
+                   ("margin", "margin_bytes", lambda v: ("" if v >= 0 else "-") + human_bytes(abs(v))),
+                   ("largest batch", "batch", str)]
     if fmt == "csv":
         return render_rows(rows, columns, fmt)
     preamble = (f"# effplan {__version__} | fit | {where}: {human_bytes(capacity)}, reserve {reserve} for the runtime's "
@@ -364,8 +517,9 @@ def roofline_report(result, design, by: str) -> tuple[dict, list[dict]]:
     fusion = ("conv + BN + activation (+ residual Add) as one kernel" if result.fused else "none: one kernel per op")
     report = {**describe(design), "device": d.name, "dtype": result.dtype, "batch": result.batch,
               "fusion": fusion, "assumptions": ROOFLINE_ASSUMPTIONS,
+              "vector_dtype": d.vector_precision(result.dtype),
               "device_figures": {"matrix_flops_per_s": d.matrix.get(result.dtype),
-                                 "vector_flops_per_s": d.vector.get(result.dtype),
+                                 "vector_flops_per_s": d.vector.get(d.vector_precision(result.dtype)),
                                  "bandwidth_bytes_per_s": d.bandwidth, "efficiency": d.efficiency,
                                  "launch_overhead_s": d.launch_overhead_s},
               "totals": {"latency_s": result.latency_s, "images_per_s": result.images_per_s,
@@ -375,7 +529,17 @@ def roofline_report(result, design, by: str) -> tuple[dict, list[dict]]:
     return report, roofline_rows(result, by)
 
 
-def render_roofline(report: dict, rows: list[dict], fmt: str) -> str:
+def _vector_note(report: dict) -> str:
+    """Where the vector unit runs at another precision than the model's (int8 on a T4: fp16)."""
+    if report["vector_dtype"] == report["dtype"]:
+        return ""
+    return f" (elementwise work at {report['vector_dtype']}: no {report['dtype']} vector peak)"
+
+
+ROOFLINE_OPTIONAL = ("stage", "intensity", "bytes", "macs", "unit", "op")
+
+
+def render_roofline(report: dict, rows: list[dict], fmt: str, view: View | None = None) -> str:
     if fmt == "json":
         return to_json({**report, "layers": rows})
     if fmt == "csv":
@@ -384,14 +548,14 @@ def render_roofline(report: dict, rows: list[dict], fmt: str) -> str:
     lines = [f"# effplan {__version__} | roofline | {report['model']} at {report['resolution']}px on {report['device']}, "
              f"{report['dtype']}, batch {report['batch']}",
              f"# device: matrix {f['matrix_flops_per_s'] / 1e12:g} TFLOP/s, vector {f['vector_flops_per_s'] / 1e12:g} "
-             f"TFLOP/s, {f['bandwidth_bytes_per_s'] / 1e9:g} GB/s; efficiency matrix {f['efficiency']['matrix']:g}, "
+             f"TFLOP/s{_vector_note(report)}, {f['bandwidth_bytes_per_s'] / 1e9:g} GB/s; efficiency matrix {f['efficiency']['matrix']:g}, "
              f"vector {f['efficiency']['vector']:g}, bandwidth {f['efficiency']['bandwidth']:g}; launch "
              f"{f['launch_overhead_s'] * 1e6:g} µs",
              f"# fusion: {report['fusion']}", f"# {report['assumptions']}",
              f"latency {t['latency_s'] * 1e3:.3f} ms, {t['images_per_s']:,.0f} images/s, {t['kernels']} kernels, "
              f"MACs {si(t['macs'], 'G')}, {t['bytes'] / 1e6:.1f} MB moved, utilisation {t['utilisation']:.1%} of "
              f"the matrix peak"]
-    return render_rows(rows, ROOFLINE_COLUMNS, fmt, "\n".join(lines))
+    return render_rows(rows, ROOFLINE_COLUMNS, fmt, "\n".join(lines), view, ROOFLINE_OPTIONAL)
 
 
 MEASURE_COLUMNS = [
@@ -425,6 +589,7 @@ CHECK_COLUMNS = [
     ("budget", "budget", str),
     ("model", "model", str),
     ("limit", "limit_key", str),
+    ("for", "scope", str),  # max_macs bounds the whole batch; max_macs_per_image one image
     ("value", "value_text", str),
     ("max/min", "limit_text", str),
     ("margin", "margin", lambda v: f"{v:+.1%}"),

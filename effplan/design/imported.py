@@ -1,0 +1,93 @@
+"""A network from an ONNX file, standing where a built design stands: every command that takes a
+model takes a file through this one import path (graph.onnx_io.from_onnx), and `build(imported, batch)`
+returns its graph at that batch. A file fixes its own widths, depth and input size, so it has no φ,
+multipliers or spec to rescale; only a symbolic batch is bound.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..base.errors import EffplanError
+
+SUFFIX = ".onnx"
+
+
+def is_file_model(name: str) -> bool:
+    return name.lower().endswith(SUFFIX)
+
+
+class Imported:
+    """An ONNX file, parsed once; its graph is imported once per batch asked."""
+
+    coefficients = "file"
+    classes = None
+    depth_rounding = None
+    spec = None
+
+    def __init__(self, path: str, name: str | None = None):
+        from ..graph.onnx_io import load
+
+        self.path = str(path)
+        self.model = load(self.path)
+        self.meta = {p.key: p.value for p in self.model.metadata_props}
+        self.name = name or Path(self.path).name  # the file, not the model it says it holds: two files differ
+        self._graphs: dict[int | None, object] = {}
+
+    def __repr__(self) -> str:
+        return f"Imported({self.path!r})"
+
+    @property
+    def phi(self) -> float | None:
+        return _number(self.meta.get("phi"))
+
+    @property
+    def depth_mult(self) -> float | None:
+        return _number(self.meta.get("depth_mult"))
+
+    @property
+    def width_mult(self) -> float | None:
+        return _number(self.meta.get("width_mult"))
+
+    @property
+    def resolution(self) -> int | None:
+        from ..graph.onnx_io import resolution
+        return resolution(self._any_graph())
+
+    @property
+    def symbolic_batch(self) -> bool:
+        """Whether the first data input's leading dimension is symbolic (bound by --batch)."""
+        first = self._any_graph().graph["inputs"]
+        for value in self.model.graph.input:
+            if first and value.name == first[0]:
+                dims = value.type.tensor_type.shape.dim
+                return len(dims) >= 2 and not (dims[0].HasField("dim_value") and dims[0].dim_value > 0)
+        return False
+
+    def _any_graph(self):
+        """A graph at any batch already imported (what does not depend on the batch), else at the file's."""
+        return next(iter(self._graphs.values())) if self._graphs else self.graph(None)
+
+    def graph(self, batch: int | None):
+        """The file's graph with its symbolic batch bound to `batch` (None: the file's own batch, or 1)."""
+        if batch not in self._graphs:
+            from ..graph.onnx_io import from_onnx
+
+            graph = from_onnx(self.model, self.path, batch)
+            graph.graph["name"] = self.name
+            self._graphs[batch] = graph
+        return self._graphs[batch]
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
+
+
+def refuse_rescaling(path: str, given: list[str]) -> None:
+    """One line for options that rescale a built design, given with a file."""
+    if given:
+        raise EffplanError(f"{given[0]} rescales a built design; {path} is an ONNX file, which fixes its own widths, "
+                           f"depth and input size (export it again at the size you want; --batch binds a symbolic "
+                           f"batch)")

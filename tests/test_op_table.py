@@ -1,0 +1,95 @@
+"""The op table: one complete entry per op type, and adding an op is that one entry."""
+import dataclasses
+import math
+
+import onnx
+import pytest
+
+import effplan
+from effplan.design.scaling import model_names
+from effplan.graph import ops
+from effplan.graph.builder import GraphBuilder
+from effplan.graph.onnx_io import ROLES
+from effplan.graph.shapes import ShapeError, same
+from effplan.plan.memory import inference_peak, training_memory
+from effplan.plan.roofline import kernel_groups, roofline
+from test_roofline import DEVICE
+
+
+def test_every_entry_is_a_complete_onnx_op():
+    """Imported graphs are costed by the same table: every entry names a real ONNX op type, and every
+    op whose initializers import reads as weights has an entry."""
+    for name, entry in ops.OPS.items():
+        assert entry.name == name
+        dataclasses.replace(entry)  # runs the entry's checks again: every property set, and valid
+    assert [op for op in ops.OPS if not onnx.defs.has(op)] == []
+    assert set(ROLES) <= set(ops.OPS)
+    assert set(ops.COSTS) == set(ops.OPS) and ops.COSTS["Conv"] is ops.OPS["Conv"].cost
+
+
+def test_every_op_the_models_build_has_a_shape_rule():
+    for name in model_names():
+        g = effplan.build(effplan.resolve(name))
+        for op in {g.nodes[n]["op"] for n in g.nodes}:
+            assert op in ops.OPS and callable(ops.OPS[op].shape), f"{name}: {op}"
+
+
+def test_the_builder_refuses_an_op_only_onnx_shapes():
+    b = GraphBuilder("t", (1, 4, 2, 2))
+    b.at(1, 0)
+    with pytest.raises(ShapeError, match="no shape rule for Squeeze"):
+        b.add("Squeeze", ["input"], "x", "sq")
+
+
+def test_an_incomplete_entry_is_refused_and_not_registered():
+    with pytest.raises(ValueError, match="Toy.*fusion"):
+        ops.elementwise(1, "Toy", shape=same, saves=(), fusion="fused-somehow")
+    with pytest.raises(ValueError, match="Toy.*statistics"):
+        ops.elementwise(1, "Toy", shape=same, saves=(ops.INPUT, ops.STATISTICS), fusion=ops.POINTWISE)
+    assert "Toy" not in ops.OPS
+
+
+def test_statistics_are_counted_at_the_full_batch():
+    """BatchNormalization keeps one mean and inverse std per channel, whatever the batch; LayerNorm one
+    per row of every sample."""
+    stats = {op: ops.OPS[op].statistics for op in ("BatchNormalization", "LayerNormalization",
+                                                    "GroupNormalization", "InstanceNormalization")}
+    assert stats["BatchNormalization"]({}, (8, 32, 7, 7)) == 32
+    assert stats["LayerNormalization"]({"axis": -1}, (8, 197, 768)) == 8 * 197
+    assert stats["GroupNormalization"]({"num_groups": 4}, (8, 32, 7, 7)) == 8 * 4
+    assert stats["InstanceNormalization"]({}, (8, 32, 7, 7)) == 8 * 32
+
+
+def test_adding_an_op_is_one_entry():
+    """Two made-up ops, registered here and nowhere else: a matrix-unit anchor and an activation.
+    The builder shapes them, the profile costs them, training memory knows what they save, the
+    roofline fuses them into one kernel on the right units, and in-place mode reuses the buffer."""
+    ops.register("ToyDense", shape=same, saves=(ops.INPUT,), unit=ops.MATRIX, fusion=ops.ANCHOR)(
+        lambda attrs, inputs, output, weights: (math.prod(output) * 3, 2 * math.prod(output) * 3))
+    ops.elementwise(7, "ToyAct", shape=same, saves=(ops.OUTPUT,), fusion=ops.ACTIVATION)
+    try:
+        b = GraphBuilder("t", (1, 16, 8, 8))
+        b.at(1, 0)
+        dense = b.add("ToyDense", ["input"], "x", "dense")
+        act = b.add("ToyAct", [dense], "x", "act")
+        act2 = b.add("ToyAct", [act], "x", "act2")
+        g = b.finish(act2)
+        n = 16 * 8 * 8
+
+        p = effplan.profile(g)
+        assert p.unknown_ops == {} and p.totals.macs == 3 * n and p.totals.flops == 6 * n + 7 * n + 7 * n
+
+        t = training_memory(g, "fp32", "sgd")
+        assert t.saved == {dense: n * 4, act: n * 4, act2: n * 4}  # its input; each ToyAct its output
+
+        assert kernel_groups(g) == [[dense, act, act2]]  # an anchor, an activation, one more after an add's place
+        (k,) = roofline(g, DEVICE, "fp16").kernels
+        assert (k.op, k.unit, k.flops) == ("ToyDense+ToyAct+ToyAct", "matrix", 20 * n)
+        assert k.compute_s == pytest.approx(6 * n / 50e12 + 14 * n / 10e12)  # the epilogue on the vector unit
+
+        # while the second ToyAct runs: its input and output, or (in place) one buffer
+        assert inference_peak(g, 4).timeline[2] == 2 * n * 4
+        assert inference_peak(g, 4, inplace=True).timeline[2] == n * 4
+    finally:
+        ops.OPS.pop("ToyDense", None)
+        ops.OPS.pop("ToyAct", None)
