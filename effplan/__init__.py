@@ -55,14 +55,15 @@ def memory(model, batch: int = 1, dtype: str = "fp32", *, train: bool = False, p
     return inference_peak(graph, dtype_size(dtype))
 
 
-def roofline(model, device, dtype: str | None = None, batch: int = 1, fuse: bool = True):
+def roofline(model, device, dtype: str | None = None, batch: int = 1, fuse: bool = True, runtime=None):
     """Per-kernel roofline latency of a design (or model name) on a device (a catalog name, a device
-    file or a Device); `dtype` defaults to the device's half precision, as `effplan roofline`."""
+    file or a Device) as a runtime runs it (a name, a runtime file or a Runtime; default: the device
+    class's, `fuse=False`: eager); `dtype` defaults to the device's half precision, as `effplan roofline`."""
     from .plan.hardware import Device, load_device
     from .plan.roofline import roofline as estimate
 
     found = device if isinstance(device, Device) else load_device(device)
-    return estimate(build(_design(model), batch), found, dtype or found.preferred_dtype, batch, fuse)
+    return estimate(build(_design(model), batch), found, dtype or found.preferred_dtype, batch, fuse, runtime)
 
 
 def export(model, path: str, batch: int = 1, *, opset: int = 17, dynamic_batch: bool = False,

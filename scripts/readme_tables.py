@@ -113,14 +113,16 @@ def memory_b0_b7() -> str:
 OBSERVATION_DEVICES = ["v100", "t4", "a100-80gb", "h100-sxm", "l4", "tpu-v4", "tpu-v5e", "jetson-agx-orin"]
 
 
-def _kernels(model: str, device: str) -> list[dict]:
-    return json.loads(effplan("roofline", model, "--device", device, "--batch", "8", "--format", "json"))
+def _kernels(model: str, device: str, runtime: str) -> list[dict]:
+    return json.loads(effplan("roofline", model, "--device", device, "--runtime", runtime, "--batch", "8",
+                              "--format", "json"))
 
 
 def v2_observation() -> str:
     rows = []
-    for device in OBSERVATION_DEVICES:
-        b4, v2s = _kernels("efficientnet-b4", device), _kernels("efficientnetv2-s", device)
+    for device, runtime in [(d, r) for d in OBSERVATION_DEVICES
+                            for r in (("xla",) if "tpu" in d else ("eager", "compiled", "fused"))]:
+        b4, v2s = _kernels("efficientnet-b4", device, runtime), _kernels("efficientnetv2-s", device, runtime)
         early = lambda report, pick: [k for k in report["layers"]  # noqa: E731
                                       if k["stage"] in (1, 2, 3) and k["op"].startswith("Conv") and pick(k)]
         depthwise = early(b4, lambda k: k["unit"] == "vector")
@@ -128,9 +130,9 @@ def v2_observation() -> str:
         per_mac = lambda ks: sum(k["time_s"] for k in ks) / sum(k["macs"] for k in ks) * 1e12  # noqa: E731
         bounds = sorted({k["bound"] for k in depthwise})
         unit = " (VPU)" if bounds == ["compute"] and "tpu" in device else ""
-        rows.append([device, b4["dtype"], "/".join(bounds) + unit, f"{per_mac(depthwise):.3f}",
+        rows.append([device, runtime, b4["dtype"], "/".join(bounds) + unit, f"{per_mac(depthwise):.3f}",
                      f"{per_mac(fused):.4f}", f"{per_mac(depthwise) / per_mac(fused):.0f}x"])
-    return markdown_table(["device", "dtype", "B4 depthwise: bound", "ps per MAC", "V2-S Fused-MBConv: ps per MAC",
+    return markdown_table(["device", "runtime", "dtype", "B4 depthwise: bound", "ps per MAC", "V2-S Fused-MBConv: ps per MAC",
                            "ratio"], rows)
 
 
@@ -145,7 +147,7 @@ def ranking() -> str:
         dtype = json.loads(effplan("roofline", "resnet-50", "--device", device, "--format", "json"))["dtype"]
         table = json.loads(effplan("table", *RANKED, "--device", device, "--dtype", dtype, "--batch", "8",
                                    "--sort", "latency_s", "--format", "json"))
-        rows.append([f"{device} ({dtype})", ", ".join(f"{SHORT.get(r['model'], r['model'])} {r['latency_s'] * 1e3:.2f}"
+        rows.append([f"{device} ({dtype}, {table[0]['runtime']})", ", ".join(f"{SHORT.get(r['model'], r['model'])} {r['latency_s'] * 1e3:.2f}"
                                                       for r in table)])
     return markdown_table(["device", "fastest to slowest (ms, batch 8)"], rows)
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from effplan import __version__
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 NUMBER = (int, float)
@@ -207,13 +209,13 @@ def test_onnx_file_in_a_budget(effplan, tmp_path):
 
 
 def erf_model(path):
-    """A conv, then Erf and Einsum, which no cost function knows."""
+    """A conv, then Sin and Cos, which no cost function knows."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper, save
 
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
-             helper.make_node("Erf", ["c"], ["e"]),
-             helper.make_node("Einsum", ["e", "e"], ["y"], equation="nchw,nchw->nchw")]
+             helper.make_node("Sin", ["c"], ["e"]),
+             helper.make_node("Cos", ["e"], ["y"])]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
                               [numpy_helper.from_array(np.zeros((4, 3, 3, 3), np.float32), "w")])
@@ -226,13 +228,13 @@ def test_unknown_ops_warn_and_strict_fails(effplan, tmp_path):
     # the conv alone: 4 x 3 x 3 x 3 = 108 weights, no bias
     run = effplan("check", path, "--format", "json")
     assert run.code == 0 and run.json()["checks"][0]["value"] == 108
-    assert run.json()["unknown_ops"] == {"erf": {"Erf": 1, "Einsum": 1}}
+    assert run.json()["unknown_ops"] == {"erf": {"Sin": 1, "Cos": 1}}
     text = effplan("check", path).out
-    assert "warning: budget erf: no cost function for Einsum (x1), Erf (x1): counted as zero" in text
+    assert "warning: budget erf: no cost function for Cos (x1), Sin (x1): counted as zero" in text
     assert "::warning file=" in effplan("check", path, "--format", "github").out
     suite = ET.fromstring(effplan("check", path, "--format", "junit").out.split("?>", 1)[1]).find("testsuite")
-    assert suite.find("properties/property").get("value") == "Einsum x1, Erf x1"
-    assert "Erf (x1)" in suite.find("system-out").text and suite.get("failures") == "0"
+    assert suite.find("properties/property").get("value") == "Cos x1, Sin x1"
+    assert "Sin (x1)" in suite.find("system-out").text and suite.get("failures") == "0"
     strict = effplan("check", path, "--strict", "--format", "junit")
     assert strict.code == 1
     suite = ET.fromstring(strict.out.split("?>", 1)[1]).find("testsuite")
@@ -300,13 +302,48 @@ def workflow_steps(path: Path) -> list[dict]:
         elif len(line) - len(body) != indent:
             continue  # nested under `with:`
         key, _, value = body.partition(":")
-        steps[-1][key.strip()] = value.strip().strip('"')
+        value = value.strip()
+        steps[-1][key.strip()] = value[1:-1] if len(value) > 1 and value[0] == value[-1] == '"' else value
     return steps
+
+
+def workflow_env(path: Path) -> dict:
+    """The workflow's top-level `env:` mapping (keys indented two spaces under it)."""
+    lines = path.read_text().splitlines()
+    start = lines.index("env:") + 1
+    env = {}
+    for line in lines[start:]:
+        if line and not line.startswith(" "):
+            break
+        if line.startswith("  ") and not line.lstrip().startswith("#") and ":" in line:
+            key, _, value = line.strip().partition(":")
+            env[key] = value.strip()
+    return env
+
+
+PIN = f"effplan=={__version__}"  # what the examples install: this release
+
+
+def test_examples_install_effplan_from_a_pinned_source():
+    """Copied into another project, `pip install .` would install that project: the examples install a
+    pinned effplan, the same release everywhere, and it is the version this checkout is."""
+    from packaging.requirements import Requirement
+    path = EXAMPLES / "github-workflow.yml"
+    steps = workflow_steps(path)
+    assert {"run": 'pip install "$EFFPLAN_SOURCE"'} in steps
+    assert not any(s.get("run", "").startswith("pip install .") for s in steps)
+    source = workflow_env(path)["EFFPLAN_SOURCE"]
+    requirement = Requirement(source)
+    assert (requirement.name, str(requirement.specifier)) == ("effplan", PIN[len("effplan"):]), source
+    assert f'additional_dependencies: ["{PIN}"]' in (EXAMPLES / "pre-commit-config.yaml").read_text()
+    assert "language: python" in (EXAMPLES / "pre-commit-config.yaml").read_text()  # pre-commit installs it
+    assert f'pip install "{PIN}"' in (EXAMPLES / "pre-commit").read_text()  # the hook says what to install
 
 
 def run_job(steps, cwd) -> tuple[int, list]:
     """The job as GitHub runs it: each `run:` step in order, skipped after a failure unless `if: always()`;
-    the job fails when a step does. The checkout and install steps are what this test already stands in."""
+    the job fails when a step does. The checkout and the install (test_examples_install_effplan_from_a_pinned_source)
+    are what this test's environment stands in for: its effplan is the pinned release."""
     failed, outcomes = False, []
     for step in steps:
         if "run" not in step or not step["run"].startswith("effplan "):
@@ -319,15 +356,14 @@ def run_job(steps, cwd) -> tuple[int, list]:
     return (1 if failed else 0), outcomes
 
 
-def test_ci_workflow_installs_the_checkout_and_runs_the_checks(tmp_path):
+def test_ci_workflow_runs_the_checks_in_another_project(tmp_path):
     steps = workflow_steps(EXAMPLES / "github-workflow.yml")
     assert steps[0] == {"uses": "actions/checkout@v4"}
-    assert {"run": "pip install ."} in steps  # this checkout's effplan, not one from PyPI
     checks = [s for s in steps if s.get("run", "").startswith("effplan check")]
     assert len(checks) == 2 and checks[1]["if"] == "always()"  # the JUnit file is written even after a failure
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
     assert upload["if"] == "always()"
-    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    shutil.copy(EXAMPLES / "budgets.toml", tmp_path / "budgets.toml")  # a project with nothing of effplan's
     code, outcomes = run_job(steps, tmp_path)
     assert code == 0 and [c for _, c, _ in outcomes] == [0, 0], outcomes
     assert ET.parse(tmp_path / "effplan-budgets.xml").getroot().find("testsuite").get("failures") == "0"
@@ -335,11 +371,10 @@ def test_ci_workflow_installs_the_checkout_and_runs_the_checks(tmp_path):
 
 def test_ci_workflow_fails_the_job_on_a_failing_budget(tmp_path):
     steps = workflow_steps(EXAMPLES / "github-workflow.yml")
-    (tmp_path / "examples").mkdir()
-    (tmp_path / "examples" / "budgets.toml").write_text('[[budget]]\nmodel = "efficientnet-b0"\nmax_params = "5M"\n')
+    (tmp_path / "budgets.toml").write_text('[[budget]]\nmodel = "efficientnet-b0"\nmax_params = "5M"\n')
     code, outcomes = run_job(steps, tmp_path)
     assert code == 1 and [c for _, c, _ in outcomes] == [1, 1]
-    assert outcomes[0][2].startswith("::error file=examples/budgets.toml,title=effplan budget efficientnet-b0::params")
+    assert outcomes[0][2].startswith("::error file=budgets.toml,title=effplan budget efficientnet-b0::params")
     assert ET.parse(tmp_path / "effplan-budgets.xml").getroot().find("testsuite").get("failures") == "1"
 
 
@@ -349,9 +384,10 @@ def test_pre_commit_hook_blocks_a_commit_over_budget(tmp_path):
     env = {**effplan_env(), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t"}
 
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=tmp_path, env=env, capture_output=True, text=True)
-    git("init", "-q")
+    def git(*args, path=None):
+        return subprocess.run(["git", *args], cwd=tmp_path, env={**env, "PATH": path or env["PATH"]},
+                              capture_output=True, text=True)
+    git("init", "-q")  # a repository that is not effplan's: the hook as a user copies it
     hook = tmp_path / ".git" / "hooks" / "pre-commit"
     shutil.copy(EXAMPLES / "pre-commit", hook)
     hook.chmod(0o755)
@@ -363,3 +399,9 @@ def test_pre_commit_hook_blocks_a_commit_over_budget(tmp_path):
     refused = git("commit", "-q", "-m", "over budget")
     assert refused.returncode != 0 and "commit refused" in refused.stderr
     assert git("log", "--oneline").stdout.count("\n") == 1
+    # without effplan the hook refuses (never passes unchecked) and says what to install
+    bare = str(Path(shutil.which("git")).parent)
+    if shutil.which("effplan", path=bare) is None:
+        missing = git("commit", "-q", "-m", "unchecked", path=bare)
+        assert missing.returncode != 0 and f'install it (pip install "{PIN}")' in missing.stderr, missing.stderr
+        assert git("log", "--oneline").stdout.count("\n") == 1

@@ -254,9 +254,9 @@ def test_nhwc_graph_with_transposes_and_swish():
 
 
 def test_unknown_ops_are_listed_with_counts():
-    nodes = [helper.make_node("Erf", ["x"], ["a"]), helper.make_node("Erf", ["a"], ["y"])]
+    nodes = [helper.make_node("Sin", ["x"], ["a"]), helper.make_node("Sin", ["a"], ["y"])]
     p, _ = costs_of(model_of(nodes, [tensor("x", [1, 4])], [tensor("y", [1, 4])]))
-    assert p.unknown_ops == {"Erf": 2}
+    assert p.unknown_ops == {"Sin": 2}
 
 
 def test_symbolic_dimensions_need_values(tmp_path):

@@ -9,7 +9,7 @@ import click
 from ..base.errors import EffplanError, one_line
 from ..base.units import MAX_DIM  # noqa: F401  (the bound every command states)
 from ..base.version import __version__
-from . import design, gate, hardware, memory, onnx
+from . import design, gate, hardware, memory, onnx, report, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,7 +18,7 @@ def cli():
     """Static FLOPs, parameter and memory planner for compound-scaled CNNs."""
 
 
-for _group in (design, onnx, memory, hardware, gate):
+for _group in (design, onnx, memory, hardware, gate, report, train):
     for _command in vars(_group).values():
         if isinstance(_command, click.Command):
             cli.add_command(_command)

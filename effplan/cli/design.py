@@ -5,13 +5,14 @@ from __future__ import annotations
 import click
 
 from ..base.errors import EffplanError, did_you_mean
-from .options import FORMAT, BATCH, DTYPES, DTYPE, OPTIMIZER, PRECISION, OUTPUT, design_options, DESIGN_KEYS, designs_from, design_rows, emit, one_design, view_options, LAYER_SORT, LAYER_TOP
+from .options import FORMAT, BATCH, DTYPES, DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, design_options, DESIGN_KEYS, designs_from, design_rows, emit, one_design, view_options, LAYER_SORT, LAYER_TOP
 
 
 @click.command()
 @click.argument("models", nargs=-1)
 @design_options
 @click.option("--device", default=None, help="Add roofline latency and throughput on this device (at --dtype).")
+@RUNTIME
 @click.option("--sort", "sort_key", type=click.Choice(["latency_s", "macs", "params", "training_bytes"]),
               default=None, help="Order rows by this figure, smallest first.")
 @BATCH
@@ -23,7 +24,7 @@ from .options import FORMAT, BATCH, DTYPES, DTYPE, OPTIMIZER, PRECISION, OUTPUT,
 @FORMAT
 @view_options
 @OUTPUT
-def table(models, query, device, sort_key, batch, dtype, optimizer, precision, fmt, view, output):
+def table(models, query, device, runtime, sort_key, batch, dtype, optimizer, precision, fmt, view, output):
     """One row per design: MODELS (default efficientnet-b0) at each --phi, or as published.
 
     \b
@@ -32,11 +33,13 @@ def table(models, query, device, sort_key, batch, dtype, optimizer, precision, f
     """
     from ..render.report import DEVICE_COLUMNS, TABLE_COLUMNS, TABLE_OPTIONAL, header, render_rows, to_json
 
+    if runtime and not device:
+        raise EffplanError("--runtime needs --device")
     if dtype is None:
         from ..plan.hardware import load_device
         dtype = load_device(device).preferred_dtype if device else "fp32"
     pairs = designs_from(models, **query)
-    rows = design_rows(pairs, batch, dtype, precision, optimizer, device)
+    rows = design_rows(pairs, batch, dtype, precision, optimizer, device, runtime)
     if sort_key == "latency_s" and not device:
         raise EffplanError("--sort latency_s needs --device")
     if sort_key:
@@ -45,7 +48,7 @@ def table(models, query, device, sort_key, batch, dtype, optimizer, precision, f
     if fmt == "json":
         emit(to_json(rows), output)
     else:
-        preamble = header(batch, dtype, precision, optimizer, device)
+        preamble = header(batch, dtype, precision, optimizer, device, rows[0].get("runtime") if rows else None)
         emit(render_rows(rows, columns, fmt, "" if fmt == "csv" else preamble, view, TABLE_OPTIONAL), output)
 
 

@@ -6,13 +6,14 @@ import sys
 import click
 
 from ..base.errors import EffplanError
-from .options import FORMAT, BATCH, DTYPE, OPTIMIZER, PRECISION, OUTPUT, emit, _progress
+from .options import BATCH, DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, emit, _progress
 
 
 @click.command()
 @click.argument("budget_file", metavar="BUDGETS.toml")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit", "github"]), default="text",
-              show_default=True, help="text, JSON, JUnit XML (CI dashboards) or GitHub workflow annotations.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit", "github", "html"]), default="text",
+              show_default=True, help="text, JSON, JUnit XML (CI dashboards), GitHub workflow annotations or an "
+                                      "HTML page.")
 @click.option("--baseline", default=None, metavar="REPORT.json",
               help="A saved `effplan layers --format json`: fail when a figure grew beyond --tolerance.")
 @click.option("--tolerance", default="0%", show_default=True,
@@ -37,7 +38,11 @@ def check(budget_file, fmt, baseline, tolerance, strict, output):
     budgets = load_budgets(budget_file)
     rows = check_budgets(budgets)
     growth = baseline_growth(budgets, rows, baseline, share) if baseline else []
-    emit(render_check(rows, growth, fmt, budget_file, baseline, strict), output)
+    if fmt == "html":
+        from ..render.html import check_page
+        emit(check_page(rows, growth, budget_file, baseline, strict), output)
+    else:
+        emit(render_check(rows, growth, fmt, budget_file, baseline, strict), output)
     if any(not r["passed"] for r in rows) or growth or strict and unknown_ops(rows):
         sys.exit(1)
 
@@ -53,6 +58,7 @@ def check(budget_file, fmt, baseline, tolerance, strict, output):
 @click.option("--max-latency", help="roofline latency on --device, e.g. 5ms")
 @click.option("--min-throughput", help="images/s on --device, e.g. 1000")
 @click.option("--device", default=None, help="Device for latency and throughput.")
+@RUNTIME
 @click.option("--depth", "depth_text", default="1..3:0.1", show_default=True, help="Depth multipliers to search.")
 @click.option("--width", "width_text", default="1..2:0.05", show_default=True, help="Width multipliers to search.")
 @click.option("--resolution", "resolution_text", default=None,
@@ -71,9 +77,10 @@ def check(budget_file, fmt, baseline, tolerance, strict, output):
 @DTYPE
 @OPTIMIZER
 @PRECISION
-@FORMAT
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "markdown", "html"]), default="text",
+              show_default=True, help="Output format (html: a page with the Pareto front and the limits drawn).")
 def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inference_memory, max_training_memory,
-           max_latency, min_throughput, device, depth_text, width_text, resolution_text, objective, accuracy_file,
+           max_latency, min_throughput, device, runtime, depth_text, width_text, resolution_text, objective, accuracy_file,
            mnas_w, top, coefficient_mode, tolerance, plot, batch, dtype, optimizer, precision, fmt):
     """The largest design that fits: the largest phi, and the best (depth, width, resolution) on a grid.
 
@@ -105,10 +112,14 @@ def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inferen
         from ..render.plot import check_plot_path
         check_plot_path(plot)
     designs, front, stats, constraints = engine.run(
-        design, limits, batch=batch, dtype=dtype, device=device, precision=precision, optimizer=optimizer,
+        design, limits, batch=batch, dtype=dtype, device=device, runtime=runtime, precision=precision,
+        optimizer=optimizer,
         depths=depth_text, widths=width_text, resolutions=resolution_text, top=top, objective_kind=objective,
         accuracy_file=accuracy_file, mnas_w=mnas_w, progress=progress)
     if plot:
         from ..render.plot import plot_pareto
         plot_pareto(designs, front, stats, constraints, plot, model)
+    if fmt == "html":
+        from ..render.html import search_page
+        return click.echo(search_page(designs, front, stats, constraints, model, objective), nl=False)
     click.echo(render_search(designs, front, stats, constraints, model, objective, fmt), nl=False)

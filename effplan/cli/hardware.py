@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..base.errors import EffplanError
-from .options import FORMAT, BATCH, DTYPES, OUTPUT, design_options, emit, describe_design, one_design, view_options
+from .options import FORMAT, BATCH, DTYPES, OUTPUT, RUNTIME, design_options, emit, describe_design, one_design, view_options
 
 
 @click.command()
@@ -17,14 +17,15 @@ from .options import FORMAT, BATCH, DTYPES, OUTPUT, design_options, emit, descri
                    "fp16 or bf16, else fp32).")
 @click.option("--by", type=click.Choice(["layer", "block", "stage"]), default="layer", show_default=True,
               help="Rows per kernel, block or stage.")
-@click.option("--no-fuse", is_flag=True, help="One kernel per op (no conv + BN + activation fusion).")
+@RUNTIME
+@click.option("--no-fuse", is_flag=True, help="Same as --runtime eager: one kernel per framework op, nothing fused.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, metavar="FILE.svg|.png",
               help="Write the roofline chart and the per-stage time bars (needs matplotlib).")
 @BATCH
 @FORMAT
 @view_options
 @OUTPUT
-def roofline(model, query, device, dtype, by, no_fuse, plot, batch, fmt, view, output):
+def roofline(model, query, device, dtype, by, runtime, no_fuse, plot, batch, fmt, view, output):
     """Per-kernel roofline latency of one design on a device."""
     from ..design.blocks import build
     from ..plan.hardware import load_device
@@ -36,7 +37,10 @@ def roofline(model, query, device, dtype, by, no_fuse, plot, batch, fmt, view, o
         check_plot_path(plot)
     design = one_design(model, query)
     found = load_device(device)
-    result = estimate(build(design, batch), found, dtype or found.preferred_dtype, batch, fuse=not no_fuse)
+    if no_fuse and runtime is not None:
+        raise EffplanError("--no-fuse is --runtime eager: give one of them")
+    result = estimate(build(design, batch), found, dtype or found.preferred_dtype, batch,
+                      runtime="eager" if no_fuse else runtime)
     report, rows = roofline_report(result, design, by)
     if plot is not None:
         from ..render.plot import plot_roofline
@@ -127,3 +131,23 @@ def devices(fmt, view):
     click.echo(render_rows(rows, columns, fmt, "# peaks in TFLOP/s (int8: TOPS), dense; sources in "
                                               "`effplan devices --format json` and specs/hardware/", view,
                            ("description", "vector", "class", "bandwidth", "matrix")), nl=False)
+
+
+@click.command()
+@FORMAT
+def runtimes(fmt):
+    """The runtimes: how each engine groups ops into kernels and what a launch costs (specs/runtimes/)."""
+    from ..plan.runtime import DEFAULT_RUNTIME, builtin_runtime_paths, load_runtime
+    from ..render.report import render_rows, to_json
+
+    found = [load_runtime(name) for name in builtin_runtime_paths()]
+    if fmt == "json":
+        return click.echo(to_json([{**r.as_dict(), "default_for": [c for c, n in DEFAULT_RUNTIME.items()
+                                                                      if n == r.name]} for r in found]), nl=False)
+    rows = [{"name": r.name, "default for": ", ".join(c for c, n in DEFAULT_RUNTIME.items() if n == r.name) or "-",
+             "launch": ("device's" if r.overhead_s is None else f"{r.overhead_s * 1e6:g} µs") + f" {r.overlap}",
+             "fusion": ("off" if not r.fusion else f"epilogue {r.epilogue_kernel}"),
+             "tiles": "padded" if r.tile_padding else "-", "description": r.description} for r in found]
+    columns = [(k, k, str) for k in ("name", "default for", "launch", "fusion", "tiles", "description")]
+    click.echo(render_rows(rows, columns, fmt, "# specs/runtimes/*.toml; pass --runtime NAME or a runtime file "
+                                               "to roofline, table --device, check and search"), nl=False)

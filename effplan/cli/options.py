@@ -16,7 +16,10 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "csv", "json
                       default="text", show_default=True, help="Output format.")
 BATCH = click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=1, show_default=True,
                      help="Batch size (activation bytes scale with it).")
-DTYPES = click.Choice(["fp32", "fp16", "bf16", "int8"])
+DTYPES = click.Choice(["fp32", "tf32", "fp16", "bf16", "int8"])  # tf32: fp32 storage, tf32 matrix math
+RUNTIME = click.option("--runtime", default=None, metavar="NAME|FILE",
+                       help="How the device runs the graph (effplan runtimes): eager, compiled, fused, xla, "
+                            "onnxruntime-cpu, or a runtime file (default: the device class's).")
 DTYPE = click.option("--dtype", type=DTYPES, default="fp32",
                      show_default=True, help="Element type of weights and activations.")
 OPTIMIZER = click.option("--optimizer", type=click.Choice(list(OPTIMIZER_SLOTS)), default=DEFAULT_OPTIMIZER,
@@ -181,7 +184,8 @@ def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolutio
     return pairs
 
 
-def design_rows(pairs, batch, dtype, precision=DEFAULT_PRECISION, optimizer=DEFAULT_OPTIMIZER, device=None) -> list[dict]:
+def design_rows(pairs, batch, dtype, precision=DEFAULT_PRECISION, optimizer=DEFAULT_OPTIMIZER, device=None,
+                runtime=None) -> list[dict]:
     """The summary row of each (design, baseline) pair, with its MACs ratio to the baseline."""
     from ..plan.profile import analyze
     from ..render.report import design_row
@@ -202,8 +206,9 @@ def design_rows(pairs, batch, dtype, precision=DEFAULT_PRECISION, optimizer=DEFA
 
         found = load_device(device)
         for row, p in zip(rows, profiles):
-            result = roofline(p.graph, found, dtype, batch)
-            row.update(device=found.name, latency_s=result.latency_s, images_per_s=result.images_per_s)
+            result = roofline(p.graph, found, dtype, batch, runtime=runtime)
+            row.update(device=found.name, runtime=result.runtime.name, latency_s=result.latency_s,
+                       images_per_s=result.images_per_s)
     return rows
 
 
@@ -290,13 +295,13 @@ def file_checks(design, batch: int, checkpoint: str = "none", fit: bool = False)
     recovered from its node names, the largest batch of a file whose batch is fixed."""
     if design.spec is not None:
         return
+    if fit and not design.symbolic_batch:
+        raise EffplanError(f"{design.path} has a fixed batch: fit needs a symbolic batch dimension "
+                           f"(torch.onnx.export(..., dynamic_axes={{'input': {{0: 'N'}}}}))")
     graph = design.graph(batch)
     if checkpoint == "blocks" and not any(isinstance(graph.nodes[n]["stage"], int) for n in graph.nodes):
         raise EffplanError(f"--checkpoint blocks: no blocks were recovered from the node names of {design.path} "
                            f"(effplan reads stages.S.blocks.B, layerS.B, features.S.B and blockSx_ paths)")
-    if fit and not design.symbolic_batch:
-        raise EffplanError(f"{design.path} has a fixed batch: fit needs a symbolic batch dimension "
-                           f"(torch.onnx.export(..., dynamic_axes={{'input': {{0: 'N'}}}}))")
 
 
 def inference_graph(design, batch: int, fold_bn: bool):

@@ -26,6 +26,7 @@ if not (SPECS_DIR / "models").is_dir():  # running from a source tree without in
 MAX_CHANNELS = 1 << 20
 MAX_KERNEL = 64
 MAX_REPEATS = 1000
+MAX_ROWS = 1000  # rows of stem, stages or head: real networks have a few dozen
 MAX_SPEC_BYTES = 1 << 20
 ACTIVATIONS = ("swish", "relu", "relu6", "hswish", "none")
 # Other names for the same functions (PyTorch's, Keras's), read in any case and stored as the canonical name.
@@ -155,6 +156,8 @@ def _convert(value, tp, where: str):
         (item, _) = typing.get_args(tp)
         if not isinstance(value, list):
             raise SpecError(f"{where}: expected an array, got {quote(value)}")
+        if len(value) > MAX_ROWS:
+            raise SpecError(f"{where}: {len(value)} rows; at most {MAX_ROWS}")
         return tuple(_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value))
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)

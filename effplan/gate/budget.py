@@ -48,7 +48,7 @@ LIMITS = {
     "max_latency": Limit("latency_s", parse_seconds, True, lambda v: f"{v * 1e3:.3f} ms", "device"),
     "min_throughput": Limit("images_per_s", parse_count, False, lambda v: f"{v:,.1f}/s", "device"),
 }
-DESIGN_KEYS = {"model", "name", "phi", "resolution", "batch", "dtype", "device", "optimizer", "precision",
+DESIGN_KEYS = {"model", "name", "phi", "resolution", "batch", "dtype", "device", "runtime", "optimizer", "precision",
                "train_batch", "width_mult", "depth_mult"}
 SHAPED_KEYS = ("phi", "resolution", "width_mult", "depth_mult")  # an ONNX file fixes these itself
 
@@ -65,6 +65,7 @@ class Budget:
     batch: int = 1
     dtype: str = "fp32"
     device: str | None = None
+    runtime: str | None = None  # plan/runtime.py: a name or file; None: the device class's default
     optimizer: str = DEFAULT_OPTIMIZER
     precision: str = DEFAULT_PRECISION
     train_batch: int | None = None
@@ -125,7 +126,7 @@ def load_budgets(path: str) -> list[Budget]:
         limits = parse_limits(entry, lambda key: f"{where}.{key}")
         if not limits:
             raise EffplanError(f"{where}: no limits; give at least one of {', '.join(LIMITS)}")
-        for key in ("dtype", "device", "optimizer", "precision", "name"):
+        for key in ("dtype", "device", "runtime", "optimizer", "precision", "name"):
             if key in entry and not isinstance(entry[key], str):
                 raise EffplanError(f"{where}.{key}: expected a string, got {entry[key]!r}")
         for key, known in (("dtype", DTYPE_BYTES), ("optimizer", OPTIMIZER_SLOTS), ("precision", PRECISIONS)):
@@ -135,6 +136,8 @@ def load_budgets(path: str) -> list[Budget]:
         needs_device = [k for k in limits if LIMITS[k].needs == "device"]
         if needs_device and not entry.get("device"):
             raise EffplanError(f"{where}.{needs_device[0]}: needs a device (device = \"t4\", say)")
+        if "runtime" in entry and not entry.get("device"):
+            raise EffplanError(f"{where}.runtime: needs a device (device = \"t4\", say)")
         if "max_latency" in limits and "min_throughput" in limits:
             batch = entry.get("batch", 1)
             if isinstance(batch, int) and batch / limits["max_latency"] < limits["min_throughput"]:
@@ -149,7 +152,8 @@ def load_budgets(path: str) -> list[Budget]:
             width_mult=_number(entry, "width_mult", where, float, 0.01, 64),
             depth_mult=_number(entry, "depth_mult", where, float, 0.01, 64),
             batch=_number(entry, "batch", where, int, 1, MAX_BATCH) or 1, dtype=entry.get("dtype", "fp32"),
-            device=entry.get("device"), optimizer=entry.get("optimizer", DEFAULT_OPTIMIZER),
+            device=entry.get("device"), runtime=entry.get("runtime"),
+            optimizer=entry.get("optimizer", DEFAULT_OPTIMIZER),
             precision=entry.get("precision", DEFAULT_PRECISION),
             train_batch=_number(entry, "train_batch", where, int, 1, MAX_BATCH),
             folder=Path(path).resolve().parent, where=where))
@@ -165,6 +169,9 @@ def _resolve(budget: Budget):
     from ..plan.hardware import load_device
 
     device = load_device(budget.device) if budget.device else None
+    if budget.runtime is not None:
+        from ..plan.runtime import load_runtime
+        load_runtime(_runtime_path(budget))
     model = budget.model
     if model.endswith(".onnx"):
         path = model if Path(model).is_absolute() else str(budget.folder / model)
@@ -183,7 +190,7 @@ def _resolve(budget: Budget):
 
 
 def figures(graph, batch: int, dtype: str, device=None, precision=DEFAULT_PRECISION, optimizer=DEFAULT_OPTIMIZER,
-            train_graph=None, wanted=()) -> dict:
+            train_graph=None, wanted=(), runtime=None) -> dict:
     """Every figure a budget can bound, of one graph (the training ones only when wanted)."""
     from ..plan.profile import profile
     from ..plan.memory import training_memory
@@ -197,7 +204,7 @@ def figures(graph, batch: int, dtype: str, device=None, precision=DEFAULT_PRECIS
         out["training_bytes"] = training_memory(train_graph or graph, precision, optimizer).total_bytes
     if device is not None and {"latency_s", "images_per_s"} & set(wanted):
         from ..plan.roofline import roofline
-        result = roofline(graph, device, dtype, batch)
+        result = roofline(graph, device, dtype, batch, runtime=runtime)
         out.update(latency_s=result.latency_s, images_per_s=result.images_per_s)
     return out
 
@@ -208,13 +215,13 @@ def budget_graphs(budget: Budget):
     from ..design.blocks import build
 
     design, _ = _resolve(budget)
-    if isinstance(design, str):
-        from ..graph.onnx_io import analyze_file, resolution
-        path = design
-        graph, _, _ = analyze_file(path, budget.batch)
-        train = analyze_file(path, budget.train_batch)[0] if budget.train_batch else None
-        return graph, train, {"model": Path(budget.model).stem, "phi": None, "resolution": resolution(graph),
-                              "source": path}
+    if isinstance(design, str):  # an ONNX file, through the import every command uses
+        from ..design.imported import Imported
+        model = Imported(design)
+        graph = build(model, budget.batch)
+        train = build(model, budget.train_batch) if budget.train_batch else None
+        return graph, train, {"model": Path(budget.model).stem, "phi": None, "resolution": model.resolution,
+                              "source": design}
     graph = build(design, budget.batch)
     train = build(design, budget.train_batch) if budget.train_batch else None
     return graph, train, {"model": design.name, "phi": design.phi, "resolution": design.resolution}
@@ -228,17 +235,27 @@ def _named(budget: Budget, step):
         raise type(exc)(f"{budget.where}: {exc}") from None
 
 
+def _runtime_path(budget: Budget) -> str | None:
+    """The budget's runtime: a catalog name, or a file relative to the budget file's folder."""
+    from ..design.spec import looks_like_path
+    if budget.runtime is None or not looks_like_path(budget.runtime) or Path(budget.runtime).is_absolute():
+        return budget.runtime
+    return str(budget.folder / budget.runtime)
+
+
 def check(budgets: list[Budget]) -> list[dict]:
     """One row per limit: value, limit, margin (share of the limit left; negative when over), pass;
     `unknown_ops` lists the ops no cost function knows (counted as zero)."""
     from ..plan.hardware import load_device
+    from ..plan.runtime import runtime_for
 
     rows = []
     for i, budget in enumerate(budgets):
         graph, train, about = _named(budget, lambda: budget_graphs(budget))
         wanted = {LIMITS[k].figure for k in budget.limits}
         device = _named(budget, lambda: load_device(budget.device)) if budget.device else None
-        values = figures(graph, budget.batch, budget.dtype, device, budget.precision, budget.optimizer, train, wanted)
+        values = figures(graph, budget.batch, budget.dtype, device, budget.precision, budget.optimizer, train, wanted,
+                         _runtime_path(budget))
         for key, limit in budget.limits.items():
             spec = LIMITS[key]
             value = values[spec.figure]
@@ -247,7 +264,9 @@ def check(budgets: list[Budget]) -> list[dict]:
             if spec.needs == "training":
                 scope = f"train batch of {budget.train_batch or budget.batch}"
             rows.append({"budget": budget.name, "entry": i, **about, "batch": budget.batch, "scope": scope,
-                         "dtype": budget.dtype, "device": budget.device, "limit_key": key, "figure": spec.figure,
+                         "dtype": budget.dtype, "device": budget.device,
+                         "runtime": runtime_for(device, _runtime_path(budget)).name if device else None,
+                         "limit_key": key, "figure": spec.figure,
                          "value": value, "limit": limit, "margin": margin, "passed": margin >= 0,
                          **dict(zip(("value_text", "limit_text"),
                                     (spec.parse is parse_bytes and bytes_as_written(value, budget.written.get(key)))

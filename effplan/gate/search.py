@@ -305,7 +305,8 @@ def _repeats_hold(design, dtype, device) -> bool:
                                                         roofline(p.graph, device, dtype).latency_s, rel_tol=1e-9):
                 return False
         return True
-    return _check(("repeats", design.spec, design.depth_rounding, device and device.name, dtype), test)
+    return _check(("repeats", design.spec, design.depth_rounding, device and (device.name, device.runtime), dtype),
+                  test)
 
 
 # ---- evaluation ----
@@ -389,7 +390,9 @@ def evaluate_grid(design, depths, widths, resolutions, batch: int = 1, dtype: st
     else:
         low, reason = _smallest_side(design)
         usable = sides >= low
-        deep = training is None and _repeats_hold(design, dtype, device)
+        # with a device, a graph per depth: the roofline's on-chip rule looks at each kernel's neighbours,
+        # which a repeated block's template does not have (the last repeat meets the next stage)
+        deep = training is None and device is None and _repeats_hold(design, dtype, device)
         path = "vectorised" + ("" if deep else ", a graph per depth")
         out = {k: np.zeros((len(depths), len(widths), len(sides))) for k in FIGURES}
         built, skipped = np.zeros(out["macs"].shape, dtype=bool), Counter()
@@ -756,7 +759,7 @@ def coefficient_grid(design, tolerance: float = 0.1, step: float = 0.05, progres
     return rows
 
 
-def run(design, limits: dict, *, batch: int = 1, dtype: str = "fp32", device=None, precision: str = "mixed",
+def run(design, limits: dict, *, batch: int = 1, dtype: str = "fp32", device=None, runtime=None, precision: str = "mixed",
         optimizer: str = "adamw", depths="1..3:0.1", widths="1..2:0.05", resolutions=None, top: int = 10,
         objective_kind: str = "macs", accuracy_file: str | None = None, mnas_w: float = -0.07, progress=None):
     """`effplan search`: the largest φ and the best grid designs of a base design within `limits`
@@ -768,6 +771,11 @@ def run(design, limits: dict, *, batch: int = 1, dtype: str = "fp32", device=Non
         device = load_device(device)
     elif device is not None and not isinstance(device, Device):
         raise EffplanError(f"device: expected a name, a file or a Device, got {device!r}")
+    if runtime is not None:  # bound to the device, so every latency of the search is this runtime's
+        from ..plan.runtime import load_runtime
+        if device is None:
+            raise EffplanError("runtime needs a device")
+        device = dataclasses.replace(device, runtime=load_runtime(runtime).path or runtime)
     if not limits:
         raise EffplanError("give at least one constraint: max_macs, max_params, max_inference_memory, ...")
     per_image = [k for k in limits if k.endswith("_per_image")]

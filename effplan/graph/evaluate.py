@@ -203,8 +203,9 @@ def fold_shapes(model: onnx.ModelProto, nodes: list, order: list[int], shapes: d
             if not _known(shapes.get(outs[0])) or math.prod(shapes[outs[0]]) > MAX_VALUES:
                 continue  # too large to hold: its shape is all that is needed
             try:
-                value = np.asarray(EVALUATE[node.op_type](_attrs(node), *args))
-            except (ValueError, TypeError, IndexError, ZeroDivisionError, KeyError):
+                with np.errstate(all="ignore"):  # a division by zero in a hostile file: a value, not a warning
+                    value = np.asarray(EVALUATE[node.op_type](_attrs(node), *args))
+            except (ValueError, TypeError, IndexError, ArithmeticError, KeyError):
                 continue  # not evaluable as written: inference decides, as for any other node
         else:
             if not all(_known(shapes.get(t)) for t in outs):

@@ -591,8 +591,9 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
     """effplan's graph of an ONNX model: shape-inferred, symbolic dimensions bound. Nodes that compute
     only from constants are folded away; a constant in a weight slot (Conv W and B, Gemm B and C,
     MatMul's constant operand, normalisation scale and bias, PRelu slope), or one of more than one
-    element in Add, Sub, Mul, Div or an op with no cost function, is a parameter; scalars and
-    integer tensors (shapes) are not."""
+    element in Add, Sub, Mul, Div, Expand, Concat, Tile or an op with no cost function, is a parameter of
+    that op, sized as the initializer it comes from; scalars and integer tensors (shapes) are not. Shape
+    arithmetic ONNX's inference leaves open is evaluated and folded (evaluate.py)."""
     import networkx as nx
 
     g = model.graph

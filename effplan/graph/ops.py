@@ -41,7 +41,7 @@ from ..base.errors import EffplanError, did_you_mean
 from .shapes import (broadcast_shape, concat_shape, conv_shape, flatten_shape, gemm_shape, global_pool_shape,
                      pool_shape, reshape_shape, same, slice_shape, transpose_shape)
 
-DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+DTYPE_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "int8": 1}  # tf32: fp32 storage, tf32 matrix math
 
 ONNX_INFERENCE = "onnx shape inference"
 SAVED_KINDS = INPUT, INPUTS, OUTPUT, STATISTICS, INDICES, MASK = (
@@ -63,6 +63,7 @@ class Op:
     fusion: str
     free: str = ""  # why it costs nothing; "" when it is costed
     statistics: Callable | None = None  # (attrs, output shape) -> normalised groups, with STATISTICS
+    gemm: Callable | None = None  # matrix-unit ops: (attrs, inputs, output, weights) -> (groups, M, N, K)
 
     def __post_init__(self):
         problems = [what for what, ok in (
@@ -131,11 +132,28 @@ def _kernel(weights, inputs):
     return weights["W"] if "W" in weights else inputs[1]
 
 
+def _conv_gemm(attrs, inputs, output, weights):
+    """A conv as `group` GEMMs: M = N*Hout*Wout, N = Cout/group, K = (Cin/group)*Kh*Kw."""
+    group = attrs.get("group", 1)
+    return group, output[0] * math.prod(output[2:]), output[1] // group, math.prod(_kernel(weights, inputs)[1:])
+
+
+def _inner(attrs, inputs, weights):
+    """K of a matrix product, read off the left operand, which may be the weight ("A", a constant on the left)."""
+    a = weights["A"] if "A" in weights else inputs[0]
+    return a[0] if attrs.get("transA", 0) else a[-1]
+
+
+def _matmul_gemm(attrs, inputs, output, weights):
+    """One GEMM: M = the product of the output's leading dims, N its last, K the contracted dim."""
+    return 1, math.prod(output[:-1]), output[-1], _inner(attrs, inputs, weights)
+
+
 def _conv_unit(attrs, inputs, weights) -> str:
     return VECTOR if _kernel(weights, inputs)[1] == 1 else MATRIX  # one input channel per group: depthwise
 
 
-@register("Conv", shape=conv_shape, saves=(INPUT,), unit=_conv_unit, fusion=ANCHOR)
+@register("Conv", shape=conv_shape, saves=(INPUT,), unit=_conv_unit, fusion=ANCHOR, gemm=_conv_gemm)
 def conv_cost(attrs, inputs, output, weights):
     per_output = math.prod(_kernel(weights, inputs)[1:])  # (Cin/group) * Kh * Kw
     macs = math.prod(output) * per_output
@@ -150,13 +168,11 @@ def conv_transpose_cost(attrs, inputs, output, weights):
     return macs, 2 * macs + (math.prod(output) if "B" in weights else 0)
 
 
-@register("Gemm", shape=gemm_shape, saves=(INPUT,), unit=MATRIX, fusion=ANCHOR)
-@register("MatMul", shape=ONNX_INFERENCE, saves=(INPUTS,), unit=MATRIX, fusion=ANCHOR)  # takes its bias Add
+@register("Gemm", shape=gemm_shape, saves=(INPUT,), unit=MATRIX, fusion=ANCHOR, gemm=_matmul_gemm)
+@register("MatMul", shape=ONNX_INFERENCE, saves=(INPUTS,), unit=MATRIX, fusion=ANCHOR,  # takes its bias Add
+          gemm=_matmul_gemm)
 def matmul_cost(attrs, inputs, output, weights):
-    # prod(output) * K, K read off the left operand, which may be the weight ("A", a constant on the left)
-    a = weights["A"] if "A" in weights else inputs[0]
-    inner = a[0] if attrs.get("transA", 0) else a[-1]
-    macs = math.prod(output) * inner
+    macs = math.prod(output) * _inner(attrs, inputs, weights)  # prod(output) * K
     bias = "B" in weights or len(inputs) > 2
     return macs, 2 * macs + (math.prod(output) if bias else 0)
 

@@ -1,7 +1,7 @@
 """The device catalog: one TOML file per device under specs/hardware/, every figure with its source."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,8 +14,9 @@ PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 FIGURES = ("memory_gb", "bandwidth_gbs", "onchip_mb", "launch_overhead_us")
 # int8 models run their elementwise work (BN, activations, adds) on the vector unit; where it has no
 # int8 rate, runtimes do that work in half precision (else fp32), as TensorRT does on a T4.
-VECTOR_FALLBACK = {"int8": ("fp16", "bf16", "fp32")}
+VECTOR_FALLBACK = {"int8": ("fp16", "bf16", "fp32"), "tf32": ("fp32",)}  # tf32 is a matrix-unit format
 SOURCED = ("description", *FIGURES, "matrix", "vector", "efficiency")
+OPTIONAL = {"matrix_tile"}  # keys a device file may leave out; when present, sourced
 
 
 class DeviceError(EffplanError):
@@ -35,7 +36,9 @@ class Device:
     vector: dict
     efficiency: dict  # matrix, vector, bandwidth: achievable share of peak
     sources: dict
+    matrix_tile: dict = field(default_factory=dict)  # precision -> (m, n, k): a GEMM dim d costs ceil(d/p)*p
     path: str = ""
+    runtime: str = ""  # not in the file: a runtime a caller binds to the device (search); "" = the class default
 
     def compute(self, unit: str, dtype: str) -> float:
         """Achievable FLOP/s of a unit at a precision (the vector unit: at `vector_precision`)."""
@@ -70,7 +73,8 @@ class Device:
                 "memory_bytes": self.memory_bytes, "bandwidth_bytes_per_s": self.bandwidth,
                 "onchip_bytes": self.onchip_bytes, "launch_overhead_s": self.launch_overhead_s,
                 "matrix_flops_per_s": self.matrix, "vector_flops_per_s": self.vector,
-                "efficiency": self.efficiency, "sources": self.sources}
+                "efficiency": self.efficiency, "matrix_tile": {p: list(t) for p, t in self.matrix_tile.items()},
+                "sources": self.sources}
 
 
 MAX_FIGURE = 1e9  # in each file's unit (GB, GB/s, MB, us, TFLOPS): a million times today's largest devices
@@ -87,8 +91,8 @@ def device_from_table(table: dict, where: str) -> Device:
     """Validate a device table; errors name the file and key."""
     known = {"name", "description", "class", *FIGURES, *UNITS, "efficiency", "sources"}
     for key in table:
-        if key not in known:
-            raise DeviceError(f"{where}: unknown key {quote(key)}{did_you_mean(key, known)}")
+        if key not in known | OPTIONAL:
+            raise DeviceError(f"{where}: unknown key {quote(key)}{did_you_mean(key, known | OPTIONAL)}")
     for key in known:
         if key not in table:
             raise DeviceError(f"{where}: missing key '{key}'")
@@ -97,7 +101,7 @@ def device_from_table(table: dict, where: str) -> Device:
     sources = table["sources"]
     if not isinstance(sources, dict):
         raise DeviceError(f"{where}: sources: expected a table")
-    for key in SOURCED:
+    for key in (*SOURCED, *(k for k in OPTIONAL if k in table)):
         if not isinstance(sources.get(key), str) or not sources[key].strip():
             raise DeviceError(f"{where}: sources.{key}: every figure needs its source (a non-empty string)")
     peaks = {}
@@ -122,7 +126,23 @@ def device_from_table(table: dict, where: str) -> Device:
         onchip_bytes=int(_positive(table["onchip_mb"], f"{where}: onchip_mb") * (1 << 20)),
         launch_overhead_s=_positive(table["launch_overhead_us"], f"{where}: launch_overhead_us") * 1e-6,
         matrix=peaks["matrix"], vector=peaks["vector"],
-        efficiency={k: float(v) for k, v in efficiency.items()}, sources=dict(sources))
+        efficiency={k: float(v) for k, v in efficiency.items()}, sources=dict(sources),
+        matrix_tile=_tiles(table.get("matrix_tile", {}), f"{where}: matrix_tile"))
+
+
+def _tiles(table, where: str) -> dict:
+    """[matrix_tile] fp16 = { m = 8, n = 8, k = 8 }: the padding granularity of matrix-unit work per precision."""
+    if not isinstance(table, dict):
+        raise DeviceError(f"{where}: expected a table of {{ m, n, k }} per precision")
+    tiles = {}
+    for precision, tile in table.items():
+        if precision not in PRECISIONS:
+            raise DeviceError(f"{where}.{quote(precision)}: unknown precision{did_you_mean(precision, PRECISIONS)}")
+        if not isinstance(tile, dict) or set(tile) != {"m", "n", "k"} or not all(
+                isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in tile.values()):
+            raise DeviceError(f"{where}.{precision}: expected {{ m = ..., n = ..., k = ... }}, integers from 1 to 4096")
+        tiles[precision] = (tile["m"], tile["n"], tile["k"])
+    return tiles
 
 
 def builtin_device_paths() -> dict[str, Path]:

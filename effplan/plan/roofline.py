@@ -1,13 +1,16 @@
-"""Roofline latency: each kernel takes max(compute time, memory time) + launch overhead on a device.
+"""Roofline latency: each kernel takes max(compute time, memory time) on a device, with the launch
+overhead of the runtime that runs it (specs/runtimes/*.toml, plan/runtime.py): a floor under every
+kernel where the host queues launches ahead of the device ("async"), added to it where the same
+cores dispatch and compute ("serial").
 
-Fusion (as inference runtimes do; `fuse=False` turns it off), by each op's fusion class in the op
-table (graph/ops.py): an anchor (Conv, Gemm) runs as one kernel with what follows it on its output
-alone: a norm (BatchNormalization), then an activation (ReLU, Clip, Sigmoid, HardSwish, or Swish as
-Sigmoid + Mul), then a residual Add, then an activation. Every other op is a kernel of its own,
-except views (Reshape, Flatten, Identity, Dropout at inference), which move nothing and take no time.
-A kernel reads its inputs and weights from device memory and writes its output there. Its main op's
-FLOPs run on that op's unit in the op table (dense Conv, Gemm and MatMul on the matrix unit; depthwise
-convs and every other op on the vector unit); the epilogue's on the vector unit.
+Which ops run as one kernel is the runtime's (see kernel_groups): eager PyTorch runs one kernel per
+framework op, a TensorRT-style engine ("fused") runs conv + BN + activation + residual Add as one,
+inductor ("compiled") runs the library conv and one generated kernel after it, XLA fuses every
+elementwise op into its producer or consumer. Each op's fusion class comes from the op table
+(graph/ops.py). Views (Reshape, Flatten, Identity, Dropout at inference) take no time.
+A kernel's main op's FLOPs run on that op's unit in the op table (dense Conv, Gemm and MatMul on the
+matrix unit, padded to the device's matrix tile where the runtime says so; depthwise convs and every
+other op on the vector unit); the rest on the vector unit.
 """
 from __future__ import annotations
 
@@ -16,34 +19,41 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..graph.ops import ACTIVATION, ANCHOR, NORM, OPS, RESIDUAL, VIEW, dtype_size, node_cost
+from ..graph.ops import ACTIVATION, ANCHOR, NORM, OPS, POINTWISE, RESIDUAL, VIEW, dtype_size, node_cost
 from ..graph.builder import readers as tensor_readers
 from ..graph.builder import gelu_chains, swish_pairs
 from .hardware import Device
+from .runtime import UNITS, Runtime, load_runtime, runtime_for
 
 
 def _fusion(op: str) -> str | None:
     return OPS[op].fusion if op in OPS else None
 
 
+ELEMENTWISE = (NORM, ACTIVATION, RESIDUAL, POINTWISE)
+
+
 @dataclass(frozen=True)
 class Kernel:
-    name: str  # the main op's node name
+    name: str  # the main op's node name (an anchor's, else the first op's)
     op: str  # op types joined by '+', e.g. Conv+BatchNormalization+Sigmoid+Mul
     stage: str | int
     block: int
     nodes: tuple[str, ...]
     macs: int
     flops: int
-    bytes: int
+    bytes: int  # device-memory traffic: inputs and weights read, outputs written, less what stays on chip
     unit: str  # matrix or vector
     compute_s: float
     memory_s: float
     overhead_s: float
+    overlap: str = "serial"  # async: the launch overhead is a floor under the kernel; serial: it adds to it
+    tile_loss: float = 0.0  # share of the matrix unit's work spent on padding to its tile
 
     @property
     def time_s(self) -> float:
-        return np.maximum(self.compute_s, self.memory_s) + self.overhead_s  # numpy: sides may be arrays
+        device = np.maximum(self.compute_s, self.memory_s)  # numpy: sides may be arrays
+        return np.maximum(device, self.overhead_s) if self.overlap == "async" else device + self.overhead_s
 
     @property
     def bound(self) -> str:
@@ -56,60 +66,134 @@ class Kernel:
         return self.flops / self.bytes if self.bytes else math.inf
 
 
-def _epilogue(graph, tail: str, readers, swish, outputs, ready: set) -> list[str]:
-    """The ops a conv or matrix-product kernel absorbs: each the only reader of the running result
-    (Swish: its Sigmoid and Mul; GELU: its five ops), in the order bias Add (a MatMul's), BatchNormalization,
-    activation, residual Add, activation. A residual Add is absorbed only when its other operand is
-    `ready` (made by an earlier kernel): where both operands come from convs (a projection shortcut),
-    the later conv takes it."""
+def _as_runtime(runtime) -> Runtime:
+    return runtime if isinstance(runtime, Runtime) else load_runtime(runtime)
+
+
+def kernel_groups(graph, runtime: Runtime | str = "fused") -> list[list[str]]:
+    """The nodes each kernel runs, in order (views are left out), as `runtime` groups them.
+
+    Units: Sigmoid(x) * x is one op (swish) where the runtime says so; GELU written as five ops is
+    one op always. An anchor (the runtime's `anchors`: Conv, Gemm, MatMul) absorbs the chain of units
+    that follows it (its `epilogue`: op types or fusion classes), each the only reader of the running
+    result and each with its other operands made by earlier kernels; a residual Add (same shape as
+    the running result) counts against `max_adds`: where both operands come from convs (a projection
+    shortcut) the later conv takes it. `epilogue_kernel = "separate"`: the epilogue is one kernel of
+    its own after the anchor's. `pointwise_chains`: a chain of elementwise units not after an anchor
+    is one kernel. `reductions_fuse_producer`: a GlobalAveragePool or ReduceMean of the kernel's
+    result joins the kernel. `consumer_fusion`: a pointwise op (the SE scale) whose only reader is an
+    anchor runs inside that anchor as it reads its input. `standalone` ops neither absorb nor are
+    absorbed."""
+    rt = _as_runtime(runtime)
     nodes, tensors = graph.nodes, graph.graph["tensors"]
+    readers = tensor_readers(graph)
+    swish = swish_pairs(graph) if rt.swish else {}
     gelu = gelu_chains(graph)
-    absorbed: list[str] = []
-    for allowed in ("bias", NORM, ACTIVATION, RESIDUAL, ACTIVATION):
-        if tail in outputs:
-            break
-        names = readers.get(tail, [])
-        ops = sorted(nodes[n]["op"] for n in names)
-        if allowed == "bias":  # an Add of a weight to the product alone
-            if len(names) == 1 and nodes[names[0]]["op"] == "Add" and nodes[names[0]]["inputs"] == (tail,) \
-                    and nodes[names[0]]["weights"]:
-                absorbed.append(names[0])
-            else:
-                continue
-        elif len(names) == 1 and _fusion(nodes[names[0]]["op"]) == allowed:
-            (taken,) = names
-            if allowed == RESIDUAL and (tensors[nodes[taken]["outputs"][0]] != tensors[tail]
-                                        or not set(nodes[taken]["inputs"]) - {tail} <= ready):
-                break  # a broadcast, not a residual; or its other operand is not made yet
-            absorbed.append(taken)
-        elif allowed == ACTIVATION and ops == ["Mul", "Sigmoid"]:  # Swish
-            sig = next(n for n in names if nodes[n]["op"] == "Sigmoid")
-            if swish.get(sig) not in names:
-                break
-            absorbed += [sig, swish[sig]]
-        elif allowed == ACTIVATION and tail in gelu and set(names) <= set(gelu[tail]):
-            absorbed += gelu[tail]
-        else:
-            continue
-        tail = nodes[absorbed[-1]]["outputs"][0]
-    return absorbed
-
-
-def kernel_groups(graph, fuse: bool = True) -> list[list[str]]:
-    """The nodes each kernel runs, in order (views are left out)."""
-    readers, swish, nodes = tensor_readers(graph), swish_pairs(graph), graph.nodes
+    gelu_head = {chain[0]: chain for chain in gelu.values()}
     outputs = set(graph.graph["outputs"])
-    groups, taken, ready = [], set(), set(graph.graph["inputs"])
+    groups: list[list[str]] = []
+    taken: set = set()
+    ready = set(graph.graph["inputs"])
+    prologue: dict[str, list[str]] = {}  # anchor -> the ops it applies as it reads its input
+
+    def op(n):
+        return nodes[n]["op"]
+
+    def out(n):
+        return nodes[n]["outputs"][0]
+
+    def kind_class(kind):
+        return UNITS.get(kind) or _fusion(kind)
+
+    def elementwise(kind):
+        return kind_class(kind) in ELEMENTWISE and kind not in rt.standalone
+
+    def unit_at(n):
+        if n in swish:
+            return "swish", [n, swish[n]]
+        if n in gelu_head:
+            return "gelu", list(gelu_head[n])
+        return op(n), [n]
+
+    def unit_after(t):
+        if t in outputs:
+            return None
+        names = readers.get(t, [])
+        if len(names) == 1:
+            return unit_at(names[0]) if names[0] in gelu_head else (op(names[0]), names)
+        sig = next((n for n in names if n in swish), None)
+        if sig is not None and sorted(names) == sorted([sig, swish[sig]]):
+            return "swish", [sig, swish[sig]]
+        if t in gelu and set(names) <= set(gelu[t]):
+            return "gelu", list(gelu[t])
+        return None
+
+    def into_consumer(members) -> str | None:
+        """The anchor a pointwise unit runs inside (consumer fusion), or None."""
+        t = out(members[-1])
+        names = readers.get(t, [])
+        if (rt.consumer_fusion and len(names) == 1 and t not in outputs
+                and kind_class(op(members[0])) == POINTWISE and rt.anchors_at(op(names[0]))):
+            return names[0]
+        return None
+
+    def chain(t, accept, made: set, adds: int) -> list[str]:
+        absorbed: list[str] = []
+        while (found := unit_after(t)) is not None:
+            kind, members = found
+            if kind in rt.standalone or not accept(kind) or any(m in taken for m in members):
+                break
+            if into_consumer(members):
+                break
+            produced = made | {out(m) for m in members}
+            others = {i for m in members for i in nodes[m]["inputs"]} - produced - {t}
+            if not others <= ready:
+                break  # an operand a later kernel makes
+            if kind_class(kind) == RESIDUAL and others:  # a residual Add, not a bias
+                if tensors[out(members[-1])] != tensors[t] or adds == 0:
+                    break  # a broadcast, not a residual; or the runtime takes no more adds
+                adds -= 1
+            absorbed += members
+            made = produced
+            t = out(members[-1])
+        return absorbed
+
+    def emit(group):
+        if group:
+            groups.append(group)
+            taken.update(group)
+            ready.update(t for n in group for t in nodes[n]["outputs"])
+
     for name in nodes:
         if name in taken:
             continue
-        group = [name]
-        if fuse and _fusion(nodes[name]["op"]) == ANCHOR:
-            group += _epilogue(graph, nodes[name]["outputs"][0], readers, swish, outputs, ready)
-        taken.update(group)
-        ready.update(t for n in group for t in nodes[n]["outputs"])
-        if _fusion(nodes[name]["op"]) != VIEW:
-            groups.append(group)
+        if op(name) in rt.views or _fusion(op(name)) == VIEW:
+            taken.add(name)
+            ready.update(nodes[name]["outputs"])
+            continue
+        kind, members = unit_at(name)
+        group = prologue.pop(name, []) + members
+        if rt.fusion and rt.anchors_at(op(name)):
+            epilogue = chain(out(name), rt.absorbs, {out(name)}, rt.max_adds)
+            if rt.epilogue_kernel == "separate" and epilogue:
+                emit(group)
+                group = epilogue
+            else:
+                group += epilogue
+        elif rt.pointwise_chains and elementwise(kind):
+            group += chain(out(members[-1]), elementwise, {out(m) for m in members}, rt.max_adds)
+            anchor = into_consumer(group)
+            if anchor is not None:
+                prologue[anchor] = group
+                taken.update(group)
+                continue
+        if rt.reductions_fuse_producer and (rt.epilogue_kernel != "separate" or not rt.anchors_at(op(group[0]))):
+            tail = out(group[-1])
+            pool = next((r for r in readers.get(tail, []) if op(r) in ("GlobalAveragePool", "ReduceMean")
+                         and tuple(nodes[r]["inputs"]) == (tail,) and r not in taken), None)
+            if pool is not None:
+                group.append(pool)
+        emit(group)
     return groups
 
 
@@ -119,31 +203,126 @@ def unit_of(graph, name: str) -> str:
                                    {w.role: w.shape for w in node["weights"]})
 
 
-def kernels(graph, device: Device, dtype: str = "fp16", fuse: bool = True, shapes: dict | None = None) -> list[Kernel]:
-    """Every kernel of a graph, timed on a device at a precision (`shapes`: see costs.node_cost)."""
+def _padded(dim, multiple: int):
+    return -(-dim // multiple) * multiple  # ceil to the multiple; numpy arrays too
+
+
+def padded_macs(graph, name: str, tile: tuple[int, int, int] | None, shapes: dict | None = None):
+    """The MACs a matrix unit with tile (m, n, k) spends on a node: groups * ceil(M) * ceil(N) * ceil(K),
+    each dim rounded up to its multiple (a conv: M = N*Hout*Wout, N = Cout/group, K = Cin/group*Kh*Kw)."""
+    node = graph.nodes[name]
+    tensors = shapes or graph.graph["tensors"]
+    entry = OPS.get(node["op"])
+    inputs = [tensors[t] for t in node["inputs"]]
+    weights = {w.role: w.shape for w in node["weights"]}
+    groups, m, n, k = entry.gemm(node["attrs"], inputs, tensors[node["outputs"][0]], weights)
+    if tile is None:
+        return groups * m * n * k
+    return groups * _padded(m, tile[0]) * _padded(n, tile[1]) * _padded(k, tile[2])
+
+
+def _where(condition, yes, no):
+    if isinstance(condition, (bool, np.bool_)):
+        return yes if condition else no
+    return np.where(condition, yes, no)
+
+
+def kernels(graph, device: Device, dtype: str = "fp16", runtime: Runtime | str | None = None,
+            shapes: dict | None = None, fuse: bool | None = None) -> list[Kernel]:
+    """Every kernel of a graph as `runtime` runs it (default: the device class's), timed on a device
+    at a precision (`shapes`: see costs.node_cost; `fuse=False`: the eager runtime, one kernel per op).
+
+    Each kernel reads the tensors it does not make and its weights and writes what a later kernel or
+    the caller reads. On-chip rule: a tensor written by one kernel and read by the next kernel only
+    costs no device-memory traffic (neither the write nor the read) when it and everything that next
+    kernel writes fit in the device's on-chip memory (`onchip_mb`: L2, CMEM, SRAM) together."""
+    rt = runtime_for(device, "eager" if fuse is False else runtime)
     size = dtype_size(dtype)
     tensors = shapes or graph.graph["tensors"]
-    bandwidth = device.achievable_bandwidth
+    nodes = graph.nodes
     rates = {unit: device.compute(unit, dtype) for unit in ("matrix", "vector")}
-    result = []
-    for group in kernel_groups(graph, fuse):
+    tile = device.matrix_tile.get(dtype) if rt.tile_padding else None
+    outputs = set(graph.graph["outputs"])
+    view_of = {nodes[n]["outputs"][0]: nodes[n]["inputs"][0] for n in nodes
+               if (nodes[n]["op"] in rt.views or _fusion(nodes[n]["op"]) == VIEW) and nodes[n]["inputs"]}
+
+    def source(t):  # a view's output is its input's memory
+        while t in view_of:
+            t = view_of[t]
+        return t
+    records = []
+    for group in kernel_groups(graph, rt):
         costs = [node_cost(graph, n, size, shapes) for n in group]
         if any(c is None for c in costs):
             continue  # ops without a cost function are listed by the profile, not timed
-        produced = {t for n in group for t in graph.nodes[n]["outputs"]}
-        reads = {t for n in group for t in graph.nodes[n]["inputs"] if t not in produced and t in tensors}
-        out = graph.nodes[group[-1]]["outputs"][0]
-        moved = sum(math.prod(tensors[t]) for t in reads | {out}) * size + sum(c.weight_bytes for c in costs)
-        unit = unit_of(graph, group[0])
-        main = costs[0]
-        main_flops = main.flops if unit == "matrix" else 0
-        vector_flops = sum(c.flops for c in costs) - main_flops
-        compute = main_flops / rates["matrix"] + vector_flops / rates["vector"]
-        node = graph.nodes[group[0]]
-        result.append(Kernel(group[0], "+".join(graph.nodes[n]["op"] for n in group), node["stage"], node["block"],
-                             tuple(group), sum(c.macs for c in costs), sum(c.flops for c in costs), moved, unit,
-                             compute, moved / bandwidth, device.launch_overhead_s))
+        inside = set(group)
+        main = next((i for i, n in enumerate(group) if _fusion(nodes[n]["op"]) == ANCHOR), 0)
+        node = nodes[group[main]]
+        produced = {t for n in group for t in nodes[n]["outputs"]}
+        reads = {source(t) for n in group for t in nodes[n]["inputs"] if t not in produced and t in tensors}
+        writes = {t for t in produced if t in tensors and (t in outputs or _read_outside(graph, t, inside))}
+        unit = unit_of(graph, group[main])
+        weight_bytes = sum(c.weight_bytes for c in costs)
+        main_cost = costs[main]
+        total_flops = sum(c.flops for c in costs)
+        matrix_flops, loss = 0, 0.0
+        if unit == "matrix":
+            padded = padded_macs(graph, group[main], tile, shapes) if OPS[node["op"]].gemm else main_cost.macs
+            matrix_flops = main_cost.flops + 2 * (padded - main_cost.macs)
+            loss = 1 - main_cost.macs / padded if tile is not None else 0.0
+        vector_flops = total_flops - (main_cost.flops if unit == "matrix" else 0)
+        record = {"group": group, "node": node, "main": group[main], "reads": reads, "writes": writes,
+                  "weights": weight_bytes, "macs": sum(c.macs for c in costs), "flops": total_flops,
+                  "unit": unit, "matrix": matrix_flops, "vector": vector_flops, "loss": loss,
+                  "op": "+".join(nodes[n]["op"] for n in group), "extra": {}}
+        bias = next((w for w in node["weights"] if w.role == "B"), None)
+        if rt.conv_bias == "separate" and node["op"] == "Conv" and bias is not None and len(group) == 1:
+            out, before = node["outputs"][0], node["outputs"][0] + "#before-bias"
+            elements = math.prod(tensors[out])
+            bias_bytes = bias.size * size
+            record.update(writes={before}, weights=weight_bytes - bias_bytes, flops=total_flops - elements,
+                          extra={before: tensors[out]})
+            record["matrix" if unit == "matrix" else "vector"] -= elements
+            records.append(record)
+            record = {**record, "reads": {before}, "writes": writes, "weights": bias_bytes, "macs": 0,
+                      "flops": elements, "unit": "vector", "matrix": 0, "vector": elements, "loss": 0.0,
+                      "op": "Add(bias)", "extra": {before: tensors[out]}}
+        records.append(record)
+
+    def size_of(t, record):
+        return math.prod(record["extra"].get(t) or tensors[t]) * size
+    onchip = [0] * len(records)
+    readers_of: dict = {}
+    for i, r in enumerate(records):
+        for t in r["reads"]:
+            readers_of.setdefault(t, set()).add(i)
+    for i, r in enumerate(records[:-1]):
+        nxt = records[i + 1]
+        for t in r["writes"]:
+            if t not in outputs and readers_of.get(t) == {i + 1}:
+                fits = size_of(t, r) + sum(size_of(w, nxt) for w in nxt["writes"]) <= device.onchip_bytes
+                saved = _where(fits, size_of(t, r), 0)
+                onchip[i] = onchip[i] + saved
+                onchip[i + 1] = onchip[i + 1] + saved
+    bandwidth = device.achievable_bandwidth
+    overhead = rt.overhead(device)
+    result = []
+    for r, kept in zip(records, onchip):
+        moved = sum(size_of(t, r) for t in r["reads"] | r["writes"]) + r["weights"] - kept
+        node = r["node"]
+        result.append(Kernel(r["main"], r["op"], node["stage"], node["block"], tuple(r["group"]), r["macs"],
+                             r["flops"], moved, r["unit"], r["matrix"] / rates["matrix"] + r["vector"] / rates["vector"],
+                             moved / bandwidth, overhead, rt.overlap, r["loss"]))
     return result
+
+
+def _read_outside(graph, tensor: str, inside: set) -> bool:
+    return any(n not in inside for n in tensor_readers(graph).get(tensor, []))
+
+
+def kernel_time(kernel: Kernel) -> float:
+    """Seconds one kernel takes (see Kernel.time_s): what a caller summing its own kernels needs."""
+    return kernel.time_s
 
 
 @dataclass(frozen=True)
@@ -152,7 +331,11 @@ class Roofline:
     dtype: str
     batch: int
     kernels: tuple[Kernel, ...]
-    fused: bool
+    runtime: Runtime
+
+    @property
+    def fused(self) -> bool:
+        return self.runtime.fusion
 
     @property
     def latency_s(self) -> float:
@@ -168,5 +351,9 @@ class Roofline:
         return sum(k.flops for k in self.kernels) / self.latency_s / self.device.matrix[self.dtype]
 
 
-def roofline(graph, device: Device, dtype: str = "fp16", batch: int = 1, fuse: bool = True) -> Roofline:
-    return Roofline(device, dtype, batch, tuple(kernels(graph, device, dtype, fuse)), fuse)
+def roofline(graph, device: Device, dtype: str = "fp16", batch: int = 1, fuse: bool = True,
+             runtime: Runtime | str | None = None) -> Roofline:
+    """The roofline of a graph on a device as `runtime` runs it (default: the device class's;
+    `fuse=False`: eager, one kernel per framework op)."""
+    rt = runtime_for(device, "eager" if not fuse else runtime)
+    return Roofline(device, dtype, batch, tuple(kernels(graph, device, dtype, rt)), rt)

@@ -16,11 +16,11 @@ from ..plan.profile import Profile, block_name, describe, layers_report
 FORMATS = ("text", "csv", "json", "markdown")
 
 def header(batch: int, dtype: str, precision: str | None = None, optimizer: str | None = None,
-           device: str | None = None) -> str:
+           device: str | None = None, runtime: str | None = None) -> str:
     training = (f" | infer = peak activations + weights | train = one {precision} step with {optimizer}: saved "
                 f"activations, weights, gradients, optimizer state, backward transient") if precision else ""
     if device:
-        training += f" | latency = roofline on {device} at {dtype}, conv + BN + activation fused (effplan roofline)"
+        training += f" | latency = roofline on {device} at {dtype}, as the {runtime} runtime runs it (effplan roofline)"
     return (f"# effplan {__version__} | batch {batch}, {dtype} | MACs = conv+gemm multiply-accumulates (paper's FLOPS)"
             f" | FLOPs = 2*MACs + elementwise | params = trainable (BN scale+shift; running stats apart) | bytes in MiB ="
             f" 2^20, GiB = 2^30{training}")
@@ -469,6 +469,7 @@ ROOFLINE_COLUMNS = [
     ("MB moved", "bytes", lambda v: f"{v / 1e6:.3f}"),
     ("FLOP/B", "intensity", lambda v: f"{v:.1f}"),
     ("unit", "unit", str),
+    ("pad lost", "tile_loss", lambda v: f"{v:.0%}"),
     ("bound", "bound", str),
     ("time µs", "time_s", lambda v: f"{v * 1e6:.2f}"),
     ("share", "share", lambda v: f"{v:.1%}"),
@@ -481,7 +482,7 @@ def roofline_rows(result, by: str) -> list[dict]:
     rows = [{"name": k.name, "op": k.op, "stage": k.stage, "block": k.block, "macs": k.macs, "flops": k.flops,
              "bytes": k.bytes, "intensity": k.intensity, "unit": k.unit, "bound": k.bound, "time_s": k.time_s,
              "share": k.time_s / total, "compute_s": k.compute_s, "memory_s": k.memory_s,
-             "overhead_s": k.overhead_s, "nodes": list(k.nodes)} for k in result.kernels]
+             "overhead_s": k.overhead_s, "tile_loss": k.tile_loss, "nodes": list(k.nodes)} for k in result.kernels]
     if by == "layer":
         return rows
     groups: dict = {}
@@ -498,6 +499,9 @@ def roofline_rows(result, by: str) -> list[dict]:
             return max(time, key=time.get)
         sums = {k: sum(r[k] for r in members) for k in ("macs", "flops", "bytes", "time_s", "share", "compute_s",
                                                         "memory_s", "overhead_s")}
+        matrix = [r for r in members if r["unit"] == "matrix" and r["macs"]]
+        padded = sum(r["macs"] / (1 - r["tile_loss"]) for r in matrix)  # each kernel's padded MACs
+        sums["tile_loss"] = 1 - sum(r["macs"] for r in matrix) / padded if padded else 0.0
         merged.append({"name": block_name(first["stage"], first["block"], by), "op": f"{len(members)} kernels",
                        "stage": first["stage"], "block": first["block"] if by == "block" else None, **sums,
                        "intensity": sums["flops"] / sums["bytes"] if sums["bytes"] else float("inf"),
@@ -507,21 +511,25 @@ def roofline_rows(result, by: str) -> list[dict]:
 
 
 ROOFLINE_ASSUMPTIONS = (
-    "time per kernel = max(FLOPs / (peak x efficiency) of its unit, bytes / (bandwidth x efficiency)) + launch "
-    "overhead; dense Conv/Gemm on the matrix unit, depthwise convs and all other ops on the vector unit; a kernel "
-    "reads its inputs and weights from device memory and writes its output there; views take no time")
+    "time per kernel = max(FLOPs / (peak x efficiency) of its unit, bytes / (bandwidth x efficiency)), with the "
+    "runtime's launch overhead as a floor (async) or added (serial); dense Conv/Gemm on the matrix unit, their "
+    "M, N, K padded to the device's matrix tile where the runtime pads; depthwise convs and all other ops on the "
+    "vector unit; a kernel reads its inputs and weights from device memory and writes what later kernels read, "
+    "except a tensor read only by the next kernel that fits on chip with that kernel's output; views take no time")
 
 
 def roofline_report(result, design, by: str) -> tuple[dict, list[dict]]:
     d = result.device
-    fusion = ("conv + BN + activation (+ residual Add) as one kernel" if result.fused else "none: one kernel per op")
+    rt = result.runtime
+    fusion = (f"{rt.description}" + (f"; launch {rt.overhead(d) * 1e6:g} µs per kernel, {rt.overlap}"))
     report = {**describe(design), "device": d.name, "dtype": result.dtype, "batch": result.batch,
-              "fusion": fusion, "assumptions": ROOFLINE_ASSUMPTIONS,
+              "runtime": rt.name, "fusion": fusion, "assumptions": ROOFLINE_ASSUMPTIONS,
               "vector_dtype": d.vector_precision(result.dtype),
               "device_figures": {"matrix_flops_per_s": d.matrix.get(result.dtype),
                                  "vector_flops_per_s": d.vector.get(d.vector_precision(result.dtype)),
                                  "bandwidth_bytes_per_s": d.bandwidth, "efficiency": d.efficiency,
-                                 "launch_overhead_s": d.launch_overhead_s},
+                                 "launch_overhead_s": rt.overhead(d), "onchip_bytes": d.onchip_bytes,
+                                 "matrix_tile": list(d.matrix_tile.get(result.dtype, ())) if rt.tile_padding else []},
               "totals": {"latency_s": result.latency_s, "images_per_s": result.images_per_s,
                          "macs": sum(k.macs for k in result.kernels), "flops": sum(k.flops for k in result.kernels),
                          "bytes": sum(k.bytes for k in result.kernels), "utilisation": result.utilisation,
@@ -536,7 +544,7 @@ def _vector_note(report: dict) -> str:
     return f" (elementwise work at {report['vector_dtype']}: no {report['dtype']} vector peak)"
 
 
-ROOFLINE_OPTIONAL = ("stage", "intensity", "bytes", "macs", "unit", "op")
+ROOFLINE_OPTIONAL = ("tile_loss", "stage", "intensity", "bytes", "macs", "unit", "op")
 
 
 def render_roofline(report: dict, rows: list[dict], fmt: str, view: View | None = None) -> str:
@@ -546,7 +554,7 @@ def render_roofline(report: dict, rows: list[dict], fmt: str, view: View | None 
         return render_rows(rows, ROOFLINE_COLUMNS, fmt)
     t, f = report["totals"], report["device_figures"]
     lines = [f"# effplan {__version__} | roofline | {report['model']} at {report['resolution']}px on {report['device']}, "
-             f"{report['dtype']}, batch {report['batch']}",
+             f"{report['dtype']}, batch {report['batch']}, runtime {report['runtime']}",
              f"# device: matrix {f['matrix_flops_per_s'] / 1e12:g} TFLOP/s, vector {f['vector_flops_per_s'] / 1e12:g} "
              f"TFLOP/s{_vector_note(report)}, {f['bandwidth_bytes_per_s'] / 1e9:g} GB/s; efficiency matrix {f['efficiency']['matrix']:g}, "
              f"vector {f['efficiency']['vector']:g}, bandwidth {f['efficiency']['bandwidth']:g}; launch "
@@ -710,8 +718,12 @@ def render_search(designs: list[dict], front: list[dict], stats: dict, constrain
     from ..gate.budget import LIMITS
     from ..gate.search import skipped_note
 
+    runtime = None
+    if constraints.device:
+        from ..plan.runtime import runtime_for
+        runtime = runtime_for(constraints.device).name
     if fmt == "json":
-        return to_json(designs)
+        return to_json([{**d, "runtime": runtime} for d in designs] if runtime else designs)
     extra = [("train GiB", "training_bytes", lambda v: f"{v / (1 << 30):.2f}"),
              ("latency ms", "latency_s", lambda v: f"{v * 1e3:.3f}"),
              ("images/s", "images_per_s", lambda v: f"{v:,.0f}")]
@@ -722,7 +734,8 @@ def render_search(designs: list[dict], front: list[dict], stats: dict, constrain
     wanted = ", ".join(f"{k} {LIMITS[k].show(v)}" for k, v in constraints.limits.items())
     grid_found = sum(d["search"] == "grid" for d in designs)
     preamble = (f"# effplan {__version__} | search {model} | {wanted} | batch {constraints.batch}, {constraints.dtype}"
-                + (f" on {constraints.device.name}" if constraints.device else "") + f" | objective {objective}\n"
+                + (f" on {constraints.device.name}, runtime {runtime}" if constraints.device else "")
+                + f" | objective {objective}\n"
                 f"# {stats['evaluated']:,} of {stats['evaluated'] + stats['skipped']:,} grid designs evaluated "
                 f"{stats['path']}{skipped_note(stats)}, "
                 f"{stats['screened_in']:,} within every limit, {stats['checked_exactly']} checked exactly through the "

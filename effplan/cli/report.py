@@ -1,0 +1,86 @@
+"""The HTML report: one self-contained page for a design, or a comparison of several."""
+from __future__ import annotations
+
+import click
+
+from ..base.errors import EffplanError
+from .options import BATCH, DTYPES, OUTPUT, RUNTIME, design_options, designs_from, design_rows, emit, file_checks, \
+    inference_graph, network_key, train_options
+
+MAX_DEVICES = 8
+
+
+@click.command()
+@click.argument("models", nargs=-1)
+@design_options
+@click.option("--device", "devices", multiple=True, metavar="NAME",
+              help="Roofline latency on this catalog device or device file (repeatable).")
+@click.option("--dtype", type=DTYPES, default=None,
+              help="Element type (default: fp32 for layers and memory; each device at its half precision, as "
+                   "effplan roofline; given, everything at it).")
+@RUNTIME
+@BATCH
+@train_options
+@OUTPUT
+def report(models, query, devices, dtype, runtime, batch, train, optimizer, precision, checkpoint, inplace, fold_bn, fuse_se,
+           order, output):
+    """One HTML page that opens offline: a design's summary, layers, roofline per device and memory
+    over the schedule; or, for several designs (M1 M2 ..., --phi 0..7), the comparison and scaling.
+
+    \b
+    effplan report efficientnet-b4 --device t4 -o b4.html
+    effplan report efficientnet-b7 --device a100-80gb --train -o b7.html
+    effplan report --phi 0..7 --device t4 -o family.html
+    """
+    from ..plan.hardware import load_device
+    from ..render.html import compare_page
+
+    if runtime and not devices:
+        raise EffplanError("--runtime needs --device")
+    if len(devices) > MAX_DEVICES:
+        raise EffplanError(f"--device given {len(devices)} times; at most {MAX_DEVICES}")
+    found = {name: load_device(name) for name in dict.fromkeys(devices)}  # fails early on an unknown one
+    pairs = designs_from(models, **query)
+    options = {"batch": batch, "dtype": dtype or "fp32", "device_dtype": dtype, "train": train,
+               "precision": precision, "optimizer": optimizer, "checkpoint": checkpoint, "inplace": inplace,
+               "fold_bn": fold_bn, "fuse_se": fuse_se, "order": order, "runtime": runtime}
+    if len(pairs) == 1:
+        return emit(_model_page(pairs[0], list(found.values()), options), output)
+    rows = design_rows(pairs, batch, options["dtype"], precision, optimizer)
+    at_devices = []
+    for name, device in found.items():  # as `effplan table --device`: at the device's precision unless --dtype
+        device_dtype = dtype or device.preferred_dtype
+        at_devices.append({"device": device.name, "dtype": device_dtype,
+                           "rows": design_rows(pairs, batch, device_dtype, precision, optimizer, name, runtime)})
+    emit(compare_page(rows, at_devices, options), output)
+
+
+def _model_page(pair, devices, options) -> str:
+    from ..design.blocks import build
+    from ..plan.memory import training_memory
+    from ..plan.profile import analyze
+    from ..plan.roofline import roofline
+    from ..render.html import device_data, model_page
+    from ..render.report import memory_report
+
+    design, base = pair
+    batch, dtype = options["batch"], options["dtype"]
+    file_checks(design, batch, options["checkpoint"])
+    profile = analyze(design, batch, dtype)
+    base_macs = None
+    if base is not None:
+        base_macs = (profile.totals.macs if network_key(base) == network_key(design)
+                     else analyze(base, batch, dtype).totals.macs)
+    step = training_memory(profile.graph, options["precision"], options["optimizer"])  # the summary's, as table's
+    training = None
+    if options["train"]:
+        training = (step if options["checkpoint"] == "none" else
+                    training_memory(profile.graph, options["precision"], options["optimizer"], options["checkpoint"]))
+    memory = memory_report(inference_graph(design, batch, options["fold_bn"]), design, batch, dtype,
+                           inplace=options["inplace"], fold_bn=options["fold_bn"], fuse_se=options["fuse_se"],
+                           order=options["order"], training=training, by="layer")
+    graph = build(design, batch) if devices else None
+    at_devices = [device_data(roofline(graph, d, options["device_dtype"] or d.preferred_dtype, batch,
+                                       runtime=options["runtime"]), design)
+                  for d in devices]
+    return model_page(profile, base_macs, step, memory, at_devices, options)

@@ -1,0 +1,526 @@
+"""Training time: one step's kernels (forward, backward, optimizer), the gradient all-reduce of data
+parallelism, and the hours of a whole run, with EfficientNetV2's progressive learning.
+
+Every kernel is timed as the roofline times one (roofline.Kernel: max(FLOPs / the achievable rate of
+its unit, bytes moved / achievable bandwidth) + launch overhead); this module only says which
+kernels a training step runs and what each one computes and moves. The rules, each with its source:
+
+Forward
+  The kernels roofline.kernels runs under the runtime (specs/runtimes/*.toml: one kernel per op under
+  `eager`, inductor's generated epilogues under `compiled`, XLA's fusions under `xla`), at the step's
+  precision, with its launch overhead and tile padding. Training adds one kernel per BatchNormalization:
+  the batch statistics, a read of its input (3 FLOPs an element: sum, square, add), before it can
+  normalise (PyTorch's CUDA batch norm: batch_norm_collect_statistics, then batch_norm_elemt).
+
+Backward (one kernel per op; no fusion in backward, a stated simplification for every runtime)
+  Conv, Gemm, MatMul: two products, each with its own shapes (PyTorch's convolution_backward:
+    cuDNN's backward-data and backward-filter calls). Input gradient dX = dY (*) W transposed: the
+    forward's MACs exactly (every pair of output element and weight tap meets once), reading dY and
+    W, writing dX; skipped when the input is the network's input (an image needs no gradient).
+    Weight gradient dW = X (*) dY summed over batch and pixels: the forward's MACs again, reading the
+    saved X and dY, writing dW at the weight-gradient precision (plus the bias gradient, an add per
+    element of dY). Both on the forward's unit: dense on the matrix unit, depthwise (one input
+    channel per group) on the vector unit (op table, graph/ops.py); on the matrix unit each GEMM is
+    padded to the device's tile with its own dims where the runtime pads (gradient_gemms).
+  Every other op: memory-bound over what it reads, as PyTorch's autograd formulas
+    (tools/autograd/derivatives.yaml) read it: the tensors it saved for backward (exactly the ones
+    memory.py sizes from the op table's `saves`), its output gradient, and it writes each input
+    gradient once; FLOPs per element from BACKWARD_FLOPS. One kernel per op, reading each tensor once:
+    a lower bound where autograd runs more than one (a broadcast Mul's gradient is a multiply and a
+    sum). Views and same-shape Adds pass the gradient on untouched (no kernel); Concat's gradient is
+    slices of dY (views).
+  A tensor read by k ops gets k gradients, summed by the autograd engine: k - 1 add kernels
+    (torch/csrc/autograd/input_buffer.cpp accumulate), each reading two and writing one.
+  `--checkpoint blocks`: every kernel of a block's forward runs once more in backward
+    (torch.utils.checkpoint recomputes the block's forward), as memory.py counts its FLOPs.
+
+Optimizer (one memory-bound pass over every parameter: PyTorch's foreach/fused multi-tensor kernels)
+  reads and writes the weights at master precision, reads the gradient, reads and writes each state
+  slot (OPTIMIZER_STATE); `mixed` also writes the half-precision copy autocast makes of each weight
+  once a step (reading the fp32 master: 6 bytes a parameter), and at fp16 GradScaler unscales the
+  gradients in place (read and write: 8 bytes). bf16 needs no scaler. Runs on the vector unit in fp32.
+
+Data parallel (`devices` > 1): the gradients (params x gradient bytes) are summed by a ring
+  all-reduce: each device sends and receives 2 (N - 1) / N of them over its slowest link (bandwidth
+  term only; per-hop latency left out). Overlap by runtime (OVERLAP): PyTorch DDP all-reduces 25 MiB
+  buckets while the backward of earlier layers runs, so only what exceeds the backward time, and at
+  least the last bucket, is exposed; XLA's cross-replica sum runs after the backward (not overlapped).
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+
+from ..base.errors import EffplanError
+from ..design.spec import SPECS_DIR
+from ..graph.builder import readers as tensor_readers
+from ..graph.builder import swish_pairs
+from ..graph.ops import MATRIX, OPS, VIEW, VECTOR, node_cost
+from .hardware import Device
+from .memory import OPTIMIZER_SLOTS, PRECISIONS, _saved_by, training_memory, largest_batch
+from .roofline import Kernel, kernels as forward_kernels, unit_of
+from .runtime import Runtime, runtime_for
+
+# Backward FLOPs per element of the op's output gradient (BN: of its input), each counted from the
+# gradient formula in PyTorch's tools/autograd/derivatives.yaml. Memory-bound on every device in the
+# catalog, so these only decide time on a device with a very slow vector unit.
+BACKWARD_FLOPS = {
+    "Relu": 1,  # threshold_backward: select dy where y > 0
+    "Clip": 2,  # hardtanh_backward: two compares, a select
+    "LeakyRelu": 2, "PRelu": 2,
+    "Sigmoid": 3,  # sigmoid_backward: dy * y * (1 - y)
+    "Swish": 8,  # silu_backward: s = sigmoid(x) (3), dy * s * (1 + x * (1 - s)) (5)
+    "HardSwish": 4, "HardSigmoid": 2, "Gelu": 8, "Tanh": 3, "Exp": 1, "Sqrt": 2,
+    "BatchNormalization": 8,  # x_hat (2), sum dy (1), sum dy*x_hat (2), dx = k (dy - a - x_hat b) (3)
+    "Mul": 3,  # dy * b, dy * a, and the add of a broadcast operand's reduction
+    "Div": 4, "Max": 1, "Min": 1, "Sub": 1, "Neg": 1,
+    "Add": 1,  # only when an operand is broadcast: the reduction of dY to its shape
+    "GlobalAveragePool": 1, "ReduceMean": 1,  # dy / (H W) broadcast back: per input element
+    "AveragePool": 1, "MaxPool": 1,  # scatter dy through the window (max: through the saved index)
+    "Dropout": 1,  # dy * mask
+    "Transpose": 0, "Softmax": 4, "LogSoftmax": 3,
+}
+NO_KERNEL = frozenset({"Concat", "Slice", "Split"})  # gradients are views of dY (narrow/cat)
+# Pooling backward takes its saved input for its shape only (avg_pool2d_backward, adaptive_avg_pool2d_backward,
+# max_pool2d_with_indices_backward read dY, and MaxPool its indices): the input's values are not read.
+SHAPE_ONLY = frozenset({"GlobalAveragePool", "ReduceMean", "AveragePool", "MaxPool"})
+
+# Optimizer state: (slots as memory.py, FLOPs per parameter). Adam: m (3), v (4), update (5: sqrt,
+# +eps, divide, times lr, subtract; bias corrections fold into the step size); AdamW adds the
+# decoupled decay (2); SGD w -= lr g (2); momentum m = mu m + g, w -= lr m (4). torch.optim docs.
+OPTIMIZER_FLOPS = {"sgd": 2, "momentum": 4, "adam": 12, "adamw": 14}
+MASTER_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "mixed": 4}
+HALF_COPY_BYTES = 6  # mixed: autocast reads the fp32 master (4) and writes the half copy (2) once a step
+SCALER_BYTES = 8  # fp16 mixed precision: GradScaler's unscale reads and writes each fp32 gradient
+
+# Runtimes that train, and how they overlap the gradient all-reduce with backward.
+DDP_BUCKET_BYTES = 25 << 20
+OVERLAP = {
+    "eager": ("bucketed", "PyTorch DistributedDataParallel: gradients are all-reduced in 25 MiB buckets "
+                          "(bucket_cap_mb=25) as backward produces them, overlapping the backward of earlier "
+                          "layers (Li et al., 'PyTorch Distributed', VLDB 2020)"),
+    "compiled": ("bucketed", "torch.compile under DDP: DDPOptimizer splits the graph at bucket boundaries, so "
+                             "buckets are all-reduced during backward as in eager DDP"),
+    "xla": ("none", "XLA data parallelism (TPUEstimator CrossShardOptimizer, JAX pmap psum): the cross-replica "
+                    "sum of the gradients runs after the backward, before the update; not overlapped"),
+}
+INFERENCE_ONLY = {"fused": "TensorRT", "onnxruntime-cpu": "onnxruntime's CPU inference session"}
+EXTRAS = SPECS_DIR / "hardware" / "extra" / "device-extras.toml"
+
+
+def default_runtime(device: Device) -> str:
+    return "xla" if device.kind == "tpu" else "eager"
+
+
+def check_runtime(runtime: str) -> str:
+    if runtime in INFERENCE_ONLY:
+        raise EffplanError(f"runtime '{runtime}' runs inference only ({INFERENCE_ONLY[runtime]}); "
+                           f"training runtimes: {', '.join(OVERLAP)}")
+    if runtime not in OVERLAP:
+        raise EffplanError(f"unknown training runtime '{runtime}'; known: {', '.join(OVERLAP)}")
+    return runtime
+
+
+def compute_dtype(device: Device, precision: str) -> str:
+    """The precision the step's arithmetic runs at: mixed is the device's half precision (fp16 on GPUs,
+    bf16 on TPUs), else the precision asked."""
+    if precision not in PRECISIONS:
+        raise EffplanError(f"unknown precision '{precision}'; known: {', '.join(PRECISIONS)}")
+    if precision == "mixed":
+        half = next((d for d in ("fp16", "bf16") if d in device.matrix), None)
+        if half is None:
+            raise EffplanError(f"device {device.name} has no half-precision matrix unit for mixed precision; "
+                               f"use --precision fp32")
+        return half
+    return precision
+
+
+# ---- the kernels of one step ----
+
+def _kernel(name, op, node, macs, flops, moved, unit, device, dtype, rt: Runtime, padded: int | None = None) -> Kernel:
+    """A kernel timed as roofline times one: its FLOPs on `unit` (matrix work padded to the tile:
+    `padded` MACs), its bytes at the achievable bandwidth, the runtime's launch overhead."""
+    extra = 2 * (padded - macs) if padded is not None else 0
+    loss = 1 - macs / padded if padded else 0.0
+    return Kernel(name, op, node["stage"], node["block"], (name,), int(macs), int(flops), int(moved), unit,
+                  (flops + extra) / device.compute(unit, dtype), moved / device.achievable_bandwidth,
+                  rt.overhead(device), rt.overlap, loss)
+
+
+def _ceil_to(dim: int, multiple: int) -> int:
+    return -(-dim // multiple) * multiple
+
+
+def gradient_gemms(graph, name: str) -> tuple[tuple, tuple] | None:
+    """The (groups, M, N, K) of a matrix op's input-gradient and weight-gradient products, from its
+    forward GEMM (groups, M, N, K) with K = Cin/group x taps: dX is M' = the input's pixels x batch,
+    N' = Cin/group, K' = N x taps; dW is M'' = N (Cout/group), N'' = K, K'' = M (summed over batch and pixels)."""
+    node, tensors = graph.nodes[name], graph.graph["tensors"]
+    entry = OPS[node["op"]]
+    if entry.gemm is None:
+        return None
+    inputs = [tensors[t] for t in node["inputs"]]
+    weights = {w.role: w.shape for w in node["weights"]}
+    groups, m, n, k = entry.gemm(node["attrs"], inputs, tensors[node["outputs"][0]], weights)
+    cin = weights["W"][1] if node["op"] == "Conv" and "W" in weights else k  # per group
+    taps = k // cin
+    return (groups, math.prod(inputs[0]) // (cin * groups), cin, n * taps), (groups, n, k, m)
+
+
+def _padded(macs: int, gemm: tuple, tile) -> int | None:
+    """MACs on a matrix unit with tile (m, n, k): `macs` scaled by how much each dim of `gemm` is padded
+    (exact for dW, whose GEMM has the forward's MACs; dX of a strided conv skips the zeros its GEMM
+    form would multiply, so only the padding ratio of its dims is applied)."""
+    if tile is None or gemm is None:
+        return None
+    _, m, n, k = gemm
+    ratio = _ceil_to(m, tile[0]) * _ceil_to(n, tile[1]) * _ceil_to(k, tile[2]) / (m * n * k)
+    return math.ceil(macs * ratio)
+
+
+def _needs_grad(graph) -> set[str]:
+    """Tensors that get a gradient: those computed from a trainable weight (not the input's own chain)."""
+    needs: set[str] = set()
+    for name in graph.nodes:  # stored order is topological
+        node = graph.nodes[name]
+        if any(w.trainable for w in node["weights"]) or any(t in needs for t in node["inputs"]):
+            needs.update(node["outputs"])
+    return needs
+
+
+def batch_norm_statistics(graph, device: Device, dtype: str, act: int, rt: Runtime) -> list[Kernel]:
+    result = []
+    tensors = graph.graph["tensors"]
+    for name in graph.nodes:
+        node = graph.nodes[name]
+        if node["op"] == "BatchNormalization":
+            elements = math.prod(tensors[node["inputs"][0]])
+            result.append(_kernel(f"{name}#statistics", "BatchNormalization(statistics)", node, 0, 3 * elements,
+                                  elements * act, VECTOR, device, dtype, rt))
+    return result
+
+
+def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime: Runtime | str = "eager") -> list[Kernel]:
+    """The backward of one step, in reverse order of the forward; see the module's rules."""
+    rt = runtime_for(device, runtime)
+    tile = device.matrix_tile.get(dtype) if rt.tile_padding else None
+    act, _, grad, _ = PRECISIONS[precision]
+    tensors, nodes = graph.graph["tensors"], graph.nodes
+    needs = _needs_grad(graph)
+    pairs = swish_pairs(graph)
+    swish = {**dict.fromkeys(pairs), **{mul: sig for sig, mul in pairs.items()}}
+    readers = tensor_readers(graph)
+    size = lambda t: math.prod(tensors[t])  # noqa: E731
+    result = []
+    for name in reversed(list(nodes)):
+        node = nodes[name]
+        op = node["op"]
+        out = node["outputs"][0]
+        if out not in needs or (name in swish and swish[name] is None):
+            continue  # nothing upstream needs this gradient; a Swish's Sigmoid runs inside its Mul
+        entry = OPS.get(op)
+        if entry is None:
+            raise EffplanError(f"training time: no backward rule for {op} (layer {name})")
+        dy = size(out) * act
+        inputs = [t for t in node["inputs"] if t in tensors]
+        wanted = [t for t in inputs if t in needs]
+        if op in ("Conv", "Gemm", "MatMul") and node["weights"]:
+            cost = node_cost(graph, name, act)
+            unit = unit_of(graph, name)
+            x = inputs[0]
+            params = sum(w.size for w in node["weights"] if w.trainable)
+            bias = size(out) if any(w.role == "B" for w in node["weights"]) else 0
+            dx_gemm, dw_gemm = gradient_gemms(graph, name) or (None, None)
+            on_tiles = tile if unit == MATRIX else None
+            if x in needs:
+                result.append(_kernel(f"{name}#dX", f"{op}(input gradient)", node, cost.macs, 2 * cost.macs,
+                                      dy + params * act + size(x) * act, unit, device, dtype, rt,
+                                      _padded(cost.macs, dx_gemm, on_tiles)))
+            result.append(_kernel(f"{name}#dW", f"{op}(weight gradient)", node, cost.macs, 2 * cost.macs + bias,
+                                  dy + size(x) * act + params * grad, unit, device, dtype, rt,
+                                  _padded(cost.macs, dw_gemm, on_tiles)))
+            continue
+        if entry.fusion == VIEW or op in NO_KERNEL:
+            continue
+        if op == "Add" and all(tensors[t] == tensors[out] for t in inputs):
+            continue  # dY passes to both operands untouched
+        kind = "Swish" if name in swish else op
+        if kind not in BACKWARD_FLOPS:
+            raise EffplanError(f"training time: no backward rule for {op} (layer {name})")
+        saved = _saved_by(graph, name, act, 1, tensors, swish)
+        if op in SHAPE_ONLY:
+            saved = {t: b for t, b in saved.items() if t not in tensors}
+        if kind == "Swish":
+            wanted = [t for t in nodes[swish[name]]["inputs"] if t in needs]
+        written = sum(size(t) for t in wanted) * act
+        elements = size(inputs[0]) if op in ("BatchNormalization", "GlobalAveragePool", "ReduceMean") else size(out)
+        params = sum(w.size for w in node["weights"] if w.trainable)  # BN's scale and shift gradients
+        result.append(_kernel(f"{name}#d", f"{kind}(backward)", node, 0, BACKWARD_FLOPS[kind] * elements,
+                              sum(saved.values()) + dy + written + params * grad, VECTOR, device, dtype, rt))
+    producer = {t: n for n in nodes for t in nodes[n]["outputs"]}
+    for t, names in readers.items():  # gradients of a tensor read by several ops are summed
+        taking = [n for n in names if t in needs and nodes[n]["outputs"][0] in needs and not
+                  (n in swish and swish[n] is None)]
+        if len(taking) > 1:
+            node = nodes[producer[t]] if t in producer else nodes[names[0]]
+            for i in range(len(taking) - 1):
+                result.append(_kernel(f"{t}#accumulate{i}", "gradient accumulation", node, 0, size(t),
+                                      3 * size(t) * act, VECTOR, device, dtype, rt))
+    return result
+
+
+def optimizer_bytes_per_param(precision: str, optimizer: str, half: str) -> int:
+    """Bytes the update moves per parameter (the optimizer rule in the module's docstring)."""
+    if optimizer not in OPTIMIZER_SLOTS:
+        raise EffplanError(f"unknown optimizer '{optimizer}'; known: {', '.join(OPTIMIZER_SLOTS)}")
+    _, _, grad, state = PRECISIONS[precision]
+    moved = 2 * MASTER_BYTES[precision] + grad + 2 * OPTIMIZER_SLOTS[optimizer] * state
+    if precision == "mixed":
+        moved += HALF_COPY_BYTES + (SCALER_BYTES if half == "fp16" else 0)
+    return moved
+
+
+def optimizer_kernel(params: int, device: Device, precision: str, optimizer: str, dtype: str, rt: Runtime) -> Kernel:
+    update_dtype = "fp32" if "fp32" in device.vector else dtype
+    moved = params * optimizer_bytes_per_param(precision, optimizer, dtype)
+    node = {"stage": "optimizer", "block": 0}
+    return _kernel("optimizer", f"{optimizer} update", node, 0, params * OPTIMIZER_FLOPS[optimizer], moved,
+                   VECTOR, device, update_dtype, rt)
+
+
+# ---- data parallel ----
+
+@dataclass(frozen=True)
+class Link:
+    bytes_per_s: float  # one way, per device
+    kind: str  # nvlink, pcie, ici, network, none
+    source: str
+
+
+def _extras(name: str) -> dict:
+    """The interconnect figures of a catalog device: the device's own file where it carries them (the
+    device schema is gaining them), else specs/hardware/extra/device-extras.toml."""
+    try:
+        table = tomllib.loads(EXTRAS.read_text()) if EXTRAS.exists() else {}
+    except tomllib.TOMLDecodeError as exc:
+        raise EffplanError(f"{EXTRAS.name}: {exc}") from None
+    return table.get(name, {})
+
+
+def device_link(device: Device) -> Link | None:
+    """The slowest link of a ring of these devices in one host (one way, per device), or None."""
+    own = getattr(device, "interconnect", None)
+    if isinstance(own, dict) and own:  # a device file with interconnect figures
+        x = own
+    else:
+        x = _extras(device.name)
+    if "nvlink_gbs" in x:  # total bidirectional over all links; NCCL's rings use every link, each way
+        return Link(x["nvlink_gbs"] * 1e9 / 2, "nvlink", x.get("nvlink_source", "device extras"))
+    if "ici_link_gbs_oneway" in x:  # a ring along one torus axis: one ICI link a hop, one way
+        return Link(x["ici_link_gbs_oneway"] * 1e9, "ici", x.get("ici_source", "device extras"))
+    if "pcie_gbs" in x:  # no NVLink: peer traffic crosses PCIe, half of its bidirectional figure each way
+        return Link(x["pcie_gbs"] * 1e9 / 2, "pcie", x.get("pcie_source", "device extras"))
+    return None
+
+
+def ring_allreduce_s(gradient_bytes: int, devices: int, link_bytes_per_s: float) -> float:
+    """A ring all-reduce: every device sends (and receives) 2 (N - 1) / N of the gradients."""
+    if devices <= 1:
+        return 0.0
+    return 2 * (devices - 1) / devices * gradient_bytes / link_bytes_per_s
+
+
+def exposed_allreduce_s(allreduce_s: float, backward_s: float, gradient_bytes: int, overlap: str) -> float:
+    """What the all-reduce adds to a step: all of it unoverlapped; bucketed, what exceeds the backward,
+    and at least the last bucket (the first layers' gradients, ready only when backward ends)."""
+    if allreduce_s == 0 or overlap == "none":
+        return allreduce_s
+    last = allreduce_s * min(1.0, DDP_BUCKET_BYTES / gradient_bytes) if gradient_bytes else 0.0
+    return max(allreduce_s - backward_s, last)
+
+
+# ---- a step ----
+
+@dataclass(frozen=True)
+class Step:
+    device: Device
+    runtime: str
+    precision: str
+    optimizer: str
+    checkpoint: str
+    dtype: str  # the arithmetic's precision
+    batch: int  # per device
+    devices: int
+    forward: tuple[Kernel, ...]
+    backward: tuple[Kernel, ...]
+    recompute: tuple[Kernel, ...]
+    optimizer_step: Kernel
+    params: int
+    gradient_bytes: int
+    link: Link | None
+    allreduce_s: float  # the whole all-reduce
+    communication_s: float  # the part not hidden behind backward
+    memory_bytes: int  # per device
+
+    @property
+    def forward_s(self) -> float:
+        return sum(k.time_s for k in self.forward)
+
+    @property
+    def backward_s(self) -> float:
+        return sum(k.time_s for k in self.backward)
+
+    @property
+    def recompute_s(self) -> float:
+        return sum(k.time_s for k in self.recompute)
+
+    @property
+    def optimizer_s(self) -> float:
+        return self.optimizer_step.time_s
+
+    @property
+    def time_s(self) -> float:
+        return self.forward_s + self.backward_s + self.recompute_s + self.optimizer_s + self.communication_s
+
+    @property
+    def images_per_s(self) -> float:  # per device
+        return self.batch / self.time_s
+
+
+def training_step(graph, device: Device, *, runtime: str | None = None, precision: str = "mixed",
+                  optimizer: str = "adamw", checkpoint: str = "none", devices: int = 1,
+                  link: Link | None = None) -> Step:
+    """One training step of a graph (built at the per-device batch) on `devices` devices."""
+    rt = runtime_for(device, check_runtime(runtime or default_runtime(device)))
+    if checkpoint not in ("none", "blocks"):
+        raise EffplanError(f"unknown checkpoint mode '{checkpoint}'; known: none, blocks")
+    if devices < 1:
+        raise EffplanError(f"--devices must be at least 1, got {devices}")
+    dtype = compute_dtype(device, precision)
+    act = PRECISIONS[precision][0]
+    forward = forward_kernels(graph, device, dtype, rt) + batch_norm_statistics(graph, device, dtype, act, rt)
+    backward = backward_kernels(graph, device, dtype, precision, rt)
+    recompute = tuple(k for k in forward if isinstance(k.stage, int)) if checkpoint == "blocks" else ()
+    params = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"] if w.trainable)
+    update = optimizer_kernel(params, device, precision, optimizer, dtype, rt)
+    gradient_bytes = params * PRECISIONS[precision][2]
+    if devices > 1 and link is None:
+        link = device_link(device)
+        if link is None:
+            raise EffplanError(f"device {device.name} has no interconnect figure for --devices {devices}; "
+                               f"give the link with --link-gbs")
+    whole = ring_allreduce_s(gradient_bytes, devices, link.bytes_per_s) if devices > 1 else 0.0
+    backward_s = sum(k.time_s for k in backward)
+    exposed = exposed_allreduce_s(whole, backward_s, gradient_bytes, OVERLAP[rt.name][0])
+    batch = graph.graph["tensors"][graph.graph["inputs"][0]][0]
+    memory = training_memory(graph, precision, optimizer, checkpoint).total_bytes
+    return Step(device, rt.name, precision, optimizer, checkpoint, dtype, batch, devices, tuple(forward),
+                tuple(backward), recompute, update, params, gradient_bytes, link if devices > 1 else None, whole,
+                exposed, memory)
+
+
+# ---- a run ----
+
+def parse_progressive(text: str) -> tuple[int, int, int]:
+    """'128:300:4' or '128..300:4': smallest and largest image side and the number of stages."""
+    import re
+    m = re.fullmatch(r"\s*(\d+)\s*(?::|\.\.)\s*(\d+)\s*:\s*(\d+)\s*", text or "")
+    if not m:
+        raise EffplanError(f"--progressive '{text}': expected MIN:MAX:STAGES, e.g. 128:300:4")
+    low, high, stages = map(int, m.groups())
+    if not (1 <= low <= high) or stages < 1 or (stages == 1 and low != high):
+        raise EffplanError(f"--progressive '{text}': need 1 <= MIN <= MAX and at least 1 stage (2 when MIN < MAX)")
+    return low, high, stages
+
+
+def progressive_stages(low: int, high: int, stages: int, epochs: int) -> list[tuple[int, int]]:
+    """(image side, epochs) per stage: sides grow linearly from low to high (rounded down to a whole
+    pixel), epochs are split evenly with the remainder in the last stage (EfficientNetV2, Section 4.2:
+    350 epochs in four stages, sizes and regularisation rising linearly)."""
+    if epochs < stages:
+        raise EffplanError(f"{epochs} epochs cannot be split into {stages} stages")
+    each = epochs // stages
+    sides = [low + (high - low) * i // (stages - 1) if stages > 1 else high for i in range(stages)]
+    return [(side, each + (epochs - each * stages if i == stages - 1 else 0)) for i, side in enumerate(sides)]
+
+
+@dataclass(frozen=True)
+class Stage:
+    resolution: int
+    epochs: int
+    batch: int  # per device
+    global_batch: int
+    steps_per_epoch: int
+    step: Step
+    largest_batch: int  # per device, that fits
+
+    @property
+    def seconds(self) -> float:
+        return self.epochs * self.steps_per_epoch * self.step.time_s
+
+
+@dataclass(frozen=True)
+class Run:
+    stages: tuple[Stage, ...]
+    devices: int
+    dataset_size: int
+    price_per_hour: float | None  # per device-hour
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.stages)
+
+    @property
+    def hours(self) -> float:
+        return self.seconds / 3600
+
+    @property
+    def cost(self) -> float | None:
+        return None if self.price_per_hour is None else self.hours * self.devices * self.price_per_hour
+
+
+RESERVE = 0.10  # kept back for the runtime's context and workspace, as `effplan fit`
+
+
+def fitting_batch(design, device: Device, precision: str, optimizer: str, checkpoint: str) -> int:
+    """The largest per-device batch whose training step fits the device less the 10% reserve."""
+    from ..design.blocks import build
+
+    graph = build(design, 1)
+    budget = device.memory_bytes - int(device.memory_bytes * RESERVE)
+    return largest_batch(lambda b: training_memory(graph, precision, optimizer, checkpoint, scale=b).total_bytes,
+                         budget).batch
+
+
+def training_run(design, device: Device, *, batch: int | None = None, global_batch: int | None = None,
+                 devices: int = 1, epochs: int = 1, dataset_size: int = 1281167, progressive=None,
+                 price_per_hour: float | None = None, link: Link | None = None, **options) -> Run:
+    """A whole run: E epochs of a dataset of D images, in one stage at the design's resolution or in
+    progressive stages `(low, high, stages)`. The per-device batch is `batch`, or `global_batch` /
+    devices, or (neither given) the largest that fits each stage's resolution."""
+    from ..design.blocks import build
+    from ..design.scaling import with_overrides
+
+    if batch is not None and global_batch is not None:
+        raise EffplanError("give --batch (per device) or --global-batch, not both")
+    if global_batch is not None:
+        if global_batch % devices:
+            raise EffplanError(f"--global-batch {global_batch} does not split evenly over {devices} devices")
+        batch = global_batch // devices
+    if epochs < 1 or dataset_size < 1:
+        raise EffplanError("epochs and the dataset size must be at least 1")
+    plan = progressive_stages(*progressive, epochs) if progressive else [(design.resolution, epochs)]
+    precision, optimizer = options.get("precision", "mixed"), options.get("optimizer", "adamw")
+    checkpoint = options.get("checkpoint", "none")
+    stages = []
+    for side, stage_epochs in plan:
+        at = design if side == design.resolution else with_overrides(design, resolution=side)
+        largest = fitting_batch(at, device, precision, optimizer, checkpoint)
+        per_device = batch if batch is not None else largest
+        if per_device < 1:
+            raise EffplanError(f"not even a batch of 1 fits {device.name} at {side} px for training")
+        step = training_step(build(at, per_device), device, devices=devices, link=link, **options)
+        total = per_device * devices
+        stages.append(Stage(side, stage_epochs, per_device, total, -(-dataset_size // total), step, largest))
+    return Run(tuple(stages), devices, dataset_size, price_per_hour)

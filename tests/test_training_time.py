@@ -1,0 +1,210 @@
+"""Training time: hand-derived backward kernels, optimizer bytes, ring all-reduce and a progressive run
+on a toy device; the CLI's contract and its one-line errors."""
+import json
+
+import pytest
+
+import effplan as ep
+from effplan.design.blocks import build
+from effplan.design.scaling import with_overrides
+from effplan.graph.builder import GraphBuilder, Weight
+from effplan.plan.hardware import SOURCED, device_from_table
+from effplan.plan.memory import training_memory
+from effplan.plan.training import (DDP_BUCKET_BYTES, Link, backward_kernels, exposed_allreduce_s,
+                                   optimizer_bytes_per_param, progressive_stages, ring_allreduce_s,
+                                   training_run, training_step)
+
+TOY = {  # 100 TFLOP/s matrix at half efficiency, 10 TFLOP/s vector, 1000 GB/s, 2 µs per kernel
+    "name": "toy", "description": "a toy device", "class": "datacenter-gpu", "memory_gb": 16.0,
+    "bandwidth_gbs": 1000.0, "onchip_mb": 10.0, "launch_overhead_us": 2.0,
+    "matrix": {"fp16": 100.0, "fp32": 20.0}, "vector": {"fp16": 10.0, "fp32": 10.0},
+    "efficiency": {"matrix": 0.5, "vector": 1.0, "bandwidth": 1.0},
+    "sources": dict.fromkeys(SOURCED, "made up for the test"),
+}
+DEVICE = device_from_table(TOY, "toy")
+
+
+def conv(b, x, cout, k, cin, group=1, name="c"):
+    return b.add("Conv", [x], name, "conv", weights=(Weight("W", (cout, cin // group, k, k)),),
+                 attrs={"kernel_shape": (k, k), "strides": (1, 1), "group": group, "pads": (k // 2,) * 4})
+
+
+def toy_net():
+    """input 2x8x8x8 -> conv a (16, 3x3) -> BN -> conv b (32, 1x1)."""
+    b = GraphBuilder("t", (2, 8, 8, 8))
+    b.at(1, 0)
+    a = conv(b, "input", 16, 3, 8, name="a")
+    n = b.add("BatchNormalization", [a], "a", "bn", attrs={"epsilon": 1e-5},
+              weights=(Weight("scale", (16,)), Weight("B", (16,)), Weight("mean", (16,), False),
+                       Weight("var", (16,), False)))
+    return b.finish(conv(b, n, 32, 1, 16, name="b"))
+
+
+def xla_time(flops, rate, moved):
+    """The xla runtime: launch overhead 1.5 µs added to each kernel ("serial"); the toy has no matrix tile."""
+    return max(flops / rate, moved / 1e12) + 1.5e-6
+
+
+def test_a_dense_conv_backward_is_two_convolutions_of_the_forwards_macs():
+    # conv a: 2*8*8 output pixels x 16 out x 8 in x 9 taps = 147,456 MACs; conv b: 2*8*8 x 32 x 16 = 65,536.
+    # Input gradient (dX = dY * W^T) and weight gradient (dW = X^T * dY) each take the forward's MACs.
+    # conv b (mixed: activations 2 bytes, weight gradients 4):
+    #   dX reads dY 2*32*64 = 4096 values (8192 B) and W 512 (1024 B), writes dX 2048 (4096 B): 13,312 B
+    #   dW reads dY (8192 B) and the saved X (4096 B), writes dW 512 x 4 B (2048 B): 14,336 B
+    # BN: reads its saved input 2048 x 2 B and statistics 2 x 16 x 4 B, dY 4096 B, writes dX 4096 B and
+    #   the scale and shift gradients 32 x 4 B: 4096 + 128 + 4096 + 4096 + 128 = 12,544 B; 8 FLOPs an element
+    # conv a: dW only (the image needs no gradient): dY 4096 B + X 1024 x 2 B + dW 1152 x 4 B = 10,752 B
+    ks = backward_kernels(toy_net(), DEVICE, "fp16", "mixed", "xla")
+    got = [(k.name.removeprefix("stage1.block0."), k.op, k.unit, k.macs, k.flops, k.bytes) for k in ks]
+    assert got == [
+        ("b.conv#dX", "Conv(input gradient)", "matrix", 65_536, 131_072, 13_312),
+        ("b.conv#dW", "Conv(weight gradient)", "matrix", 65_536, 131_072, 14_336),
+        ("a.bn#d", "BatchNormalization(backward)", "vector", 0, 16_384, 12_544),
+        ("a.conv#dW", "Conv(weight gradient)", "matrix", 147_456, 294_912, 10_752),
+    ]
+    assert ks[0].time_s == pytest.approx(xla_time(131_072, 50e12, 13_312))
+    assert ks[2].time_s == pytest.approx(xla_time(16_384, 10e12, 12_544))
+    eager = backward_kernels(toy_net(), DEVICE, "fp16", "mixed", "eager")  # async launches: an 8 µs floor
+    assert [k.time_s for k in eager] == [8e-6] * 4
+
+
+def test_a_depthwise_conv_computes_both_gradients_on_the_vector_unit():
+    b = GraphBuilder("t", (1, 16, 8, 8))
+    b.at(1, 0)
+    g = b.finish(conv(b, conv(b, "input", 16, 1, 16, name="p"), 16, 3, 16, group=16, name="d"))
+    ks = {k.name.removeprefix("stage1.block0."): k for k in backward_kernels(g, DEVICE, "fp16", "fp32")}
+    # depthwise: 64 pixels x 16 channels x 9 taps = 9,216 MACs each way; the pointwise conv below it: 64 x 16 x 16 = 16,384
+    assert (ks["d.conv#dX"].unit, ks["d.conv#dX"].macs, ks["d.conv#dW"].unit, ks["d.conv#dW"].macs) == ("vector", 9216, "vector", 9216)
+    assert (ks["p.conv#dW"].unit, ks["p.conv#dW"].macs) == ("matrix", 16_384)
+    assert "p.conv#dX" not in ks  # the image needs no gradient
+
+
+def test_a_tensor_read_twice_sums_its_two_gradients():
+    # x = conv(input); y = conv1(x) + conv2(x): x's gradient is the sum of two: one add kernel
+    # reading two 2x16x8x8 gradients and writing one (3 x 2048 x 2 B), an add per element
+    b = GraphBuilder("t", (2, 16, 8, 8))
+    b.at(1, 0)
+    x = conv(b, "input", 16, 1, 16, name="x")
+    g = b.finish(b.add("Add", [conv(b, x, 16, 1, 16, name="l"), conv(b, x, 16, 1, 16, name="r")], "s", "add"))
+    (acc,) = [k for k in backward_kernels(g, DEVICE, "fp16", "mixed") if k.op == "gradient accumulation"]
+    assert (acc.flops, acc.bytes) == (2048, 3 * 2048 * 2)
+
+
+@pytest.mark.parametrize("precision, optimizer, half, per_param", [
+    ("fp32", "sgd", "fp32", 4 + 4 + 4),  # read and write w, read g
+    ("fp32", "momentum", "fp32", 12 + 2 * 4),  # and read and write the momentum
+    ("fp32", "adamw", "fp32", 12 + 2 * 2 * 4),  # two slots
+    ("bf16", "adam", "bf16", 3 * 2 + 2 * 2 * 2),  # everything in bf16
+    ("mixed", "adamw", "bf16", 12 + 16 + 6),  # + the half copy written from the fp32 master (4 + 2)
+    ("mixed", "adamw", "fp16", 12 + 16 + 6 + 8),  # + GradScaler's unscale of the fp32 gradients
+])
+def test_optimizer_bytes_per_parameter(precision, optimizer, half, per_param):
+    assert optimizer_bytes_per_param(precision, optimizer, half) == per_param
+
+
+def test_the_optimizer_step_is_one_memory_bound_pass():
+    step = training_step(toy_net(), DEVICE, precision="fp32", optimizer="momentum", runtime="xla")
+    params = 16 * 8 * 9 + 32 + 32 * 16  # conv a, BN scale and shift, conv b
+    assert step.params == params
+    assert step.optimizer_step.bytes == 20 * params
+    assert step.optimizer_step.time_s == pytest.approx(xla_time(4 * params, 10e12, 20 * params))
+
+
+@pytest.mark.parametrize("devices, seconds", [(1, 0.0), (2, 0.01), (8, 0.0175)])
+def test_ring_allreduce(devices, seconds):
+    # 1 GB of gradients over 100 GB/s: each device sends 2 (N - 1) / N of them: 0, 1 GB, 1.75 GB
+    assert ring_allreduce_s(10**9, devices, 100e9) == pytest.approx(seconds)
+
+
+def test_allreduce_overlap():
+    # bucketed (DDP): 17.5 ms of all-reduce behind 5 ms of backward leaves 12.5 ms exposed;
+    # behind 50 ms of backward, only the last 25 MiB bucket: 17.5 ms x 25 MiB / 1 GB
+    assert exposed_allreduce_s(0.0175, 0.005, 10**9, "bucketed") == pytest.approx(0.0125)
+    assert exposed_allreduce_s(0.0175, 0.05, 10**9, "bucketed") == pytest.approx(0.0175 * DDP_BUCKET_BYTES / 1e9)
+    assert exposed_allreduce_s(0.0175, 0.05, 10**9, "none") == 0.0175
+
+
+def test_data_parallel_step_uses_the_given_link():
+    one = training_step(toy_net(), DEVICE, precision="fp32", optimizer="sgd", runtime="xla")
+    eight = training_step(toy_net(), DEVICE, precision="fp32", optimizer="sgd", devices=8,
+                          link=Link(1e9, "given", "test"), runtime="xla")
+    assert eight.gradient_bytes == 4 * one.params
+    assert eight.allreduce_s == pytest.approx(2 * 7 / 8 * 4 * one.params / 1e9)
+    assert eight.time_s - one.time_s == pytest.approx(eight.allreduce_s)  # xla: after the backward, not hidden
+
+
+def test_progressive_stages():
+    assert progressive_stages(128, 300, 4, 350) == [(128, 87), (185, 87), (242, 87), (300, 89)]
+    assert progressive_stages(128, 256, 2, 5) == [(128, 2), (256, 3)]
+
+
+def test_a_two_stage_progressive_run_adds_its_stages():
+    # 100 images, batch 8 on one device: ceil(100 / 8) = 13 steps an epoch; 2 epochs at 64 px, 3 at 96 px
+    design = ep.resolve("efficientnet-b0")
+    run = training_run(design, DEVICE, batch=8, epochs=5, dataset_size=100, progressive=(64, 96, 2),
+                       precision="fp32", optimizer="sgd")
+    assert [(s.resolution, s.epochs, s.steps_per_epoch) for s in run.stages] == [(64, 2, 13), (96, 3, 13)]
+    for s in run.stages:
+        alone = training_step(build(with_overrides(design, resolution=s.resolution), 8), DEVICE,
+                              precision="fp32", optimizer="sgd")
+        assert s.step.time_s == pytest.approx(alone.time_s)
+    assert run.seconds == pytest.approx(sum(s.epochs * 13 * s.step.time_s for s in run.stages))
+    assert run.stages[0].step.time_s < run.stages[1].step.time_s
+
+
+def test_checkpointing_recomputes_every_block_forward():
+    graph = build(ep.resolve("efficientnet-b0"), 2)
+    step = training_step(graph, DEVICE, checkpoint="blocks")
+    flops = sum(k.flops for k in step.recompute if not k.name.endswith("#statistics"))
+    assert flops == training_memory(graph, checkpoint="blocks").recompute_flops
+    assert step.recompute_s > 0 and step.memory_bytes == training_memory(graph, checkpoint="blocks").total_bytes
+
+
+def test_cli_json(effplan):
+    run = effplan("train", "efficientnet-b0", "--device", "a100-80gb", "--devices", "8", "--batch", "32",
+                  "--epochs", "2", "--dataset-size", "1000", "--progressive", "128:224:2", "--price-per-hour", "2",
+                  "--format", "json")
+    assert run.code == 0, run.err
+    report = json.loads(run.out)
+    assert report["runtime"] == "eager" and report["devices"] == 8 and report["link"]["kind"] == "nvlink"
+    assert [(s["resolution"], s["epochs"], s["global_batch"], s["steps_per_epoch"]) for s in report["stages"]] == \
+        [(128, 1, 256, 4), (224, 1, 256, 4)]
+    assert report["totals"]["hours"] == pytest.approx(sum(s["hours"] for s in report["stages"]))
+    assert report["totals"]["cost"] == pytest.approx(report["totals"]["hours"] * 8 * 2)
+    assert set(report["conventions"]) >= {"runtime", "forward", "backward", "optimizer", "communication"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--progressive", "300:128:4"], "MIN <= MAX"),
+    (["--runtime", "fused"], "inference only"),
+    (["--devices", "4", "--hosts", "2"], "--network-gbs"),
+    (["--devices", "3", "--global-batch", "64"], "split evenly"),
+    (["--batch", "8", "--global-batch", "64"], "not both"),
+])
+def test_cli_bad_input(effplan, args, message):
+    run = effplan("train", "efficientnet-b0", "--device", "t4", *args)
+    assert run.code == 2 and message in run.err and len(run.err.strip().splitlines()) == 1
+
+
+def test_gradient_gemms_are_padded_to_the_tile_with_their_own_shapes():
+    # conv b of the toy net: forward GEMM M = 2*8*8 = 128 pixels, N = 32 out, K = 16 in: 65,536 MACs.
+    # dX: M' = 128 input pixels, N' = 16 in, K' = 32 out x 1 tap; on an 8 x 128 x 128 tile (a TPU's MXU)
+    #   128 x 128 x 128 = 2,097,152 MACs: 1 - 65,536 / 2,097,152 = 96.875% lost to padding.
+    # dW: M'' = 32 out, N'' = 16 in, K'' = 128 pixels: 32 x 128 x 128 = 524,288 MACs: 87.5% lost.
+    tiled = device_from_table({**TOY, "matrix_tile": {"fp16": {"m": 8, "n": 128, "k": 128}},
+                               "sources": {**TOY["sources"], "matrix_tile": "made up"}}, "toy")
+    ks = {k.name.removeprefix("stage1.block0."): k for k in backward_kernels(toy_net(), tiled, "fp16", "mixed", "xla")}
+    assert ks["b.conv#dX"].tile_loss == pytest.approx(1 - 65_536 / 2_097_152)
+    assert ks["b.conv#dW"].tile_loss == pytest.approx(1 - 65_536 / 524_288)
+    assert ks["b.conv#dX"].compute_s == pytest.approx((131_072 + 2 * (2_097_152 - 65_536)) / 50e12)
+    assert all(k.tile_loss == 0 for k in backward_kernels(toy_net(), DEVICE, "fp16", "mixed", "xla"))  # no tile
+
+
+def test_pooling_backward_reads_its_output_gradient_not_its_input():
+    # GlobalAveragePool of 2x16x8x8 (2048 values): dY 2x16x1x1 (32 values) spread back over dX (2048);
+    # its saved input gives only the shape. Bytes (fp32): (32 + 2048) x 4; an add per input element
+    b = GraphBuilder("t", (2, 16, 8, 8))
+    b.at(1, 0)
+    g = b.finish(b.add("GlobalAveragePool", [conv(b, conv(b, "input", 16, 1, 16, name="p"), 16, 1, 16)], "g", "pool"))
+    (pool,) = [k for k in backward_kernels(g, DEVICE, "fp32", "fp32") if k.op.startswith("GlobalAveragePool")]
+    assert (pool.flops, pool.bytes) == (2048, (32 + 2048) * 4)
