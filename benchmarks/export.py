@@ -53,5 +53,6 @@ def main() -> None:
             for p in Path(folder).glob(f"{model}.onnx*"):
                 p.unlink()
 
+
 if __name__ == "__main__":
     main()

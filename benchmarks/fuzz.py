@@ -1,5 +1,5 @@
 """The fuzzing suite (tests/test_fuzz.py), longer and freshly seeded: N generated cases per kind of
-hostile input instead of CI's fixed 25, under a memory limit (address space) and a time limit, so a
+hostile input instead of CI's fixed 50, under a memory limit (address space) and a time limit, so a
 case that would take gigabytes or hang fails the run instead of the machine.
 
     python benchmarks/fuzz.py [--examples 1000] [--memory-gb 4] [--minutes 30]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..base.errors import EffplanError, did_you_mean
+from ..base.errors import EffplanError, did_you_mean, quote
 from .options import FORMAT, BATCH, DTYPES, DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, design_options, DESIGN_KEYS, designs_from, design_rows, emit, one_design, view_options, LAYER_SORT, LAYER_TOP
 
 
@@ -154,7 +154,7 @@ def show(name, path_only):
         key = p.spec
     files = {**builtin_device_paths(), **builtin_spec_paths()}  # no name is both a model and a device
     if key not in files:
-        raise EffplanError(f"unknown model or device '{name}'{did_you_mean(key, [*model_names(), *files])}; "
+        raise EffplanError(f"unknown model or device {quote(name)}{did_you_mean(key, [*model_names(), *files])}; "
                            f"'effplan models' and 'effplan devices' list them")
     if path_only:
         return click.echo(str(files[key]))

@@ -5,7 +5,7 @@ import math
 
 import click
 
-from ..base.errors import EffplanError
+from ..base.errors import EffplanError, quote
 from ..base.units import MAX_DIM
 from .options import FORMAT, DTYPES, OUTPUT, design_options, emit, one_design, view_options, LAYER_SORT, LAYER_TOP
 
@@ -122,7 +122,7 @@ def analyze(path, batch, dim_items, by, dtype, strict, sort_key, top, fmt, view,
         key, sep, value = item.partition("=")
         value = value.strip()
         if not sep or not key.strip() or not value.isdigit() or not 1 <= int(value) <= MAX_DIM:
-            raise EffplanError(f"--dim '{item}': expected NAME=VALUE with a size from 1 to 2^40")
+            raise EffplanError(f"--dim {quote(item)}: expected NAME=VALUE with a size from 1 to 2^40")
         dims[key.strip()] = int(value)
     graph, meta, file_dtype = analyze_file(path, batch, dims)
     result = profile(graph, None, graph.graph["batch"], dtype or file_dtype, strict)

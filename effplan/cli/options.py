@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..base.errors import EffplanError
+from ..base.errors import EffplanError, quote
 from ..design.spec import MAX_CHANNELS
 from ..gate.budget import MAX_BATCH
 from ..plan.memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS
@@ -83,22 +83,22 @@ def parse_phis(text: str) -> list[float]:
                 lo, hi = (float(x) for x in span.split(".."))
                 step = float(step_text) if step_text else 1.0
                 if not step > 0 or not math.isfinite(step):
-                    raise EffplanError(f"--phi '{text}': the step must be a positive number")
+                    raise EffplanError(f"--phi {quote(text)}: the step must be a positive number")
                 span_steps = (hi - lo) / step  # inf for a step like 1e-320: refused below, never floored
                 count = math.floor(span_steps + 1e-9) + 1 if math.isfinite(span_steps) else 0 if hi < lo else math.inf
                 if count > MAX_DESIGNS:
-                    raise EffplanError(f"--phi '{text}' gives {count:.0f} designs; at most {MAX_DESIGNS} at once")
+                    raise EffplanError(f"--phi {quote(text)} gives {count:.0f} designs; at most {MAX_DESIGNS} at once")
                 values += [round(lo + i * step, 10) for i in range(max(count, 0))]
                 if count < 1:
-                    raise EffplanError(f"--phi '{text}': the range {part} is empty")
+                    raise EffplanError(f"--phi {quote(text)}: the range {part} is empty")
             else:
                 values.append(float(part))
         except ValueError:
-            raise EffplanError(f"--phi '{text}': expected a number, a list a,b,c or a range a..b[:step]") from None
+            raise EffplanError(f"--phi {quote(text)}: expected a number, a list a,b,c or a range a..b[:step]") from None
     for phi in values:
         check_phi(phi)
     if len(values) > MAX_DESIGNS:
-        raise EffplanError(f"--phi '{text}' gives {len(values)} designs; at most {MAX_DESIGNS} at once")
+        raise EffplanError(f"--phi {quote(text)} gives {len(values)} designs; at most {MAX_DESIGNS} at once")
     return values
 
 
@@ -128,9 +128,9 @@ def parse_scale(items) -> dict[str, float]:
         try:
             scale[dim.strip()] = float(factor)
         except ValueError:
-            raise EffplanError(f"--scale '{item}': expected DIM=FACTOR, e.g. depth=4") from None
+            raise EffplanError(f"--scale {quote(item)}: expected DIM=FACTOR, e.g. depth=4") from None
         if not sep:
-            raise EffplanError(f"--scale '{item}': expected DIM=FACTOR, e.g. depth=4")
+            raise EffplanError(f"--scale {quote(item)}: expected DIM=FACTOR, e.g. depth=4")
     return scale
 
 
@@ -140,7 +140,8 @@ def parse_resolutions(text: str | None) -> list[int | None]:
     try:
         values = [int(part) for part in text.split(",")]
     except ValueError:
-        raise EffplanError(f"--resolution '{text}': expected a whole number of pixels or a list 128,192,256") from None
+        raise EffplanError(f"--resolution {quote(text)}: expected a whole number of pixels "
+                           f"or a list 128,192,256") from None
     if len(values) > MAX_DESIGNS:
         raise EffplanError(f"--resolution gives {len(values)} designs; at most {MAX_DESIGNS} at once")
     return values

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..base.errors import EffplanError, did_you_mean
+from ..base.errors import EffplanError, did_you_mean, quote
 from .spec import (SPECS_DIR, ModelSpec, Rounding, builtin_spec_paths, from_table, load_spec, looks_like_path,
                    read_toml, shown)
 
@@ -122,7 +122,7 @@ def resolve(name: str) -> Design:
                       coefficients="published")
     if key in builtin_spec_paths():
         return base_design(_builtin_spec(key))
-    raise EffplanError(f"unknown model '{name}'{did_you_mean(key, model_names())}; "
+    raise EffplanError(f"unknown model {quote(name)}{did_you_mean(key, model_names())}; "
                        f"'effplan models' lists them, or pass a spec file path")
 
 

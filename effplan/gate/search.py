@@ -26,6 +26,7 @@ from ..base.errors import EffplanError, did_you_mean, quote
 
 EXACT = 2.0 ** 53  # float64 holds every integer below this
 MAX_GRID = 1_000_000  # designs in one search: a few arrays of this size stay well within memory
+MAX_ONE_BY_ONE = 2_000  # designs built one by one (sides that do not follow the strides): about 10 s
 _CHECKED: dict = {}  # (shortcut, spec, ...) -> whether it holds, checked once per process
 _STRUCTURE: dict = {}  # topology -> (strides, schedule); widths change shapes, not these
 
@@ -355,6 +356,10 @@ def _one_by_one(design, depths, widths, sides, batch, dtype, device, training, p
     from ..plan.roofline import roofline
 
     shape = (len(depths), len(widths), len(sides))
+    if math.prod(shape) > MAX_ONE_BY_ONE:  # each takes milliseconds: 25,000 of them would run for minutes
+        raise EffplanError(f"{design.name}: its sides do not follow its strides, so each design is built in turn, "
+                           f"and the grid holds {math.prod(shape):,}; at most {MAX_ONE_BY_ONE:,}: narrow --depth, "
+                           f"--width or --resolution (e.g. --resolution 224..288:16)")
     out = {k: np.zeros(shape) for k in FIGURES}
     built, skipped = np.zeros(shape, dtype=bool), Counter()
     cells = list(np.ndindex(shape))
@@ -439,17 +444,17 @@ def grid(text: str, what: str, integer: bool = False) -> np.ndarray:
             span_steps = (hi - lo) / step  # inf for a step like 1e-320: too many values, never floored
             count = math.floor(span_steps + 1e-9) + 1 if math.isfinite(span_steps) else math.inf
             if count > 100_000:
-                raise EffplanError(f"{what} '{text}' gives {count:.0f} values; at most 100000")
+                raise EffplanError(f"{what} {quote(text)} gives {count:.0f} values; at most 100000")
             values = np.round(lo + step * np.arange(count), 10)
         else:
             values = np.array([float(x) for x in text.split(",")])
     except ValueError:
-        raise EffplanError(f"{what} '{text}': expected a range lo..hi[:step] or a list a,b,c") from None
+        raise EffplanError(f"{what} {quote(text)}: expected a range lo..hi[:step] or a list a,b,c") from None
     if not np.all(np.isfinite(values)) or values.min() <= 0:
-        raise EffplanError(f"{what} '{text}': values must be positive")
+        raise EffplanError(f"{what} {quote(text)}: values must be positive")
     fractions = values[values != np.round(values)] if integer else []
     if len(fractions):
-        raise EffplanError(f"{what} '{text}': resolutions are whole pixels, got {fractions[0]:g}")
+        raise EffplanError(f"{what} {quote(text)}: resolutions are whole pixels, got {fractions[0]:g}")
     return values.astype(np.int64) if integer else values
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import datetime
 import json
+import math
 import os
 import platform
 import statistics
@@ -233,6 +234,26 @@ def _per_node_medians(events: list, nodes: set[str], skip: int) -> tuple[dict[st
     return {o: t for o, t in medians.items() if o}, medians.get("", 0.0)
 
 
+def _refuse_past_memory(graph, in_memory: bool) -> None:
+    """One line, before onnxruntime or numpy would be killed: a built design is serialised in memory
+    (up to protobuf's 2 GB), and the run holds the weights, its random input and the activations."""
+    from ..base.resources import memory_left
+    from ..base.units import human_bytes
+    from ..graph.onnx_io import PROTO_LIMIT
+    from .profile import profile
+
+    t = profile(graph).totals
+    if in_memory and t.weight_bytes > PROTO_LIMIT:
+        raise EffplanError(f"measure runs a built design of up to 2 GB of weights, and this one has "
+                           f"{human_bytes(t.weight_bytes)}; export it and measure the file")
+    inputs = sum(4 * math.prod(graph.graph["tensors"][i]) for i in graph.graph["inputs"])
+    need = 3 * t.weight_bytes + 2 * inputs + t.peak_activation_bytes
+    left = memory_left()
+    if left is not None and need > left:
+        raise EffplanError(f"measure needs about {human_bytes(need)} of memory (weights, input and activations); "
+                           f"{human_bytes(left)} is left")
+
+
 def measure(graph, design, result, runs: int = 20, provider: str = "CPUExecutionProvider") -> dict:
     """Run the graph in onnxruntime with profiling; per-kernel measured time beside the estimate."""
     try:
@@ -243,6 +264,7 @@ def measure(graph, design, result, runs: int = 20, provider: str = "CPUExecution
 
     if provider not in ort.get_available_providers():
         raise EffplanError(f"onnxruntime here has no {provider}; it has: {', '.join(ort.get_available_providers())}")
+    _refuse_past_memory(graph, design.spec is not None)
     model = design.path if design.spec is None else to_onnx(graph, design).SerializeToString()  # a file runs itself
     with tempfile.TemporaryDirectory() as folder:
         options = ort.SessionOptions()
