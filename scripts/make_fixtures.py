@@ -6,6 +6,10 @@ opset 17) writes for the module named beside it: the same op types, attribute an
 node names (module paths) and initializer naming. Widths are tiny, so each file is a few KB.
 
     python scripts/make_fixtures.py          # rewrites tests/fixtures/*.onnx
+
+Beside them, scripts/export_fixtures.py writes the same patterns as PyTorch's exporters really write
+them (torch.onnx.export of tiny timm modules) with PyTorch's own counts in tests/fixtures/exported.json;
+this script runs it when torch and timm are importable (/tmp/torchenv/bin/python scripts/make_fixtures.py).
 """
 from __future__ import annotations
 
@@ -243,3 +247,9 @@ if __name__ == "__main__":
         path = OUT / f"{name}.onnx"
         onnx.save_model(make(), path)
         print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    try:  # the files PyTorch's exporters write, where torch is installed
+        import export_fixtures
+    except ImportError as error:
+        print(f"skipped the exported fixtures: {error}")
+    else:
+        export_fixtures.main()

@@ -168,3 +168,12 @@ def test_real_process_no_traceback_and_exit_codes():
     bad = subprocess.run(cmd + ["table", "--phi", "abc"], capture_output=True, text=True)
     assert ok.returncode == 0 and "efficientnet-b0" in ok.stdout
     assert bad.returncode == 2 and bad.stderr.startswith("effplan: error:") and "Traceback" not in bad.stderr
+
+
+def test_every_roll_up_renders_as_text(effplan):
+    """Roll-ups have no kind/kernel/stride columns; the text table must still fit and total."""
+    for by in ("layer", "block", "stage", "op"):
+        run = effplan("layers", "efficientnet-b0", "--resolution", "64", "--by", by)
+        assert run.code == 0, (by, run.err)
+        rows = [line for line in run.out.splitlines() if not line.startswith("#")]
+        assert rows[-1].split()[0] == "total" and "5,288,548" in rows[-1]  # B0's params (design.md)

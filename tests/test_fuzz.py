@@ -1,4 +1,4 @@
-"""Hostile input, generated: mutated spec, budget and device files, CLI arguments and ONNX files.
+"""Hostile input, generated: mutated spec, budget, device and runtime files, CLI arguments and ONNX files.
 
 Every outcome must be exit 0, 1 or 2; exit 2 is exactly one line on stderr (no traceback, no warning
 before it, no internal error); JSON output is JSON (no NaN or Infinity). Derandomised and small in CI;
@@ -22,6 +22,7 @@ LONG = "EFFPLAN_FUZZ_EXAMPLES" in os.environ  # a longer run explores afresh eac
 FUZZ = settings(max_examples=int(os.environ.get("EFFPLAN_FUZZ_EXAMPLES", "50")), derandomize=not LONG,
                 deadline=20_000 if LONG else None, database=None, suppress_health_check=list(HealthCheck))
 HARDWARE = SPECS.parent / "hardware"
+RUNTIMES = sorted((SPECS.parent / "runtimes").glob("*.toml"))
 # a numpy warning (overflow, invalid value) raises: the CLI would print it before its one-line error
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
@@ -142,11 +143,23 @@ def test_hostile_device_files(effplan, tmp_path_factory, table):
 
 
 @FUZZ
+@given(st.sampled_from(RUNTIMES).flatmap(lambda path: st.tuples(st.just(path.stem),
+                                                                mutated(tomllib.loads(path.read_text())))))
+def test_hostile_runtime_files(effplan, tmp_path_factory, drawn):
+    stem, table = drawn
+    path = tmp_path_factory.mktemp("runtime") / f"{stem}.toml"  # the file name a runtime's name must equal
+    path.write_text(to_toml(table))
+    assert_clean(effplan("roofline", "squeezenet-1.1", "--resolution", "32", "--device", "t4", "--runtime", str(path),
+                         "--format", "json"), "json")
+
+
+@FUZZ
 @given(st.binary(max_size=200) | TEXT.map(str.encode))
 def test_hostile_bytes_as_every_file(effplan, tmp_path_factory, data):
     folder = tmp_path_factory.mktemp("bytes")
     for name, args in (("s.toml", ["table", "{}"]), ("b.toml", ["check", "{}"]), ("r.json", None),
                        ("m.onnx", ["analyze", "{}"]),
+                       ("rt.toml", ["roofline", "squeezenet-1.1", "--resolution", "32", "--runtime", "{}"]),
                        ("a.toml", ["search", "squeezenet-1.1", "--max-macs", "1G", "--accuracy", "{}"])):
         path = folder / name
         path.write_bytes(data)
@@ -169,6 +182,7 @@ OPTIONS = {  # option -> plausible values; hostile ones are drawn beside them
     "--memory": ["1GiB", "1e308P", "1e308", "-1G", "16"], "--reserve": ["10%", "100%", "1e308"],
     "--max-macs": ["1G", "1Q", "0"], "--max-params": ["5M", "inf"], "--top": ["1", "0"],
     "--width": ["1..2:1e-320", "1..3:inf", "1,2"], "--depth": ["1..2", "0"],
+    "--runtime": ["fused", "eager", "nope", "/dev/zero", "nope.toml"],
     "--by": ["block", "stage", "op"], "--sort": ["macs", "name", "nope"], "--columns": ["name,macs", ",", "x"],
     "--opset": ["17", "13", "99999999999"], "--weights": ["zeros", "ones"], "--dim": ["N=2", "N=0", "=", "x"],
     "--train": [], "--fold-bn": [], "--dynamic-batch": [], "--strict": [], "--path": [],
@@ -179,7 +193,7 @@ COMMANDS = {
     "layers": ["--phi", "--resolution", "--classes", "--batch", "--dtype", "--format"],
     "memory": ["--resolution", "--batch", "--dtype", "--format"],
     "fit": ["--resolution", "--memory", "--reserve", "--device", "--format"],
-    "roofline": ["--resolution", "--device", "--batch", "--format"],
+    "roofline": ["--resolution", "--device", "--batch", "--runtime", "--format"],
     "search": ["--max-macs", "--max-params", "--top", "--width", "--depth", "--format"],
     "compare": ["--batch", "--dtype", "--format"],
     "devices": ["--format"], "models": ["--format"],
@@ -452,6 +466,8 @@ def test_metadata_that_is_no_number(effplan, tmp_path, phi, expected):
     helper.set_model_props(model, {"phi": phi})
     run = analyze(effplan, tmp_path, model, "--format", "json")
     assert run.code == 0 and run.json()["phi"] == expected and "NaN" not in run.out
+    from effplan.design.imported import Imported
+    assert Imported(str(tmp_path / "m.onnx")).phi == expected  # the file as a design reads it the same way
 
 
 def test_json_never_holds_nan():

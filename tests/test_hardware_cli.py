@@ -98,8 +98,9 @@ def test_calibrate_writes_a_loadable_device_and_measure_uses_it(effplan, tmp_pat
     import functools
 
     import effplan.plan.measure as measure
-    # the same steps with a 256x256 GEMM and a 16 MiB copy: the full sizes take 2 s and 512 MiB
-    monkeypatch.setattr(measure, "calibrate", functools.partial(measure.calibrate, size=256, copy_bytes=16 << 20))
+    # the same steps with a 256x256 GEMM, a 16 MiB copy and 2 rounds: the defaults take 3 s and 512 MiB
+    monkeypatch.setattr(measure, "calibrate", functools.partial(measure.calibrate, size=256, copy_bytes=16 << 20,
+                                                                windows=2))
     path = tmp_path / "here.toml"
     run = effplan("calibrate", "--name", "here", "-o", str(path))
     assert run.code == 0, run.err

@@ -2,14 +2,17 @@
 import dataclasses
 import math
 
+import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 import effplan
 from effplan.design.scaling import model_names
 from effplan.graph import ops
-from effplan.graph.builder import GraphBuilder
-from effplan.graph.onnx_io import ROLES
+from effplan.graph.builder import GraphBuilder, Weight
+from effplan.graph.evaluate import evaluate_op
+from effplan.graph.onnx_io import from_onnx
 from effplan.graph.shapes import ShapeError, same
 from effplan.plan.memory import inference_peak, training_memory
 from effplan.plan.roofline import kernel_groups, roofline
@@ -23,7 +26,8 @@ def test_every_entry_is_a_complete_onnx_op():
         assert entry.name == name
         dataclasses.replace(entry)  # runs the entry's checks again: every property set, and valid
     assert [op for op in ops.OPS if not onnx.defs.has(op)] == []
-    assert set(ROLES) <= set(ops.OPS)
+    assert {op for op, e in ops.OPS.items() if e.weighted} == {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+    assert evaluate_op("Concat") is ops.OPS["Concat"].evaluate and evaluate_op("NoSuchOp") is None
     assert set(ops.COSTS) == set(ops.OPS) and ops.COSTS["Conv"] is ops.OPS["Conv"].cost
 
 
@@ -93,3 +97,37 @@ def test_adding_an_op_is_one_entry():
     finally:
         ops.OPS.pop("ToyDense", None)
         ops.OPS.pop("ToyAct", None)
+
+
+def _transposed_conv(cin, cout, group):
+    """One ConvTranspose, 3x3 stride 2, no bias, on a 5x5 input: output 11x11 ((5 - 1) * 2 + 3)."""
+    w = numpy_helper.from_array(np.zeros((cin, cout // group, 3, 3), np.float32), "w")
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=[3, 3], strides=[2, 2], group=group)
+    graph = helper.make_graph([node], "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, 5, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, 11, 11])], [w])
+    return from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def test_a_transposed_conv_runs_on_the_matrix_unit():
+    """A transposed conv is a GEMM of its input with its kernel (col2im): M = N*Hin*Win = 25, N =
+    Cout/group*Kh*Kw = 4*9 = 36, K = Cin/group = 8: 7,200 MACs, 14,400 FLOPs on the toy's matrix unit
+    (100 TFLOP/s at half efficiency). Depthwise (one input channel per group) it is the vector unit's."""
+    (k,) = roofline(_transposed_conv(8, 4, 1), DEVICE, "fp16").kernels
+    assert (k.op, k.unit, k.macs) == ("ConvTranspose", "matrix", 25 * 36 * 8)
+    assert k.compute_s == pytest.approx(2 * 7200 / 50e12)
+    (k,) = roofline(_transposed_conv(8, 8, 8), DEVICE, "fp16").kernels  # 8 groups of 1 in, 1 out channel
+    assert (k.unit, k.macs) == ("vector", 25 * 9 * 8)
+    assert k.compute_s == pytest.approx(2 * 1800 / 10e12)
+
+
+def test_hard_sigmoid_gates_like_sigmoid():
+    """MobileNetV3's SE gate, conv_expand -> HardSigmoid: one kernel on TensorRT-style `fused`, as
+    conv_expand -> Sigmoid is (TensorRT fuses a convolution with any activation layer)."""
+    for gate in ("Sigmoid", "HardSigmoid"):
+        b = GraphBuilder("t", (1, 8, 1, 1))
+        b.at(1, 0)
+        conv = b.add("Conv", ["input"], "se", "expand", {"kernel_shape": [1, 1], "strides": [1, 1],
+                                                         "pads": [0, 0, 0, 0]},
+                     (Weight("W", (16, 8, 1, 1)), Weight("B", (16,))))
+        act = b.add(gate, [conv], "se", "gate")
+        assert kernel_groups(b.finish(act), "fused") == [[conv, act]], gate

@@ -1,5 +1,7 @@
 """Output a person reads: text fits the terminal, one unit system per table, rows that sum to their
 totals, the layer view (kind, kernel, stride, share, sort, top, total row) and markdown headers."""
+from pathlib import Path
+
 import pytest
 
 
@@ -7,18 +9,51 @@ def widest(text: str) -> int:
     return max(len(line) for line in text.splitlines())
 
 
+BUDGETS = """[[budget]]
+model = "squeezenet-1.1"
+resolution = 32
+max_params = "2M"
+max_inference_memory = "4MB"
+[[budget]]
+model = "squeezenet-1.1"
+resolution = 32
+device = "t4"
+max_latency = "5ms"
+"""
+
+
 @pytest.mark.parametrize("width", [80, 100, 120])
-@pytest.mark.parametrize("command", [
+@pytest.mark.parametrize("command", [  # every command whose text output is a table
     ("table", "--phi", "0..7"),  # 158 columns wide before
     ("devices",),  # 250
     ("memory", "efficientnet-b0", "--train"),  # header lines of 499
     ("layers", "efficientnet-b0"),
+    ("analyze", "{fixtures}/cnn_qdq.onnx"),
+    ("roofline", "squeezenet-1.1", "--resolution", "32", "--device", "t4"),
+    ("models",),
+    ("runtimes",),  # 188
+    ("fit", "squeezenet-1.1", "--resolution", "32", "--memory", "1GiB", "--train"),  # 89
+    ("fit", "squeezenet-1.1", "--resolution", "32", "--memory", "1GiB", "--batch", "4"),
+    ("check", "{budgets}"),  # 107
+    ("search", "squeezenet-1.1", "--max-macs", "1G", "--device", "t4", "--max-latency", "5ms", "--width", "1..1.1",
+     "--depth", "1..1.1", "--resolution", "32..48:8", "--top", "3"),  # 159
+    ("compare", "efficientnet-b0", "squeezenet-1.1", "resnet-50", "mobilenet-v2", "efficientnetv2-b0"),
+    ("train", "squeezenet-1.1", "--resolution", "32", "--device", "t4", "--batch", "8"),  # 121
+    ("measure", "squeezenet-1.1", "--resolution", "32", "--runs", "1", "--device", "xeon-e5-2690"),  # 110
 ])
-def test_text_fits_the_terminal(effplan, monkeypatch, width, command):
+def test_text_fits_the_terminal(effplan, monkeypatch, tmp_path, width, command):
+    if command[0] == "measure":
+        pytest.importorskip("onnxruntime")
+    (tmp_path / "b.toml").write_text(BUDGETS)
+    fixtures = Path(__file__).parent / "fixtures"
     monkeypatch.setenv("COLUMNS", str(width))
-    run = effplan(*command)
-    assert run.code == 0, run.err
+    args = [a.format(budgets=tmp_path / "b.toml", fixtures=fixtures) for a in command]
+    run = effplan(*args)
+    assert run.code in (0, 1), run.err  # check exits 1: a budget fails
     assert widest(run.out) <= width
+    if "columns hidden" in run.out:  # and every command that hides columns shows them all with --wide
+        wide = effplan(*args, "--wide")
+        assert wide.code == run.code and "hidden" not in wide.out and widest(wide.out) > width
 
 
 def test_wide_shows_every_column_and_default_says_what_it_hid(effplan, monkeypatch):

@@ -5,12 +5,13 @@ import json
 import pytest
 
 import effplan as ep
+from effplan.base.errors import EffplanError
 from effplan.design.blocks import build
 from effplan.design.scaling import with_overrides
 from effplan.graph.builder import GraphBuilder, Weight
-from effplan.plan.hardware import SOURCED, device_from_table
+from effplan.plan.hardware import SOURCED, DeviceError, device_from_table
 from effplan.plan.memory import training_memory
-from effplan.plan.training import (DDP_BUCKET_BYTES, Link, backward_kernels, exposed_allreduce_s,
+from effplan.plan.training import (DDP_BUCKET_BYTES, Link, backward_kernels, device_link, exposed_allreduce_s,
                                    optimizer_bytes_per_param, progressive_stages, ring_allreduce_s,
                                    training_run, training_step)
 
@@ -208,3 +209,90 @@ def test_pooling_backward_reads_its_output_gradient_not_its_input():
     g = b.finish(b.add("GlobalAveragePool", [conv(b, conv(b, "input", 16, 1, 16, name="p"), 16, 1, 16)], "g", "pool"))
     (pool,) = [k for k in backward_kernels(g, DEVICE, "fp32", "fp32") if k.op.startswith("GlobalAveragePool")]
     assert (pool.flops, pool.bytes) == (2048, (32 + 2048) * 4)
+
+
+def test_the_ring_runs_over_the_device_files_interconnect():
+    # [interconnect] figures are GB/s: NVLink and PCIe total over both directions (a ring sends each way at
+    # half), one TPU ICI link one way. 600 GB/s NVLink -> 300e9 B/s a way; PCIe 64 -> 32e9; ICI 100 -> 100e9.
+    def link(figures):
+        table = {**TOY, "interconnect": figures, "sources": {**TOY["sources"], "interconnect": "made up"}}
+        return device_link(device_from_table(table, "toy"))
+    assert (link({"nvlink_gbs": 600.0, "pcie_gbs": 64.0}).bytes_per_s, link({"pcie_gbs": 64.0}).bytes_per_s,
+            link({"ici_link_gbs": 100.0}).bytes_per_s) == (300e9, 32e9, 100e9)
+    assert device_link(DEVICE) is None
+    with pytest.raises(DeviceError, match="unknown key 'nvlink'"):
+        device_from_table({**TOY, "interconnect": {"nvlink": 1.0}, "sources": {**TOY["sources"], "interconnect": "x"}},
+                          "toy")
+    with pytest.raises(DeviceError, match="sources.interconnect"):
+        device_from_table({**TOY, "interconnect": {"pcie_gbs": 1.0}}, "toy")
+
+
+def test_budgets_bound_a_step_and_a_runs_hours(effplan, tmp_path):
+    # One run, read three ways: 4 devices x 16 images a step at step time t train 64 / t images/s, and 3 epochs
+    # of 1,000 images take 3 x ceil(1000 / 64) = 48 steps: 48 t / 3600 hours.
+    (tmp_path / "b.toml").write_text('[[budget]]\nmodel = "efficientnet-b0"\nresolution = 64\ndevice = "a100-80gb"\n'
+                                     'train_batch = 16\ndevices = 4\nepochs = 3\ndataset_size = 1000\n'
+                                     'max_training_step_time = "1s"\nmin_training_throughput = "1"\n'
+                                     'max_training_hours = 1\n')
+    run = effplan("check", str(tmp_path / "b.toml"), "--format", "json")
+    assert run.code == 0, run.err
+    rows = {r["limit_key"]: r for r in json.loads(run.out)["checks"]}
+    step_s = rows["max_training_step_time"]["value"]
+    assert rows["min_training_throughput"]["value"] == pytest.approx(64 / step_s)
+    assert rows["max_training_hours"]["value"] == pytest.approx(48 * step_s / 3600)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ('max_training_hours = 5', "needs epochs"),
+    ('max_params = "10M"\nepochs = 3', "epochs: applies with max_training_hours"),
+    ('max_params = "10M"\ndevices = 2', "devices: applies with the training-time limits"),
+    ('max_training_step_time = "1ms"\nruntime = "fused"', "inference only"),
+    ('max_training_step_time = "1ms"\nmin_training_throughput = "2000"', "contradictory"),
+])
+def test_budget_training_time_errors(effplan, tmp_path, entry, message):
+    (tmp_path / "b.toml").write_text(f'[[budget]]\nmodel = "efficientnet-b0"\ndevice = "t4"\n{entry}\n')
+    run = effplan("check", str(tmp_path / "b.toml"))
+    assert run.code == 2 and message in run.err and len(run.err.strip().splitlines()) == 1
+
+
+def test_table_train_columns_are_a_step_on_one_device(effplan):
+    # The table's training columns at --batch 8 are one step of `effplan train --batch 8` on one device.
+    table = effplan("table", "efficientnet-b0", "--resolution", "64", "--device", "t4", "--train", "--batch", "8",
+                    "--format", "json").json()[0]
+    train = effplan("train", "efficientnet-b0", "--resolution", "64", "--device", "t4", "--batch", "8",
+                    "--format", "json").json()["stages"][0]
+    assert table["training_step_s"] == pytest.approx(train["step_s"])
+    assert table["training_images_per_s"] == pytest.approx(8 / train["step_s"])
+    assert effplan("table", "efficientnet-b0", "--train").code == 2
+
+
+def test_search_takes_the_training_step_limits_with_a_device():
+    # The search bounds a step (checked exactly, design by design); a run's hours need epochs: budgets and train.
+    from effplan.gate.search import run
+    design = ep.resolve("efficientnet-b0")
+    with pytest.raises(EffplanError, match="need a device"):
+        run(design, {"max_training_step_time": 1e-3})
+    with pytest.raises(EffplanError, match="max_training_hours: search bounds one training step"):
+        run(design, {"max_training_hours": 1.0}, device="t4")
+    with pytest.raises(EffplanError, match="inference only"):
+        run(design, {"max_training_step_time": 1e-3}, device="t4", runtime="fused")
+
+
+def test_compiled_and_xla_fuse_an_elementwise_backward_chain():
+    # input 2x8x8x8 -> conv a (16, 3x3) -> BN -> Relu -> conv b. Mixed: activations 2 bytes, 2x16x8x8 = 2048.
+    # Relu backward reads its saved output and dY, writes dX: 3 x 4096 = 12,288 B, 2048 FLOPs (a select each).
+    # BN backward (as the first test): 12,544 B, 8 x 2048 FLOPs. Under compiled and xla they run as one
+    # kernel: Relu's dX (BN's dY, 4096 B) is neither written nor read: 12,288 + 12,544 - 2 x 4096 = 16,640 B.
+    b = GraphBuilder("t", (2, 8, 8, 8))
+    b.at(1, 0)
+    a = conv(b, "input", 16, 3, 8, name="a")
+    n = b.add("BatchNormalization", [a], "a", "bn", attrs={"epsilon": 1e-5},
+              weights=(Weight("scale", (16,)), Weight("B", (16,)), Weight("mean", (16,), False),
+                       Weight("var", (16,), False)))
+    g = b.finish(conv(b, b.add("Relu", [n], "a", "relu"), 32, 1, 16, name="b"))
+    eager = {k.op: (k.flops, k.bytes) for k in backward_kernels(g, DEVICE, "fp16", "mixed", "eager")}
+    assert eager["Relu(backward)"] == (2048, 12_288) and eager["BatchNormalization(backward)"] == (16_384, 12_544)
+    for runtime in ("compiled", "xla"):
+        fused = {k.op: (k.flops, k.bytes) for k in backward_kernels(g, DEVICE, "fp16", "mixed", runtime)}
+        assert fused["Relu(backward)+BatchNormalization(backward)"] == (18_432, 16_640)
+        assert len(fused) == len(eager) - 1

@@ -162,14 +162,16 @@ def test_spread_by_hand():
 def test_without_onnxruntime_the_vector_figure_is_not_called_a_depthwise_conv(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     spreads = {}
-    figures = measure_module._runtime_figures(spreads)
+    steps, finish = measure_module._runtime_steps("unused")
+    figures = finish(measure_module._windows(steps, 1, 1, spreads), 1, 1, spreads)
     assert figures["kind"] == "numpy multiply-add" and set(spreads) == {"launch", "vector"}
 
 
 def test_calibrate_warns_when_runs_disagree_and_names_its_vector_source(effplan, monkeypatch, tmp_path):
     text = (HARDWARE / "xeon-e5-2690.toml").read_text()
     figures = {"matrix_fp32": 1e11, "vector_fp32": 1e10, "bandwidth": 1e10, "launch": 1e-6,
-               "vector_kind": "numpy multiply-add", "spreads": {"matrix": 0.6, "bandwidth": 0.01}}
+               "vector_kind": "numpy multiply-add", "spreads": {"matrix": 0.6, "bandwidth": 0.01},
+               "matrix_efficiency": 1.0, "load": 0.0, "copy_bandwidth": 1e10}
     monkeypatch.setattr(measure_module, "calibrate", lambda name: (text, figures))
     run = effplan("calibrate", "-o", str(tmp_path / "here.toml"))
     assert run.code == 0 and "(numpy multiply-add)" in run.out and "depthwise" not in run.out

@@ -26,8 +26,13 @@ for _group in (design, onnx, memory, hardware, gate, report, train):
 
 def main(argv=None) -> None:
     """Entry point: every user error is one line on stderr and exit code 2, never a traceback."""
+    from .options import NOTES
+
+    NOTES.clear()
     try:
         cli.main(args=argv, prog_name="effplan", standalone_mode=False)
+        for note in NOTES:  # said once the command succeeded: an error stays the one line on stderr
+            click.echo(f"effplan: {note}", err=True)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..base.errors import EffplanError, did_you_mean, quote
-from .options import FORMAT, BATCH, DTYPES, DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, design_options, DESIGN_KEYS, designs_from, design_rows, emit, one_design, view_options, LAYER_SORT, LAYER_TOP
+from .options import FORMAT, BATCH, DIM, DTYPES, DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, design_options, DESIGN_KEYS, designs_from, design_rows, emit, one_design, view_options, LAYER_SORT, LAYER_TOP
 
 
 @click.command()
@@ -13,7 +13,10 @@ from .options import FORMAT, BATCH, DTYPES, DTYPE, RUNTIME, OPTIMIZER, PRECISION
 @design_options
 @click.option("--device", default=None, help="Add roofline latency and throughput on this device (at --dtype).")
 @RUNTIME
-@click.option("--sort", "sort_key", type=click.Choice(["latency_s", "macs", "params", "training_bytes"]),
+@click.option("--train", is_flag=True,
+              help="With --device: add a training step's time and images/s at --batch on one device (effplan train).")
+@click.option("--sort", "sort_key", type=click.Choice(["latency_s", "macs", "params", "training_bytes",
+                                                       "training_step_s"]),
               default=None, help="Order rows by this figure, smallest first.")
 @BATCH
 @click.option("--dtype", type=DTYPES, default=None,
@@ -24,31 +27,40 @@ from .options import FORMAT, BATCH, DTYPES, DTYPE, RUNTIME, OPTIMIZER, PRECISION
 @FORMAT
 @view_options
 @OUTPUT
-def table(models, query, device, runtime, sort_key, batch, dtype, optimizer, precision, fmt, view, output):
+def table(models, query, device, runtime, train, sort_key, batch, dtype, optimizer, precision, fmt, view, output):
     """One row per design: MODELS (default efficientnet-b0) at each --phi, or as published.
 
     \b
     effplan table --phi 0..7
     effplan table efficientnet-b0 efficientnet-b4 --format json
+    effplan table efficientnet-b0 efficientnetv2-s --device a100-80gb --train --batch 128
     """
-    from ..render.report import DEVICE_COLUMNS, TABLE_COLUMNS, TABLE_OPTIONAL, header, render_rows, to_json
+    from ..render.report import (DEVICE_COLUMNS, TABLE_COLUMNS, TABLE_OPTIONAL, TRAIN_COLUMNS, header, render_rows,
+                                 to_json)
 
     if runtime and not device:
         raise EffplanError("--runtime needs --device")
+    if train and not device:
+        raise EffplanError("--train needs --device (the training step is timed on it)")
+    if sort_key == "training_step_s" and not train:
+        raise EffplanError("--sort training_step_s needs --train")
     if dtype is None:
         from ..plan.hardware import load_device
         dtype = load_device(device).preferred_dtype if device else "fp32"
     pairs = designs_from(models, **query)
-    rows = design_rows(pairs, batch, dtype, precision, optimizer, device, runtime)
+    rows = design_rows(pairs, batch, dtype, precision, optimizer, device, runtime, train)
     if sort_key == "latency_s" and not device:
         raise EffplanError("--sort latency_s needs --device")
     if sort_key:
         rows.sort(key=lambda r: r[sort_key])
-    columns = TABLE_COLUMNS + (DEVICE_COLUMNS if device else [])
+    columns = TABLE_COLUMNS + (DEVICE_COLUMNS if device else []) + (TRAIN_COLUMNS if train else [])
     if fmt == "json":
         emit(to_json(rows), output)
     else:
         preamble = header(batch, dtype, precision, optimizer, device, rows[0].get("runtime") if rows else None)
+        if train and rows:
+            preamble += (f"\n# train step = forward, backward and {optimizer} update of a batch of {batch} on one "
+                         f"{device}, runtime {rows[0]['training_runtime']}, {precision} (effplan train)")
         emit(render_rows(rows, columns, fmt, "" if fmt == "csv" else preamble, view, TABLE_OPTIONAL), output)
 
 
@@ -76,14 +88,17 @@ def layers(model, query, by, strict, sort_key, top, batch, dtype, fmt, view, out
 
 @click.command()
 @click.argument("models", nargs=-1, required=True)
+@DIM
 @BATCH
 @DTYPE
 @FORMAT
-def compare(models, batch, dtype, fmt):
+@view_options
+def compare(models, dim_items, batch, dtype, fmt, view):
     """Designs side by side, one column each: effplan compare efficientnet-b4 efficientnetv2-s resnet-50."""
     from ..render.report import TABLE_COLUMNS, header, render_rows, to_json
 
-    pairs = designs_from(models, **{**dict.fromkeys(DESIGN_KEYS), "depth_rounding": "ceil", "scale_items": ()})
+    pairs = designs_from(models, **{**dict.fromkeys(DESIGN_KEYS), "depth_rounding": "ceil", "scale_items": (),
+                                    "dim_items": dim_items})
     rows = design_rows(pairs, batch, dtype)
     if fmt == "json":
         return click.echo(to_json(rows), nl=False)
@@ -92,7 +107,9 @@ def compare(models, batch, dtype, fmt):
     body = [{"metric": key if exact else h, **{r["model"]: r[key] if exact else f(r[key]) for r in rows}}
             for h, key, f in metrics]
     columns = [("metric", "metric", str)] + [(r["model"], r["model"], str) for r in rows]
-    click.echo(render_rows(body, columns, fmt, "" if fmt == "csv" else header(batch, dtype)), nl=False)
+    later_first = tuple(r["model"] for r in reversed(rows))  # designs past the terminal's width are hidden
+    click.echo(render_rows(body, columns, fmt, "" if fmt == "csv" else header(batch, dtype), view, later_first),
+               nl=False)
 
 
 @click.command()

@@ -6,7 +6,7 @@ import sys
 import click
 
 from ..base.errors import EffplanError
-from .options import BATCH, DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, emit, _progress
+from .options import BATCH, DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, emit, _progress, view_options
 
 
 @click.command()
@@ -19,8 +19,9 @@ from .options import BATCH, DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, emit, 
 @click.option("--tolerance", default="0%", show_default=True,
               help="Allowed growth against the baseline: a percentage (5%) or a share in [0, 1] (0.05).")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) when a design has ops with no cost function.")
+@view_options
 @OUTPUT
-def check(budget_file, fmt, baseline, tolerance, strict, output):
+def check(budget_file, fmt, baseline, tolerance, strict, view, output):
     """Check designs against their budgets: exit 0 all pass, 1 any fails, 2 bad file.
 
     \b
@@ -42,7 +43,7 @@ def check(budget_file, fmt, baseline, tolerance, strict, output):
         from ..render.html import check_page
         emit(check_page(rows, growth, budget_file, baseline, strict), output)
     else:
-        emit(render_check(rows, growth, fmt, budget_file, baseline, strict), output)
+        emit(render_check(rows, growth, fmt, budget_file, baseline, strict, view), output)
     if any(not r["passed"] for r in rows) or growth or strict and unknown_ops(rows):
         sys.exit(1)
 
@@ -57,6 +58,8 @@ def check(budget_file, fmt, baseline, tolerance, strict, output):
 @click.option("--max-training-memory", help="one training step at --batch, e.g. 16GiB")
 @click.option("--max-latency", help="roofline latency on --device, e.g. 5ms")
 @click.option("--min-throughput", help="images/s on --device, e.g. 1000")
+@click.option("--max-training-step-time", help="a training step at --batch on --device (effplan train), e.g. 50ms")
+@click.option("--min-training-throughput", help="training images/s at --batch on --device, e.g. 2000")
 @click.option("--device", default=None, help="Device for latency and throughput.")
 @RUNTIME
 @click.option("--depth", "depth_text", default="1..3:0.1", show_default=True, help="Depth multipliers to search.")
@@ -79,9 +82,11 @@ def check(budget_file, fmt, baseline, tolerance, strict, output):
 @PRECISION
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "markdown", "html"]), default="text",
               show_default=True, help="Output format (html: a page with the Pareto front and the limits drawn).")
+@view_options
 def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inference_memory, max_training_memory,
-           max_latency, min_throughput, device, runtime, depth_text, width_text, resolution_text, objective, accuracy_file,
-           mnas_w, top, coefficient_mode, tolerance, plot, batch, dtype, optimizer, precision, fmt):
+           max_latency, min_throughput, max_training_step_time, min_training_throughput, device, runtime, depth_text,
+           width_text, resolution_text, objective, accuracy_file,
+           mnas_w, top, coefficient_mode, tolerance, plot, batch, dtype, optimizer, precision, fmt, view):
     """The largest design that fits: the largest phi, and the best (depth, width, resolution) on a grid.
 
     \b
@@ -99,15 +104,18 @@ def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inferen
         if not 0 < tolerance <= 1:
             raise EffplanError(f"--tolerance {tolerance}: expected a number in (0, 1]")
         rows = engine.coefficient_grid(design, tolerance, progress=progress)
-        return click.echo(render_coefficients(rows, design, tolerance, fmt), nl=False)
+        return click.echo(render_coefficients(rows, design, tolerance, fmt, view), nl=False)
     given = {"max_macs": max_macs, "max_flops": max_flops, "max_params": max_params,
              "max_weight_bytes": max_weight_bytes, "max_inference_memory": max_inference_memory,
-             "max_training_memory": max_training_memory, "max_latency": max_latency, "min_throughput": min_throughput}
+             "max_training_memory": max_training_memory, "max_latency": max_latency, "min_throughput": min_throughput,
+             "max_training_step_time": max_training_step_time, "min_training_throughput": min_training_throughput}
     limits = parse_limits({k: v for k, v in given.items() if v is not None}, lambda key: "--" + key.replace("_", "-"))
     if not limits:
         raise EffplanError("give at least one constraint: --max-macs, --max-params, --max-inference-memory, ...")
     if (max_latency or min_throughput) and not device:
         raise EffplanError("--max-latency and --min-throughput need --device")
+    if (max_training_step_time or min_training_throughput) and not device:
+        raise EffplanError("--max-training-step-time and --min-training-throughput need --device")
     if plot:
         from ..render.plot import check_plot_path
         check_plot_path(plot)
@@ -122,4 +130,4 @@ def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inferen
     if fmt == "html":
         from ..render.html import search_page
         return click.echo(search_page(designs, front, stats, constraints, model, objective), nl=False)
-    click.echo(render_search(designs, front, stats, constraints, model, objective, fmt), nl=False)
+    click.echo(render_search(designs, front, stats, constraints, model, objective, fmt, view), nl=False)

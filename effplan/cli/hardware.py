@@ -53,10 +53,11 @@ def roofline(model, query, device, dtype, by, runtime, no_fuse, plot, batch, fmt
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="The device file to write (default: NAME.toml here).")
 def calibrate(name, output):
-    """Measure this machine (GEMM, depthwise conv, copy bandwidth, per-op overhead) into a device file."""
+    """Measure this machine into a device file: GEMM peak, and inside a small network run by onnxruntime its
+    dense and depthwise conv rates, memory-bound bandwidth and per-kernel cost; each over 5 rounds, with spread."""
     from ..plan.hardware import device_from_table
     from ..plan.measure import calibrate as run
-    from ..plan.measure import unsteady_warnings
+    from ..plan.measure import load_warnings, unsteady_warnings
     from ..base.files import write_atomic
 
     if not name or not all(c.isalnum() or c in "-_." for c in name):
@@ -66,11 +67,15 @@ def calibrate(name, output):
     device_from_table(tomllib.loads(text), "calibration")  # the file must load as any catalog file does
     path = output or f"{name}.toml"
     write_atomic(path, text)
-    for line in unsteady_warnings(figures["spreads"]):
+    for line in load_warnings(figures["load"]) + unsteady_warnings(figures["spreads"]):
         click.echo(line, err=True)
-    click.echo(f"wrote {path}: matrix {figures['matrix_fp32'] / 1e9:.1f} GFLOP/s (numpy GEMM), vector "
+    spreads = ", ".join(f"{k} {v:.0%}" for k, v in figures["spreads"].items())
+    click.echo(f"wrote {path}: matrix {figures['matrix_fp32'] / 1e9:.1f} GFLOP/s peak (numpy GEMM) at efficiency "
+               f"{figures['matrix_efficiency']:.2f} (onnxruntime's convs), vector "
                f"{figures['vector_fp32'] / 1e9:.1f} GFLOP/s ({figures['vector_kind']}), {figures['bandwidth'] / 1e9:.1f} GB/s "
-               f"copy, {figures['launch'] * 1e6:.2f} µs per op; use it with --device {path}")
+               f"(memory-bound kernels; a DRAM copy {figures['copy_bandwidth'] / 1e9:.1f}), {figures['launch'] * 1e6:.2f} µs "
+               f"per kernel; spread over the rounds: {spreads}; "
+               f"use it with --device {path}")
 
 
 @click.command()
@@ -82,15 +87,16 @@ def calibrate(name, output):
 @click.option("--runs", type=click.IntRange(1, 1000), default=20, show_default=True, help="Timed runs.")
 @BATCH
 @FORMAT
-def measure(model, query, device, provider, runs, batch, fmt):
+@view_options
+def measure(model, query, device, provider, runs, batch, fmt, view):
     """Run a design in onnxruntime with profiling: measured time per kernel beside the roofline estimate."""
     import tomllib
 
     from ..design.blocks import build
     from ..plan.hardware import device_from_table, load_device
     from ..plan.measure import calibrate as run_calibration
+    from ..plan.measure import load_warnings, unsteady_warnings
     from ..plan.measure import measure as run_measure
-    from ..plan.measure import unsteady_warnings
     from ..render.report import render_measure
     from ..plan.roofline import roofline as estimate
 
@@ -102,12 +108,14 @@ def measure(model, query, device, provider, runs, batch, fmt):
         found = device_from_table(tomllib.loads(run_calibration()[0]), "calibration")
     graph = build(design, batch)
     result = estimate(graph, found, "fp32", batch)
+    for line in load_warnings():
+        click.echo(line, err=True)
     provider_name = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}[provider]
     report = run_measure(graph, design, result, runs, provider_name)
     for line in unsteady_warnings({"whole-model": report["spread"]}):
         click.echo(line, err=True)
-    click.echo(render_measure({**describe_design(design), "device": found.name, "batch": batch, **report}, fmt),
-               nl=False)
+    click.echo(render_measure({**describe_design(design), "device": found.name, "batch": batch, **report}, fmt,
+                              view), nl=False)
 
 
 @click.command()
@@ -135,7 +143,8 @@ def devices(fmt, view):
 
 @click.command()
 @FORMAT
-def runtimes(fmt):
+@view_options
+def runtimes(fmt, view):
     """The runtimes: how each engine groups ops into kernels and what a launch costs (specs/runtimes/)."""
     from ..plan.runtime import DEFAULT_RUNTIME, builtin_runtime_paths, load_runtime
     from ..render.report import render_rows, to_json
@@ -150,4 +159,5 @@ def runtimes(fmt):
              "tiles": "padded" if r.tile_padding else "-", "description": r.description} for r in found]
     columns = [(k, k, str) for k in ("name", "default for", "launch", "fusion", "tiles", "description")]
     click.echo(render_rows(rows, columns, fmt, "# specs/runtimes/*.toml; pass --runtime NAME or a runtime file "
-                                               "to roofline, table --device, check and search"), nl=False)
+                                               "to roofline, table --device, check and search", view,
+                           ("description", "tiles", "default for")), nl=False)

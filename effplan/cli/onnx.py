@@ -1,13 +1,12 @@
 """ONNX files: export a design, analyze any file."""
 from __future__ import annotations
 
-import math
-
 import click
 
-from ..base.errors import EffplanError, quote
+from ..base.errors import EffplanError
 from ..base.units import MAX_DIM
-from .options import FORMAT, DTYPES, OUTPUT, design_options, emit, one_design, view_options, LAYER_SORT, LAYER_TOP
+from .options import FORMAT, DIM, DTYPES, OUTPUT, design_options, emit, one_design, parse_dims, view_options, LAYER_SORT, \
+    LAYER_TOP
 
 
 @click.command()
@@ -101,7 +100,7 @@ def run_check(path: str, batch: int) -> str:
 @click.argument("path", type=click.Path(dir_okay=True))
 @click.option("--batch", type=click.IntRange(1, MAX_DIM), default=None,
               help="Size of a symbolic batch dimension (default: 1; a fixed batch is the file's).")
-@click.option("--dim", "dim_items", multiple=True, metavar="NAME=VALUE", help="Size of a named symbolic dimension.")
+@DIM
 @click.option("--by", type=click.Choice(["layer", "block", "stage", "op"]), default="layer", show_default=True)
 @click.option("--dtype", type=DTYPES, default=None,
               help="Element type for bytes (default: the model input's).")
@@ -114,20 +113,14 @@ def run_check(path: str, batch: int) -> str:
 def analyze(path, batch, dim_items, by, dtype, strict, sort_key, top, fmt, view, output):
     """Per-layer costs of any ONNX model, the same report as `effplan layers`."""
     from ..plan.profile import profile
+    from ..design.imported import meta_number
     from ..graph.onnx_io import analyze_file, resolution
     from ..render.report import render_layers
 
-    dims = {}
-    for item in dim_items:
-        key, sep, value = item.partition("=")
-        value = value.strip()
-        if not sep or not key.strip() or not value.isdigit() or not 1 <= int(value) <= MAX_DIM:
-            raise EffplanError(f"--dim {quote(item)}: expected NAME=VALUE with a size from 1 to 2^40")
-        dims[key.strip()] = int(value)
-    graph, meta, file_dtype = analyze_file(path, batch, dims)
+    graph, meta, file_dtype = analyze_file(path, batch, parse_dims(dim_items))
     result = profile(graph, None, graph.graph["batch"], dtype or file_dtype, strict)
-    info = {"model": meta.get("model", graph.graph["name"]), "phi": _meta_number(meta, "phi"),
-            "depth_mult": _meta_number(meta, "depth_mult"), "width_mult": _meta_number(meta, "width_mult"),
+    info = {"model": meta.get("model", graph.graph["name"]), "phi": meta_number(meta, "phi"),
+            "depth_mult": meta_number(meta, "depth_mult"), "width_mult": meta_number(meta, "width_mult"),
             "resolution": resolution(graph), "source": str(path), "weight_inputs": graph.graph["weight_inputs"]}
     notes = ["BatchNormalization is folded into the convs in this file"] if meta.get("folded_bn") == "True" else []
     ops = {graph.nodes[n]["op"] for n in graph.nodes}
@@ -139,12 +132,3 @@ def analyze(path, batch, dim_items, by, dtype, strict, sort_key, top, fmt, view,
         notes.append(f"{len(fed)} weights are graph inputs, fed at run time (exported without parameters), "
                      f"counted as params: {', '.join(fed[:3])}{', ...' if len(fed) > 3 else ''}")
     emit(render_layers(result, by, fmt, info, "\n# ".join(notes), view, sort_key, top), output)
-
-
-def _meta_number(meta: dict, key: str) -> float | None:
-    """A figure from a file's metadata; any text that is no finite number (a hand-edited "abc") is none."""
-    try:
-        value = float(meta.get(key) or "nan")
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None

@@ -14,8 +14,49 @@ from ..plan.memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS,
 MAX_DESIGNS = 1000
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "markdown"]),
                       default="text", show_default=True, help="Output format.")
-BATCH = click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=1, show_default=True,
-                     help="Batch size (activation bytes scale with it).")
+NOTES: list[str] = []  # lines main() prints on stderr after a command succeeds
+
+
+def file_batch(ctx, param, value):
+    """--batch, default 1; not given, an ONNX file whose batch is fixed runs at its own batch, noted on
+    stderr (only a symbolic batch can be bound)."""
+    if value is not None:
+        return value
+    from ..design.imported import Imported, is_file_model
+
+    names = ctx.params.get("models") or [ctx.params.get("model")]
+    files = [name for name in names if name and is_file_model(name)]
+    fixed = {(name, Imported.open(name, parse_dims(ctx.params.get("dim_items"))).fixed_batch) for name in files}
+    batches = {batch for _, batch in fixed if batch is not None}
+    if len(batches) != 1:
+        return 1
+    (batch,) = batches
+    name = next(name for name, b in fixed if b == batch)
+    NOTES.append(f"{name} has a fixed batch of {batch}: run at batch {batch} (--batch binds only a symbolic batch)")
+    return batch
+
+
+BATCH = click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=None, callback=file_batch,
+                     help="Batch size (activation bytes scale with it). Default 1; an ONNX file with a fixed "
+                          "batch, its own.")
+DIM = click.option("--dim", "dim_items", multiple=True, metavar="NAME=VALUE",
+                   help="An ONNX file: the size of a named symbolic dimension, e.g. --dim seq=128 (repeatable).")
+
+
+def parse_dims(items) -> dict[str, int]:
+    """--dim NAME=VALUE items as {name: size}."""
+    from ..base.units import MAX_DIM
+
+    dims = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        value = value.strip()
+        if not sep or not key.strip() or not value.isdigit() or not 1 <= int(value) <= MAX_DIM:
+            raise EffplanError(f"--dim {quote(item)}: expected NAME=VALUE with a size from 1 to 2^40")
+        dims[key.strip()] = int(value)
+    return dims
+
+
 DTYPES = click.Choice(["fp32", "tf32", "fp16", "bf16", "int8"])  # tf32: fp32 storage, tf32 matrix math
 RUNTIME = click.option("--runtime", default=None, metavar="NAME|FILE",
                        help="How the device runs the graph (effplan runtimes): eager, compiled, fused, xla, "
@@ -53,6 +94,7 @@ def design_options(fn=None, *, single: bool = False):
                      help="Scale one dimension: depth=4, width=2 or resolution=2 (repeatable)."),
         click.option("--classes", type=click.IntRange(1, MAX_CHANNELS), default=None,
                      help="Classifier outputs (default: the spec's)."),
+        DIM,
     ]
     import functools
 
@@ -67,7 +109,7 @@ def design_options(fn=None, *, single: bool = False):
 
 
 DESIGN_KEYS = ("phi_text", "alpha", "beta", "gamma", "depth_rounding", "resolution_text", "width_mult", "depth_mult",
-               "scale_items", "classes")
+               "scale_items", "classes", "dim_items")
 
 
 def parse_phis(text: str) -> list[float]:
@@ -148,7 +190,7 @@ def parse_resolutions(text: str | None) -> list[int | None]:
 
 
 def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolution_text, width_mult, depth_mult,
-                 scale_items, classes):
+                 scale_items, classes, dim_items=()):
     """(design, its phi = 0 baseline) for every model, phi and resolution asked; an .onnx file gives
     (its Imported model, None): a file is never rescaled."""
     from ..design.imported import Imported, is_file_model, refuse_rescaling
@@ -162,6 +204,10 @@ def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolutio
                      ("--scale", scale_items or None), ("--classes", classes),
                      ("--depth-rounding", None if depth_rounding == "ceil" else depth_rounding)]
         refuse_rescaling(files[0], [flag for flag, value in rescaling if value is not None])
+    dims = parse_dims(dim_items)
+    if dims and not files:
+        raise EffplanError(f"--dim binds a named symbolic dimension of an ONNX file; {names[0]} is a built design "
+                           f"(its sizes come from --resolution, --width-mult and --depth-mult)")
     resolutions = parse_resolutions(resolution_text)
     phis = parse_phis(phi_text) if phi_text is not None else None
     coeffs = coefficients(alpha, beta, gamma) if phis is not None else None
@@ -171,7 +217,7 @@ def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolutio
     pairs = []
     for name in names:
         if is_file_model(name):
-            pairs.append((Imported(name), None))
+            pairs.append((Imported.open(name, dims), None))
             continue
         design = resolve(name)
         for resolution in resolutions:
@@ -186,8 +232,9 @@ def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolutio
 
 
 def design_rows(pairs, batch, dtype, precision=DEFAULT_PRECISION, optimizer=DEFAULT_OPTIMIZER, device=None,
-                runtime=None) -> list[dict]:
-    """The summary row of each (design, baseline) pair, with its MACs ratio to the baseline."""
+                runtime=None, train=False) -> list[dict]:
+    """The summary row of each (design, baseline) pair, with its MACs ratio to the baseline; with `train`
+    (and a device), a training step's time and images/s at the batch on one device."""
     from ..plan.profile import analyze
     from ..render.report import design_row
 
@@ -210,6 +257,11 @@ def design_rows(pairs, batch, dtype, precision=DEFAULT_PRECISION, optimizer=DEFA
             result = roofline(p.graph, found, dtype, batch, runtime=runtime)
             row.update(device=found.name, runtime=result.runtime.name, latency_s=result.latency_s,
                        images_per_s=result.images_per_s)
+            if train:
+                from ..plan.training import training_step
+                step = training_step(p.graph, found, runtime=runtime, precision=precision, optimizer=optimizer)
+                row.update(training_runtime=step.runtime, training_step_s=step.time_s,
+                           training_images_per_s=step.images_per_s)
     return rows
 
 

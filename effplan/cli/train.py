@@ -7,7 +7,8 @@ import click
 
 from ..base.errors import EffplanError
 from ..gate.budget import MAX_BATCH
-from .options import FORMAT, OPTIMIZER, PRECISION, OUTPUT, design_options, describe_design, emit, one_design
+from .options import FORMAT, OPTIMIZER, PRECISION, OUTPUT, design_options, describe_design, emit, one_design, \
+    view_options
 
 RUNTIMES = click.Choice(["eager", "compiled", "xla", "fused", "onnxruntime-cpu"])
 
@@ -31,7 +32,9 @@ STAGE_COLUMNS = [
     ("mem/dev GiB", "memory_bytes", lambda v: f"{v / 2**30:.2f}"),
 ]
 
-TRAIN_OPTIONAL = ("recompute_s", "global_batch", "epoch_s", "images_per_s_per_device", "optimizer_s", "share")
+# hidden in this order to fit the terminal: the step's parts, then how it is shared out
+TRAIN_OPTIONAL = ("recompute_s", "global_batch", "epoch_s", "images_per_s_per_device", "optimizer_s", "share",
+                  "communication_s", "epochs", "memory_bytes", "backward_s", "forward_s")
 
 
 def _stage_row(stage, total_s: float) -> dict:
@@ -57,7 +60,10 @@ def conventions(step, run) -> dict:
         "runtime": step.runtime,
         "forward": f"the kernels roofline --runtime {rt.name} runs ({rt.description}), plus a "
                    "BatchNormalization statistics pass per BN",
-        "backward": "one kernel per op, no fusion in backward: a conv's input and weight gradients each cost the "
+        "backward": ("one kernel per op" if not (rt.fusion and rt.pointwise_chains) else
+                     "one kernel per op, chains of elementwise gradients fused into one kernel (as the runtime "
+                     "fuses the forward; conv gradients unfused)")
+                    + ": a conv's input and weight gradients each cost the "
                     "forward's MACs on its unit (depthwise on the vector unit; matrix work padded to the tile "
                     "where the runtime pads); other ops memory-bound over their "
                     "saved tensors, output gradient and input gradients; fan-out gradients summed",
@@ -102,9 +108,10 @@ def conventions(step, run) -> dict:
               help="Progressive learning: image side rising from MIN to MAX over STAGES stages (128:300:4).")
 @click.option("--price-per-hour", type=click.FloatRange(min=0), default=None, help="Price of one device-hour.")
 @FORMAT
+@view_options
 @OUTPUT
 def train(model, query, device, devices, hosts, network_gbs, link_gbs, batch, global_batch, epochs, dataset_size,
-          runtime, precision, optimizer, checkpoint, progressive, price_per_hour, fmt, output):
+          runtime, precision, optimizer, checkpoint, progressive, price_per_hour, fmt, view, output):
     """Training step time and the hours (and cost) of a whole run, per device and in total.
 
     \b
@@ -148,10 +155,10 @@ def train(model, query, device, devices, hosts, network_gbs, link_gbs, batch, gl
     for r in unfit:
         print(f"effplan: warning: batch {r['batch']} per device does not fit {found.name} at {r['resolution']} px "
               f"(largest {r['largest_batch']})", file=sys.stderr)
-    emit(render_train(report, fmt), output)
+    emit(render_train(report, fmt, view), output)
 
 
-def render_train(report: dict, fmt: str) -> str:
+def render_train(report: dict, fmt: str, view=None) -> str:
     from ..render.report import render_rows, to_json
 
     if fmt == "json":
@@ -172,4 +179,4 @@ def render_train(report: dict, fmt: str) -> str:
              f"{report['epochs']} epochs of {report['dataset_size']:,} images: {t['hours']:.2f} h"
              f" ({t['device_hours']:.1f} device-hours)"
              + (f", cost {t['cost']:,.2f}" if t["cost"] is not None else "")]
-    return render_rows(rows, STAGE_COLUMNS, fmt, "\n".join(lines), optional=TRAIN_OPTIONAL)
+    return render_rows(rows, STAGE_COLUMNS, fmt, "\n".join(lines), view, TRAIN_OPTIONAL)

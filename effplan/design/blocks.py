@@ -9,6 +9,7 @@ head rows and the classifier.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 from ..base.errors import EffplanError
@@ -360,9 +361,17 @@ def xception(b, x, cout, stride, a: XceptionArgs, net):
 # ---- the network ----
 
 def build(design: Design, batch: int = 1):
-    """The graph of a design at a batch size (of an ONNX file: its graph with the batch bound)."""
+    """The graph of a design at a batch size (of an ONNX file: its graph with the batch bound).
+    Graphs are not changed once built, so one is shared by every caller asking for the same design
+    and batch (a command costs, plans memory and runs the roofline of one graph; a test suite or a
+    README check asks for the same designs again and again)."""
     if isinstance(design, Imported):
         return design.graph(batch)
+    return _build(design, batch)
+
+
+@lru_cache(maxsize=32)  # a built graph is about 1-2 MB: a bounded handful
+def _build(design: Design, batch: int):
     check_design(design)
     spec = design.spec
 

@@ -5,6 +5,7 @@ multipliers or spec to rescale; only a symbolic batch is bound.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ..base.errors import EffplanError
@@ -24,10 +25,11 @@ class Imported:
     depth_rounding = None
     spec = None
 
-    def __init__(self, path: str, name: str | None = None):
+    def __init__(self, path: str, name: str | None = None, dims: dict[str, int] | None = None):
         from ..graph.onnx_io import load
 
         self.path = str(path)
+        self.dims = dict(dims or {})  # --dim NAME=VALUE: the file's other symbolic dimensions
         self.model = load(self.path)
         self.meta = {p.key: p.value for p in self.model.metadata_props}
         self.name = name or Path(self.path).name  # the file, not the model it says it holds: two files differ
@@ -38,15 +40,15 @@ class Imported:
 
     @property
     def phi(self) -> float | None:
-        return _number(self.meta.get("phi"))
+        return meta_number(self.meta, "phi")
 
     @property
     def depth_mult(self) -> float | None:
-        return _number(self.meta.get("depth_mult"))
+        return meta_number(self.meta, "depth_mult")
 
     @property
     def width_mult(self) -> float | None:
-        return _number(self.meta.get("width_mult"))
+        return meta_number(self.meta, "width_mult")
 
     @property
     def resolution(self) -> int | None:
@@ -63,6 +65,28 @@ class Imported:
                 return len(dims) >= 2 and not (dims[0].HasField("dim_value") and dims[0].dim_value > 0)
         return False
 
+    @property
+    def fixed_batch(self) -> int | None:
+        """The first data input's leading dimension where the file fixes it (read from the file, not
+        imported), else None."""
+        weights = {t.name for t in self.model.graph.initializer}
+        value = next((v for v in self.model.graph.input if v.name not in weights), None)
+        dims = value.type.tensor_type.shape.dim if value is not None else []
+        return dims[0].dim_value if len(dims) >= 2 and dims[0].HasField("dim_value") and dims[0].dim_value > 0 \
+            else None
+
+    @classmethod
+    def open(cls, path: str, dims: dict[str, int] | None = None) -> "Imported":
+        """The file parsed once per process (the batch callback and the command both ask for it), parsed
+        again when it changed on disk."""
+        stat = Path(path).stat() if Path(path).is_file() else None
+        key = (str(path), stat and (stat.st_mtime_ns, stat.st_size), tuple(sorted((dims or {}).items())))
+        if key not in _OPENED:
+            if len(_OPENED) >= 8:  # a command opens a few files: keep the latest few
+                _OPENED.pop(next(iter(_OPENED)))
+            _OPENED[key] = cls(path, dims=dims)
+        return _OPENED[key]
+
     def _any_graph(self):
         """A graph at any batch already imported (what does not depend on the batch), else at the file's."""
         return next(iter(self._graphs.values())) if self._graphs else self.graph(None)
@@ -72,17 +96,23 @@ class Imported:
         if batch not in self._graphs:
             from ..graph.onnx_io import from_onnx
 
-            graph = from_onnx(self.model, self.path, batch)
+            graph = from_onnx(self.model, self.path, batch, self.dims)
             graph.graph["name"] = self.name
             self._graphs[batch] = graph
         return self._graphs[batch]
 
 
-def _number(text: str | None) -> float | None:
+_OPENED: dict[tuple, Imported] = {}
+
+
+def meta_number(meta: dict, key: str) -> float | None:
+    """A figure from a file's metadata (phi, depth_mult, width_mult as export writes them); text that is no
+    finite number (a hand-edited "abc", "nan", "1e999") is none: reports never hold NaN or Infinity."""
     try:
-        return float(text) if text else None
+        value = float(meta.get(key) or "nan")
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
 def refuse_rescaling(path: str, given: list[str]) -> None:

@@ -36,6 +36,17 @@ def _count(v):
     return f"{v / 1e9:.3f}G" if v >= 1e9 else f"{v / 1e6:.3f}M" if v >= 1e6 else f"{v:,.0f}"
 
 
+def _hours(value, what: str) -> float:
+    """Hours as a number (24, 1.5) or a numeric string ("24")."""
+    try:
+        hours = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        hours = math.nan
+    if not math.isfinite(hours):
+        raise EffplanError(f"{what}: expected a number of hours (e.g. 24), got {value!r}")
+    return hours
+
+
 LIMITS = {
     "max_macs": Limit("macs", parse_count, True, _count),
     "max_flops": Limit("flops", parse_count, True, _count),
@@ -47,10 +58,19 @@ LIMITS = {
     "max_training_memory": Limit("training_bytes", parse_bytes, True, human_bytes, "training"),
     "max_latency": Limit("latency_s", parse_seconds, True, lambda v: f"{v * 1e3:.3f} ms", "device"),
     "min_throughput": Limit("images_per_s", parse_count, False, lambda v: f"{v:,.1f}/s", "device"),
+    # training time (plan/training.py): a step at train_batch per device, on `devices` devices
+    "max_training_step_time": Limit("training_step_s", parse_seconds, True, lambda v: f"{v * 1e3:.3f} ms", "device",
+                                    "train"),
+    "min_training_throughput": Limit("training_images_per_s", parse_count, False, lambda v: f"{v:,.1f}/s", "device",
+                                     "train"),
+    "max_training_hours": Limit("training_hours", _hours, True, lambda v: f"{v:,.2f} h", "device", "run"),
 }
+TRAINING_TIME = frozenset(k for k, v in LIMITS.items() if v.scope in ("train", "run"))
+RUN_KEYS = ("epochs", "dataset_size", "progressive")  # the run max_training_hours bounds
+IMAGENET = 1281167  # ImageNet-1k training images: the default dataset_size
 DESIGN_KEYS = {"model", "name", "phi", "resolution", "batch", "dtype", "device", "runtime", "optimizer", "precision",
-               "train_batch", "width_mult", "depth_mult"}
-SHAPED_KEYS = ("phi", "resolution", "width_mult", "depth_mult")  # an ONNX file fixes these itself
+               "train_batch", "width_mult", "depth_mult", "devices", *RUN_KEYS}
+SHAPED_KEYS = ("phi", "resolution", "width_mult", "depth_mult", "progressive")  # an ONNX file fixes these itself
 
 
 @dataclass(frozen=True)
@@ -69,6 +89,10 @@ class Budget:
     optimizer: str = DEFAULT_OPTIMIZER
     precision: str = DEFAULT_PRECISION
     train_batch: int | None = None
+    devices: int = 1  # data parallel, for the training-time limits
+    epochs: int | None = None  # the run max_training_hours bounds
+    dataset_size: int = IMAGENET
+    progressive: tuple | None = None  # (min side, max side, stages), plan/training.parse_progressive
     folder: Path = field(default=Path("."), compare=False)
     where: str = "budget"  # the file and entry, for errors: budgets.toml: budget[2]
     written: dict = field(default_factory=dict, compare=False)  # limit key -> the text the file gave
@@ -138,6 +162,7 @@ def load_budgets(path: str) -> list[Budget]:
             raise EffplanError(f"{where}.{needs_device[0]}: needs a device (device = \"t4\", say)")
         if "runtime" in entry and not entry.get("device"):
             raise EffplanError(f"{where}.runtime: needs a device (device = \"t4\", say)")
+        _check_training_time(entry, limits, where)
         if "max_latency" in limits and "min_throughput" in limits:
             batch = entry.get("batch", 1)
             if isinstance(batch, int) and batch / limits["max_latency"] < limits["min_throughput"]:
@@ -156,10 +181,53 @@ def load_budgets(path: str) -> list[Budget]:
             optimizer=entry.get("optimizer", DEFAULT_OPTIMIZER),
             precision=entry.get("precision", DEFAULT_PRECISION),
             train_batch=_number(entry, "train_batch", where, int, 1, MAX_BATCH),
+            devices=_number(entry, "devices", where, int, 1, 1 << 20) or 1,
+            epochs=_number(entry, "epochs", where, int, 1, 1 << 20),
+            dataset_size=_number(entry, "dataset_size", where, int, 1, 1 << 40) or IMAGENET,
+            progressive=_progressive(entry, where),
             folder=Path(path).resolve().parent, where=where))
     for budget in budgets:  # every entry's model and device found before any is evaluated
         _named(budget, lambda: _resolve(budget))
     return budgets
+
+
+def _check_training_time(entry: dict, limits: dict, where: str) -> None:
+    """The run keys go with the training-time limits: epochs with max_training_hours (which needs it),
+    devices with any of them; a training-time limit needs a runtime that trains."""
+    timed = [k for k in limits if k in TRAINING_TIME]
+    if "max_training_hours" in limits and "epochs" not in entry:
+        raise EffplanError(f"{where}.max_training_hours: needs epochs (epochs = 350, say; dataset_size defaults to "
+                           f"ImageNet's {IMAGENET:,} images)")
+    for key in RUN_KEYS:
+        if key in entry and "max_training_hours" not in limits:
+            raise EffplanError(f"{where}.{key}: applies with max_training_hours")
+    if "devices" in entry and not timed:
+        raise EffplanError(f"{where}.devices: applies with the training-time limits "
+                           f"({', '.join(sorted(TRAINING_TIME))})")
+    if "max_training_step_time" in limits and "min_training_throughput" in limits:
+        images = entry.get("train_batch", entry.get("batch", 1)) * entry.get("devices", 1)
+        if isinstance(images, int) and images / limits["max_training_step_time"] < limits["min_training_throughput"]:
+            raise EffplanError(f"{where}: contradictory limits: within max_training_step_time, {images} images a step "
+                               f"train at most {images / limits['max_training_step_time']:,.1f}/s, below "
+                               f"min_training_throughput")
+    if timed and isinstance(entry.get("runtime"), str):
+        from ..plan.training import check_runtime
+        try:
+            check_runtime(entry["runtime"])
+        except EffplanError as exc:
+            raise EffplanError(f"{where}.runtime: {exc}") from None
+
+
+def _progressive(entry: dict, where: str):
+    if "progressive" not in entry:
+        return None
+    from ..plan.training import parse_progressive
+    if not isinstance(entry["progressive"], str):
+        raise EffplanError(f"{where}.progressive: expected a string MIN:MAX:STAGES, e.g. \"128:300:4\"")
+    try:
+        return parse_progressive(entry["progressive"])
+    except EffplanError as exc:
+        raise EffplanError(f"{where}.{str(exc).removeprefix('--')}") from None
 
 
 def _resolve(budget: Budget):
@@ -169,6 +237,11 @@ def _resolve(budget: Budget):
     from ..plan.hardware import load_device
 
     device = load_device(budget.device) if budget.device else None
+    if budget.devices > 1:
+        from ..plan.training import device_link
+        if device_link(device) is None:
+            raise EffplanError(f"devices = {budget.devices}: device {device.name} has no [interconnect] figure in its "
+                               f"file for the gradient all-reduce")
     if budget.runtime is not None:
         from ..plan.runtime import load_runtime
         load_runtime(_runtime_path(budget))
@@ -207,6 +280,21 @@ def figures(graph, batch: int, dtype: str, device=None, precision=DEFAULT_PRECIS
         result = roofline(graph, device, dtype, batch, runtime=runtime)
         out.update(latency_s=result.latency_s, images_per_s=result.images_per_s)
     return out
+
+
+def training_time(budget: Budget, device) -> dict:
+    """The training-time figures (plan/training.time_figures) of a budget's design on its device: a run of
+    `epochs` (1 when only a step is bounded) at train_batch (else batch) per device."""
+    from ..plan.training import time_figures, training_run
+
+    design, _ = _resolve(budget)
+    if isinstance(design, str):
+        from ..design.imported import Imported
+        design = Imported(design)
+    run = training_run(design, device, batch=budget.train_batch or budget.batch, devices=budget.devices,
+                       epochs=budget.epochs or 1, dataset_size=budget.dataset_size, progressive=budget.progressive,
+                       runtime=budget.runtime, precision=budget.precision, optimizer=budget.optimizer)
+    return time_figures(run)
 
 
 def budget_graphs(budget: Budget):
@@ -256,13 +344,19 @@ def check(budgets: list[Budget]) -> list[dict]:
         device = _named(budget, lambda: load_device(budget.device)) if budget.device else None
         values = figures(graph, budget.batch, budget.dtype, device, budget.precision, budget.optimizer, train, wanted,
                          _runtime_path(budget))
+        if TRAINING_TIME & set(budget.limits):
+            values.update(_named(budget, lambda: training_time(budget, device)))
         for key, limit in budget.limits.items():
             spec = LIMITS[key]
             value = values[spec.figure]
             margin = (limit - value) / limit if spec.upper else (value - limit) / limit
             scope = {"image": "one image", "model": "the model"}.get(spec.scope, f"batch of {budget.batch}")
-            if spec.needs == "training":
+            if spec.needs == "training" or spec.scope in ("train", "run"):
                 scope = f"train batch of {budget.train_batch or budget.batch}"
+            if spec.scope in ("train", "run") and budget.devices > 1:
+                scope += f" per device on {budget.devices} devices"
+            if spec.scope == "run":
+                scope = f"{budget.epochs} epochs of {budget.dataset_size:,} images, " + scope
             rows.append({"budget": budget.name, "entry": i, **about, "batch": budget.batch, "scope": scope,
                          "dtype": budget.dtype, "device": budget.device,
                          "runtime": runtime_for(device, _runtime_path(budget)).name if device else None,

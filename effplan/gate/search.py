@@ -560,11 +560,14 @@ class Constraints:
     precision: str = "mixed"
     optimizer: str = "adamw"
 
-    def satisfied(self, figures: dict):
-        """Whether figures (numbers, or arrays of many designs) meet every limit."""
+    def satisfied(self, figures: dict, screen: bool = False):
+        """Whether figures (numbers, or arrays of many designs) meet every limit; `screen`: only the limits
+        whose figure the grid has (training time is checked exactly, design by design)."""
         from .budget import LIMITS
         ok = True
         for key, limit in self.limits.items():
+            if screen and LIMITS[key].figure not in figures:
+                continue
             value = figures[LIMITS[key].figure]
             ok = ok & (value <= limit if LIMITS[key].upper else value >= limit)
         return ok
@@ -580,8 +583,19 @@ def exact(design, constraints: Constraints) -> dict:
     from .budget import figures
 
     graph = build(design, constraints.batch)
-    return figures(graph, constraints.batch, constraints.dtype, constraints.device, constraints.precision,
-                   constraints.optimizer, None, constraints.wanted())
+    out = figures(graph, constraints.batch, constraints.dtype, constraints.device, constraints.precision,
+                  constraints.optimizer, None, constraints.wanted())
+    if TRAINING_STEP & set(constraints.limits):  # a step at the search's batch on one device
+        from ..plan.runtime import load_runtime
+        from ..plan.training import training_step
+        device = constraints.device
+        step = training_step(graph, device, runtime=load_runtime(device.runtime).name if device.runtime else None,
+                             precision=constraints.precision, optimizer=constraints.optimizer)
+        out.update(training_step_s=step.time_s, training_images_per_s=step.images_per_s)
+    return out
+
+
+TRAINING_STEP = frozenset({"max_training_step_time", "min_training_throughput"})
 
 
 def design_at(design, depth: float, width: float, resolution: int):
@@ -605,7 +619,7 @@ def grid_search(design, depths, widths, resolutions, constraints: Constraints, s
         reason = g.skipped.most_common(1)[0][0]
         raise EffplanError(f"none of the grid's {g.built.size:,} designs can be built or planned: {reason}")
     values = g.figures(constraints.batch)
-    ok = g.built & constraints.satisfied(values)
+    ok = g.built & constraints.satisfied(values, screen=True)
 
     def describe(flat: int) -> dict:
         i, j, k = np.unravel_index(flat, g.built.shape)
@@ -636,7 +650,12 @@ def grid_search(design, depths, widths, resolutions, constraints: Constraints, s
         if constraints.satisfied(figures) and same not in seen:
             seen.add(same)
             ranked.append({**found, "score": score_of[flat], **_public(figures)})
-    stats.update(screened_in=len(feasible), checked_exactly=tried)
+    stats.update(screened_in=len(feasible), checked_exactly=tried,
+                 unscreened=[k for k in constraints.limits if k in TRAINING_STEP])  # checked exactly only
+    if stats["unscreened"]:  # the smallest's training step too, for the message when nothing fits
+        small = stats["smallest"]
+        stats["smallest"] = {**small, **_public(exact(design_at(design, small["depth_mult"], small["width_mult"],
+                                                                small["resolution"]), constraints))}
     return ranked, stats
 
 
@@ -787,8 +806,15 @@ def run(design, limits: dict, *, batch: int = 1, dtype: str = "fp32", device=Non
     if per_image:
         raise EffplanError(f"{per_image[0]}: search bounds the whole batch; give {per_image[0][:-10]} (the same "
                            f"at batch 1)")
-    if device is None and {"max_latency", "min_throughput"} & set(limits):
-        raise EffplanError("max_latency and min_throughput need a device")
+    if device is None and {"max_latency", "min_throughput", *TRAINING_STEP} & set(limits):
+        raise EffplanError("max_latency, min_throughput and the training-time limits need a device")
+    if "max_training_hours" in limits:
+        raise EffplanError("max_training_hours: search bounds one training step (max_training_step_time, "
+                           "min_training_throughput); check a run's hours with a budget or effplan train")
+    if TRAINING_STEP & set(limits) and device.runtime:
+        from ..plan.runtime import load_runtime
+        from ..plan.training import check_runtime
+        check_runtime(load_runtime(device.runtime).name)
     constraints = Constraints(limits, batch, dtype, device, precision, optimizer)
     score = objective(objective_kind, limits, accuracy_file, mnas_w)
     depths, widths = grid(depths, "--depth"), grid(widths, "--width")

@@ -21,118 +21,14 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from .ops import OPS
+
 MAX_VALUES = 1 << 16  # elements of one evaluated tensor: shape arithmetic is a few dozen
 
 
-def _int_list(a) -> list[int]:
-    return [int(v) for v in np.asarray(a).reshape(-1)]
-
-
-def _input_or_attr(inputs, index: int, attrs: dict, key: str):
-    """An operand that later opsets take as an input and earlier ones as an attribute."""
-    if len(inputs) > index and inputs[index] is not None:
-        return _int_list(inputs[index])
-    return list(attrs[key]) if key in attrs else None
-
-
-def _unsqueeze(attrs, x, axes=None):
-    axes = _input_or_attr([x, axes], 1, attrs, "axes")
-    rank = x.ndim + len(axes)
-    for axis in sorted(a % rank for a in axes):
-        x = np.expand_dims(x, axis)
-    return x
-
-
-def _squeeze(attrs, x, axes=None):
-    axes = _input_or_attr([x, axes], 1, attrs, "axes")
-    return np.squeeze(x, axis=tuple(a % x.ndim for a in axes)) if axes else np.squeeze(x)
-
-
-def _slice(attrs, x, starts=None, ends=None, axes=None, steps=None):
-    starts = _input_or_attr([x, starts], 1, attrs, "starts")
-    ends = _input_or_attr([x, starts, ends], 2, attrs, "ends")
-    axes = _input_or_attr([x, starts, ends, axes], 3, attrs, "axes") or list(range(len(starts)))
-    steps = _int_list(steps) if steps is not None else [1] * len(starts)
-    index = [slice(None)] * x.ndim
-    for start, end, axis, step in zip(starts, ends, axes, steps):
-        index[axis % x.ndim] = slice(start, end, step)
-    return x[tuple(index)]
-
-
-def _reshape(attrs, x, shape):
-    target = _int_list(shape)
-    if not attrs.get("allowzero", 0):
-        target = [x.shape[i] if d == 0 else d for i, d in enumerate(target)]
-    return x.reshape(target)
-
-
-def _div(attrs, a, b):
-    if np.issubdtype(a.dtype, np.integer):  # ONNX integer division truncates toward zero
-        return (np.sign(a) * np.sign(b) * (np.abs(a) // np.abs(b))).astype(a.dtype)
-    return a / b
-
-
-def _clip(attrs, x, lo=None, hi=None):
-    lo = lo if lo is not None else attrs.get("min")
-    hi = hi if hi is not None else attrs.get("max")
-    return np.clip(x, lo if lo is not None else x.min(), hi if hi is not None else x.max()).astype(x.dtype)
-
-
-def _reduce_prod(attrs, x, axes=None):
-    axes = _input_or_attr([x, axes], 1, attrs, "axes")
-    return np.prod(x, axis=tuple(axes) if axes else None, keepdims=bool(attrs.get("keepdims", 1))).astype(x.dtype)
-
-
-def _constant_of_shape(attrs, shape):
-    value = numpy_helper.to_array(attrs["value"]) if "value" in attrs else np.zeros(1, np.float32)
-    return np.full(_int_list(shape), value.reshape(-1)[0], value.dtype)
-
-
-def _expand(attrs, x, shape):
-    return np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(_int_list(shape)))).copy()
-
-
-def _range(attrs, start, limit, delta):
-    return np.arange(start.item(), limit.item(), delta.item()).astype(start.dtype)
-
-
-EVALUATE = {  # op type -> fn(attrs, *input values) -> output value
-    "Gather": lambda a, x, i: np.take(x, i, axis=a.get("axis", 0)),
-    "Unsqueeze": _unsqueeze,
-    "Squeeze": _squeeze,
-    "Concat": lambda a, *xs: np.concatenate(xs, axis=a["axis"]),
-    "Slice": _slice,
-    "Reshape": _reshape,
-    "Transpose": lambda a, x: np.transpose(x, a.get("perm")),
-    "Cast": lambda a, x: x.astype(helper.tensor_dtype_to_np_dtype(a["to"])),
-    "Add": lambda a, x, y: x + y,
-    "Sub": lambda a, x, y: x - y,
-    "Mul": lambda a, x, y: x * y,
-    "Div": _div,
-    "Mod": lambda a, x, y: np.fmod(x, y) if a.get("fmod", 0) else np.mod(x, y),
-    "Neg": lambda a, x: -x,
-    "Abs": lambda a, x: np.abs(x),
-    "Sqrt": lambda a, x: np.sqrt(x),
-    "Ceil": lambda a, x: np.ceil(x),
-    "Floor": lambda a, x: np.floor(x),
-    "Max": lambda a, *xs: np.maximum.reduce(np.broadcast_arrays(*xs)),
-    "Min": lambda a, *xs: np.minimum.reduce(np.broadcast_arrays(*xs)),
-    "Clip": _clip,
-    "Equal": lambda a, x, y: np.equal(x, y),
-    "Less": lambda a, x, y: np.less(x, y),
-    "Greater": lambda a, x, y: np.greater(x, y),
-    "LessOrEqual": lambda a, x, y: np.less_equal(x, y),
-    "GreaterOrEqual": lambda a, x, y: np.greater_equal(x, y),
-    "Not": lambda a, x: np.logical_not(x),
-    "And": lambda a, x, y: np.logical_and(x, y),
-    "Or": lambda a, x, y: np.logical_or(x, y),
-    "Where": lambda a, c, x, y: np.where(c, x, y),
-    "ConstantOfShape": _constant_of_shape,
-    "Expand": _expand,
-    "Range": _range,
-    "ReduceProd": _reduce_prod,
-    "Identity": lambda a, x: x,
-}
+def evaluate_op(op: str):
+    """The function that computes an op's value (its op table entry's `evaluate`), or None."""
+    return OPS[op].evaluate if op in OPS else None
 
 
 def _attrs(node: onnx.NodeProto) -> dict:
@@ -197,14 +93,14 @@ def fold_shapes(model: onnx.ModelProto, nodes: list, order: list[int], shapes: d
             a = _attrs(node)
             value = np.array(shape[a.get("start", 0):a.get("end", len(shape))] if node.op_type == "Shape"
                              else math.prod(shape), np.int64)
-        elif node.op_type in EVALUATE and all(a is not None for t, a in zip(node.input, args) if t):
+        elif evaluate_op(node.op_type) and all(a is not None for t, a in zip(node.input, args) if t):
             if not all(_known(shapes.get(t)) for t in outs):
                 _infer(node, shapes, types, values, opsets)
             if not _known(shapes.get(outs[0])) or math.prod(shapes[outs[0]]) > MAX_VALUES:
                 continue  # too large to hold: its shape is all that is needed
             try:
                 with np.errstate(all="ignore"):  # a division by zero in a hostile file: a value, not a warning
-                    value = np.asarray(EVALUATE[node.op_type](_attrs(node), *args))
+                    value = np.asarray(evaluate_op(node.op_type)(_attrs(node), *args))
             except (ValueError, TypeError, IndexError, ArithmeticError, KeyError):
                 continue  # not evaluable as written: inference decides, as for any other node
         else:

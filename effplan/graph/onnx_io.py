@@ -22,7 +22,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..base.version import __version__
-from .ops import COSTS
+from .ops import COSTS, OPS
 from ..base.errors import EffplanError, quote
 from .builder import MAX_OPS, Weight
 from ..base.files import atomic_file
@@ -31,13 +31,6 @@ from ..base.units import MAX_DIM, human_bytes
 
 DEFAULT_OPSET = 17
 PROTO_LIMIT = 2**31 - 2**24  # protobuf's 2 GB limit, less headroom for the graph itself
-ROLES = {  # positional ONNX inputs -> the roles effplan's cost functions and exporter use; a constant
-    # in one of these slots is a parameter (BN's mean and var: buffers)
-    "Conv": ("X", "W", "B"), "ConvTranspose": ("X", "W", "B"), "Gemm": ("A", "W", "B"),
-    "MatMul": ("A", "W"), "BatchNormalization": ("X", "scale", "B", "mean", "var"),
-    "InstanceNormalization": ("X", "scale", "B"), "LayerNormalization": ("X", "scale", "B"),
-    "GroupNormalization": ("X", "scale", "B"), "PRelu": ("X", "slope"),
-}
 BUFFER_ROLES = ("mean", "var")
 # a weight through these is still that weight, sized as the initializer the file stores (LeViT's attention
 # bias table gathered by constant indices is the table, not the gathered output)
@@ -55,6 +48,12 @@ PLACE_RE = [  # module paths exporters write -> (stage, block), with what to add
     (re.compile(r"(?:^|[/.])layer(\d+)[._](\d+)(?=[/._]|$)"), 0),  # torchvision ResNet layer1.0
     (re.compile(r"(?:^|[/_])block(\d+)([a-z])_"), 0),  # Keras block2b_expand_conv: stage 2, block b
 ]
+
+
+def _roles(op: str) -> tuple[str, ...]:
+    """The roles of an op's positional inputs (its op table entry's `weights`): a constant in one of these
+    slots is a parameter; () for an op without weights or without an entry."""
+    return OPS[op].weights if op in OPS else ()
 
 
 class OnnxError(EffplanError):
@@ -322,7 +321,7 @@ def _invalid_text(message, where: str = "") -> str | None:
     return None
 
 
-HEAVY_OPS = {*ROLES, "Einsum"}  # ops whose costs a skipped subgraph would lose
+HEAVY_OPS = {*(op for op, e in OPS.items() if e.weights), "Einsum"}  # ops whose costs a skipped subgraph would lose
 
 
 def _tensors(node: onnx.NodeProto):
@@ -468,7 +467,7 @@ def _weight_inputs(g: onnx.GraphProto, nodes: list) -> set[str]:
             for node, slot in uses[t]:
                 if node.op_type in PASS_THROUGH and slot == 0:
                     todo += filter(None, node.output)
-                elif not (slot > 0 and node.op_type in ROLES and node.op_type != "MatMul"):
+                elif not (slot > 0 and _roles(node.op_type) and node.op_type != "MatMul"):
                     return False
         return True
 
@@ -661,7 +660,7 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
     def param_role(op: str, slot: int, t: str) -> str | None:
         if types.get(t) not in FLOAT_TYPES:
             return None  # shapes and indices
-        roles = ROLES.get(op, ())
+        roles = _roles(op)
         if slot < len(roles):
             return roles[slot]
         size = math.prod(_concrete(shapes.get(t), t))

@@ -19,6 +19,11 @@ An entry (`Op`) says, for one op type:
           product whose epilogue is not fused), POINTWISE, REDUCTION and LAYOUT ops run as kernels of
           their own; a VIEW moves nothing and takes no time. NORM, ACTIVATION, RESIDUAL, POINTWISE
           and VIEW ops may write their output over a same-shaped input (memory.py's in-place mode).
+  weights the roles of its positional inputs; a constant in one of these slots is a parameter (BN's
+          mean and var: buffers) that the cost functions and the exporter find by role (onnx_io.py)
+  weighted whether it is one of the profile's `layers`: an op whose weights multiply its input
+  evaluate (attrs, *input values) -> output value with numpy: how evaluate.py folds shape arithmetic
+          (Shape -> Gather -> Div -> ...) once the input shape is known; None: never folded
 An op type with no entry is unknown: reported, never a silent zero. Adding an op is one entry:
 `register` with its cost function, or `elementwise` or `free` for ops whose cost is shared.
 
@@ -36,6 +41,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..base.errors import EffplanError, did_you_mean
 from .shapes import (broadcast_shape, concat_shape, conv_shape, flatten_shape, gemm_shape, global_pool_shape,
@@ -64,6 +71,9 @@ class Op:
     free: str = ""  # why it costs nothing; "" when it is costed
     statistics: Callable | None = None  # (attrs, output shape) -> normalised groups, with STATISTICS
     gemm: Callable | None = None  # matrix-unit ops: (attrs, inputs, output, weights) -> (groups, M, N, K)
+    weights: tuple[str, ...] = ()  # the roles of its positional inputs
+    weighted: bool = False
+    evaluate: Callable | None = None
 
     def __post_init__(self):
         problems = [what for what, ok in (
@@ -72,7 +82,10 @@ class Op:
             ("saves", isinstance(self.saves, tuple) and set(self.saves) <= set(SAVED_KINDS)),
             ("unit", callable(self.unit) or self.unit in UNITS),
             ("fusion", self.fusion in FUSION_CLASSES),
-            ("statistics", (STATISTICS in self.saves) == callable(self.statistics))) if not ok]
+            ("statistics", (STATISTICS in self.saves) == callable(self.statistics)),
+            ("weights", isinstance(self.weights, tuple) and all(isinstance(r, str) for r in self.weights)),
+            ("weighted", not self.weighted or bool(self.weights)),
+            ("evaluate", self.evaluate is None or callable(self.evaluate))) if not ok]
         if problems:
             raise ValueError(f"the entry of {self.name} has a bad {', '.join(problems)}")
 
@@ -127,6 +140,95 @@ def elementwise(flops_per_element: int, *ops: str, **entry) -> None:
         lambda attrs, inputs, output, weights: (0, flops_per_element * math.prod(output)))
 
 
+# The values ops compute, for folding shape arithmetic (evaluate.py): numpy on small tensors.
+def _int_list(a) -> list[int]:
+    return [int(v) for v in np.asarray(a).reshape(-1)]
+
+
+def _input_or_attr(inputs, index: int, attrs: dict, key: str):
+    """An operand that later opsets take as an input and earlier ones as an attribute."""
+    if len(inputs) > index and inputs[index] is not None:
+        return _int_list(inputs[index])
+    return list(attrs[key]) if key in attrs else None
+
+
+def _unsqueeze(attrs, x, axes=None):
+    axes = _input_or_attr([x, axes], 1, attrs, "axes")
+    rank = x.ndim + len(axes)
+    for axis in sorted(a % rank for a in axes):
+        x = np.expand_dims(x, axis)
+    return x
+
+
+def _squeeze(attrs, x, axes=None):
+    axes = _input_or_attr([x, axes], 1, attrs, "axes")
+    return np.squeeze(x, axis=tuple(a % x.ndim for a in axes)) if axes else np.squeeze(x)
+
+
+def _slice(attrs, x, starts=None, ends=None, axes=None, steps=None):
+    starts = _input_or_attr([x, starts], 1, attrs, "starts")
+    ends = _input_or_attr([x, starts, ends], 2, attrs, "ends")
+    axes = _input_or_attr([x, starts, ends, axes], 3, attrs, "axes") or list(range(len(starts)))
+    steps = _int_list(steps) if steps is not None else [1] * len(starts)
+    index = [slice(None)] * x.ndim
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        index[axis % x.ndim] = slice(start, end, step)
+    return x[tuple(index)]
+
+
+def _reshape(attrs, x, shape):
+    target = _int_list(shape)
+    if not attrs.get("allowzero", 0):
+        target = [x.shape[i] if d == 0 else d for i, d in enumerate(target)]
+    return x.reshape(target)
+
+
+def _div(attrs, a, b):
+    if np.issubdtype(a.dtype, np.integer):  # ONNX integer division truncates toward zero
+        return (np.sign(a) * np.sign(b) * (np.abs(a) // np.abs(b))).astype(a.dtype)
+    return a / b
+
+
+def _clip(attrs, x, lo=None, hi=None):
+    lo = lo if lo is not None else attrs.get("min")
+    hi = hi if hi is not None else attrs.get("max")
+    return np.clip(x, lo if lo is not None else x.min(), hi if hi is not None else x.max()).astype(x.dtype)
+
+
+def _reduce_prod(attrs, x, axes=None):
+    axes = _input_or_attr([x, axes], 1, attrs, "axes")
+    return np.prod(x, axis=tuple(axes) if axes else None, keepdims=bool(attrs.get("keepdims", 1))).astype(x.dtype)
+
+
+def _constant_of_shape(attrs, shape):
+    from onnx import numpy_helper  # onnx only where a file is read: `import effplan` stays light
+
+    value = numpy_helper.to_array(attrs["value"]) if "value" in attrs else np.zeros(1, np.float32)
+    return np.full(_int_list(shape), value.reshape(-1)[0], value.dtype)
+
+
+def _expand(attrs, x, shape):
+    return np.broadcast_to(x, np.broadcast_shapes(x.shape, tuple(_int_list(shape)))).copy()
+
+
+def _range(attrs, start, limit, delta):
+    return np.arange(start.item(), limit.item(), delta.item()).astype(start.dtype)
+
+
+def _cast(attrs, x):
+    from onnx import helper
+
+    return x.astype(helper.tensor_dtype_to_np_dtype(attrs["to"]))
+
+
+def _binary(fn):
+    return lambda attrs, x, y: fn(x, y)
+
+
+def _unary(fn):
+    return lambda attrs, x: fn(x)
+
+
 def _kernel(weights, inputs):
     """A conv's weight shape: its initializer, or input 1 when an imported graph computes it."""
     return weights["W"] if "W" in weights else inputs[1]
@@ -153,24 +255,42 @@ def _conv_unit(attrs, inputs, weights) -> str:
     return VECTOR if _kernel(weights, inputs)[1] == 1 else MATRIX  # one input channel per group: depthwise
 
 
-@register("Conv", shape=conv_shape, saves=(INPUT,), unit=_conv_unit, fusion=ANCHOR, gemm=_conv_gemm)
+CONV_WEIGHTS = ("X", "W", "B")
+
+
+@register("Conv", shape=conv_shape, saves=(INPUT,), unit=_conv_unit, fusion=ANCHOR, gemm=_conv_gemm,
+          weights=CONV_WEIGHTS, weighted=True)
 def conv_cost(attrs, inputs, output, weights):
     per_output = math.prod(_kernel(weights, inputs)[1:])  # (Cin/group) * Kh * Kw
     macs = math.prod(output) * per_output
     return macs, 2 * macs + (math.prod(output) if "B" in weights else 0)
 
 
-# on the vector unit and unfused, as effplan has always timed it
-@register("ConvTranspose", shape=ONNX_INFERENCE, saves=(INPUT,), unit=VECTOR, fusion=CONTRACTION)
+def _conv_transpose_gemm(attrs, inputs, output, weights):
+    """A transposed conv as `group` GEMMs of its input with its kernel, whose products are then added
+    into the output (col2im): M = N*Hin*Win, N = (Cout/group)*Kh*Kw, K = Cin/group (W is
+    [Cin, Cout/group, Kh, Kw])."""
+    group, x, w = attrs.get("group", 1), inputs[0], _kernel(weights, inputs)
+    return group, x[0] * math.prod(x[2:]), math.prod(w[1:]), w[0] // group
+
+
+def _conv_transpose_unit(attrs, inputs, weights) -> str:
+    return VECTOR if _kernel(weights, inputs)[0] // attrs.get("group", 1) == 1 else MATRIX  # depthwise
+
+
+# a convolution on the matrix unit, but fused with nothing: runtimes anchor Conv, Gemm and MatMul only
+@register("ConvTranspose", shape=ONNX_INFERENCE, saves=(INPUT,), unit=_conv_transpose_unit, fusion=CONTRACTION,
+          gemm=_conv_transpose_gemm, weights=CONV_WEIGHTS, weighted=True)
 def conv_transpose_cost(attrs, inputs, output, weights):
     # every input element meets (Cout/group) * Kh * Kw weights (W is [Cin, Cout/group, Kh, Kw])
     macs = math.prod(inputs[0]) * math.prod(_kernel(weights, inputs)[1:])
     return macs, 2 * macs + (math.prod(output) if "B" in weights else 0)
 
 
-@register("Gemm", shape=gemm_shape, saves=(INPUT,), unit=MATRIX, fusion=ANCHOR, gemm=_matmul_gemm)
+@register("Gemm", shape=gemm_shape, saves=(INPUT,), unit=MATRIX, fusion=ANCHOR, gemm=_matmul_gemm,
+          weights=("A", "W", "B"), weighted=True)
 @register("MatMul", shape=ONNX_INFERENCE, saves=(INPUTS,), unit=MATRIX, fusion=ANCHOR,  # takes its bias Add
-          gemm=_matmul_gemm)
+          gemm=_matmul_gemm, weights=("A", "W"), weighted=True)
 def matmul_cost(attrs, inputs, output, weights):
     macs = math.prod(output) * _inner(attrs, inputs, weights)  # prod(output) * K
     bias = "B" in weights or len(inputs) > 2
@@ -231,31 +351,53 @@ def einsum_cost(attrs, inputs, output, weights):
 
 
 @register("ReduceSum", shape=ONNX_INFERENCE, saves=(), fusion=REDUCTION, unit=VECTOR)
+@register("ReduceProd", shape=ONNX_INFERENCE, saves=(INPUT, OUTPUT), fusion=REDUCTION, unit=VECTOR,
+          evaluate=_reduce_prod)
 def sum_cost(attrs, inputs, output, weights):
-    return 0, math.prod(inputs[0])  # one add per input element, over any axes
+    return 0, math.prod(inputs[0])  # one add (multiply) per input element, over any axes
 
 
 elementwise(1, "Relu", shape=same, saves=(OUTPUT,), fusion=ACTIVATION)
-elementwise(1, "Add", shape=broadcast_shape, saves=(), fusion=RESIDUAL)
-elementwise(1, "Sub", shape=broadcast_shape, saves=(), fusion=POINTWISE)
-elementwise(1, "Mul", "Div", "Max", "Min", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE)
-elementwise(1, "Neg", shape=same, saves=(), fusion=POINTWISE)
-elementwise(1, "Exp", "Sqrt", "Tanh", shape=same, saves=(OUTPUT,), fusion=POINTWISE)
+elementwise(1, "Add", shape=broadcast_shape, saves=(), fusion=RESIDUAL, evaluate=_binary(np.add))
+elementwise(1, "Sub", shape=broadcast_shape, saves=(), fusion=POINTWISE, evaluate=_binary(np.subtract))
+elementwise(1, "Mul", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE, evaluate=_binary(np.multiply))
+elementwise(1, "Div", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE, evaluate=_div)
+elementwise(1, "Max", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE,
+            evaluate=lambda attrs, *xs: np.maximum.reduce(np.broadcast_arrays(*xs)))
+elementwise(1, "Min", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE,
+            evaluate=lambda attrs, *xs: np.minimum.reduce(np.broadcast_arrays(*xs)))
+elementwise(1, "Mod", shape=ONNX_INFERENCE, saves=(INPUTS,), fusion=POINTWISE,
+            evaluate=lambda attrs, x, y: np.fmod(x, y) if attrs.get("fmod", 0) else np.mod(x, y))
+elementwise(1, "Neg", shape=same, saves=(), fusion=POINTWISE, evaluate=_unary(np.negative))
+elementwise(1, "Abs", shape=ONNX_INFERENCE, saves=(INPUT,), fusion=POINTWISE, evaluate=_unary(np.abs))
+elementwise(1, "Ceil", shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_unary(np.ceil))
+elementwise(1, "Floor", shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_unary(np.floor))
+# comparisons and logic: one op per element, no gradient
+for _op, _fn in (("Equal", np.equal), ("Less", np.less), ("Greater", np.greater), ("LessOrEqual", np.less_equal),
+                 ("GreaterOrEqual", np.greater_equal), ("And", np.logical_and), ("Or", np.logical_or)):
+    elementwise(1, _op, shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_binary(_fn))
+del _op, _fn
+elementwise(1, "Not", shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_unary(np.logical_not))
+elementwise(1, "Exp", "Tanh", shape=same, saves=(OUTPUT,), fusion=POINTWISE)
+elementwise(1, "Sqrt", shape=same, saves=(OUTPUT,), fusion=POINTWISE, evaluate=_unary(np.sqrt))
 # BN at inference: x*a + b with folded a, b; it keeps one mean and inverse std per channel for the batch
 elementwise(2, "BatchNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=NORM,
-            statistics=lambda attrs, output: output[1])
+            statistics=lambda attrs, output: output[1], weights=("X", "scale", "B", "mean", "var"))
 # PRelu and LeakyRelu: a compare and a multiply
-elementwise(2, "Clip", "LeakyRelu", shape=same, saves=(INPUT,), fusion=ACTIVATION)
-elementwise(2, "PRelu", shape=broadcast_shape, saves=(INPUT,), fusion=POINTWISE)
+elementwise(2, "Clip", shape=same, saves=(INPUT,), fusion=ACTIVATION, evaluate=_clip)
+elementwise(2, "LeakyRelu", shape=same, saves=(INPUT,), fusion=ACTIVATION)
+elementwise(2, "PRelu", shape=broadcast_shape, saves=(INPUT,), fusion=POINTWISE, weights=("X", "slope"))
 # statistics (an add for the sum, a multiply and an add for the sum of squares), then x*a + b with
 # a, b folded per channel (instance, group) or per row (layer); per-row divides are not counted.
 # Backward keeps a mean and inverse std per sample and channel, group or row.
+NORM_WEIGHTS = ("X", "scale", "B")
 elementwise(5, "InstanceNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=REDUCTION,
-            statistics=lambda attrs, output: output[0] * output[1])
+            statistics=lambda attrs, output: output[0] * output[1], weights=NORM_WEIGHTS)
 elementwise(5, "GroupNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=REDUCTION,
-            statistics=lambda attrs, output: output[0] * attrs["num_groups"])
+            statistics=lambda attrs, output: output[0] * attrs["num_groups"], weights=NORM_WEIGHTS)
 elementwise(5, "LayerNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=REDUCTION,
-            statistics=lambda attrs, output: math.prod(output[:attrs.get("axis", -1) % len(output)]))
+            statistics=lambda attrs, output: math.prod(output[:attrs.get("axis", -1) % len(output)]),
+            weights=NORM_WEIGHTS)
 elementwise(3, "Sigmoid", shape=same, saves=(OUTPUT,), fusion=ACTIVATION)  # exp, add, divide
 elementwise(3, "Softmax", shape=same, saves=(OUTPUT,), fusion=REDUCTION)
 elementwise(3, "LogSoftmax", shape=same, saves=(OUTPUT,), fusion=REDUCTION)  # exp, add, subtract (the row's log apart)
@@ -265,26 +407,39 @@ elementwise(1, "Erf", shape=same, saves=(INPUT,), fusion=POINTWISE)
 elementwise(5, "Gelu", shape=same, saves=(INPUT,), fusion=ACTIVATION)
 elementwise(1, "Pow", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE)
 elementwise(1, "Reciprocal", shape=same, saves=(OUTPUT,), fusion=POINTWISE)
-elementwise(1, "Where", shape=ONNX_INFERENCE, saves=(MASK,), fusion=POINTWISE)  # a select; backward keeps the condition
+elementwise(1, "Where", shape=ONNX_INFERENCE, saves=(MASK,), fusion=POINTWISE,
+            evaluate=lambda attrs, c, x, y: np.where(c, x, y))  # a select; backward keeps the condition
 # on activations: x / scale + zero point, clamped (rounding is the conversion): 3; back: (q - zero point) * scale: 2
 elementwise(3, "QuantizeLinear", shape=same, saves=(), fusion=POINTWISE)
 elementwise(2, "DequantizeLinear", shape=same, saves=(), fusion=POINTWISE)
-# multiply, add, min, max; a kernel of its own, even as a squeeze-excitation gate (unlike Sigmoid)
-elementwise(4, "HardSigmoid", shape=same, saves=(INPUT,), fusion=POINTWISE)
+# multiply, add, min, max. An activation like Sigmoid, so fused into a conv's epilogue as MobileNetV3's
+# squeeze-excitation gate: TensorRT's Layer Fusion Catalog fuses a Convolution with an Activation layer
+# (HardSigmoid is ActivationType kHARD_SIGMOID), and onnxruntime's FusedConv takes HardSigmoid
+# (contrib_ops/cpu/fused_activation.cc: MlasHardSigmoidActivation)
+elementwise(4, "HardSigmoid", shape=same, saves=(INPUT,), fusion=ACTIVATION)
 elementwise(5, "HardSwish", shape=same, saves=(INPUT,), fusion=ACTIVATION)  # HardSigmoid, then multiply
 free("identity at inference", "Dropout", shape=same, saves=(MASK,), fusion=VIEW)
-free("identity at inference", "Identity", shape=same, saves=(), fusion=VIEW)
+free("identity at inference", "Identity", shape=same, saves=(), fusion=VIEW, evaluate=lambda attrs, x: x)
 VIEW_REASON = "a view of the same data: no arithmetic"
 free(VIEW_REASON, "Flatten", shape=flatten_shape, saves=(), fusion=VIEW)
-free(VIEW_REASON, "Reshape", shape=reshape_shape, saves=(), fusion=VIEW)
-free(VIEW_REASON, "Squeeze", "Unsqueeze", shape=ONNX_INFERENCE, saves=(), fusion=VIEW)
+free(VIEW_REASON, "Reshape", shape=reshape_shape, saves=(), fusion=VIEW, evaluate=_reshape)
+free(VIEW_REASON, "Squeeze", shape=ONNX_INFERENCE, saves=(), fusion=VIEW, evaluate=_squeeze)
+free(VIEW_REASON, "Unsqueeze", shape=ONNX_INFERENCE, saves=(), fusion=VIEW, evaluate=_unsqueeze)
 MOVE_REASON = "data movement: no arithmetic"
-free(MOVE_REASON, "Concat", shape=concat_shape, saves=(), fusion=LAYOUT)
-free(MOVE_REASON, "Slice", shape=slice_shape, saves=(), fusion=LAYOUT)
-free(MOVE_REASON, "Transpose", shape=transpose_shape, saves=(), fusion=LAYOUT)
-free(MOVE_REASON, "Split", "Pad", "Expand", "Tile", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT)
-free("shape arithmetic on small integer tensors", "Shape", "Gather", "Cast", "ConstantOfShape", "Range",
-     shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT)
+free(MOVE_REASON, "Concat", shape=concat_shape, saves=(), fusion=LAYOUT,
+     evaluate=lambda attrs, *xs: np.concatenate(xs, axis=attrs["axis"]))
+free(MOVE_REASON, "Slice", shape=slice_shape, saves=(), fusion=LAYOUT, evaluate=_slice)
+free(MOVE_REASON, "Transpose", shape=transpose_shape, saves=(), fusion=LAYOUT,
+     evaluate=lambda attrs, x: np.transpose(x, attrs.get("perm")))
+free(MOVE_REASON, "Split", "Pad", "Tile", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT)
+free(MOVE_REASON, "Expand", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_expand)
+SHAPE_REASON = "shape arithmetic on small integer tensors"
+free(SHAPE_REASON, "Shape", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT)  # evaluate.py reads it off the shape
+free(SHAPE_REASON, "Gather", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT,
+     evaluate=lambda attrs, x, i: np.take(x, i, axis=attrs.get("axis", 0)))
+free(SHAPE_REASON, "Cast", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_cast)
+free(SHAPE_REASON, "ConstantOfShape", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_constant_of_shape)
+free(SHAPE_REASON, "Range", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_range)
 
 
 class UnknownOpError(EffplanError):

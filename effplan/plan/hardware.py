@@ -16,7 +16,10 @@ FIGURES = ("memory_gb", "bandwidth_gbs", "onchip_mb", "launch_overhead_us")
 # int8 rate, runtimes do that work in half precision (else fp32), as TensorRT does on a T4.
 VECTOR_FALLBACK = {"int8": ("fp16", "bf16", "fp32"), "tf32": ("fp32",)}  # tf32 is a matrix-unit format
 SOURCED = ("description", *FIGURES, "matrix", "vector", "efficiency")
-OPTIONAL = {"matrix_tile"}  # keys a device file may leave out; when present, sourced
+OPTIONAL = {"matrix_tile", "interconnect", "nchwc_block"}  # keys a device file may leave out; when present, sourced
+# [interconnect], GB/s (10^9 B/s) per device, as datasheets give them: nvlink and pcie the total over both
+# directions (NVLink over all its links), ici one way over one link (a TPU ring runs along one torus axis).
+INTERCONNECT = ("nvlink_gbs", "pcie_gbs", "ici_link_gbs")
 
 
 class DeviceError(EffplanError):
@@ -37,6 +40,8 @@ class Device:
     efficiency: dict  # matrix, vector, bandwidth: achievable share of peak
     sources: dict
     matrix_tile: dict = field(default_factory=dict)  # precision -> (m, n, k): a GEMM dim d costs ceil(d/p)*p
+    interconnect: dict = field(default_factory=dict)  # INTERCONNECT key -> bytes/s (see INTERCONNECT)
+    nchwc_block: int = 0  # a CPU's onnxruntime NCHWc channel block (MLAS: 8 on AVX2, 16 on AVX-512); 0: none
     path: str = ""
     runtime: str = ""  # not in the file: a runtime a caller binds to the device (search); "" = the class default
 
@@ -74,6 +79,7 @@ class Device:
                 "onchip_bytes": self.onchip_bytes, "launch_overhead_s": self.launch_overhead_s,
                 "matrix_flops_per_s": self.matrix, "vector_flops_per_s": self.vector,
                 "efficiency": self.efficiency, "matrix_tile": {p: list(t) for p, t in self.matrix_tile.items()},
+                "interconnect_bytes_per_s": self.interconnect, "nchwc_block": self.nchwc_block,
                 "sources": self.sources}
 
 
@@ -127,7 +133,26 @@ def device_from_table(table: dict, where: str) -> Device:
         launch_overhead_s=_positive(table["launch_overhead_us"], f"{where}: launch_overhead_us") * 1e-6,
         matrix=peaks["matrix"], vector=peaks["vector"],
         efficiency={k: float(v) for k, v in efficiency.items()}, sources=dict(sources),
-        matrix_tile=_tiles(table.get("matrix_tile", {}), f"{where}: matrix_tile"))
+        matrix_tile=_tiles(table.get("matrix_tile", {}), f"{where}: matrix_tile"),
+        interconnect=_interconnect(table.get("interconnect", {}), f"{where}: interconnect"),
+        nchwc_block=_block(table.get("nchwc_block", 0), f"{where}: nchwc_block"))
+
+
+def _block(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 4, 8, 16, 32):
+        raise DeviceError(f"{where}: expected 8 (AVX2), 16 (AVX-512), 4, 32 or 0 (no blocked layout), got {quote(value)}")
+    return value
+
+
+def _interconnect(table, where: str) -> dict:
+    """[interconnect] nvlink_gbs = 600.0, pcie_gbs = 64.0 (GB/s): INTERCONNECT key -> bytes/s."""
+    if not isinstance(table, dict):
+        raise DeviceError(f"{where}: expected a table of GB/s figures ({', '.join(INTERCONNECT)})")
+    for key in table:
+        if key not in INTERCONNECT:
+            raise DeviceError(f"{where}: unknown key {quote(key)}{did_you_mean(key, INTERCONNECT)}; "
+                              f"known: {', '.join(INTERCONNECT)}")
+    return {k: _positive(v, f"{where}.{k}") * 1e9 for k, v in table.items()}
 
 
 def _tiles(table, where: str) -> dict:

@@ -18,6 +18,7 @@ from ..base.errors import EffplanError
 
 
 UNSTEADY = 0.2  # repeated runs whose median is this far above the best: the machine was busy
+BUSY_LOAD = 0.5  # a 1-minute load average above this before timing: other work holds part of a core
 
 
 def spread(times: list[float]) -> float:
@@ -34,17 +35,50 @@ def unsteady_warnings(spreads: dict) -> list[str]:
             for what, value in spreads.items() if value > UNSTEADY]
 
 
-def _best_seconds(fn, repeats: int, spreads: dict | None = None, what: str = "") -> float:
-    """The best of `repeats` timed runs after a warm-up; their spread goes into `spreads[what]`."""
-    fn()  # warm up
-    times = []
-    for _ in range(repeats):
+def load_warnings(load: float | None = None) -> list[str]:
+    """A warning when the 1-minute load average, read before timing, shows other work on the cores:
+    the timings use every core (numpy's BLAS, onnxruntime's thread pool), so any other runnable
+    process slows them, and a calibration taken then under-rates the machine."""
+    if load is None:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load <= BUSY_LOAD:
+        return []
+    return [f"warning: the load average is {load:.2f} on {os.cpu_count()} cores before timing: other work is "
+            f"running, so these timings are slowed and unsteady; run again on a quiet machine"]
+
+
+def _over_rounds(rounds: list[dict], spreads: dict) -> dict:
+    """Each figure's best round (figures are seconds or seconds per unit: other work only ever adds
+    to them, so the least is the machine's own), its spread over the rounds into `spreads`."""
+    figures = {}
+    for key in rounds[0]:
+        values = [r[key] for r in rounds]
+        figures[key] = min(values)
+        spreads[key] = spread(values)
+    return figures
+
+
+def _windows(steps: dict, windows: int, runs: int, spreads: dict) -> dict:
+    """Each step's figures over `windows` rounds (see _over_rounds), every round timing every step once
+    (best of `runs` after a warm-up), so that a burst of other work lands on one round of each, not on
+    every run of one. A step returns a dict of figures (seconds, or anything larger-is-slower) from
+    one timed run."""
+    rounds: dict[str, list[dict]] = {name: [] for name in steps}
+    for name, step in steps.items():
+        step()  # warm up: first-run allocation, thread-pool start, weight prepacking
+    for _ in range(windows):
+        for name, step in steps.items():
+            results = [step() for _ in range(runs)]
+            rounds[name].append({k: min(r[k] for r in results) for k in results[0]})
+    return {key: value for found in rounds.values() if found[0] for key, value in _over_rounds(found, spreads).items()}
+
+
+def _timed(fn):
+    def step():
         start = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    if spreads is not None:
-        spreads[what] = max(spreads.get(what, 0.0), spread(times))
-    return min(times)
+        return {"seconds": time.perf_counter() - start}
+    return step
 
 
 def _cache_bytes() -> tuple[int, str]:
@@ -61,26 +95,90 @@ def _cache_bytes() -> tuple[int, str]:
     return (best, "read from /sys/devices/system/cpu/cpu0/cache") if best else (8 << 20, "not reported; 8 MiB assumed")
 
 
-def _session(nodes, inputs, outputs, initializers=()):
-    import onnx
-    import onnxruntime as ort
-    from onnx import helper
-
-    graph = helper.make_graph(nodes, "calibrate", inputs, outputs, list(initializers))
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    return ort.InferenceSession(onnx.shape_inference.infer_shapes(model).SerializeToString(),
-                                providers=["CPUExecutionProvider"])
+PROBE_SIDE = 56
 
 
-def _runtime_figures(spreads: dict) -> dict:
-    """What onnxruntime achieves here: per-op dispatch (a chain of 64 one-element ReLUs against one)
-    and depthwise-conv throughput (the vector unit's main customer), or numpy stand-ins without it."""
+def probe_graph(side: int = PROBE_SIDE):
+    """The calibration network: each op class as onnxruntime runs it inside a network (the conv
+    after a conv reads NCHWc, no layout reorder around it): three dense convs (1x1 32->64, 3x3 64->64,
+    1x1 64->128, each + ReLU), three 3x3 depthwise convs on 128 channels (+ ReLU), an SE block (pool,
+    1x1 reduce to 32 + Swish, 1x1 expand + Sigmoid: kernels on 1x1 maps that do next to no work, so
+    their time is what a kernel costs to run at all; the scale Mul) and a 1x1 projection to 32."""
+    from types import SimpleNamespace
+
+    from ..design.blocks import activation, conv, squeeze_excite
+    from ..graph.builder import GraphBuilder
+
+    b = GraphBuilder("calibration", (1, 32, side, side))
+    b.at("dense", 0)
+    x = "input"
+    for layer, channels, kernel in (("c1", 64, 1), ("c2", 64, 3), ("c3", 128, 1)):
+        x = activation(b, conv(b, x, channels, kernel, 1, layer), "relu", layer)
+    b.at("depthwise", 0)
+    for i in range(3):
+        x = activation(b, conv(b, x, 128, 3, 1, f"dw{i}", group=128), "relu", f"dw{i}")
+    b.at("se", 0)
+    x = squeeze_excite(b, x, 32, SimpleNamespace(act="swish"))
+    b.at("project", 0)
+    return b.finish(conv(b, x, 32, 1, 1, "project"))
+
+
+def _per_run(events: list, nodes: set[str]) -> list[tuple[dict[str, float], float, int]]:
+    """Per profiled run, in order: each effplan node's kernel time ("" for kernels that belong to no
+    node: layout reorders and the like), the run's whole time in onnxruntime (kernels and the
+    executor's work between them) and its number of kernels."""
+    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events
+                  if e.get("cat") == "Session" and e.get("name") == "model_run")
+    starts = [start for start, _ in runs]
+    per_run: list[dict[str, float]] = [{} for _ in runs]
+    counts = [0] * len(runs)
+    for event in events:
+        if event.get("cat") != "Node" or not event.get("name", "").endswith("_kernel_time"):
+            continue
+        i = bisect.bisect_right(starts, event["ts"]) - 1
+        if i < 0 or event["ts"] > runs[i][1]:
+            continue
+        owner = _owner(event["name"], nodes) or ""
+        per_run[i][owner] = per_run[i].get(owner, 0.0) + event["dur"] * 1e-6
+        counts[i] += 1
+    return [(run, (end - start) * 1e-6, count) for run, (start, end), count in zip(per_run, runs, counts)]
+
+
+PROBE_RUNS = 3  # profiled runs of the calibration network per timed step (each takes about 2 ms)
+
+
+def _probe_figures(runs: list, graph) -> dict:
+    """Profiled runs of the calibration network (one round) -> seconds per dense-conv FLOP and per
+    depthwise FLOP (kernel time beyond a kernel's fixed cost), a kernel's fixed cost (the median
+    SE-gate kernel, on a 1x1 map) and the executor's time between kernels. Each kernel's best run:
+    on a busy machine one kernel of a run waits a scheduler slice (15 ms) for a thread the pool forks
+    to, so the best whole run is rarely clean where each kernel's best is."""
+    from ..graph.ops import node_cost
+
+    best = {n: min(run.get(n, 0.0) for run, _, _ in runs) for n in graph.nodes}
+    between = min(max(duration - sum(run.values()), 0.0) / max(count, 1) for run, duration, count in runs)
+    # onnxruntime names the fused expand conv + Sigmoid after the gate, a fused conv + ReLU after the ReLU
+    tiny = statistics.median(best[n] for n in ("se.0.se.reduce", "se.0.se.swish", "se.0.se.gate"))
+    found = {"kernel": tiny, "between": between}
+    # memory-bound: the SE pool and scale Mul read (and write) 128x56x56 fp32, beyond their fixed cost
+    moved = sum(4 * math.prod(graph.graph["tensors"][t]) for n in ("se.0.se.pool", "se.0.se.scale")
+                for t in (*graph.nodes[n]["inputs"], *graph.nodes[n]["outputs"]))
+    found["memory"] = max(best["se.0.se.pool"] + best["se.0.se.scale"] - 2 * tiny, 1e-9) / moved
+    for key in ("dense", "depthwise"):
+        convs = [n for n in graph.nodes if n.startswith(key + ".") and graph.nodes[n]["op"] == "Conv"]
+        work = sum(best[n] for n in graph.nodes if n.startswith(key + ".")) - tiny * len(convs)
+        found[key] = max(work, 1e-9) / sum(node_cost(graph, n, 4).flops for n in convs)
+    return found
+
+
+def _runtime_steps(folder: str):
+    """The steps calibrate times for onnxruntime, and a function of (windows, runs, spreads) that
+    turns them into figures: each op class timed inside the calibration network (probe_graph), every
+    run profiled; numpy stand-ins where onnxruntime is not installed."""
     try:
         import onnxruntime as ort
-        from onnx import TensorProto, helper, numpy_helper
     except ImportError:
         x = np.ones(1, np.float32)
-        per_call = _best_seconds(lambda: [np.maximum(x, 0, out=x) for _ in range(1000)], 5, spreads, "launch") / 1000
         n = 1 << 15
         a, b, c = (np.ones(n, np.float32) for _ in range(3))
 
@@ -88,30 +186,46 @@ def _runtime_figures(spreads: dict) -> dict:
             for _ in range(200):
                 np.multiply(a, b, out=c)
                 np.add(c, a, out=c)
-        return {"launch": (per_call, "numpy ufunc call on one element (onnxruntime not installed)"),
-                "kind": "numpy multiply-add",
-                "vector": (2 * n * 200 / _best_seconds(fma, 5, spreads, "vector"), "numpy multiply-add on 32768-element fp32 arrays "
-                                                               "in cache (onnxruntime not installed)")}
-    one = [helper.make_tensor_value_info("x0", TensorProto.FLOAT, [1])]
+        steps = {"launch": lambda: {"launch": _timed(lambda: [np.maximum(x, 0, out=x) for _ in range(1000)])()
+                                    ["seconds"] / 1000},
+                 "vector": lambda: {"vector": _timed(fma)()["seconds"]}}
 
-    def relu_chain(length):
-        nodes = [helper.make_node("Relu", [f"x{i}"], [f"x{i + 1}"]) for i in range(length)]
-        session = _session(nodes, one, [helper.make_tensor_value_info(f"x{length}", TensorProto.FLOAT, [1])])
-        feed = {"x0": np.ones(1, np.float32)}
-        return _best_seconds(lambda: [session.run(None, feed) for _ in range(50)], 5, spreads, "launch") / 50
-    per_op = max((relu_chain(65) - relu_chain(1)) / 64, 1e-7)
-    c, side = 128, 56
-    weight = numpy_helper.from_array(np.random.default_rng(2).standard_normal((c, 1, 3, 3), dtype=np.float32), "w")
-    conv = helper.make_node("Conv", ["x", "w"], ["y"], group=c, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
-    session = _session([conv], [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, side, side])],
-                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, side, side])], [weight])
-    feed = {"x": np.random.default_rng(3).standard_normal((1, c, side, side), dtype=np.float32)}
-    seconds = _best_seconds(lambda: [session.run(None, feed) for _ in range(20)], 5, spreads, "vector") / 20
-    return {"launch": (per_op, f"onnxruntime {ort.__version__}: a chain of 65 one-element ReLUs minus one, per op"),
-            "kind": "depthwise conv",
-            "vector": (2 * 9 * c * side * side / seconds,
-                       f"onnxruntime {ort.__version__}: 3x3 depthwise conv on 1x{c}x{side}x{side} fp32, "
-                       f"2*9 FLOP per output, best of 5")}
+        def finish(found, windows, runs, spreads):
+            return {"launch": (found["launch"], "numpy ufunc call on one element (onnxruntime not installed)"),
+                    "kind": "numpy multiply-add", "dense": None, "bandwidth": None,
+                    "vector": (2 * n * 200 / found["vector"], "numpy multiply-add on 32768-element fp32 arrays "
+                                                              "in cache (onnxruntime not installed)")}
+        return steps, finish
+    from ..graph.onnx_io import to_onnx
+
+    graph = probe_graph()
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = os.path.join(folder, "probe")
+    session = ort.InferenceSession(to_onnx(graph).SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feed = {"input": np.random.default_rng(3).standard_normal(graph.graph["tensors"]["input"], dtype=np.float32)}
+
+    def finish(found, windows, runs, spreads):
+        with open(session.end_profiling()) as fh:
+            profiled = _per_run(json.load(fh), set(graph.nodes))[PROBE_RUNS:]  # after the warm-up step
+        per = runs * PROBE_RUNS
+        figures = _over_rounds([_probe_figures(profiled[i * per:(i + 1) * per], graph) for i in range(windows)],
+                               spreads)
+        where = (f"onnxruntime {ort.__version__}, inside effplan's calibration network (plan/measure.py "
+                 f"probe_graph, {PROBE_SIDE}x{PROBE_SIDE}): best of {windows} rounds, each kernel's best of {runs * PROBE_RUNS} runs")
+        return {"launch": (figures["kernel"] + figures["between"],
+                           f"{where}: the median SE-gate kernel on a 1x1 map ({figures['kernel'] * 1e6:.2f} us) + the "
+                           f"executor's time between kernels ({figures['between'] * 1e6:.2f} us)"),
+                "kind": "depthwise conv in a network", "dense": (1 / figures["dense"], f"{where}: three dense convs"),
+                "bandwidth": (1 / figures["memory"], f"{where}: the SE pool and scale Mul on 128x56x56 (read + write "
+                                                    f"bytes), time beyond a kernel's fixed cost"),
+                "vector": (1 / figures["depthwise"], f"{where}: three 3x3 depthwise convs on 128 channels, 2*9 FLOP "
+                                                     f"per output, time beyond a kernel's fixed cost")}
+    def probe():
+        for _ in range(PROBE_RUNS):
+            session.run(None, feed)  # profiled: finish reads every run back from the profile
+        return {}
+    return {"probe": probe}, finish
 
 
 def machine_memory() -> int:
@@ -119,27 +233,59 @@ def machine_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 8 << 30
 
 
-def calibrate(name: str = "local-cpu", size: int = 2048, copy_bytes: int = 256 << 20) -> tuple[str, dict]:
-    """Measure matrix throughput (numpy GEMM of size x size), vector throughput (a depthwise conv in
-    onnxruntime), copy bandwidth (numpy, copy_bytes: far beyond any cache) and per-op overhead; return a
-    device file's text and the figures. Tests pass small sizes: the defaults need 2 s and 512 MiB."""
+def calibrate(name: str = "local-cpu", size: int = 1024, copy_bytes: int = 256 << 20,
+              windows: int = 5) -> tuple[str, dict]:
+    """Measure this machine into a device file: the matrix unit's peak (numpy GEMM of size x size)
+    and onnxruntime's share of it in dense convs (its efficiency); the vector unit (depthwise convs),
+    the bandwidth memory-bound kernels reach and a kernel's fixed cost, all inside the calibration
+    network (probe_graph); a numpy copy of copy_bytes through DRAM for comparison; each the median of
+    `windows` rounds, with its spread, every round timing every figure once. Return the file's text
+    and the figures. Tests pass small sizes: the defaults need about 3 s and 512 MiB."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0  # before our own work raises it
     a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
     b = a.T.copy()
-    spreads: dict[str, float] = {}
-    gemm = 2 * size ** 3 / _best_seconds(lambda: a @ b, 5, spreads, "matrix")
-    runtime = _runtime_figures(spreads)
-    vector, vector_source = runtime["vector"]
-    dispatch, dispatch_source = runtime["launch"]
     big = np.ones(copy_bytes // 4, np.float32)
     out = np.empty_like(big)
-    bandwidth = 2 * big.nbytes / _best_seconds(lambda: np.copyto(out, big), 5, spreads, "bandwidth")
+    spreads: dict[str, float] = {}
+    runs = 2
+    with tempfile.TemporaryDirectory() as folder:
+        runtime_steps, finish = _runtime_steps(folder)
+        found = _windows({"matrix": lambda: {"matrix": _timed(lambda: a @ b)()["seconds"]},
+                          "copy": lambda: {"copy": _timed(lambda: np.copyto(out, big))()["seconds"]},
+                          **runtime_steps}, windows, runs, spreads)
+        runtime = finish(found, windows, runs, spreads)
+    gemm = 2 * size ** 3 / found["matrix"]
+    copy = 2 * big.nbytes / found["copy"]
+    # kernels in a network move tensors a few MB large, mostly through the caches: far faster than a
+    # copy through DRAM, which stays the figure only without onnxruntime
+    bandwidth, bandwidth_source = runtime["bandwidth"] or (copy, "")
+    bandwidth_source = (f"{bandwidth_source}; a numpy copyto of a {copy_bytes >> 20} MiB fp32 array through DRAM "
+                        f"(read + write bytes, {windows} rounds, each best of 2) gives {copy / 1e9:.1f} GB/s").lstrip("; ")
+    vector, vector_source = runtime["vector"]
+    dispatch, dispatch_source = runtime["launch"]
+    # the matrix unit's peak is the faster of numpy's GEMM and onnxruntime's dense convs (a GEMM timed
+    # in a burst of other work can come out slower), and the efficiency the convs' share of it, so that
+    # peak x efficiency is what onnxruntime's convs achieve
+    gemm = max(gemm, runtime["dense"][0]) if runtime["dense"] else gemm
+    matrix_efficiency = runtime["dense"][0] / gemm if runtime["dense"] else 1.0
+    efficiency_source = (f"matrix: dense convs in onnxruntime ({runtime['dense'][0] / 1e9:.1f} GFLOP/s, "
+                         f"{runtime['dense'][1]}) over the numpy GEMM peak" if runtime["dense"]
+                         else "matrix 1.0: onnxruntime not installed, the numpy GEMM is the rate")
     cache, cache_source = _cache_bytes()
     memory = machine_memory()
+    block, block_source = nchwc_block()
     when = datetime.date.today().isoformat()
     cpu = platform.processor() or platform.machine()
+    rounds = f"best of {windows} rounds"
+    spread_note = ", ".join(f"{k} {v:.0%}" for k, v in spreads.items())
     figures = {"matrix_fp32": gemm, "vector_fp32": vector, "bandwidth": bandwidth, "onchip": cache,
-               "launch": dispatch, "memory": memory, "vector_kind": runtime["kind"], "spreads": spreads}
+               "launch": dispatch, "memory": memory, "vector_kind": runtime["kind"], "spreads": spreads,
+               "matrix_efficiency": matrix_efficiency, "load": load, "nchwc_block": block, "copy_bandwidth": copy}
+    block_line = f"nchwc_block = {block}\n" if block else ""
+    block_sourced = f'nchwc_block = "{block_source}"\n' if block else ""
     text = f'''# {cpu}, {os.cpu_count()} logical cores: measured by `effplan calibrate` on {when}
+# spread over the rounds (median over best - 1; above {UNSTEADY:.0%}: a busy machine): {spread_note};
+# 1-minute load average before timing: {load:.2f}
 name = "{name}"
 description = "this machine ({cpu}, {os.cpu_count()} logical cores), measured"
 class = "server-cpu"
@@ -147,29 +293,40 @@ memory_gb = {memory / (1 << 30):.3f}
 bandwidth_gbs = {bandwidth / 1e9:.3f}
 onchip_mb = {cache / (1 << 20):.3f}
 launch_overhead_us = {dispatch * 1e6:.3f}
-
+{block_line}
 [matrix]
 fp32 = {gemm / 1e12:.6f}
 
 [vector]
 fp32 = {vector / 1e12:.6f}
 
-[efficiency]  # measured figures are what kernels achieve already
-matrix = 1.0
+[efficiency]  # matrix: the share of the GEMM peak onnxruntime's convs reach; the rest are measured as runs
+matrix = {matrix_efficiency:.4f}
 vector = 1.0
 bandwidth = 1.0
 
 [sources]
 description = "effplan calibrate, {when}"
 memory_gb = "os.sysconf physical pages x page size"
-bandwidth_gbs = "numpy copyto of a {copy_bytes >> 20} MiB fp32 array (read + write bytes), best of 5"
+bandwidth_gbs = "{bandwidth_source}"
 onchip_mb = "{cache_source}"
 launch_overhead_us = "{dispatch_source}"
-matrix = "numpy fp32 GEMM {size}x{size}x{size} (2*n^3 FLOP), best of 5, all threads numpy's BLAS uses"
+matrix = "the faster of numpy fp32 GEMM {size}x{size}x{size} (2*n^3 FLOP, {rounds}, each best of 2, all threads numpy's BLAS uses) and onnxruntime's dense convs"
 vector = "{vector_source}"
-efficiency = "1.0: the peaks above are measured, not datasheet figures"
-'''
+efficiency = "{efficiency_source}; vector and bandwidth 1.0: measured as they run"
+{block_sourced}'''
     return text, figures
+
+
+def nchwc_block() -> tuple[int, str]:
+    """onnxruntime's NCHWc channel block on this CPU: MLAS picks 16 floats where AVX-512F is present,
+    8 with AVX2, and no blocked layout otherwise (onnxruntime/core/mlas/lib/platform.cpp)."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")), [])
+    except OSError:
+        return 0, ""
+    where = "/proc/cpuinfo flags; MLAS (onnxruntime/core/mlas/lib/platform.cpp): 16 with AVX-512F, 8 with AVX2"
+    return (16, where) if "avx512f" in flags else (8, where) if "avx2" in flags else (0, where)
 
 
 # ---- measure: the model in onnxruntime beside its estimate ----
@@ -211,27 +368,19 @@ def _owner(measured_name: str, nodes: set[str]) -> str | None:
     return best
 
 
-def _per_node_medians(events: list, nodes: set[str], skip: int) -> tuple[dict[str, float], float]:
-    """Each effplan node's median time per run, over the profiled runs after the first `skip`
-    (a median, so one run pre-empted by another process does not move it); and the median time
-    per run of profiled kernels that belong to no effplan node (layout reorders and the like)."""
-    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events
-                  if e.get("cat") == "Session" and e.get("name") == "model_run")[skip:]
-    starts = [start for start, _ in runs]
-    per_run: list[dict[str, float]] = [{} for _ in runs]
-    for event in events:
-        if event.get("cat") != "Node" or not event.get("name", "").endswith("_kernel_time"):
-            continue
-        i = bisect.bisect_right(starts, event["ts"]) - 1
-        if i < 0 or event["ts"] > runs[i][1]:
-            continue  # a warm-up run
-        owner = _owner(event["name"], nodes) or ""
-        per_run[i][owner] = per_run[i].get(owner, 0.0) + event["dur"] * 1e-6
-    if not per_run:
-        return {}, 0.0
-    owners = {o for run in per_run for o in run}
-    medians = {o: statistics.median(run.get(o, 0.0) for run in per_run) for o in owners}
-    return {o: t for o, t in medians.items() if o}, medians.get("", 0.0)
+def _per_node_times(events: list, nodes: set[str], skip: int) -> dict:
+    """Over the profiled runs after the first `skip`: each effplan node's median time per run (a
+    median, so one run pre-empted by another process does not move it) and its best; the median
+    time per run of kernels that belong to no effplan node ("", layout reorders and the like); each
+    run's time as onnxruntime's profile gives it (kernels and the executor between them); and the best
+    total: every kernel's best run and the executor's least time, what a quiet machine would show
+    (other work only ever adds time, and on a busy machine few runs escape it whole)."""
+    runs = _per_run(events, nodes)[skip:]
+    owners = {o for run, _, _ in runs for o in run}
+    best = {o: min(run.get(o, 0.0) for run, _, _ in runs) for o in owners}
+    return {"median": {o: statistics.median(run.get(o, 0.0) for run, _, _ in runs) for o in owners},
+            "best": best, "durations": [duration for _, duration, _ in runs],
+            "best_total": sum(best.values()) + min((max(d - sum(run.values()), 0.0) for run, d, _ in runs), default=0)}
 
 
 def _refuse_past_memory(graph, in_memory: bool) -> None:
@@ -264,8 +413,9 @@ def measure(graph, design, result, runs: int = 20, provider: str = "CPUExecution
 
     if provider not in ort.get_available_providers():
         raise EffplanError(f"onnxruntime here has no {provider}; it has: {', '.join(ort.get_available_providers())}")
-    _refuse_past_memory(graph, design.spec is not None)
-    model = design.path if design.spec is None else to_onnx(graph, design).SerializeToString()  # a file runs itself
+    built = design is None or design.spec is not None  # None: a graph of effplan's own (the calibration network)
+    _refuse_past_memory(graph, built)
+    model = to_onnx(graph, design).SerializeToString() if built else design.path  # a file runs itself
     with tempfile.TemporaryDirectory() as folder:
         options = ort.SessionOptions()
         options.enable_profiling = True
@@ -282,19 +432,33 @@ def measure(graph, design, result, runs: int = 20, provider: str = "CPUExecution
             walls.append(time.perf_counter() - start)
         with open(session.end_profiling()) as fh:
             events = json.load(fh)
-    per_node, unassigned = _per_node_medians(events, set(graph.nodes), warmup)
+    times = _per_node_times(events, set(graph.nodes), warmup)
+    per_node, durations, best = times["median"], times["durations"], times["best_total"]
+    unassigned = per_node.pop("", 0.0)
+    reorder_events = [e for e in events if e.get("cat") == "Node" and e.get("args", {}).get("op_name", "")
+                      in ("ReorderInput", "ReorderOutput")]
+    modelled = [k for k in result.kernels if k.op in ("ReorderInput", "ReorderOutput")]
     rows = []
     for k in result.kernels:
         measured = sum(per_node.get(n, 0.0) for n in k.nodes)
         rows.append({"name": k.name, "op": k.op, "stage": k.stage, "block": k.block, "unit": k.unit,
                      "bound": k.bound, "estimated_s": k.time_s, "measured_s": measured,
+                     "best_s": sum(times["best"].get(n, 0.0) for n in k.nodes),
                      "ratio": k.time_s / measured if measured else None})
     timed = [r for r in rows if r["measured_s"] > 0]
-    measured_total = statistics.median(walls[warmup:])  # its spread tells a busy machine
+    # the total from the same profiled runs as the per-kernel times (each run's time inside onnxruntime),
+    # so the two compare like with like; the caller's wall clock adds session.run's own overhead
+    measured_total = statistics.median(durations) if durations else statistics.median(walls[warmup:])
     return {"provider": provider, "onnxruntime": ort.__version__, "runs": runs,
-            "estimated_s": result.latency_s, "measured_s": measured_total,
-            "ratio": result.latency_s / measured_total, "spread": spread(walls[warmup:]),
+            "estimated_s": result.latency_s, "measured_s": measured_total, "wall_s": statistics.median(walls[warmup:]),
+            "ratio": result.latency_s / measured_total, "spread": spread(durations or walls[warmup:]),
+            "best_s": best, "ratio_best": result.latency_s / best if best else None,
+            # onnxruntime's layout reorders map to no effplan node: their time is the unassigned time
+            "reorders": {"modelled": len(modelled), "estimated_s": sum(k.time_s for k in modelled),
+                         "measured": len(reorder_events) // (warmup + runs), "measured_s": unassigned},
             "spearman": spearman([r["estimated_s"] for r in timed], [r["measured_s"] for r in timed])
+            if len(timed) > 1 else None,
+            "spearman_best": spearman([r["estimated_s"] for r in timed], [r["best_s"] for r in timed])
             if len(timed) > 1 else None,
             "kernels_timed": len(timed), "unassigned_s": unassigned,
             "profiled_s": sum(per_node.values()) + unassigned, "layers": rows}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..base.errors import EffplanError
-from ..graph.builder import gelu_chains, readers, swish_pairs
+from ..graph.builder import _derived, gelu_chains, readers, swish_pairs
 from ..graph.ops import INDICES, INPUT, INPUTS, MASK, OPS, OUTPUT, STATISTICS
 
 
@@ -54,7 +54,13 @@ def live_steps(graph, *, order=None, inplace: bool = False, fuse_se: bool = Fals
     Swish (x * Sigmoid(x)) is one op, as frameworks run it: its gate is never stored.
     `inplace`: an elementwise op writes over an input of its output's shape that no later op reads
     (never the graph input). `fuse_se`: squeeze-excitation multiplies run inside the next conv.
+    Computed once per graph and options (`fit` asks at several batches, a command asks again).
     """
+    key = ("live_steps", None if order is None else tuple(order), inplace, fuse_se)
+    return _derived(graph, key, lambda g: _live_steps(g, order, inplace, fuse_se))
+
+
+def _live_steps(graph, order, inplace: bool, fuse_se: bool):
     order = list(order or graph.nodes)
     position = {name: i for i, name in enumerate(order)}
     tensors, read = graph.graph["tensors"], readers(graph)
@@ -81,7 +87,7 @@ def live_steps(graph, *, order=None, inplace: bool = False, fuse_se: bool = Fals
         steps.append(tuple(t for t in live if t in stored))
         for t in [t for t in live if last_use.get(t, i) <= i]:
             del live[t]
-    return order, start, steps
+    return tuple(order), start, tuple(steps)  # shared by every caller: not to be changed
 
 
 def swish_gates(graph) -> set[str]:

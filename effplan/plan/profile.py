@@ -4,13 +4,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, fields
 
-from ..graph.ops import COSTS, LayerCost, UnknownOpError, dtype_size, node_cost
+from ..graph.builder import _derived
+from ..graph.ops import COSTS, OPS, LayerCost, UnknownOpError, dtype_size, node_cost
 from .memory import Peak, inference_peak
 from ..design.scaling import Design
 
 SUMMED = ("params", "buffers", "macs", "flops", "weight_bytes")
 GROUPINGS = ("layer", "block", "stage", "op")
-WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Totals:
     flops: int
     weight_bytes: int
     peak_activation_bytes: int
-    layers: int  # ops with weights that multiply: Conv, Gemm, MatMul
+    layers: int  # ops with weights that multiply (`weighted` in the op table): Conv, ConvTranspose, Gemm, MatMul
 
 
 @dataclass(frozen=True)
@@ -99,14 +99,15 @@ def profile(graph, design: Design | None = None, batch: int = 1, dtype: str = "f
     """Cost every node of a graph; ops no cost function knows are counted and listed, not zeroed in
     silence (their rows keep their params and weight bytes, with no MACs or FLOPs)."""
     size = dtype_size(dtype)
-    rows = [node_cost(graph, name, size, costed_only=False) for name in graph.nodes]
+    rows = _derived(graph, ("rows", size),  # once per graph and dtype size: a command asks again
+                    lambda g: tuple(node_cost(g, name, size, costed_only=False) for name in g.nodes))
     unknown = Counter(r.op for r in rows if r.op not in COSTS)
     if unknown and strict:
         raise UnknownOpError("no cost function for: " + ", ".join(f"{op} (x{n})" for op, n in unknown.items()))
     peak = inference_peak(graph, size)
     totals = Totals(**{f: sum(getattr(r, f) for r in rows) for f in SUMMED},
                     peak_activation_bytes=peak.bytes,
-                    layers=sum(r.op in WEIGHTED_OPS for r in rows))
+                    layers=sum(r.op in OPS and OPS[r.op].weighted for r in rows))
     return Profile(design, batch, dtype, tuple(rows), dict(unknown), peak, totals, graph)
 
 

@@ -23,6 +23,9 @@ MATCHES = ("mul-of-input", "single", "chain")
 OVERLAPS = ("async", "serial")
 EPILOGUE_KERNELS = ("same", "separate", "none")
 CONV_BIAS = ("separate", "epilogue", "folded")
+# layout changes a runtime inserts: only nchwc (onnxruntime CPU's blocked layout) is costed, by roofline.py;
+# cudnn-internal (transposes inside cuDNN calls) is documented, not modelled
+REORDERS = ("none", "cudnn-internal", "nchwc")
 DOCS = {"source", "note"}  # free text any table may carry
 TABLES = {
     "runtime": {"name", "description", "engine", "device_classes", "sources"},
@@ -62,6 +65,7 @@ class Runtime:
     reductions_fuse_producer: bool
     consumer_fusion: bool
     tile_padding: bool
+    reorders: str = "none"
     sources: tuple[str, ...] = ()
     path: str = field(default="", compare=False)
 
@@ -182,7 +186,8 @@ def runtime_from_table(table: dict, where: str, stem: str | None = None) -> Runt
         max_adds=max_adds, pointwise_chains=_flag(fusion, "pointwise_chains", at("fusion")),
         reductions_fuse_producer=_flag(fusion, "reductions_fuse_producer", at("fusion")),
         consumer_fusion=_flag(fusion, "consumer_fusion", at("fusion")),
-        tile_padding=_flag(table.get("matrix", {}), "tile_padding", at("matrix")), sources=sources)
+        tile_padding=_flag(table.get("matrix", {}), "tile_padding", at("matrix")),
+        reorders=_choice(table.get("layout", {}), "reorders", REORDERS, at("layout"), "none"), sources=sources)
 
 
 def builtin_runtime_paths() -> dict[str, Path]:

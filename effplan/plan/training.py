@@ -12,7 +12,7 @@ Forward
   the batch statistics, a read of its input (3 FLOPs an element: sum, square, add), before it can
   normalise (PyTorch's CUDA batch norm: batch_norm_collect_statistics, then batch_norm_elemt).
 
-Backward (one kernel per op; no fusion in backward, a stated simplification for every runtime)
+Backward (one kernel per op under `eager`; `compiled` and `xla` fuse elementwise chains, below)
   Conv, Gemm, MatMul: two products, each with its own shapes (PyTorch's convolution_backward:
     cuDNN's backward-data and backward-filter calls). Input gradient dX = dY (*) W transposed: the
     forward's MACs exactly (every pair of output element and weight tap meets once), reading dY and
@@ -33,6 +33,17 @@ Backward (one kernel per op; no fusion in backward, a stated simplification for 
     (torch/csrc/autograd/input_buffer.cpp accumulate), each reading two and writing one.
   `--checkpoint blocks`: every kernel of a block's forward runs once more in backward
     (torch.utils.checkpoint recomputes the block's forward), as memory.py counts its FLOPs.
+  Backward fusion (runtimes whose [fusion] has pointwise_chains: `compiled`, `xla`): the backward is
+    compiled as the forward is - torch.compile's AOTAutograd traces the joint graph and inductor lowers
+    the backward graph with the same pointwise/reduction fusion (TorchInductor design post; PyTorch
+    docs 'torch.compile', AOTAutograd); under XLA the gradient is part of the same HLO module, so the
+    same loop/input fusion passes run on it (OpenXLA 'Operation fusion', instruction_fusion.cc). So
+    when an elementwise op's backward kernel (fusion class norm, activation, residual or pointwise)
+    writes exactly one gradient, and that gradient is read only by the backward kernel of the op that
+    produced the tensor (one reader in the forward: no accumulation), the two run as one kernel: the
+    FLOPs add, the gradient between them is neither written nor read (2 x its bytes saved), one launch
+    (fuse_backward). Convolution backward stays its own library/MXU kernels in both runtimes (no
+    output or input fusion of elementwise gradients into them: a stated simplification for `xla`).
 
 Optimizer (one memory-bound pass over every parameter: PyTorch's foreach/fused multi-tensor kernels)
   reads and writes the weights at master precision, reads the gradient, reads and writes each state
@@ -49,14 +60,12 @@ Data parallel (`devices` > 1): the gradients (params x gradient bytes) are summe
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
 
 from ..base.errors import EffplanError
-from ..design.spec import SPECS_DIR
 from ..graph.builder import readers as tensor_readers
 from ..graph.builder import swish_pairs
-from ..graph.ops import MATRIX, OPS, VIEW, VECTOR, node_cost
+from ..graph.ops import ACTIVATION, MATRIX, NORM, OPS, POINTWISE, RESIDUAL, VIEW, VECTOR, node_cost
 from .hardware import Device
 from .memory import OPTIMIZER_SLOTS, PRECISIONS, _saved_by, training_memory, largest_batch
 from .roofline import Kernel, kernels as forward_kernels, unit_of
@@ -106,7 +115,6 @@ OVERLAP = {
                     "sum of the gradients runs after the backward, before the update; not overlapped"),
 }
 INFERENCE_ONLY = {"fused": "TensorRT", "onnxruntime-cpu": "onnxruntime's CPU inference session"}
-EXTRAS = SPECS_DIR / "hardware" / "extra" / "device-extras.toml"
 
 
 def default_runtime(device: Device) -> str:
@@ -213,6 +221,7 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
     readers = tensor_readers(graph)
     size = lambda t: math.prod(tensors[t])  # noqa: E731
     result = []
+    chains = {}  # kernel name -> (the tensor whose gradient it reads, the gradients it writes): fuse_backward
     for name in reversed(list(nodes)):
         node = nodes[name]
         op = node["op"]
@@ -258,6 +267,8 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
         params = sum(w.size for w in node["weights"] if w.trainable)  # BN's scale and shift gradients
         result.append(_kernel(f"{name}#d", f"{kind}(backward)", node, 0, BACKWARD_FLOPS[kind] * elements,
                               sum(saved.values()) + dy + written + params * grad, VECTOR, device, dtype, rt))
+        if entry.fusion in ELEMENTWISE:
+            chains[result[-1].name] = (out, tuple(wanted))
     producer = {t: n for n in nodes for t in nodes[n]["outputs"]}
     for t, names in readers.items():  # gradients of a tensor read by several ops are summed
         taking = [n for n in names if t in needs and nodes[n]["outputs"][0] in needs and not
@@ -267,7 +278,41 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
             for i in range(len(taking) - 1):
                 result.append(_kernel(f"{t}#accumulate{i}", "gradient accumulation", node, 0, size(t),
                                       3 * size(t) * act, VECTOR, device, dtype, rt))
+    if rt.fusion and rt.pointwise_chains:
+        result = fuse_backward(result, chains, lambda t: size(t) * act, device, dtype, rt)
     return result
+
+
+ELEMENTWISE = frozenset({NORM, ACTIVATION, RESIDUAL, POINTWISE})  # fusion classes whose backward chains fuse
+
+
+def fuse_backward(kernels: list[Kernel], chains: dict, gradient_bytes, device: Device, dtype: str,
+                  rt: Runtime) -> list[Kernel]:
+    """Merge each elementwise backward kernel into the one before it in its chain (the module's 'Backward
+    fusion' rule): `chains` maps a kernel to (the tensor whose gradient it reads, the gradients it writes);
+    a gradient written alone by one kernel and read by the next merges them. Accumulated gradients (a
+    tensor read by several ops) have an accumulation kernel in between and never match."""
+    accumulated = {k.name.split("#accumulate")[0] for k in kernels if "#accumulate" in k.name}
+    writer = {}  # tensor -> the (possibly merged) kernel that writes its gradient alone
+    out: list[Kernel] = []
+    for k in kernels:
+        if k.name not in chains:
+            out.append(k)
+            continue
+        reads, writes = chains[k.name]
+        before = writer.pop(reads, None)
+        if before is not None and reads not in accumulated:
+            i = out.index(before)
+            saved = 2 * gradient_bytes(reads)
+            node = {"stage": before.stage, "block": before.block}
+            k = _kernel(f"{before.name}+{k.name}", f"{before.op}+{k.op}", node, 0, before.flops + k.flops,
+                        before.bytes + k.bytes - saved, VECTOR, device, dtype, rt)
+            out[i] = k
+        else:
+            out.append(k)
+        if len(writes) == 1:
+            writer[writes[0]] = k
+    return out
 
 
 def optimizer_bytes_per_param(precision: str, optimizer: str, half: str) -> int:
@@ -298,29 +343,17 @@ class Link:
     source: str
 
 
-def _extras(name: str) -> dict:
-    """The interconnect figures of a catalog device: the device's own file where it carries them (the
-    device schema is gaining them), else specs/hardware/extra/device-extras.toml."""
-    try:
-        table = tomllib.loads(EXTRAS.read_text()) if EXTRAS.exists() else {}
-    except tomllib.TOMLDecodeError as exc:
-        raise EffplanError(f"{EXTRAS.name}: {exc}") from None
-    return table.get(name, {})
-
-
 def device_link(device: Device) -> Link | None:
-    """The slowest link of a ring of these devices in one host (one way, per device), or None."""
-    own = getattr(device, "interconnect", None)
-    if isinstance(own, dict) and own:  # a device file with interconnect figures
-        x = own
-    else:
-        x = _extras(device.name)
+    """The slowest link of a ring of these devices in one host (one way, per device), from the device
+    file's [interconnect] (bytes/s, plan/hardware.py), or None."""
+    x = device.interconnect
+    source = device.sources.get("interconnect", "")
     if "nvlink_gbs" in x:  # total bidirectional over all links; NCCL's rings use every link, each way
-        return Link(x["nvlink_gbs"] * 1e9 / 2, "nvlink", x.get("nvlink_source", "device extras"))
-    if "ici_link_gbs_oneway" in x:  # a ring along one torus axis: one ICI link a hop, one way
-        return Link(x["ici_link_gbs_oneway"] * 1e9, "ici", x.get("ici_source", "device extras"))
+        return Link(x["nvlink_gbs"] / 2, "nvlink", source)
+    if "ici_link_gbs" in x:  # a ring along one torus axis: one ICI link a hop, one way
+        return Link(x["ici_link_gbs"], "ici", source)
     if "pcie_gbs" in x:  # no NVLink: peer traffic crosses PCIe, half of its bidirectional figure each way
-        return Link(x["pcie_gbs"] * 1e9 / 2, "pcie", x.get("pcie_source", "device extras"))
+        return Link(x["pcie_gbs"] / 2, "pcie", source)
     return None
 
 
@@ -524,3 +557,12 @@ def training_run(design, device: Device, *, batch: int | None = None, global_bat
         total = per_device * devices
         stages.append(Stage(side, stage_epochs, per_device, total, -(-dataset_size // total), step, largest))
     return Run(tuple(stages), devices, dataset_size, price_per_hour)
+
+
+def time_figures(run: Run) -> dict:
+    """What budgets, `search` and `table --train` bound and show: the step time and images/s (over all
+    devices) of the run's last stage (its largest resolution; the only one without progressive stages),
+    and the whole run's hours."""
+    step = run.stages[-1].step
+    return {"training_step_s": step.time_s, "training_images_per_s": step.images_per_s * run.devices,
+            "training_hours": run.hours}

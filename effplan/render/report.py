@@ -78,6 +78,10 @@ DEVICE_COLUMNS = [
     ("latency ms", "latency_s", lambda v: f"{v * 1e3:.3f}"),
     ("images/s", "images_per_s", lambda v: f"{v:,.0f}"),
 ]
+TRAIN_COLUMNS = [  # effplan table --train: one training step at the batch on one device
+    ("train step ms", "training_step_s", lambda v: f"{v * 1e3:.2f}"),
+    ("train img/s", "training_images_per_s", lambda v: f"{v:,.0f}"),
+]
 
 def _shape(v) -> str:
     return "" if v is None else "x".join(map(str, v))
@@ -154,6 +158,7 @@ def fit_columns(columns, cells: dict, optional, width: int) -> tuple[list, list]
     ones, last first, each that still fits (a free-text column is cut to fit, if MIN_CUT wide);
     returns (shown columns, hidden keys)."""
     widths = {key: max([len(h) + 2, *map(len, cells[key])]) for h, key, _ in columns}  # tabulate pads headers by 2
+    optional = [key for key in optional if key in widths]  # a table may lack some (search's device columns)
     shown = {key for _, key, _ in columns} - set(optional)
 
     def total(keys):
@@ -279,7 +284,8 @@ def render_layers(profile: Profile, by: str, fmt: str, info: dict | None = None,
     total = {"name": "total", "params": t.params, "buffers": t.buffers, "macs": t.macs, "flops": t.flops,
              "weight_bytes": t.weight_bytes, "share": 1.0 if t.macs else None}
     return render_rows(report["layers"], columns, fmt, header(profile.batch, profile.dtype) + "\n" + summary, view,
-                       [k for k in LAYER_OPTIONAL if k != sort], total)  # the sorted figure always shows
+                       [k for k in LAYER_OPTIONAL if k != sort and any(c[1] == k for c in columns)], total)
+    # (the sorted figure always shows; roll-ups have no kind, kernel or stride)
 
 
 MEMORY_COLUMNS = [
@@ -431,7 +437,7 @@ def memory_report(graph, design, batch: int, dtype: str, *, inplace=False, fold_
 
 
 def fit_report(results, where: str, capacity: int, budget: int, reserve: str, mode: str, fmt: str,
-               asked: int | None = None) -> str:
+               asked: int | None = None, view: View | None = None) -> str:
     """`effplan fit`: one row per design (JSON: always a list). With `asked`, whether that batch
     fits: `fits` and `margin_bytes` (the budget left at that batch; negative when over)."""
     from ..base.units import human_bytes
@@ -447,18 +453,20 @@ def fit_report(results, where: str, capacity: int, budget: int, reserve: str, mo
     columns = [("model", "model", str), ("res", "resolution", str), ("batch", "batch", str),
                ("memory at batch", "bytes_at_batch", human_bytes), ("at batch+1", "bytes_at_next_batch", human_bytes),
                ("fixed", "fixed_bytes", human_bytes), ("per sample", "per_sample_bytes", human_bytes)]
+    optional = ("bytes_at_next_batch", "fixed_bytes", "per_sample_bytes", "resolution")  # hidden first to last
     if asked:
         columns = [("model", "model", str), ("res", "resolution", str), ("batch", "asked_batch", str),
                    ("fits", "fits", lambda v: "yes" if v else "NO"),
                    ("memory", "bytes_at_asked_batch", human_bytes),
                    ("margin", "margin_bytes", lambda v: ("" if v >= 0 else "-") + human_bytes(abs(v))),
                    ("largest batch", "batch", str)]
+        optional = ("batch", "resolution")
     if fmt == "csv":
         return render_rows(rows, columns, fmt)
     preamble = (f"# effplan {__version__} | fit | {where}: {human_bytes(capacity)}, reserve {reserve} for the runtime's "
                 f"context, workspace and fragmentation -> budget {human_bytes(budget)}\n# {mode}; memory(batch) = "
                 f"fixed + batch x per sample, solved for the largest batch within the budget (batch 0: not even one fits)")
-    return render_rows(rows, columns, fmt, preamble)
+    return render_rows(rows, columns, fmt, preamble, view, optional)
 
 
 ROOFLINE_COLUMNS = [
@@ -571,13 +579,15 @@ MEASURE_COLUMNS = [
     ("op", "op", str),
     ("unit", "unit", str),
     ("bound", "bound", str),
-    ("estimate µs", "estimated_s", lambda v: f"{v * 1e6:.1f}"),
-    ("measured µs", "measured_s", lambda v: f"{v * 1e6:.1f}"),
+    ("est µs", "estimated_s", lambda v: f"{v * 1e6:.1f}"),
+    ("meas µs", "measured_s", lambda v: f"{v * 1e6:.1f}"),
+    ("best µs", "best_s", lambda v: f"{v * 1e6:.1f}"),  # the kernel's best run: a quiet machine
     ("est/meas", "ratio", lambda v: "-" if v is None else f"{v:.2f}"),
 ]
+MEASURE_OPTIONAL = ("bound", "unit", "op", "best_s")  # hidden in this order to fit the terminal
 
 
-def render_measure(report: dict, fmt: str) -> str:
+def render_measure(report: dict, fmt: str, view: View | None = None) -> str:
     if fmt == "json":
         return to_json(report)
     if fmt == "csv":
@@ -586,11 +596,17 @@ def render_measure(report: dict, fmt: str) -> str:
              f" fp32 | onnxruntime {report['onnxruntime']} {report['provider']}, {report['runs']} runs | estimate on "
              f"{report['device']}",
              f"total: estimated {report['estimated_s'] * 1e3:.2f} ms, measured {report['measured_s'] * 1e3:.2f} ms "
-             f"(median wall time), ratio {report['ratio']:.2f}; per-kernel Spearman rank correlation "
+             f"(median profiled run), ratio {report['ratio']:.2f}"
+             + (f"; best {report['best_s'] * 1e3:.2f} ms (each kernel's best run), ratio {report['ratio_best']:.2f}"
+                if report.get("best_s") else "")
+             + "; per-kernel Spearman rank correlation "
              + ("-" if report["spearman"] is None else f"{report['spearman']:.2f}")
+             + (f" (best runs {report['spearman_best']:.2f})" if report.get("spearman_best") is not None else "")
              + f" over {report['kernels_timed']} kernels; {report['unassigned_s'] * 1e3:.2f} ms of the profile is in "
-               f"runtime-added ops (layout reorders) no effplan kernel owns"]
-    return render_rows(report["layers"], MEASURE_COLUMNS, fmt, "\n".join(lines))
+               f"runtime-added ops (layout reorders) no effplan kernel owns"
+             + (f"; reorders: {report['reorders']['modelled']} modelled ({report['reorders']['estimated_s'] * 1e3:.2f} ms),"
+                f" {report['reorders']['measured']} run" if "reorders" in report else "")]
+    return render_rows(report["layers"], MEASURE_COLUMNS, fmt, "\n".join(lines), view, MEASURE_OPTIONAL)
 
 
 CHECK_COLUMNS = [
@@ -603,6 +619,7 @@ CHECK_COLUMNS = [
     ("margin", "margin", lambda v: f"{v:+.1%}"),
     ("result", "passed", lambda v: "pass" if v else "FAIL"),
 ]
+CHECK_OPTIONAL = ("model", "budget")  # hidden in this order to fit the terminal; what a limit bounds always shows
 
 
 SEARCH_COLUMNS = [
@@ -616,6 +633,10 @@ SEARCH_COLUMNS = [
     ("infer MiB", "inference_bytes", lambda v: f"{v / (1 << 20):.1f}"),
     ("score", "score", lambda v: f"{v:.4g}"),
 ]
+# hidden in this order to fit the terminal (d, w, res and MACs always show; pareto, latency and the
+# training columns are added to these tables when they apply)
+SEARCH_OPTIONAL = ("score", "images_per_s", "search", "pareto", "phi", "params", "training_step_s", "training_bytes",
+                   "inference_bytes", "latency_s")
 
 
 # ---- check and search ----
@@ -653,7 +674,7 @@ def _property(text: str) -> str:
 
 
 def render_check(rows: list[dict], growth: list[dict], fmt: str, source: str, baseline: str | None,
-                 strict: bool = False) -> str:
+                 strict: bool = False, view: View | None = None) -> str:
     """`effplan check` as text, JSON, JUnit XML or GitHub workflow commands."""
     from ..gate.budget import unknown_ops
 
@@ -704,7 +725,8 @@ def render_check(rows: list[dict], growth: list[dict], fmt: str, source: str, ba
                                                                       else ""))
         return "\n".join(lines) + "\n"
     text = render_rows(rows, CHECK_COLUMNS, "text",
-                       f"# effplan {__version__} | check {source} | margin = share of the limit left (negative: over)")
+                       f"# effplan {__version__} | check {source} | margin = share of the limit left (negative: over)",
+                       view, CHECK_OPTIONAL)
     text += "".join(f"baseline: {_growth_line(g)}\n" for g in growth)
     text += "".join(f"{'FAIL' if strict else 'warning'}: {w}\n" for w in warnings)
     return text + f"{'pass' if passed else 'FAIL'}: {len(rows) - len(failed)} of {len(rows)} limits pass" + (
@@ -712,7 +734,7 @@ def render_check(rows: list[dict], growth: list[dict], fmt: str, source: str, ba
 
 
 def render_search(designs: list[dict], front: list[dict], stats: dict, constraints, model: str,
-                  objective: str, fmt: str) -> str:
+                  objective: str, fmt: str, view: View | None = None) -> str:
     """`effplan search`: the ranked designs (JSON: best first, each marked `pareto`), then in text the
     Pareto front of every feasible design evaluated, as a table."""
     from ..gate.budget import LIMITS
@@ -726,7 +748,8 @@ def render_search(designs: list[dict], front: list[dict], stats: dict, constrain
         return to_json([{**d, "runtime": runtime} for d in designs] if runtime else designs)
     extra = [("train GiB", "training_bytes", lambda v: f"{v / (1 << 30):.2f}"),
              ("latency ms", "latency_s", lambda v: f"{v * 1e3:.3f}"),
-             ("images/s", "images_per_s", lambda v: f"{v:,.0f}")]
+             ("images/s", "images_per_s", lambda v: f"{v:,.0f}"),
+             ("train step ms", "training_step_s", lambda v: f"{v * 1e3:.2f}")]
     columns = SEARCH_COLUMNS + [c for c in extra if all(c[1] in d for d in designs)]
     marked = columns + [("pareto", "pareto", lambda v: "yes" if v else "")]
     if fmt == "csv":
@@ -738,7 +761,10 @@ def render_search(designs: list[dict], front: list[dict], stats: dict, constrain
                 + f" | objective {objective}\n"
                 f"# {stats['evaluated']:,} of {stats['evaluated'] + stats['skipped']:,} grid designs evaluated "
                 f"{stats['path']}{skipped_note(stats)}, "
-                f"{stats['screened_in']:,} within every limit, {stats['checked_exactly']} checked exactly through the "
+                f"{stats['screened_in']:,} within every limit"
+                + (f" but {', '.join(stats['unscreened'])} (a training step: eager on GPUs, xla on TPUs; checked exactly)"
+                   if stats.get("unscreened") else "")
+                + f", {stats['checked_exactly']} checked exactly through the "
                 f"graph path; 'phi' is the largest φ that fits (to 0.01)"
                 + ("" if grid_found else "\n# no grid design fits: only the φ search found one"))
     shown = [c for c in columns if c[1] not in ("score", "images_per_s") and all(c[1] in d for d in front)]
@@ -746,10 +772,16 @@ def render_search(designs: list[dict], front: list[dict], stats: dict, constrain
         " and the φ design" if any(d["search"] == "phi" for d in designs) else "")
     title = (f"# Pareto front of {among} (MACs up; inference memory{', latency' if constraints.device else ''} "
              f"down): {len(front)} designs, most MACs first")
-    return render_rows(designs, marked, fmt, preamble) + "\n" + render_rows(front, shown, fmt, title)
+    front_view = view
+    if view and view.columns:  # the front has no pareto or score column: it shows the others asked
+        named = {n.lower() for n in view.columns}
+        shown = [c for c in shown if c[0].lower() in named or c[1].lower() in named] or shown
+        front_view = View(wide=True)
+    return (render_rows(designs, marked, fmt, preamble, view, SEARCH_OPTIONAL) + "\n"
+            + render_rows(front, shown, fmt, title, front_view, SEARCH_OPTIONAL))
 
 
-def render_coefficients(rows, design, tolerance, fmt) -> str:
+def render_coefficients(rows, design, tolerance, fmt, view: View | None = None) -> str:
     if fmt == "json":
         return to_json(rows)
     columns = [("α", "alpha", lambda v: f"{v:.2f}"), ("β", "beta", lambda v: f"{v:.2f}"),
@@ -760,4 +792,5 @@ def render_coefficients(rows, design, tolerance, fmt) -> str:
     preamble = (f"# effplan {__version__} | coefficient grid for {design.name}: α, β, γ >= 1 in steps of 0.05 with "
                 f"|αβ²γ² - 2| <= {tolerance:g}; the real MACs ratio of φ = 1 after rounding channels to 8, repeats up "
                 f"and resolution half up (closest to 2 first; the paper chose α 1.2, β 1.1, γ 1.15 by accuracy)")
-    return render_rows(rows, columns, fmt, "" if fmt == "csv" else preamble)
+    return render_rows(rows, columns, fmt, "" if fmt == "csv" else preamble, view,
+                       ("macs_ratio", "depth_mult", "width_mult", "resolution"))
