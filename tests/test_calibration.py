@@ -115,3 +115,18 @@ def test_reorders_become_kernels_only_where_the_cpu_has_a_block():
     assert not any(k.op.startswith("Reorder") for k in plain.kernels)
     assert len(reorders) == expected == len(with_reorders.kernels) - len(plain.kernels)
     assert all(k.flops == 0 and k.time_s >= k.overhead_s > 0 for k in reorders)
+
+
+def test_a_device_files_nchwc_block_is_checked():
+    import tomllib
+
+    from effplan.plan.hardware import DeviceError, device_from_table
+    from effplan.plan.hardware import builtin_device_paths
+
+    table = tomllib.loads(builtin_device_paths()["xeon-e5-2690"].read_text())
+    sources = {**table["sources"], "nchwc_block": "MLAS block size"}
+    assert device_from_table({**table, "nchwc_block": 8, "sources": sources}, "x").nchwc_block == 8
+    with pytest.raises(DeviceError, match="nchwc_block: expected 8"):
+        device_from_table({**table, "nchwc_block": 12, "sources": sources}, "x")
+    with pytest.raises(DeviceError, match="sources.nchwc_block"):
+        device_from_table({**table, "nchwc_block": 8}, "x")
