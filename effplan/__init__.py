@@ -21,8 +21,8 @@ from .plan.memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, fit, inference_p
 _LAZY = {
     "load_device": ("plan.hardware", "load_device"),
     "Device": ("plan.hardware", "Device"),
-    "to_onnx": ("graph.onnx_io", "to_onnx"),
-    "analyze_onnx": ("graph.onnx_io", "analyze_file"),
+    "to_onnx": ("graph.onnx_export", "to_onnx"),
+    "analyze_onnx": ("graph.onnx_import", "analyze_file"),
     "load_budgets": ("gate.budget", "load_budgets"),
     "Constraints": ("gate.search", "Constraints"),
     "largest_phi": ("gate.search", "largest_phi"),
@@ -47,7 +47,7 @@ def memory(model, batch: int = 1, dtype: str = "fp32", *, train: bool = False, p
     """Inference memory (a Peak: `.bytes` of live activations, `.node` where) of a design or model
     name at a batch; with `train=True` a training step (a Training: `.total_bytes` and its parts),
     with the CLI's defaults (mixed precision, AdamW). Weights: `analyze(...).totals.weight_bytes`."""
-    from .graph.ops import dtype_size
+    from .base.units import dtype_size
 
     graph = build(_design(model), batch)
     if train:
@@ -55,15 +55,15 @@ def memory(model, batch: int = 1, dtype: str = "fp32", *, train: bool = False, p
     return inference_peak(graph, dtype_size(dtype))
 
 
-def roofline(model, device, dtype: str | None = None, batch: int = 1, fuse: bool = True, runtime=None):
+def roofline(model, device, dtype: str | None = None, batch: int = 1, runtime=None):
     """Per-kernel roofline latency of a design (or model name) on a device (a catalog name, a device
     file or a Device) as a runtime runs it (a name, a runtime file or a Runtime; default: the device
-    class's, `fuse=False`: eager); `dtype` defaults to the device's half precision, as `effplan roofline`."""
+    class's; "eager": nothing fused); `dtype` defaults to the device's half precision, as `effplan roofline`."""
     from .plan.hardware import Device, load_device
     from .plan.roofline import roofline as estimate
 
     found = device if isinstance(device, Device) else load_device(device)
-    return estimate(build(_design(model), batch), found, dtype or found.preferred_dtype, batch, fuse, runtime)
+    return estimate(build(_design(model), batch), found, dtype, batch, runtime)
 
 
 def export(model, path: str, batch: int = 1, *, opset: int = 17, dynamic_batch: bool = False,
@@ -71,7 +71,7 @@ def export(model, path: str, batch: int = 1, *, opset: int = 17, dynamic_batch: 
     """Write a design (or model name) as an ONNX file, atomically, as `effplan export` does (without
     --check); returns the files written. `effplan.to_onnx(graph, design)` gives the ModelProto."""
     from .graph.builder import fold_batch_norm
-    from .graph.onnx_io import export as export_file
+    from .graph.onnx_export import export as export_file
 
     design = _design(model)
     graph = build(design, batch)

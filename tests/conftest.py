@@ -1,7 +1,9 @@
+import gc
 import json
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from effplan.design.blocks import Net
 from effplan.cli import main
@@ -11,6 +13,17 @@ GOLDEN = json.loads((Path(__file__).parent / "golden" / "published.json").read_t
 SPECS = Path(__file__).resolve().parent.parent / "specs" / "models"
 SWISH = Net(act="swish", bn=True, bn_epsilon=1e-3, width=lambda c: c)
 RELU = Net(act="relu", bn=True, bn_epsilon=1e-5, width=lambda c: c)
+
+# The suite is deterministic: each property runs the same examples every run (seeded from the test),
+# with no example database and no per-example deadline (a busy CI machine is no failure).
+# `python benchmarks/fuzz.py` is where fresh random searches run.
+settings.register_profile("fixed", derandomize=True, database=None, deadline=None)
+settings.load_profile("fixed")
+
+# The suite builds thousands of graphs: millions of small objects, almost none in reference cycles.
+# At CPython's default threshold (a collection every 700 allocations) the collector rescans the
+# large heap of loaded libraries so often that it took more than half of each build's time.
+gc.set_threshold(10_000, 10, 10)
 
 
 def graph_of(input_shape, body):

@@ -2,6 +2,7 @@
 module imports one from a higher layer or takes part in an import circle. Read from the source's
 import statements (function-level imports included), not from what happens to be loaded."""
 import ast
+import functools
 from pathlib import Path
 
 import networkx as nx
@@ -36,6 +37,11 @@ def imports(path: Path) -> set[str]:
 
 
 def graph() -> nx.DiGraph:
+    return _graph().copy()  # a test may change its copy
+
+
+@functools.cache  # the sources do not change during a run: parsed once for the three tests
+def _graph() -> nx.DiGraph:
     g = nx.DiGraph()
     for path in PACKAGE.rglob("*.py"):
         for target in imports(path) - {module_name(path)}:  # `from . import x` in an __init__

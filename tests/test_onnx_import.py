@@ -12,8 +12,8 @@ from test_onnx import costs_of, init, model_of, session, tensor
 
 import effplan
 import effplan.cli
-import effplan.graph.onnx_io as io
-from effplan.graph.onnx_io import OnnxError, from_onnx
+import effplan.graph.onnx_import as io
+from effplan.graph.onnx_import import OnnxError, from_onnx
 
 CONV = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
 W = np.linspace(-1, 1, 16 * 8 * 9, dtype=np.float32).reshape(16, 8, 3, 3)

@@ -12,10 +12,11 @@ from effplan.design.scaling import model_names
 from effplan.graph import ops
 from effplan.graph.builder import GraphBuilder, Weight
 from effplan.graph.evaluate import evaluate_op
-from effplan.graph.onnx_io import from_onnx
+from effplan.graph.onnx_import import from_onnx
 from effplan.graph.shapes import ShapeError, same
 from effplan.plan.memory import inference_peak, training_memory
 from effplan.plan.roofline import kernel_groups, roofline
+from effplan.plan.training import training_step
 from test_roofline import DEVICE
 
 
@@ -65,16 +66,18 @@ def test_statistics_are_counted_at_the_full_batch():
 
 
 def test_adding_an_op_is_one_entry():
-    """Two made-up ops, registered here and nowhere else: a matrix-unit anchor and an activation.
-    The builder shapes them, the profile costs them, training memory knows what they save, the
-    roofline fuses them into one kernel on the right units, and in-place mode reuses the buffer."""
-    ops.register("ToyDense", shape=same, saves=(ops.INPUT,), unit=ops.MATRIX, fusion=ops.ANCHOR)(
+    """Two made-up ops, registered here and nowhere else: a matrix-unit anchor with a weight and an
+    activation. The builder shapes them, the profile costs them, training memory knows what they save,
+    the roofline fuses them into one kernel on the right units, in-place mode reuses the buffer, and
+    training time runs their forward and backward kernels."""
+    ops.register("ToyDense", shape=same, saves=(ops.INPUT,), unit=ops.MATRIX, fusion=ops.ANCHOR, weights=("X", "W"),
+                 weighted=True, backward=ops.Backward(products=True))(
         lambda attrs, inputs, output, weights: (math.prod(output) * 3, 2 * math.prod(output) * 3))
-    ops.elementwise(7, "ToyAct", shape=same, saves=(ops.OUTPUT,), fusion=ops.ACTIVATION)
+    ops.elementwise(7, "ToyAct", shape=same, saves=(ops.OUTPUT,), fusion=ops.ACTIVATION, backward=ops.Backward(2))
     try:
         b = GraphBuilder("t", (1, 16, 8, 8))
         b.at(1, 0)
-        dense = b.add("ToyDense", ["input"], "x", "dense")
+        dense = b.add("ToyDense", ["input"], "x", "dense", weights=(Weight("W", (16, 16)),))
         act = b.add("ToyAct", [dense], "x", "act")
         act2 = b.add("ToyAct", [act], "x", "act2")
         g = b.finish(act2)
@@ -94,6 +97,17 @@ def test_adding_an_op_is_one_entry():
         # while the second ToyAct runs: its input and output, or (in place) one buffer
         assert inference_peak(g, 4).timeline[2] == 2 * n * 4
         assert inference_peak(g, 4, inplace=True).timeline[2] == n * 4
+
+        # training at fp16 under eager (one kernel per op, no fusion), 2 bytes a value. Forward: the three
+        # ops. Backward, last op first: each ToyAct reads its saved output and dY and writes dX (3n
+        # values, 2 FLOPs each); ToyDense's input is the image (no dX), its dW is the forward's 3n MACs
+        # reading dY and the saved input and writing the 256 weight gradients
+        step = training_step(g, DEVICE, runtime="eager", precision="fp16", optimizer="sgd")
+        assert [k.op for k in step.forward] == ["ToyDense", "ToyAct", "ToyAct"]
+        assert [(k.op, k.unit, k.macs, k.flops, k.bytes) for k in step.backward] == [
+            ("ToyAct(backward)", "vector", 0, 2 * n, 3 * n * 2), ("ToyAct(backward)", "vector", 0, 2 * n, 3 * n * 2),
+            ("ToyDense(weight gradient)", "matrix", 3 * n, 6 * n, 2 * n * 2 + 256 * 2)]
+        assert step.params == 256
     finally:
         ops.OPS.pop("ToyDense", None)
         ops.OPS.pop("ToyAct", None)

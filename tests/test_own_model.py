@@ -15,7 +15,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 import effplan
 from effplan.graph.evaluate import MAX_VALUES, fold_shapes
-from effplan.graph.onnx_io import analyze_file, save, to_onnx
+from effplan.graph.onnx_export import save, to_onnx
+from effplan.graph.onnx_import import analyze_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NAMED = ("model", "phi", "source", "weight_inputs", "distinct_weight_elements", "shared_initializers")
@@ -257,7 +258,7 @@ def test_modern_ops_cost_their_stated_flops_per_element():
                               [v("y", [2, 8, 4]), v("rsum", [2, 4, 1]), v("rmean", [2, 1, 1])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
     onnx.checker.check_model(model, full_check=True)
-    from effplan.graph.onnx_io import from_onnx
+    from effplan.graph.onnx_import import from_onnx
     p = effplan.profile(from_onnx(model))
     flops = {r.op: r.flops for r in p.rows}
     n = 2 * 4 * 8
@@ -432,3 +433,10 @@ def test_fixed_batch_file_runs_at_its_own_batch(effplan, tmp_path):
     onnx.save(fixed, path)
     run = effplan("memory", path, "--format", "json")
     assert run.code == 0 and run.json()["batch"] == 2 and "fixed batch of 2" in run.err
+
+
+def test_progressive_resizing_of_a_file_is_refused_in_one_line(effplan):
+    run = effplan("train", fixture("merged_zero_bias"), "--device", "t4", "--progressive", "128:224:2",
+                  "--epochs", "2")
+    assert run.code == 2 and run.out == ""
+    assert run.err.count("\n") == 1 and "--progressive rescales a built design" in run.err

@@ -72,12 +72,12 @@ def test_conv_bn_activation_and_residual_fuse_into_one_kernel():
     (k,) = roofline(g, DEVICE, "fp16").kernels
     assert k.op == "Conv+BatchNormalization+Add+Relu"
     assert k.bytes == 2 * (1024 + 1024 + 16 * 16 * 9 + 4 * 16)
-    unfused = roofline(g, DEVICE, "fp16", fuse=False).kernels  # fuse=False: the eager runtime
+    unfused = roofline(g, DEVICE, "fp16", runtime="eager").kernels  # eager: one kernel per op
     assert len(unfused) == 4
     # unfused, each op reads its inputs and writes its output: conv 1024+1024, BN 1024+1024, Add 3*1024,
     # ReLU 2*1024 -- with no on-chip memory to speak of (1 byte)
     tiny = device_from_table({**TOY, "onchip_mb": 1 / 2**20}, "toy")
-    assert sum(u.bytes for u in roofline(g, tiny, "fp16", fuse=False).kernels) == 2 * (9 * 1024 + 16 * 16 * 9 + 4 * 16)
+    assert sum(u.bytes for u in roofline(g, tiny, "fp16", runtime="eager").kernels) == 2 * (9 * 1024 + 16 * 16 * 9 + 4 * 16)
     # with 10 MB on chip, the conv's, BN's and Add's outputs (each read only by the next kernel) never
     # reach memory: the conv reads x, the Add reads x again, the ReLU writes: 3*1024 + the weights
     assert sum(u.bytes for u in unfused) == 2 * (3 * 1024 + 16 * 16 * 9 + 4 * 16)

@@ -296,3 +296,67 @@ def test_compiled_and_xla_fuse_an_elementwise_backward_chain():
         fused = {k.op: (k.flops, k.bytes) for k in backward_kernels(g, DEVICE, "fp16", "mixed", runtime)}
         assert fused["Relu(backward)+BatchNormalization(backward)"] == (18_432, 16_640)
         assert len(fused) == len(eager) - 1
+
+
+def test_a_cpu_trains_under_eager_cpu_paying_its_own_overhead_serially():
+    # The toy's 1,696 trainable params (conv a 16x8x3x3 = 1,152, BN scale and shift 32, conv b 32x16 = 512); SGD
+    # at fp32 moves 2 x 4 (weights read and written) + 4 (gradient) = 12 B a param: 20,352 B at 1000 GB/s =
+    # 20.352 ns, above its 3,392 FLOPs at 10 TFLOP/s. eager-cpu adds the device's 5 µs to it ("serial"); a GPU's
+    # eager pays max(20.352 ns, its 8 µs launch) ("async").
+    cpu = device_from_table({**TOY, "class": "server-cpu", "launch_overhead_us": 5.0}, "cpu")
+    step = training_step(toy_net(), cpu, precision="fp32", optimizer="sgd")
+    assert step.runtime.name == "eager-cpu"
+    assert step.optimizer_s == pytest.approx(20_352 / 1e12 + 5e-6)
+    gpu = training_step(toy_net(), DEVICE, precision="fp32", optimizer="sgd")
+    assert gpu.runtime.name == "eager" and gpu.optimizer_s == pytest.approx(8e-6)
+
+
+def test_whether_a_runtime_trains_and_how_it_overlaps_are_its_files_data(effplan, tmp_path):
+    from effplan.plan.runtime import load_runtime
+
+    eager = load_runtime("eager").path
+    text = open(eager).read().replace('name = "eager"', 'name = "mine"')
+    after = tmp_path / "after.toml"
+    after.write_text(text.replace('allreduce = "bucketed"', 'allreduce = "after-backward"'))
+    # 1,696 params x 4 B (mixed: fp32 gradients) = 6,784 B; a ring of 2 sends 2 (2 - 1) / 2 of them at 1 GB/s:
+    # 6.784 µs, all of it after backward
+    step = training_step(toy_net(), DEVICE, runtime=str(after), devices=2, link=Link(1e9, "given", "test"))
+    assert step.runtime.allreduce == "after-backward"
+    assert step.allreduce_s == step.communication_s == pytest.approx(6_784 / 1e9)
+    inference_only = tmp_path / "inference.toml"
+    inference_only.write_text(text[:text.index("[training]")])
+    with pytest.raises(EffplanError, match="runs inference only"):
+        training_step(toy_net(), DEVICE, runtime=str(inference_only))
+    run = effplan("train", "efficientnet-b0", "--device", "t4", "--runtime", str(after), "--batch", "8",
+                  "--dataset-size", "100", "--format", "json")
+    assert run.code == 0 and json.loads(run.out)["runtime"] == "mine"
+
+
+def test_the_half_precision_is_one_device_property():
+    from effplan.plan.roofline import roofline
+
+    tpu = device_from_table({**TOY, "matrix": {"bf16": 100.0, "fp32": 20.0}, "vector": {"bf16": 10.0, "fp32": 10.0}},
+                            "tpu-like")
+    fp32 = device_from_table({**TOY, "matrix": {"fp32": 20.0}}, "fp32-only")
+    assert (DEVICE.half_dtype, tpu.half_dtype, fp32.half_dtype) == ("fp16", "bf16", None)
+    assert (DEVICE.preferred_dtype, tpu.preferred_dtype, fp32.preferred_dtype) == ("fp16", "bf16", "fp32")
+    assert training_step(toy_net(), tpu, runtime="eager").dtype == "bf16"  # mixed: the half precision
+    with pytest.raises(EffplanError, match="no half-precision matrix unit"):
+        training_step(toy_net(), fp32)
+    assert roofline(toy_net(), tpu).dtype == "bf16"  # no dtype given: the device's preferred
+
+
+def test_one_reserve_for_fit_train_and_the_api():
+    from effplan.plan.memory import fit
+
+    design = with_overrides(ep.resolve("efficientnet-b0"), resolution=64)
+    got = fit(design, "1GiB", train=True)
+    assert got.budget_bytes == 2**30 - 107_374_182  # the default reserve: 10% of 2^30 = 107,374,182.4, rounded down
+    run = training_run(design, DEVICE, batch=1, dataset_size=10)  # "fits (largest)": the same fit on the device
+    assert run.stages[0].largest_batch == fit(design, DEVICE.memory_bytes, train=True).batch
+
+
+def test_a_batch_that_does_not_fit_is_warned_in_effplans_words(effplan):
+    run = effplan("train", "efficientnet-b0", "--device", "t4", "--resolution", "64", "--batch", "100000",
+                  "--dataset-size", "100000", "--format", "json")
+    assert run.code == 0 and run.err.startswith("effplan: warning: batch 100000 per device does not fit t4 at 64 px")

@@ -22,6 +22,9 @@ BYTE_UNITS = {"B": 1,
               **{p: 1024 ** i for i, p in enumerate("kmgtp", start=1)}}
 COUNT_UNITS = {"": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+# The number formats effplan knows (--dtype, device peaks, budgets), with their bytes a value.
+# tf32: fp32 storage, tf32 matrix math.
+DTYPES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "int8": 1}
 
 
 def _split(text, what: str, units: dict) -> tuple[float, str]:
@@ -40,6 +43,13 @@ def _split(text, what: str, units: dict) -> tuple[float, str]:
     if value * units[unit] > MAX_QUANTITY:  # 1e308P would overflow to inf, and int(inf) fails
         raise EffplanError(f"{what}: {quote(str(text))} is above {MAX_QUANTITY:g}; not a real quantity")
     return value, unit
+
+
+def dtype_size(dtype: str) -> int:
+    """The bytes of one value of a dtype; an unknown one is refused with the known ones."""
+    if dtype not in DTYPES:
+        raise EffplanError(f"unknown dtype '{dtype}'{did_you_mean(dtype, DTYPES)}; known: {', '.join(DTYPES)}")
+    return DTYPES[dtype]
 
 
 def example(units: dict) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from ..base.errors import EffplanError, did_you_mean, quote
-from .options import FORMAT, BATCH, DIM, DTYPES, DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, design_options, DESIGN_KEYS, designs_from, design_rows, emit, one_design, view_options, LAYER_SORT, LAYER_TOP
+from ..plan.profile import design_rows
+from .options import FORMAT, BATCH, DIM, DTYPES, DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, design_options, DESIGN_KEYS, designs_from, emit, one_design, view_options, LAYER_SORT, LAYER_TOP
 
 
 @click.command()

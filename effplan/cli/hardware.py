@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from ..base.errors import EffplanError
-from .options import FORMAT, BATCH, DTYPES, OUTPUT, RUNTIME, design_options, emit, describe_design, one_design, view_options
+from .options import FORMAT, BATCH, DTYPES, OUTPUT, RUNTIME, design_options, emit, describe_design, one_design, \
+    view_options, warn
 
 
 @click.command()
@@ -39,8 +40,7 @@ def roofline(model, query, device, dtype, by, runtime, no_fuse, plot, batch, fmt
     found = load_device(device)
     if no_fuse and runtime is not None:
         raise EffplanError("--no-fuse is --runtime eager: give one of them")
-    result = estimate(build(design, batch), found, dtype or found.preferred_dtype, batch,
-                      runtime="eager" if no_fuse else runtime)
+    result = estimate(build(design, batch), found, dtype, batch, runtime="eager" if no_fuse else runtime)
     report, rows = roofline_report(result, design, by)
     if plot is not None:
         from ..render.plot import plot_roofline
@@ -68,7 +68,7 @@ def calibrate(name, output):
     path = output or f"{name}.toml"
     write_atomic(path, text)
     for line in load_warnings(figures["load"]) + unsteady_warnings(figures["spreads"]):
-        click.echo(line, err=True)
+        warn(line)
     spreads = ", ".join(f"{k} {v:.0%}" for k, v in figures["spreads"].items())
     click.echo(f"wrote {path}: matrix {figures['matrix_fp32'] / 1e9:.1f} GFLOP/s peak (numpy GEMM) at efficiency "
                f"{figures['matrix_efficiency']:.2f} (onnxruntime's convs), vector "
@@ -109,11 +109,11 @@ def measure(model, query, device, provider, runs, batch, fmt, view):
     graph = build(design, batch)
     result = estimate(graph, found, "fp32", batch)
     for line in load_warnings():
-        click.echo(line, err=True)
+        warn(line)
     provider_name = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}[provider]
     report = run_measure(graph, design, result, runs, provider_name)
     for line in unsteady_warnings({"whole-model": report["spread"]}):
-        click.echo(line, err=True)
+        warn(line)
     click.echo(render_measure({**describe_design(design), "device": found.name, "batch": batch, **report}, fmt,
                               view), nl=False)
 
@@ -146,18 +146,21 @@ def devices(fmt, view):
 @view_options
 def runtimes(fmt, view):
     """The runtimes: how each engine groups ops into kernels and what a launch costs (specs/runtimes/)."""
-    from ..plan.runtime import DEFAULT_RUNTIME, builtin_runtime_paths, load_runtime
+    from ..plan.runtime import DEFAULT_RUNTIME, DEFAULT_TRAINING_RUNTIME, builtin_runtime_paths, load_runtime
     from ..render.report import render_rows, to_json
 
     found = [load_runtime(name) for name in builtin_runtime_paths()]
     if fmt == "json":
-        return click.echo(to_json([{**r.as_dict(), "default_for": [c for c, n in DEFAULT_RUNTIME.items()
-                                                                      if n == r.name]} for r in found]), nl=False)
+        return click.echo(to_json([{**r.as_dict(),
+                                    "default_for": [c for c, n in DEFAULT_RUNTIME.items() if n == r.name],
+                                    "training_default_for": [c for c, n in DEFAULT_TRAINING_RUNTIME.items()
+                                                             if n == r.name]} for r in found]), nl=False)
     rows = [{"name": r.name, "default for": ", ".join(c for c, n in DEFAULT_RUNTIME.items() if n == r.name) or "-",
+             "trains": f"yes, all-reduce {r.allreduce}" if r.trains else "-",
              "launch": ("device's" if r.overhead_s is None else f"{r.overhead_s * 1e6:g} µs") + f" {r.overlap}",
              "fusion": ("off" if not r.fusion else f"epilogue {r.epilogue_kernel}"),
              "tiles": "padded" if r.tile_padding else "-", "description": r.description} for r in found]
-    columns = [(k, k, str) for k in ("name", "default for", "launch", "fusion", "tiles", "description")]
+    columns = [(k, k, str) for k in ("name", "default for", "launch", "fusion", "tiles", "trains", "description")]
     click.echo(render_rows(rows, columns, fmt, "# specs/runtimes/*.toml; pass --runtime NAME or a runtime file "
                                                "to roofline, table --device, check and search", view,
-                           ("description", "tiles", "default for")), nl=False)
+                           ("description", "trains", "tiles", "default for")), nl=False)

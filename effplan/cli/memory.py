@@ -7,7 +7,8 @@ import click
 
 from ..base.errors import EffplanError
 from ..gate.budget import MAX_BATCH
-from .options import FORMAT, BATCH, DTYPE, OUTPUT, design_options, designs_from, emit, one_design, train_options, inference_graph, file_checks, view_options
+from ..plan.memory import DEFAULT_RESERVE, inference_graph
+from .options import FORMAT, BATCH, DTYPE, OUTPUT, design_options, designs_from, emit, one_design, train_options, file_checks, view_options
 
 
 @click.command()
@@ -42,7 +43,7 @@ def memory(model, query, train, optimizer, precision, checkpoint, inplace, fold_
 @train_options
 @click.option("--device", default=None, help="A catalog device (its memory), e.g. a100-80gb.")
 @click.option("--memory", "memory_text", default=None, metavar="SIZE", help="Memory to fit in, e.g. 16GiB.")
-@click.option("--reserve", default="10%", show_default=True, metavar="SHARE|SIZE",
+@click.option("--reserve", default=DEFAULT_RESERVE, show_default=True, metavar="SHARE|SIZE",
               help="Kept back for the runtime's context, workspace and fragmentation: 10% or 1.5GiB.")
 @click.option("--batch", "asked", type=click.IntRange(1, MAX_BATCH), default=None,
               help="Does this batch fit? Yes or no with the margin; exit 1 when it does not.")
@@ -59,24 +60,18 @@ def fit(models, query, train, optimizer, precision, checkpoint, inplace, fold_bn
     effplan fit efficientnetv2-s --memory 16GiB --train --resolution 128,192,256,300,384
     effplan fit efficientnet-b3 --memory 16g --train --batch 64
     """
-    from ..plan.memory import largest_batch, memory_by_batch
+    from ..plan.memory import largest_batch, memory_budget, memory_by_batch
     from ..render.report import fit_report
-    from ..base.units import human_bytes, parse_bytes, parse_reserve
 
     if (device is None) == (memory_text is None):
         raise EffplanError("give one of --device NAME or --memory SIZE")
     if device:
         from ..plan.hardware import load_device
         found = load_device(device)
-        capacity, where = found.memory_bytes, found.name
+        memory_given, where = found.memory_bytes, found.name
     else:
-        capacity, where = parse_bytes(memory_text, "--memory"), memory_text
-        if capacity <= 0:
-            raise EffplanError(f"--memory '{memory_text}' must be more than 0 bytes")
-    budget = capacity - parse_reserve(reserve, capacity)
-    if budget <= 0:
-        raise EffplanError(f"--reserve {reserve} is the whole capacity ({human_bytes(capacity)}) or more: "
-                           f"nothing is left for the model")
+        memory_given, where = memory_text, memory_text
+    capacity, budget = memory_budget(memory_given, reserve)
     results = []
     for design, _ in designs_from(models, **query):
         file_checks(design, 1, checkpoint if train else "none", fit=True)

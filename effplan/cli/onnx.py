@@ -29,7 +29,7 @@ def export(model, query, batch, dynamic_batch, opset, fold_bn, weights, check, o
     from ..graph.builder import fold_batch_norm
     from ..base.resources import memory_left
     from ..base.units import human_bytes
-    from ..graph.onnx_io import export as export_file
+    from ..graph.onnx_export import export as export_file
 
     if batch is not None and dynamic_batch:
         raise EffplanError("--batch and --dynamic-batch exclude each other: a dynamic batch is bound at run time")
@@ -114,7 +114,7 @@ def analyze(path, batch, dim_items, by, dtype, strict, sort_key, top, fmt, view,
     """Per-layer costs of any ONNX model, the same report as `effplan layers`."""
     from ..plan.profile import profile
     from ..design.imported import meta_number
-    from ..graph.onnx_io import analyze_file, resolution
+    from ..graph.onnx_import import analyze_file, resolution
     from ..render.report import render_layers
 
     graph, meta, file_dtype = analyze_file(path, batch, parse_dims(dim_items))

@@ -7,14 +7,21 @@ import sys
 import click
 
 from ..base.errors import EffplanError, quote
+from ..base.units import DTYPES as DTYPE_SIZES
 from ..design.spec import MAX_CHANNELS
 from ..gate.budget import MAX_BATCH
 from ..plan.memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS
+from ..plan.profile import LAYER_SORT_KEYS
 
 MAX_DESIGNS = 1000
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "markdown"]),
                       default="text", show_default=True, help="Output format.")
 NOTES: list[str] = []  # lines main() prints on stderr after a command succeeds
+
+
+def warn(message: str) -> None:
+    """A warning on stderr, as every command words one: 'effplan: warning: ...'."""
+    click.echo(f"effplan: warning: {message}", err=True)
 
 
 def file_batch(ctx, param, value):
@@ -36,9 +43,12 @@ def file_batch(ctx, param, value):
     return batch
 
 
-BATCH = click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=None, callback=file_batch,
-                     help="Batch size (activation bytes scale with it). Default 1; an ONNX file with a fixed "
-                          "batch, its own.")
+def batch_option(help: str, callback=None):
+    return click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=None, callback=callback, help=help)
+
+
+BATCH = batch_option("Batch size (activation bytes scale with it). Default 1; an ONNX file with a fixed batch, "
+                     "its own.", file_batch)
 DIM = click.option("--dim", "dim_items", multiple=True, metavar="NAME=VALUE",
                    help="An ONNX file: the size of a named symbolic dimension, e.g. --dim seq=128 (repeatable).")
 
@@ -57,16 +67,19 @@ def parse_dims(items) -> dict[str, int]:
     return dims
 
 
-DTYPES = click.Choice(["fp32", "tf32", "fp16", "bf16", "int8"])  # tf32: fp32 storage, tf32 matrix math
+DTYPES = click.Choice(list(DTYPE_SIZES))  # base/units.py's DTYPES
 RUNTIME = click.option("--runtime", default=None, metavar="NAME|FILE",
                        help="How the device runs the graph (effplan runtimes): eager, compiled, fused, xla, "
-                            "onnxruntime-cpu, or a runtime file (default: the device class's).")
+                            "onnxruntime-cpu, or a runtime file (default: the device class's; training: its "
+                            "training runtime, plan/runtime.py DEFAULT_TRAINING_RUNTIME).")
 DTYPE = click.option("--dtype", type=DTYPES, default="fp32",
                      show_default=True, help="Element type of weights and activations.")
 OPTIMIZER = click.option("--optimizer", type=click.Choice(list(OPTIMIZER_SLOTS)), default=DEFAULT_OPTIMIZER,
                          show_default=True, help="Optimizer whose state training memory holds.")
 PRECISION = click.option("--precision", type=click.Choice(list(PRECISIONS)), default=DEFAULT_PRECISION,
                          show_default=True, help="Training precision (mixed: half activations, fp32 master weights).")
+CHECKPOINT = click.option("--checkpoint", type=click.Choice(["none", "blocks"]), default="none", show_default=True,
+                          help="Recompute each block in backward, keeping only block inputs.")
 OUTPUT = click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
                       help="Write to this file (atomically) instead of stdout.")
 
@@ -158,8 +171,8 @@ def coefficients(alpha, beta, gamma):
                                f"got {value:g}")
     c = dataclasses.replace(c, **given)
     if given and abs(c.flops_factor - 2) > 0.1:
-        click.echo(f"warning: alpha*beta^2*gamma^2 = {c.flops_factor:.3f}, far from 2: each unit of phi "
-                   f"multiplies FLOPS by about {c.flops_factor:.2f}, not 2", err=True)
+        warn(f"alpha*beta^2*gamma^2 = {c.flops_factor:.3f}, far from 2: each unit of phi "
+             f"multiplies FLOPS by about {c.flops_factor:.2f}, not 2")
     return c
 
 
@@ -231,48 +244,6 @@ def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolutio
     return pairs
 
 
-def design_rows(pairs, batch, dtype, precision=DEFAULT_PRECISION, optimizer=DEFAULT_OPTIMIZER, device=None,
-                runtime=None, train=False) -> list[dict]:
-    """The summary row of each (design, baseline) pair, with its MACs ratio to the baseline; with `train`
-    (and a device), a training step's time and images/s at the batch on one device."""
-    from ..plan.profile import analyze
-    from ..render.report import design_row
-
-    profiles = [analyze(design, batch, dtype) for design, _ in pairs]
-    macs = {network_key(d): p.totals.macs for (d, _), p in zip(pairs, profiles)}
-    for _, base in pairs:  # the phi = 0 baseline of each model, built only when not in the table (a file has none)
-        if base is not None and network_key(base) not in macs:
-            macs[network_key(base)] = analyze(base, batch, dtype).totals.macs
-    from ..plan.memory import training_memory
-
-    rows = [design_row(p, macs[network_key(base)] if base is not None else None,
-                       training_memory(p.graph, precision, optimizer))
-            for (_, base), p in zip(pairs, profiles)]
-    if device:
-        from ..plan.hardware import load_device
-        from ..plan.roofline import roofline
-
-        found = load_device(device)
-        for row, p in zip(rows, profiles):
-            result = roofline(p.graph, found, dtype, batch, runtime=runtime)
-            row.update(device=found.name, runtime=result.runtime.name, latency_s=result.latency_s,
-                       images_per_s=result.images_per_s)
-            if train:
-                from ..plan.training import training_step
-                step = training_step(p.graph, found, runtime=runtime, precision=precision, optimizer=optimizer)
-                row.update(training_runtime=step.runtime, training_step_s=step.time_s,
-                           training_images_per_s=step.images_per_s)
-    return rows
-
-
-def network_key(design) -> tuple:
-    """What decides a design's graph (not its name or how its coefficients were found); a file's: its path."""
-    if design.spec is None:
-        return ("file", design.path)
-    return (design.spec, design.depth_mult, design.width_mult, design.resolution, design.classes,
-            design.depth_rounding)
-
-
 def emit(text: str, output: str | None) -> None:
     if output:
         from ..base.files import write_atomic
@@ -300,8 +271,7 @@ TRAIN_OPTIONS = [
     click.option("--train", is_flag=True, help="Also the memory of a training step."),
     OPTIMIZER,
     PRECISION,
-    click.option("--checkpoint", type=click.Choice(["none", "blocks"]), default="none", show_default=True,
-                 help="Recompute each block in backward, keeping only block inputs."),
+    CHECKPOINT,
     click.option("--inplace", is_flag=True, help="Inference: elementwise ops overwrite their input."),
     click.option("--fold-bn", is_flag=True, help="Inference: BatchNormalization folded into the convs."),
     click.option("--fuse-se", is_flag=True, help="Inference: the SE multiply runs inside the next conv."),
@@ -311,9 +281,8 @@ TRAIN_OPTIONS = [
 ]
 
 
-LAYER_SORT = click.option("--sort", "sort_key", type=click.Choice(["params", "buffers", "macs", "flops", "weight_bytes",
-                                                                   "output_bytes"]),
-                          default=None, help="Order rows by this figure, largest first.")
+LAYER_SORT = click.option("--sort", "sort_key", type=click.Choice(LAYER_SORT_KEYS), default=None,
+                          help="Order rows by this figure, largest first.")
 LAYER_TOP = click.option("--top", type=click.IntRange(1), default=None, metavar="N", help="Only the first N rows.")
 
 
@@ -355,14 +324,6 @@ def file_checks(design, batch: int, checkpoint: str = "none", fit: bool = False)
     if checkpoint == "blocks" and not any(isinstance(graph.nodes[n]["stage"], int) for n in graph.nodes):
         raise EffplanError(f"--checkpoint blocks: no blocks were recovered from the node names of {design.path} "
                            f"(effplan reads stages.S.blocks.B, layerS.B, features.S.B and blockSx_ paths)")
-
-
-def inference_graph(design, batch: int, fold_bn: bool):
-    from ..design.blocks import build
-    from ..graph.builder import fold_batch_norm
-
-    graph = build(design, batch)
-    return fold_batch_norm(graph) if fold_bn else graph
 
 
 def _progress(label: str):

@@ -4,8 +4,9 @@ from __future__ import annotations
 import click
 
 from ..base.errors import EffplanError
-from .options import BATCH, DTYPES, OUTPUT, RUNTIME, design_options, designs_from, design_rows, emit, file_checks, \
-    inference_graph, network_key, train_options
+from ..plan.memory import inference_graph
+from ..plan.profile import design_rows, network_key
+from .options import BATCH, DTYPES, OUTPUT, RUNTIME, design_options, designs_from, emit, file_checks, train_options
 
 MAX_DEVICES = 8
 

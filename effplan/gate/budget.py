@@ -11,10 +11,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..graph.ops import DTYPE_BYTES
 from ..base.errors import EffplanError, did_you_mean, quote
 from ..plan.memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS
-from ..base.units import bytes_as_written, human_bytes, parse_bytes, parse_count, parse_seconds
+from ..base.units import DTYPES, bytes_as_written, human_bytes, parse_bytes, parse_count, parse_seconds
 
 
 MAX_BATCH = 1 << 20  # the largest batch any command takes: figures stay far from integer limits
@@ -153,7 +152,7 @@ def load_budgets(path: str) -> list[Budget]:
         for key in ("dtype", "device", "runtime", "optimizer", "precision", "name"):
             if key in entry and not isinstance(entry[key], str):
                 raise EffplanError(f"{where}.{key}: expected a string, got {entry[key]!r}")
-        for key, known in (("dtype", DTYPE_BYTES), ("optimizer", OPTIMIZER_SLOTS), ("precision", PRECISIONS)):
+        for key, known in (("dtype", DTYPES), ("optimizer", OPTIMIZER_SLOTS), ("precision", PRECISIONS)):
             if key in entry and entry[key] not in known:
                 raise EffplanError(f"{where}.{key}: unknown {key} {quote(entry[key])}{did_you_mean(entry[key], known)}; "
                                    f"known: {', '.join(known)}")
@@ -211,9 +210,9 @@ def _check_training_time(entry: dict, limits: dict, where: str) -> None:
                                f"train at most {images / limits['max_training_step_time']:,.1f}/s, below "
                                f"min_training_throughput")
     if timed and isinstance(entry.get("runtime"), str):
-        from ..plan.training import check_runtime
+        from ..plan.runtime import training_runtime
         try:
-            check_runtime(entry["runtime"])
+            training_runtime(entry["runtime"])
         except EffplanError as exc:
             raise EffplanError(f"{where}.runtime: {exc}") from None
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..graph.ops import COSTS, dtype_size
+from ..base.units import dtype_size
+from ..graph.ops import COSTS, weight_counts
 from ..base.errors import EffplanError, did_you_mean, quote
 
 EXACT = 2.0 ** 53  # float64 holds every integer below this
@@ -187,9 +188,9 @@ def _joint(graphs, sides, counts, classes, dtype, device, training) -> dict:
     for name in graph.nodes:
         node, k = graph.nodes[name], classes[name]
         for j, g in enumerate(graphs):
-            for w in g.nodes[name]["weights"]:
-                weights[k, j] += w.size
-                params[k, j] += w.size if w.trainable else 0
+            trainable, buffers = weight_counts(g.nodes[name]["weights"])
+            weights[k, j] += trainable + buffers
+            params[k, j] += trainable
         fn = COSTS.get(node["op"])
         if fn is not None:
             shape_of = {w.role: tuple(_stacked([g.nodes[name]["weights"][i].shape[j] for g in graphs])
@@ -586,10 +587,9 @@ def exact(design, constraints: Constraints) -> dict:
     out = figures(graph, constraints.batch, constraints.dtype, constraints.device, constraints.precision,
                   constraints.optimizer, None, constraints.wanted())
     if TRAINING_STEP & set(constraints.limits):  # a step at the search's batch on one device
-        from ..plan.runtime import load_runtime
         from ..plan.training import training_step
         device = constraints.device
-        step = training_step(graph, device, runtime=load_runtime(device.runtime).name if device.runtime else None,
+        step = training_step(graph, device, runtime=device.runtime or None,
                              precision=constraints.precision, optimizer=constraints.optimizer)
         out.update(training_step_s=step.time_s, training_images_per_s=step.images_per_s)
     return out
@@ -812,9 +812,8 @@ def run(design, limits: dict, *, batch: int = 1, dtype: str = "fp32", device=Non
         raise EffplanError("max_training_hours: search bounds one training step (max_training_step_time, "
                            "min_training_throughput); check a run's hours with a budget or effplan train")
     if TRAINING_STEP & set(limits) and device.runtime:
-        from ..plan.runtime import load_runtime
-        from ..plan.training import check_runtime
-        check_runtime(load_runtime(device.runtime).name)
+        from ..plan.runtime import training_runtime
+        training_runtime(device.runtime)
     constraints = Constraints(limits, batch, dtype, device, precision, optimizer)
     score = objective(objective_kind, limits, accuracy_file, mnas_w)
     depths, widths = grid(depths, "--depth"), grid(widths, "--width")

@@ -20,10 +20,16 @@ An entry (`Op`) says, for one op type:
           their own; a VIEW moves nothing and takes no time. NORM, ACTIVATION, RESIDUAL, POINTWISE
           and VIEW ops may write their output over a same-shaped input (memory.py's in-place mode).
   weights the roles of its positional inputs; a constant in one of these slots is a parameter (BN's
-          mean and var: buffers) that the cost functions and the exporter find by role (onnx_io.py)
+          mean and var: buffers) that the cost functions and the exporter find by role (onnx_export.py)
   weighted whether it is one of the profile's `layers`: an op whose weights multiply its input
   evaluate (attrs, *input values) -> output value with numpy: how evaluate.py folds shape arithmetic
           (Shape -> Gather -> Div -> ...) once the input shape is known; None: never folded
+  backward what training time (plan/training.py) times for its backward (`Backward`); None: no rule,
+          refused by name rather than timed as zero
+  passes_weight  on import (onnx_import.py), a weight through its first input is still that weight, sized
+          as the initializer the file stores (LeViT's bias table gathered by constant indices)
+  learned on import, a float constant of more than one element in an input slot beyond `weights` is a
+          parameter: a bias or scale (Add, Mul), a learned token (ViT's cls_token through Concat)
 An op type with no entry is unknown: reported, never a silent zero. Adding an op is one entry:
 `register` with its cost function, or `elementwise` or `free` for ops whose cost is shared.
 
@@ -44,11 +50,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..base.errors import EffplanError, did_you_mean
+from ..base.errors import EffplanError
 from .shapes import (broadcast_shape, concat_shape, conv_shape, flatten_shape, gemm_shape, global_pool_shape,
                      pool_shape, reshape_shape, same, slice_shape, transpose_shape)
-
-DTYPE_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "int8": 1}  # tf32: fp32 storage, tf32 matrix math
 
 ONNX_INFERENCE = "onnx shape inference"
 SAVED_KINDS = INPUT, INPUTS, OUTPUT, STATISTICS, INDICES, MASK = (
@@ -57,6 +61,23 @@ UNITS = MATRIX, VECTOR = "matrix", "vector"
 FUSION_CLASSES = ANCHOR, NORM, ACTIVATION, RESIDUAL, CONTRACTION, POINTWISE, REDUCTION, LAYOUT, VIEW = (
     "anchor", "norm", "activation", "residual", "contraction", "pointwise", "reduction", "layout", "view")
 IN_PLACE = frozenset({NORM, ACTIVATION, RESIDUAL, POINTWISE, VIEW})
+
+
+@dataclass(frozen=True)
+class Backward:
+    """What an op's backward computes in training, from its gradient formula in PyTorch's
+    tools/autograd/derivatives.yaml (plan/training.py says how each is timed)."""
+    flops: int | None = None  # per element of its output gradient (per_input: of its input); None: no rule
+    per_input: bool = False  # `flops` count per element of its first input (BN, global pooling)
+    shape_only: bool = False  # its saved input is read for its shape only (pooling's backward reads dY)
+    kernel: bool = True  # False: its input gradients are dY or views of it (narrow, cat): no kernel
+    broadcast_only: bool = False  # a kernel only when an operand is broadcast (Add: else dY passes on)
+    products: bool = False  # with weights: dX and dW, two matrix products of the forward's MACs each
+    taps: Callable | None = None  # products: (weight shapes by role) -> kernel taps per input channel
+    statistics: int = 0  # training's forward first runs a batch-statistics kernel: FLOPs per input element
+
+
+VIEW_GRADIENT = Backward(kernel=False)
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,9 @@ class Op:
     weights: tuple[str, ...] = ()  # the roles of its positional inputs
     weighted: bool = False
     evaluate: Callable | None = None
+    backward: Backward | None = None
+    passes_weight: bool = False
+    learned: bool = False
 
     def __post_init__(self):
         problems = [what for what, ok in (
@@ -85,7 +109,8 @@ class Op:
             ("statistics", (STATISTICS in self.saves) == callable(self.statistics)),
             ("weights", isinstance(self.weights, tuple) and all(isinstance(r, str) for r in self.weights)),
             ("weighted", not self.weighted or bool(self.weights)),
-            ("evaluate", self.evaluate is None or callable(self.evaluate))) if not ok]
+            ("evaluate", self.evaluate is None or callable(self.evaluate)),
+            ("backward", self.backward is None or isinstance(self.backward, Backward))) if not ok]
         if problems:
             raise ValueError(f"the entry of {self.name} has a bad {', '.join(problems)}")
 
@@ -256,10 +281,13 @@ def _conv_unit(attrs, inputs, weights) -> str:
 
 
 CONV_WEIGHTS = ("X", "W", "B")
+# PyTorch's convolution_backward (cuDNN's backward-data and backward-filter) and mm's two products
+PRODUCTS = Backward(products=True)
 
 
 @register("Conv", shape=conv_shape, saves=(INPUT,), unit=_conv_unit, fusion=ANCHOR, gemm=_conv_gemm,
-          weights=CONV_WEIGHTS, weighted=True)
+          weights=CONV_WEIGHTS, weighted=True,
+          backward=Backward(products=True, taps=lambda weights: math.prod(weights["W"][2:]) if "W" in weights else 1))
 def conv_cost(attrs, inputs, output, weights):
     per_output = math.prod(_kernel(weights, inputs)[1:])  # (Cin/group) * Kh * Kw
     macs = math.prod(output) * per_output
@@ -288,24 +316,34 @@ def conv_transpose_cost(attrs, inputs, output, weights):
 
 
 @register("Gemm", shape=gemm_shape, saves=(INPUT,), unit=MATRIX, fusion=ANCHOR, gemm=_matmul_gemm,
-          weights=("A", "W", "B"), weighted=True)
+          weights=("A", "W", "B"), weighted=True, backward=PRODUCTS)
 @register("MatMul", shape=ONNX_INFERENCE, saves=(INPUTS,), unit=MATRIX, fusion=ANCHOR,  # takes its bias Add
-          gemm=_matmul_gemm, weights=("A", "W"), weighted=True)
+          gemm=_matmul_gemm, weights=("A", "W"), weighted=True, backward=PRODUCTS)
 def matmul_cost(attrs, inputs, output, weights):
     macs = math.prod(output) * _inner(attrs, inputs, weights)  # prod(output) * K
     bias = "B" in weights or len(inputs) > 2
     return macs, 2 * macs + (math.prod(output) if bias else 0)
 
 
-@register("GlobalAveragePool", shape=global_pool_shape, saves=(INPUT,), fusion=REDUCTION, unit=VECTOR)
-@register("ReduceMean", shape=ONNX_INFERENCE, saves=(), fusion=REDUCTION, unit=VECTOR)
+# backward: dy / (H W) broadcast back, per input element; the saved input read for its shape only
+# (adaptive_avg_pool2d_backward reads dY)
+MEAN_BACKWARD = Backward(1, per_input=True, shape_only=True)
+
+
+@register("GlobalAveragePool", shape=global_pool_shape, saves=(INPUT,), fusion=REDUCTION, unit=VECTOR,
+          backward=MEAN_BACKWARD)
+@register("ReduceMean", shape=ONNX_INFERENCE, saves=(), fusion=REDUCTION, unit=VECTOR, backward=MEAN_BACKWARD)
 def mean_pool_cost(attrs, inputs, output, weights):
     # one add per input element, one divide per output element
     return 0, math.prod(inputs[0]) + math.prod(output)
 
 
-@register("MaxPool", shape=pool_shape, saves=(INPUT, INDICES), fusion=REDUCTION, unit=VECTOR)
-@register("AveragePool", shape=pool_shape, saves=(INPUT,), fusion=REDUCTION, unit=VECTOR)
+# backward: dy scattered through the window (max: through the saved indices); avg_pool2d_backward and
+# max_pool2d_with_indices_backward read the saved input for its shape only
+@register("MaxPool", shape=pool_shape, saves=(INPUT, INDICES), fusion=REDUCTION, unit=VECTOR,
+          backward=Backward(1, shape_only=True))
+@register("AveragePool", shape=pool_shape, saves=(INPUT,), fusion=REDUCTION, unit=VECTOR,
+          backward=Backward(1, shape_only=True))
 def window_pool_cost(attrs, inputs, output, weights):
     # one compare (or add) per window element; AveragePool's divide is counted as one of them
     return 0, math.prod(output) * math.prod(attrs["kernel_shape"])
@@ -357,18 +395,27 @@ def sum_cost(attrs, inputs, output, weights):
     return 0, math.prod(inputs[0])  # one add (multiply) per input element, over any axes
 
 
-elementwise(1, "Relu", shape=same, saves=(OUTPUT,), fusion=ACTIVATION)
-elementwise(1, "Add", shape=broadcast_shape, saves=(), fusion=RESIDUAL, evaluate=_binary(np.add))
-elementwise(1, "Sub", shape=broadcast_shape, saves=(), fusion=POINTWISE, evaluate=_binary(np.subtract))
-elementwise(1, "Mul", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE, evaluate=_binary(np.multiply))
-elementwise(1, "Div", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE, evaluate=_div)
+# Backward FLOPs per element, each from its gradient formula in derivatives.yaml. Memory-bound on every
+# device in the catalog, so they only decide time on a device with a very slow vector unit.
+# Add, Sub, Mul, Div: a constant beyond a scalar is a bias or scale (learned). Add's backward only
+# reduces dY to a broadcast operand's shape
+elementwise(1, "Relu", shape=same, saves=(OUTPUT,), fusion=ACTIVATION,
+            backward=Backward(1))  # threshold_backward: select dy where y > 0
+elementwise(1, "Add", shape=broadcast_shape, saves=(), fusion=RESIDUAL, evaluate=_binary(np.add),
+            backward=Backward(1, broadcast_only=True), learned=True)
+elementwise(1, "Sub", shape=broadcast_shape, saves=(), fusion=POINTWISE, evaluate=_binary(np.subtract),
+            backward=Backward(1), learned=True)
+elementwise(1, "Mul", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE, evaluate=_binary(np.multiply),
+            backward=Backward(3), learned=True)  # dy * b, dy * a, the add of a broadcast operand's reduction
+elementwise(1, "Div", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE, evaluate=_div,
+            backward=Backward(4), learned=True)
 elementwise(1, "Max", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE,
-            evaluate=lambda attrs, *xs: np.maximum.reduce(np.broadcast_arrays(*xs)))
+            evaluate=lambda attrs, *xs: np.maximum.reduce(np.broadcast_arrays(*xs)), backward=Backward(1))
 elementwise(1, "Min", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE,
-            evaluate=lambda attrs, *xs: np.minimum.reduce(np.broadcast_arrays(*xs)))
+            evaluate=lambda attrs, *xs: np.minimum.reduce(np.broadcast_arrays(*xs)), backward=Backward(1))
 elementwise(1, "Mod", shape=ONNX_INFERENCE, saves=(INPUTS,), fusion=POINTWISE,
             evaluate=lambda attrs, x, y: np.fmod(x, y) if attrs.get("fmod", 0) else np.mod(x, y))
-elementwise(1, "Neg", shape=same, saves=(), fusion=POINTWISE, evaluate=_unary(np.negative))
+elementwise(1, "Neg", shape=same, saves=(), fusion=POINTWISE, evaluate=_unary(np.negative), backward=Backward(1))
 elementwise(1, "Abs", shape=ONNX_INFERENCE, saves=(INPUT,), fusion=POINTWISE, evaluate=_unary(np.abs))
 elementwise(1, "Ceil", shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_unary(np.ceil))
 elementwise(1, "Floor", shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_unary(np.floor))
@@ -378,15 +425,22 @@ for _op, _fn in (("Equal", np.equal), ("Less", np.less), ("Greater", np.greater)
     elementwise(1, _op, shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_binary(_fn))
 del _op, _fn
 elementwise(1, "Not", shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_unary(np.logical_not))
-elementwise(1, "Exp", "Tanh", shape=same, saves=(OUTPUT,), fusion=POINTWISE)
-elementwise(1, "Sqrt", shape=same, saves=(OUTPUT,), fusion=POINTWISE, evaluate=_unary(np.sqrt))
-# BN at inference: x*a + b with folded a, b; it keeps one mean and inverse std per channel for the batch
+elementwise(1, "Exp", shape=same, saves=(OUTPUT,), fusion=POINTWISE, backward=Backward(1))
+elementwise(1, "Tanh", shape=same, saves=(OUTPUT,), fusion=POINTWISE, backward=Backward(3))
+elementwise(1, "Sqrt", shape=same, saves=(OUTPUT,), fusion=POINTWISE, evaluate=_unary(np.sqrt), backward=Backward(2))
+# BN at inference: x*a + b with folded a, b; it keeps one mean and inverse std per channel for the batch.
+# Training first computes the batch statistics, a read of its input: sum, square, add (PyTorch's CUDA
+# batch norm: batch_norm_collect_statistics, then batch_norm_elemt). Backward per input element:
+# x_hat (2), sum dy (1), sum dy*x_hat (2), dx = k (dy - a - x_hat b) (3)
 elementwise(2, "BatchNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=NORM,
-            statistics=lambda attrs, output: output[1], weights=("X", "scale", "B", "mean", "var"))
-# PRelu and LeakyRelu: a compare and a multiply
-elementwise(2, "Clip", shape=same, saves=(INPUT,), fusion=ACTIVATION, evaluate=_clip)
-elementwise(2, "LeakyRelu", shape=same, saves=(INPUT,), fusion=ACTIVATION)
-elementwise(2, "PRelu", shape=broadcast_shape, saves=(INPUT,), fusion=POINTWISE, weights=("X", "slope"))
+            statistics=lambda attrs, output: output[1], weights=("X", "scale", "B", "mean", "var"),
+            backward=Backward(8, per_input=True, statistics=3))
+# PRelu and LeakyRelu: a compare and a multiply (backward: the same); Clip's backward (hardtanh_backward):
+# two compares, a select
+elementwise(2, "Clip", shape=same, saves=(INPUT,), fusion=ACTIVATION, evaluate=_clip, backward=Backward(2))
+elementwise(2, "LeakyRelu", shape=same, saves=(INPUT,), fusion=ACTIVATION, backward=Backward(2))
+elementwise(2, "PRelu", shape=broadcast_shape, saves=(INPUT,), fusion=POINTWISE, weights=("X", "slope"),
+            backward=Backward(2))
 # statistics (an add for the sum, a multiply and an add for the sum of squares), then x*a + b with
 # a, b folded per channel (instance, group) or per row (layer); per-row divides are not counted.
 # Backward keeps a mean and inverse std per sample and channel, group or row.
@@ -398,46 +452,59 @@ elementwise(5, "GroupNormalization", shape=same, saves=(INPUT, STATISTICS), fusi
 elementwise(5, "LayerNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=REDUCTION,
             statistics=lambda attrs, output: math.prod(output[:attrs.get("axis", -1) % len(output)]),
             weights=NORM_WEIGHTS)
-elementwise(3, "Sigmoid", shape=same, saves=(OUTPUT,), fusion=ACTIVATION)  # exp, add, divide
-elementwise(3, "Softmax", shape=same, saves=(OUTPUT,), fusion=REDUCTION)
-elementwise(3, "LogSoftmax", shape=same, saves=(OUTPUT,), fusion=REDUCTION)  # exp, add, subtract (the row's log apart)
+elementwise(3, "Sigmoid", shape=same, saves=(OUTPUT,), fusion=ACTIVATION,  # exp, add, divide
+            backward=Backward(3))  # sigmoid_backward: dy * y * (1 - y)
+elementwise(3, "Softmax", shape=same, saves=(OUTPUT,), fusion=REDUCTION, backward=Backward(4))
+elementwise(3, "LogSoftmax", shape=same, saves=(OUTPUT,), fusion=REDUCTION,  # exp, add, subtract (the row's log apart)
+            backward=Backward(3))
 # erf, like exp and tanh, one transcendental; GELU x * 0.5 * (1 + erf(x / sqrt 2)): divide, erf, add and
 # two multiplies, the five ops exporters write it as at opset <= 19. PyTorch's GELU keeps its input.
 elementwise(1, "Erf", shape=same, saves=(INPUT,), fusion=POINTWISE)
-elementwise(5, "Gelu", shape=same, saves=(INPUT,), fusion=ACTIVATION)
+elementwise(5, "Gelu", shape=same, saves=(INPUT,), fusion=ACTIVATION, backward=Backward(8))
 elementwise(1, "Pow", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE)
 elementwise(1, "Reciprocal", shape=same, saves=(OUTPUT,), fusion=POINTWISE)
 elementwise(1, "Where", shape=ONNX_INFERENCE, saves=(MASK,), fusion=POINTWISE,
             evaluate=lambda attrs, c, x, y: np.where(c, x, y))  # a select; backward keeps the condition
 # on activations: x / scale + zero point, clamped (rounding is the conversion): 3; back: (q - zero point) * scale: 2
 elementwise(3, "QuantizeLinear", shape=same, saves=(), fusion=POINTWISE)
-elementwise(2, "DequantizeLinear", shape=same, saves=(), fusion=POINTWISE)
+elementwise(2, "DequantizeLinear", shape=same, saves=(), fusion=POINTWISE, passes_weight=True)
 # multiply, add, min, max. An activation like Sigmoid, so fused into a conv's epilogue as MobileNetV3's
 # squeeze-excitation gate: TensorRT's Layer Fusion Catalog fuses a Convolution with an Activation layer
 # (HardSigmoid is ActivationType kHARD_SIGMOID), and onnxruntime's FusedConv takes HardSigmoid
 # (contrib_ops/cpu/fused_activation.cc: MlasHardSigmoidActivation)
-elementwise(4, "HardSigmoid", shape=same, saves=(INPUT,), fusion=ACTIVATION)
-elementwise(5, "HardSwish", shape=same, saves=(INPUT,), fusion=ACTIVATION)  # HardSigmoid, then multiply
-free("identity at inference", "Dropout", shape=same, saves=(MASK,), fusion=VIEW)
-free("identity at inference", "Identity", shape=same, saves=(), fusion=VIEW, evaluate=lambda attrs, x: x)
+elementwise(4, "HardSigmoid", shape=same, saves=(INPUT,), fusion=ACTIVATION, backward=Backward(2))
+elementwise(5, "HardSwish", shape=same, saves=(INPUT,), fusion=ACTIVATION,  # HardSigmoid, then multiply
+            backward=Backward(4))
+# A view's gradient is dY itself (VIEW_GRADIENT). Dropout's training backward (dy * mask, 1 FLOP an
+# element) is not timed: a stated simplification, as it is a view at inference
+free("identity at inference", "Dropout", shape=same, saves=(MASK,), fusion=VIEW, backward=VIEW_GRADIENT)
+free("identity at inference", "Identity", shape=same, saves=(), fusion=VIEW, evaluate=lambda attrs, x: x,
+     backward=VIEW_GRADIENT, passes_weight=True)
 VIEW_REASON = "a view of the same data: no arithmetic"
-free(VIEW_REASON, "Flatten", shape=flatten_shape, saves=(), fusion=VIEW)
-free(VIEW_REASON, "Reshape", shape=reshape_shape, saves=(), fusion=VIEW, evaluate=_reshape)
-free(VIEW_REASON, "Squeeze", shape=ONNX_INFERENCE, saves=(), fusion=VIEW, evaluate=_squeeze)
-free(VIEW_REASON, "Unsqueeze", shape=ONNX_INFERENCE, saves=(), fusion=VIEW, evaluate=_unsqueeze)
+free(VIEW_REASON, "Flatten", shape=flatten_shape, saves=(), fusion=VIEW, backward=VIEW_GRADIENT)
+free(VIEW_REASON, "Reshape", shape=reshape_shape, saves=(), fusion=VIEW, evaluate=_reshape, backward=VIEW_GRADIENT,
+     passes_weight=True)
+free(VIEW_REASON, "Squeeze", shape=ONNX_INFERENCE, saves=(), fusion=VIEW, evaluate=_squeeze, backward=VIEW_GRADIENT)
+free(VIEW_REASON, "Unsqueeze", shape=ONNX_INFERENCE, saves=(), fusion=VIEW, evaluate=_unsqueeze,
+     backward=VIEW_GRADIENT)
 MOVE_REASON = "data movement: no arithmetic"
+# Concat, Slice, Split: their input gradients are views of dY (narrow, cat). Concat and Tile (and Expand)
+# of a constant tensor: a learned token (ViT's cls_token)
 free(MOVE_REASON, "Concat", shape=concat_shape, saves=(), fusion=LAYOUT,
-     evaluate=lambda attrs, *xs: np.concatenate(xs, axis=attrs["axis"]))
-free(MOVE_REASON, "Slice", shape=slice_shape, saves=(), fusion=LAYOUT, evaluate=_slice)
+     evaluate=lambda attrs, *xs: np.concatenate(xs, axis=attrs["axis"]), backward=VIEW_GRADIENT, learned=True)
+free(MOVE_REASON, "Slice", shape=slice_shape, saves=(), fusion=LAYOUT, evaluate=_slice, backward=VIEW_GRADIENT)
 free(MOVE_REASON, "Transpose", shape=transpose_shape, saves=(), fusion=LAYOUT,
-     evaluate=lambda attrs, x: np.transpose(x, attrs.get("perm")))
-free(MOVE_REASON, "Split", "Pad", "Tile", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT)
-free(MOVE_REASON, "Expand", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_expand)
+     evaluate=lambda attrs, x: np.transpose(x, attrs.get("perm")), backward=Backward(0), passes_weight=True)
+free(MOVE_REASON, "Split", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, backward=VIEW_GRADIENT)
+free(MOVE_REASON, "Pad", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT)
+free(MOVE_REASON, "Tile", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, learned=True)
+free(MOVE_REASON, "Expand", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_expand, learned=True)
 SHAPE_REASON = "shape arithmetic on small integer tensors"
 free(SHAPE_REASON, "Shape", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT)  # evaluate.py reads it off the shape
+# Gather: a weight table gathered by constant indices is the table (LeViT's attention bias)
 free(SHAPE_REASON, "Gather", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT,
-     evaluate=lambda attrs, x, i: np.take(x, i, axis=attrs.get("axis", 0)))
-free(SHAPE_REASON, "Cast", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_cast)
+     evaluate=lambda attrs, x, i: np.take(x, i, axis=attrs.get("axis", 0)), passes_weight=True)
+free(SHAPE_REASON, "Cast", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_cast, passes_weight=True)
 free(SHAPE_REASON, "ConstantOfShape", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_constant_of_shape)
 free(SHAPE_REASON, "Range", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_range)
 
@@ -478,15 +545,28 @@ def node_cost(graph, name: str, dtype_bytes: int, shapes: dict | None = None,
     output = tensors[node["outputs"][0]]
     weights = {w.role: w.shape for w in node["weights"]}
     macs, flops = fn(node["attrs"], inputs, output, weights) if fn else (0, 0)
-    params = sum(w.size for w in node["weights"] if w.trainable)
-    buffers = sum(w.size for w in node["weights"] if not w.trainable)
+    params, buffers = weight_counts(node["weights"])
     return LayerCost(name, node["op"], node["stage"], node["block"], node["layer"],
                      inputs[0] if inputs else (), output, params, buffers, macs, flops,
                      (params + buffers) * dtype_bytes, math.prod(output) * dtype_bytes)
 
 
-def dtype_size(dtype: str) -> int:
-    if dtype not in DTYPE_BYTES:
-        raise EffplanError(f"unknown dtype '{dtype}'{did_you_mean(dtype, DTYPE_BYTES)}; "
-                           f"known: {', '.join(DTYPE_BYTES)}")
-    return DTYPE_BYTES[dtype]
+def weight_counts(weights) -> tuple[int, int]:
+    """(trainable parameters, buffers) among some weights: a node's, or a whole graph's (graph_weights)."""
+    params = buffers = 0
+    for w in weights:
+        if w.trainable:
+            params += w.size
+        else:
+            buffers += w.size
+    return params, buffers
+
+
+def graph_weights(graph) -> tuple[int, int]:
+    """(trainable parameters, buffers) of a graph: the sum over its nodes, each op counting its own."""
+    return weight_counts(w for n in graph.nodes for w in graph.nodes[n]["weights"])
+
+
+def weight_bytes(graph, dtype_bytes: int) -> int:
+    """The bytes of all a graph's weights, parameters and buffers, stored at `dtype_bytes` each."""
+    return sum(graph_weights(graph)) * dtype_bytes

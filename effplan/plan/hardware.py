@@ -6,11 +6,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..base.errors import EffplanError, did_you_mean, quote
+from ..base.units import DTYPES
 from ..design.spec import SPECS_DIR, looks_like_path, read_toml, shown
 
 CLASSES = ("datacenter-gpu", "desktop-gpu", "edge-gpu", "tpu", "mobile-npu", "mobile-cpu", "server-cpu")
 UNITS = ("matrix", "vector")
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 FIGURES = ("memory_gb", "bandwidth_gbs", "onchip_mb", "launch_overhead_us")
 # int8 models run their elementwise work (BN, activations, adds) on the vector unit; where it has no
 # int8 rate, runtimes do that work in half precision (else fp32), as TensorRT does on a T4.
@@ -64,10 +64,14 @@ class Device:
         return next((p for p in VECTOR_FALLBACK.get(dtype, ()) if p in self.vector), dtype)
 
     @property
+    def half_dtype(self) -> str | None:
+        """The device's half precision, where its matrix unit has one: fp16 (GPUs, NPUs), else bf16 (TPUs)."""
+        return next((d for d in ("fp16", "bf16") if d in self.matrix), None)
+
+    @property
     def preferred_dtype(self) -> str:
-        """The precision inference runs at here: half where the matrix unit has it (fp16 on GPUs and
-        NPUs, bf16 on TPUs), else fp32."""
-        return next((d for d in ("fp16", "bf16", "fp32") if d in self.matrix), next(iter(self.matrix), "fp32"))
+        """The precision inference runs at here: its half precision, else fp32."""
+        return self.half_dtype or ("fp32" if "fp32" in self.matrix else next(iter(self.matrix), "fp32"))
 
     @property
     def achievable_bandwidth(self) -> float:
@@ -115,9 +119,9 @@ def device_from_table(table: dict, where: str) -> Device:
         if not isinstance(table[unit], dict) or not table[unit]:
             raise DeviceError(f"{where}: {unit}: expected a table of peak TFLOPS per precision")
         for precision, value in table[unit].items():
-            if precision not in PRECISIONS:
+            if precision not in DTYPES:
                 raise DeviceError(f"{where}: {unit}.{quote(precision)}: unknown precision"
-                                  f"{did_you_mean(precision, PRECISIONS)}; known: {', '.join(PRECISIONS)}")
+                                  f"{did_you_mean(precision, DTYPES)}; known: {', '.join(DTYPES)}")
         peaks[unit] = {p: _positive(v, f"{where}: {unit}.{p}") * 1e12 for p, v in table[unit].items()}
     efficiency = table["efficiency"]
     if not isinstance(efficiency, dict) or set(efficiency) != {"matrix", "vector", "bandwidth"}:
@@ -161,8 +165,8 @@ def _tiles(table, where: str) -> dict:
         raise DeviceError(f"{where}: expected a table of {{ m, n, k }} per precision")
     tiles = {}
     for precision, tile in table.items():
-        if precision not in PRECISIONS:
-            raise DeviceError(f"{where}.{quote(precision)}: unknown precision{did_you_mean(precision, PRECISIONS)}")
+        if precision not in DTYPES:
+            raise DeviceError(f"{where}.{quote(precision)}: unknown precision{did_you_mean(precision, DTYPES)}")
         if not isinstance(tile, dict) or set(tile) != {"m", "n", "k"} or not all(
                 isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in tile.values()):
             raise DeviceError(f"{where}.{precision}: expected {{ m = ..., n = ..., k = ... }}, integers from 1 to 4096")

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..base.errors import EffplanError
 from ..graph.builder import _derived, gelu_chains, readers, swish_pairs
-from ..graph.ops import INDICES, INPUT, INPUTS, MASK, OPS, OUTPUT, STATISTICS
+from ..graph.ops import INDICES, INPUT, INPUTS, MASK, OPS, OUTPUT, STATISTICS, graph_weights, weight_bytes
 
 
 @dataclass(frozen=True)
@@ -191,6 +191,8 @@ PRECISIONS = {
 }
 # The one set of training defaults (the CLI, budgets and the Python API): how image models train today.
 DEFAULT_PRECISION, DEFAULT_OPTIMIZER = "mixed", "adamw"
+# Kept back from a device's memory for the runtime's context, workspace and fragmentation (fit, train, the API).
+DEFAULT_RESERVE = "10%"
 
 
 @dataclass(frozen=True)
@@ -299,8 +301,7 @@ def training_memory(graph, precision: str = DEFAULT_PRECISION, optimizer: str = 
         recompute = scale * sum(node_cost(graph, n, act).flops for names in blocks.values() for n in names)
     elif checkpoint != "none":
         raise EffplanError(f"unknown checkpoint mode '{checkpoint}'; known: none, blocks")
-    params = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"] if w.trainable)
-    buffers = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"] if not w.trainable)
+    params, buffers = graph_weights(graph)
     maximum = max if shapes is None else functools.partial(functools.reduce, np.maximum)  # numpy sides: elementwise
     transient = maximum([
         sum(math.prod(tensors[t]) for t in {*node["inputs"], *node["outputs"]} if t in tensors and t not in gates)
@@ -354,32 +355,52 @@ def largest_batch(memory_at, budget: int, limit: int = 1 << 40) -> Fit:
     return Fit(b, memory_at(b) if b else 0, memory_at(b + 1), budget, fixed, per_sample)
 
 
+def inference_graph(design, batch: int, fold_bn: bool = False):
+    """A design's graph at a batch as inference runs it: BatchNormalization folded into the convs with `fold_bn`."""
+    from ..design.blocks import build
+    from ..graph.builder import fold_batch_norm
+
+    graph = build(design, batch)
+    return fold_batch_norm(graph) if fold_bn else graph
+
+
 def memory_by_batch(design, *, train: bool = False, dtype: str = "fp32", precision: str = DEFAULT_PRECISION,
                     optimizer: str = DEFAULT_OPTIMIZER, checkpoint: str = "none", inplace: bool = False,
                     fold_bn: bool = False, fuse_se: bool = False, order: str = "plain"):
     """batch -> bytes a design needs: a training step (`train`), else weights + the inference peak
     (with the inference options of `effplan memory`). The graph is built once, at batch 1."""
     from ..design.blocks import build
-    from ..graph.builder import fold_batch_norm
-    from ..graph.ops import dtype_size
+    from ..base.units import dtype_size
 
     if train:
         graph = build(design, 1)
         return lambda b: training_memory(graph, precision, optimizer, checkpoint, scale=b).total_bytes
-    graph, size = build(design, 1), dtype_size(dtype)
-    graph = fold_batch_norm(graph) if fold_bn else graph
-    weights = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"]) * size
+    graph, size = inference_graph(design, 1, fold_bn), dtype_size(dtype)
+    weights = weight_bytes(graph, size)
     schedule = best_order_peak(graph, size, inplace=inplace, fuse_se=fuse_se)[1].order if order == "aware" else None
     return lambda b: weights + inference_peak(graph, size, order=schedule, inplace=inplace, fuse_se=fuse_se,
                                               scale=b).bytes
 
 
-def fit(design, memory, *, reserve="0%", **options) -> Fit:
+def memory_budget(memory, reserve=DEFAULT_RESERVE) -> tuple[int, int]:
+    """(capacity, budget): `memory` (bytes, or text: '16GiB', '16g') and what is left of it after `reserve`
+    ('10%' of it, or an amount); refused when nothing is left."""
+    from ..base.units import human_bytes, parse_bytes, parse_reserve
+
+    capacity = memory if isinstance(memory, int) and not isinstance(memory, bool) else parse_bytes(memory, "--memory")
+    if capacity <= 0:
+        raise EffplanError(f"--memory '{memory}' must be more than 0 bytes")
+    budget = capacity - parse_reserve(reserve, capacity)
+    if budget <= 0:
+        raise EffplanError(f"--reserve {reserve} is the whole capacity ({human_bytes(capacity)}) or more: "
+                           f"nothing is left for the model")
+    return capacity, budget
+
+
+def fit(design, memory, *, reserve=DEFAULT_RESERVE, **options) -> Fit:
     """The largest batch of a design (or model name) within `memory` (bytes, or text: '16GiB', '16g') less `reserve`
-    ('10%' of it, or an amount); `options` as memory_by_batch (train=True for a training step)."""
-    from ..base.units import parse_bytes, parse_reserve
+    (default 10% of it, as `effplan fit`); `options` as memory_by_batch (train=True for a training step)."""
     from ..design.scaling import resolve
 
     design = resolve(design) if isinstance(design, str) else design
-    capacity = memory if isinstance(memory, int) and not isinstance(memory, bool) else parse_bytes(memory)
-    return largest_batch(memory_by_batch(design, **options), capacity - parse_reserve(reserve, capacity))
+    return largest_batch(memory_by_batch(design, **options), memory_budget(memory, reserve)[1])

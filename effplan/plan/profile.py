@@ -5,8 +5,9 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 
 from ..graph.builder import _derived
-from ..graph.ops import COSTS, OPS, LayerCost, UnknownOpError, dtype_size, node_cost
-from .memory import Peak, inference_peak
+from ..base.units import dtype_size
+from ..graph.ops import COSTS, OPS, LayerCost, UnknownOpError, node_cost
+from .memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, Peak, inference_peak, training_memory
 from ..design.scaling import Design
 
 SUMMED = ("params", "buffers", "macs", "flops", "weight_bytes")
@@ -195,3 +196,59 @@ def layers_report(profile: Profile, by: str, info: dict | None = None, sort: str
         **({"sort": sort} if sort else {}), **({"top": top, "rows": len(rows)} if top else {}),
         "layers": rows[:top] if top else rows,
     }
+
+
+# ---- the summary row of a design (`effplan table`, `compare`, `report`) ----
+
+def design_row(profile: Profile, base_macs: int | None, training=None) -> dict:
+    """One design's summary, the `effplan table` JSON contract plus extensions."""
+    d, t = profile.design, profile.totals
+    return {
+        "model": d.name, "phi": d.phi, "depth_mult": d.depth_mult, "width_mult": d.width_mult,
+        "resolution": d.resolution, "coefficients": d.coefficients, "classes": d.classes,
+        "batch": profile.batch, "dtype": profile.dtype, "layers": t.layers,
+        "params": t.params, "buffers": t.buffers, "macs": t.macs, "flops": t.flops,
+        "weight_bytes": t.weight_bytes, "peak_activation_bytes": t.peak_activation_bytes,
+        "inference_bytes": t.weight_bytes + t.peak_activation_bytes,
+        "training_bytes": training.total_bytes if training else None,
+        "macs_ratio": t.macs / base_macs if base_macs else None,
+        "two_pow_phi": 2.0 ** d.phi if d.phi is not None else None,
+        "unknown_ops": profile.unknown_ops,
+    }
+
+
+def design_rows(pairs, batch, dtype, precision=DEFAULT_PRECISION, optimizer=DEFAULT_OPTIMIZER, device=None,
+                runtime=None, train=False) -> list[dict]:
+    """The summary row of each (design, baseline) pair, with its MACs ratio to the baseline; with `train`
+    (and a device), a training step's time and images/s at the batch on one device."""
+    profiles = [analyze(design, batch, dtype) for design, _ in pairs]
+    macs = {network_key(d): p.totals.macs for (d, _), p in zip(pairs, profiles)}
+    for _, base in pairs:  # the phi = 0 baseline of each model, built only when not in the table (a file has none)
+        if base is not None and network_key(base) not in macs:
+            macs[network_key(base)] = analyze(base, batch, dtype).totals.macs
+    rows = [design_row(p, macs[network_key(base)] if base is not None else None,
+                       training_memory(p.graph, precision, optimizer))
+            for (_, base), p in zip(pairs, profiles)]
+    if device:
+        from .hardware import load_device
+        from .roofline import roofline
+
+        found = load_device(device)
+        for row, p in zip(rows, profiles):
+            result = roofline(p.graph, found, dtype, batch, runtime=runtime)
+            row.update(device=found.name, runtime=result.runtime.name, latency_s=result.latency_s,
+                       images_per_s=result.images_per_s)
+            if train:
+                from .training import training_step
+                step = training_step(p.graph, found, runtime=runtime, precision=precision, optimizer=optimizer)
+                row.update(training_runtime=step.runtime.name, training_step_s=step.time_s,
+                           training_images_per_s=step.images_per_s)
+    return rows
+
+
+def network_key(design) -> tuple:
+    """What decides a design's graph (not its name or how its coefficients were found); a file's: its path."""
+    if design.spec is None:
+        return ("file", design.path)
+    return (design.spec, design.depth_mult, design.width_mult, design.resolution, design.classes,
+            design.depth_rounding)

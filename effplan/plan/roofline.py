@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..graph.ops import ACTIVATION, ANCHOR, NORM, OPS, POINTWISE, RESIDUAL, VIEW, dtype_size, node_cost
+from ..base.units import dtype_size
+from ..graph.ops import ACTIVATION, ANCHOR, NORM, OPS, POINTWISE, RESIDUAL, VIEW, node_cost
 from ..graph.builder import readers as tensor_readers
 from ..graph.builder import gelu_chains, swish_pairs
 from .hardware import Device
@@ -283,16 +284,17 @@ def _where(condition, yes, no):
     return np.where(condition, yes, no)
 
 
-def kernels(graph, device: Device, dtype: str = "fp16", runtime: Runtime | str | None = None,
-            shapes: dict | None = None, fuse: bool | None = None) -> list[Kernel]:
+def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | str | None = None,
+            shapes: dict | None = None) -> list[Kernel]:
     """Every kernel of a graph as `runtime` runs it (default: the device class's), timed on a device
-    at a precision (`shapes`: see costs.node_cost; `fuse=False`: the eager runtime, one kernel per op).
+    at a precision (default: the device's preferred_dtype; `shapes`: see costs.node_cost).
 
     Each kernel reads the tensors it does not make and its weights and writes what a later kernel or
     the caller reads. On-chip rule: a tensor written by one kernel and read by the next kernel only
     costs no device-memory traffic (neither the write nor the read) when it and everything that next
     kernel writes fit in the device's on-chip memory (`onchip_mb`: L2, CMEM, SRAM) together."""
-    rt = runtime_for(device, "eager" if fuse is False else runtime)
+    rt = runtime_for(device, runtime)
+    dtype = dtype or device.preferred_dtype
     size = dtype_size(dtype)
     tensors = shapes or graph.graph["tensors"]
     nodes = graph.nodes
@@ -430,9 +432,10 @@ class Roofline:
         return sum(k.flops for k in self.kernels) / self.latency_s / self.device.matrix[self.dtype]
 
 
-def roofline(graph, device: Device, dtype: str = "fp16", batch: int = 1, fuse: bool = True,
+def roofline(graph, device: Device, dtype: str | None = None, batch: int = 1,
              runtime: Runtime | str | None = None) -> Roofline:
-    """The roofline of a graph on a device as `runtime` runs it (default: the device class's;
-    `fuse=False`: eager, one kernel per framework op)."""
-    rt = runtime_for(device, "eager" if not fuse else runtime)
+    """The roofline of a graph on a device as `runtime` runs it (default: the device class's; `eager`: one
+    kernel per framework op, nothing fused) at `dtype` (default: the device's preferred_dtype)."""
+    rt = runtime_for(device, runtime)
+    dtype = dtype or device.preferred_dtype
     return Roofline(device, dtype, batch, tuple(kernels(graph, device, dtype, rt)), rt)

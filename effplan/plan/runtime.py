@@ -16,6 +16,10 @@ from .hardware import CLASSES
 # the runtime each device class gets unless --runtime says otherwise (README, "Runtimes")
 DEFAULT_RUNTIME = {"datacenter-gpu": "fused", "edge-gpu": "fused", "desktop-gpu": "eager", "tpu": "xla",
                    "mobile-npu": "fused", "mobile-cpu": "onnxruntime-cpu", "server-cpu": "onnxruntime-cpu"}
+# the runtime each device class trains under unless --runtime says otherwise (README, "Training time"): PyTorch
+# eager on GPUs and NPUs, XLA on TPUs, PyTorch eager on a CPU (eager-cpu: its device's per-op overhead, serial)
+DEFAULT_TRAINING_RUNTIME = {"datacenter-gpu": "eager", "edge-gpu": "eager", "desktop-gpu": "eager", "tpu": "xla",
+                            "mobile-npu": "eager", "mobile-cpu": "eager-cpu", "server-cpu": "eager-cpu"}
 # op chains the graph writes as several ops that a runtime may run as one kernel (match 'mul-of-input':
 # Sigmoid(x) * x). GELU written as five ops is always one kernel (every runtime here has a GELU op).
 UNITS = {"swish": "activation", "gelu": "activation"}
@@ -26,6 +30,9 @@ CONV_BIAS = ("separate", "epilogue", "folded")
 # layout changes a runtime inserts: only nchwc (onnxruntime CPU's blocked layout) is costed, by roofline.py;
 # cudnn-internal (transposes inside cuDNN calls) is documented, not modelled
 REORDERS = ("none", "cudnn-internal", "nchwc")
+# how data parallelism's gradient all-reduce meets backward: bucketed (DDP: buckets all-reduced while earlier layers'
+# backward runs) or after-backward (one cross-replica sum once backward ends: not overlapped)
+ALLREDUCE = ("bucketed", "after-backward")
 DOCS = {"source", "note"}  # free text any table may carry
 TABLES = {
     "runtime": {"name", "description", "engine", "device_classes", "sources"},
@@ -37,6 +44,7 @@ TABLES = {
     "layout": {"reorders"},
     "precision": {"autocast"},
     "matrix": {"tile_padding", "tile_source"},
+    "training": {"trains", "allreduce"},
 }
 REQUIRED = ("runtime", "launch", "kernels", "fusion")
 
@@ -66,6 +74,9 @@ class Runtime:
     consumer_fusion: bool
     tile_padding: bool
     reorders: str = "none"
+    trains: bool = False  # [training]: whether effplan train may time a step under it
+    allreduce: str = "after-backward"  # [training]: one of ALLREDUCE
+    training_source: str = ""
     sources: tuple[str, ...] = ()
     path: str = field(default="", compare=False)
 
@@ -84,7 +95,7 @@ class Runtime:
         return {"name": self.name, "description": self.description, "device_classes": list(self.device_classes),
                 "launch_overhead_s": self.overhead_s, "launch_overlap": self.overlap,
                 "fusion": self.fusion, "epilogue_kernel": self.epilogue_kernel, "tile_padding": self.tile_padding,
-                "path": self.path}
+                "trains": self.trains, "allreduce": self.allreduce if self.trains else None, "path": self.path}
 
 
 def _strings(value, where: str, known=None) -> tuple[str, ...]:
@@ -170,6 +181,10 @@ def runtime_from_table(table: dict, where: str, stem: str | None = None) -> Runt
     for a in anchors:
         if a != ANCHOR and OPS[a].fusion != ANCHOR:
             raise RuntimeSpecError(f"{at('fusion.anchors')}: {a} is not an anchor op (a conv or matrix product)")
+    training = table.get("training", {})
+    if training and not isinstance(training.get("source"), str):
+        raise RuntimeSpecError(f"{at('training.source')}: whether it trains, and how its all-reduce overlaps "
+                               f"backward, need a source")
     max_adds = fusion.get("max_adds", 1)
     if isinstance(max_adds, bool) or not isinstance(max_adds, int) or not 0 <= max_adds <= 8:
         raise RuntimeSpecError(f"{at('fusion.max_adds')}: expected an integer from 0 to 8, got {quote(max_adds)}")
@@ -187,7 +202,10 @@ def runtime_from_table(table: dict, where: str, stem: str | None = None) -> Runt
         reductions_fuse_producer=_flag(fusion, "reductions_fuse_producer", at("fusion")),
         consumer_fusion=_flag(fusion, "consumer_fusion", at("fusion")),
         tile_padding=_flag(table.get("matrix", {}), "tile_padding", at("matrix")),
-        reorders=_choice(table.get("layout", {}), "reorders", REORDERS, at("layout"), "none"), sources=sources)
+        reorders=_choice(table.get("layout", {}), "reorders", REORDERS, at("layout"), "none"),
+        trains=_flag(training, "trains", at("training")),
+        allreduce=_choice(training, "allreduce", ALLREDUCE, at("training"), "after-backward"),
+        training_source=training.get("source", ""), sources=sources)
 
 
 def builtin_runtime_paths() -> dict[str, Path]:
@@ -220,3 +238,20 @@ def runtime_for(device, runtime: str | Runtime | None = None) -> Runtime:
     if runtime is None:
         runtime = device.runtime or DEFAULT_RUNTIME[device.kind]
     return load_runtime(runtime)
+
+
+def training_runtime(runtime: str | Runtime) -> Runtime:
+    """A runtime (name, file or Runtime) a training step may run under: refused when its file says it runs
+    inference only ([training] trains)."""
+    rt = load_runtime(runtime)
+    if not rt.trains:
+        trainers = [n for n in builtin_runtime_paths() if load_runtime(n).trains]
+        why = rt.training_source or "no [training] table in its file"
+        raise RuntimeSpecError(f"runtime {quote(rt.name)} runs inference only ({why}); training runtimes: "
+                               f"{', '.join(trainers)}, or a runtime file with [training] trains = true")
+    return rt
+
+
+def training_runtime_for(device, runtime: str | Runtime | None = None) -> Runtime:
+    """The runtime a training step runs under: the one asked for, or the device class's training default."""
+    return training_runtime(runtime if runtime is not None else DEFAULT_TRAINING_RUNTIME[device.kind])

@@ -8,15 +8,17 @@ kernels a training step runs and what each one computes and moves. The rules, ea
 Forward
   The kernels roofline.kernels runs under the runtime (specs/runtimes/*.toml: one kernel per op under
   `eager`, inductor's generated epilogues under `compiled`, XLA's fusions under `xla`), at the step's
-  precision, with its launch overhead and tile padding. Training adds one kernel per BatchNormalization:
-  the batch statistics, a read of its input (3 FLOPs an element: sum, square, add), before it can
-  normalise (PyTorch's CUDA batch norm: batch_norm_collect_statistics, then batch_norm_elemt).
+  precision, with its launch overhead and tile padding. Training adds one kernel per BatchNormalization
+  (an op whose entry has Backward.statistics): the batch statistics, a read of its input (3 FLOPs an
+  element: sum, square, add), before it can normalise (PyTorch's CUDA batch norm:
+  batch_norm_collect_statistics, then batch_norm_elemt).
 
 Backward (one kernel per op under `eager`; `compiled` and `xla` fuse elementwise chains, below)
-  Conv, Gemm, MatMul: two products, each with its own shapes (PyTorch's convolution_backward:
-    cuDNN's backward-data and backward-filter calls). Input gradient dX = dY (*) W transposed: the
-    forward's MACs exactly (every pair of output element and weight tap meets once), reading dY and
-    W, writing dX; skipped when the input is the network's input (an image needs no gradient).
+  Conv, Gemm, MatMul with weights (the op table's Backward.products): two products, each with its own
+    shapes (PyTorch's convolution_backward: cuDNN's backward-data and backward-filter calls). Input
+    gradient dX = dY (*) W transposed: the forward's MACs exactly (every pair of output element and
+    weight tap meets once), reading dY and W, writing dX; skipped when the input is the network's
+    input (an image needs no gradient).
     Weight gradient dW = X (*) dY summed over batch and pixels: the forward's MACs again, reading the
     saved X and dY, writing dW at the weight-gradient precision (plus the bias gradient, an add per
     element of dY). Both on the forward's unit: dense on the matrix unit, depthwise (one input
@@ -25,10 +27,10 @@ Backward (one kernel per op under `eager`; `compiled` and `xla` fuse elementwise
   Every other op: memory-bound over what it reads, as PyTorch's autograd formulas
     (tools/autograd/derivatives.yaml) read it: the tensors it saved for backward (exactly the ones
     memory.py sizes from the op table's `saves`), its output gradient, and it writes each input
-    gradient once; FLOPs per element from BACKWARD_FLOPS. One kernel per op, reading each tensor once:
-    a lower bound where autograd runs more than one (a broadcast Mul's gradient is a multiply and a
+    gradient once; FLOPs per element from its entry's `backward`. One kernel per op, reading each
+    tensor once: a lower bound where autograd runs more than one (a broadcast Mul's gradient is a multiply and a
     sum). Views and same-shape Adds pass the gradient on untouched (no kernel); Concat's gradient is
-    slices of dY (views).
+    slices of dY (views): Backward.kernel and broadcast_only.
   A tensor read by k ops gets k gradients, summed by the autograd engine: k - 1 add kernels
     (torch/csrc/autograd/input_buffer.cpp accumulate), each reading two and writing one.
   `--checkpoint blocks`: every kernel of a block's forward runs once more in backward
@@ -47,15 +49,17 @@ Backward (one kernel per op under `eager`; `compiled` and `xla` fuse elementwise
 
 Optimizer (one memory-bound pass over every parameter: PyTorch's foreach/fused multi-tensor kernels)
   reads and writes the weights at master precision, reads the gradient, reads and writes each state
-  slot (OPTIMIZER_STATE); `mixed` also writes the half-precision copy autocast makes of each weight
+  slot (memory.py's OPTIMIZER_SLOTS); `mixed` also writes the half-precision copy autocast makes of each weight
   once a step (reading the fp32 master: 6 bytes a parameter), and at fp16 GradScaler unscales the
   gradients in place (read and write: 8 bytes). bf16 needs no scaler. Runs on the vector unit in fp32.
 
 Data parallel (`devices` > 1): the gradients (params x gradient bytes) are summed by a ring
   all-reduce: each device sends and receives 2 (N - 1) / N of them over its slowest link (bandwidth
-  term only; per-hop latency left out). Overlap by runtime (OVERLAP): PyTorch DDP all-reduces 25 MiB
-  buckets while the backward of earlier layers runs, so only what exceeds the backward time, and at
-  least the last bucket, is exposed; XLA's cross-replica sum runs after the backward (not overlapped).
+  term only; per-hop latency left out). Overlap by runtime (its file's [training] allreduce, with its
+  source): `bucketed` (PyTorch DDP all-reduces 25 MiB buckets while the backward of earlier layers runs,
+  so only what exceeds the backward time, and at least the last bucket, is exposed) or `after-backward`
+  (XLA's cross-replica sum runs after the backward: not overlapped). Whether a runtime trains at all
+  is its [training] trains; the default per device class is runtime.py's DEFAULT_TRAINING_RUNTIME.
 """
 from __future__ import annotations
 
@@ -65,78 +69,37 @@ from dataclasses import dataclass
 from ..base.errors import EffplanError
 from ..graph.builder import readers as tensor_readers
 from ..graph.builder import swish_pairs
-from ..graph.ops import ACTIVATION, MATRIX, NORM, OPS, POINTWISE, RESIDUAL, VIEW, VECTOR, node_cost
+from ..graph.ops import (ACTIVATION, MATRIX, NORM, OPS, POINTWISE, RESIDUAL, VECTOR, graph_weights, node_cost,
+                         weight_counts)
 from .hardware import Device
-from .memory import OPTIMIZER_SLOTS, PRECISIONS, _saved_by, training_memory, largest_batch
+from .memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, DEFAULT_RESERVE, OPTIMIZER_SLOTS, PRECISIONS, _saved_by,
+                     largest_batch, memory_budget, training_memory)
 from .roofline import Kernel, kernels as forward_kernels, unit_of
-from .runtime import Runtime, runtime_for
+from .runtime import Runtime, runtime_for, training_runtime_for
 
-# Backward FLOPs per element of the op's output gradient (BN: of its input), each counted from the
-# gradient formula in PyTorch's tools/autograd/derivatives.yaml. Memory-bound on every device in the
-# catalog, so these only decide time on a device with a very slow vector unit.
-BACKWARD_FLOPS = {
-    "Relu": 1,  # threshold_backward: select dy where y > 0
-    "Clip": 2,  # hardtanh_backward: two compares, a select
-    "LeakyRelu": 2, "PRelu": 2,
-    "Sigmoid": 3,  # sigmoid_backward: dy * y * (1 - y)
-    "Swish": 8,  # silu_backward: s = sigmoid(x) (3), dy * s * (1 + x * (1 - s)) (5)
-    "HardSwish": 4, "HardSigmoid": 2, "Gelu": 8, "Tanh": 3, "Exp": 1, "Sqrt": 2,
-    "BatchNormalization": 8,  # x_hat (2), sum dy (1), sum dy*x_hat (2), dx = k (dy - a - x_hat b) (3)
-    "Mul": 3,  # dy * b, dy * a, and the add of a broadcast operand's reduction
-    "Div": 4, "Max": 1, "Min": 1, "Sub": 1, "Neg": 1,
-    "Add": 1,  # only when an operand is broadcast: the reduction of dY to its shape
-    "GlobalAveragePool": 1, "ReduceMean": 1,  # dy / (H W) broadcast back: per input element
-    "AveragePool": 1, "MaxPool": 1,  # scatter dy through the window (max: through the saved index)
-    "Dropout": 1,  # dy * mask
-    "Transpose": 0, "Softmax": 4, "LogSoftmax": 3,
-}
-NO_KERNEL = frozenset({"Concat", "Slice", "Split"})  # gradients are views of dY (narrow/cat)
-# Pooling backward takes its saved input for its shape only (avg_pool2d_backward, adaptive_avg_pool2d_backward,
-# max_pool2d_with_indices_backward read dY, and MaxPool its indices): the input's values are not read.
-SHAPE_ONLY = frozenset({"GlobalAveragePool", "ReduceMean", "AveragePool", "MaxPool"})
+# What each op's backward computes is its entry's `backward` in the op table (graph/ops.py). Swish is one
+# op (SiLU), as frameworks run it: silu_backward, s = sigmoid(x) (3), dy * s * (1 + x * (1 - s)) (5).
+SWISH_BACKWARD_FLOPS = 8
 
 # Optimizer state: (slots as memory.py, FLOPs per parameter). Adam: m (3), v (4), update (5: sqrt,
 # +eps, divide, times lr, subtract; bias corrections fold into the step size); AdamW adds the
 # decoupled decay (2); SGD w -= lr g (2); momentum m = mu m + g, w -= lr m (4). torch.optim docs.
 OPTIMIZER_FLOPS = {"sgd": 2, "momentum": 4, "adam": 12, "adamw": 14}
-MASTER_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "mixed": 4}
-HALF_COPY_BYTES = 6  # mixed: autocast reads the fp32 master (4) and writes the half copy (2) once a step
+# The weights the update reads and writes, from memory.py's PRECISIONS: the weight bytes, less under mixed the
+# half copy autocast keeps beside the fp32 master (its size is mixed's activation bytes).
+MASTER_BYTES = {p: weight - (act if p == "mixed" else 0) for p, (act, weight, _, _) in PRECISIONS.items()}
+HALF_COPY_BYTES = MASTER_BYTES["mixed"] + PRECISIONS["mixed"][0]  # autocast reads the master, writes the copy
 SCALER_BYTES = 8  # fp16 mixed precision: GradScaler's unscale reads and writes each fp32 gradient
-
-# Runtimes that train, and how they overlap the gradient all-reduce with backward.
-DDP_BUCKET_BYTES = 25 << 20
-OVERLAP = {
-    "eager": ("bucketed", "PyTorch DistributedDataParallel: gradients are all-reduced in 25 MiB buckets "
-                          "(bucket_cap_mb=25) as backward produces them, overlapping the backward of earlier "
-                          "layers (Li et al., 'PyTorch Distributed', VLDB 2020)"),
-    "compiled": ("bucketed", "torch.compile under DDP: DDPOptimizer splits the graph at bucket boundaries, so "
-                             "buckets are all-reduced during backward as in eager DDP"),
-    "xla": ("none", "XLA data parallelism (TPUEstimator CrossShardOptimizer, JAX pmap psum): the cross-replica "
-                    "sum of the gradients runs after the backward, before the update; not overlapped"),
-}
-INFERENCE_ONLY = {"fused": "TensorRT", "onnxruntime-cpu": "onnxruntime's CPU inference session"}
-
-
-def default_runtime(device: Device) -> str:
-    return "xla" if device.kind == "tpu" else "eager"
-
-
-def check_runtime(runtime: str) -> str:
-    if runtime in INFERENCE_ONLY:
-        raise EffplanError(f"runtime '{runtime}' runs inference only ({INFERENCE_ONLY[runtime]}); "
-                           f"training runtimes: {', '.join(OVERLAP)}")
-    if runtime not in OVERLAP:
-        raise EffplanError(f"unknown training runtime '{runtime}'; known: {', '.join(OVERLAP)}")
-    return runtime
+DDP_BUCKET_BYTES = 25 << 20  # a bucketed all-reduce's bucket (DDP's bucket_cap_mb=25)
 
 
 def compute_dtype(device: Device, precision: str) -> str:
-    """The precision the step's arithmetic runs at: mixed is the device's half precision (fp16 on GPUs,
-    bf16 on TPUs), else the precision asked."""
+    """The precision the step's arithmetic runs at: mixed is the device's half precision
+    (Device.half_dtype), else the precision asked."""
     if precision not in PRECISIONS:
         raise EffplanError(f"unknown precision '{precision}'; known: {', '.join(PRECISIONS)}")
     if precision == "mixed":
-        half = next((d for d in ("fp16", "bf16") if d in device.matrix), None)
+        half = device.half_dtype
         if half is None:
             raise EffplanError(f"device {device.name} has no half-precision matrix unit for mixed precision; "
                                f"use --precision fp32")
@@ -171,8 +134,9 @@ def gradient_gemms(graph, name: str) -> tuple[tuple, tuple] | None:
     inputs = [tensors[t] for t in node["inputs"]]
     weights = {w.role: w.shape for w in node["weights"]}
     groups, m, n, k = entry.gemm(node["attrs"], inputs, tensors[node["outputs"][0]], weights)
-    cin = weights["W"][1] if node["op"] == "Conv" and "W" in weights else k  # per group
-    taps = k // cin
+    backward = entry.backward
+    taps = backward.taps(weights) if backward and backward.taps else 1  # a conv's kernel taps, else 1
+    cin = k // taps  # per group
     return (groups, math.prod(inputs[0]) // (cin * groups), cin, n * taps), (groups, n, k, m)
 
 
@@ -198,13 +162,16 @@ def _needs_grad(graph) -> set[str]:
 
 
 def batch_norm_statistics(graph, device: Device, dtype: str, act: int, rt: Runtime) -> list[Kernel]:
+    """The batch-statistics kernels training's forward adds (op table: Backward.statistics), one per op."""
     result = []
     tensors = graph.graph["tensors"]
     for name in graph.nodes:
         node = graph.nodes[name]
-        if node["op"] == "BatchNormalization":
+        entry = OPS.get(node["op"])
+        flops = entry.backward.statistics if entry and entry.backward else 0
+        if flops:
             elements = math.prod(tensors[node["inputs"][0]])
-            result.append(_kernel(f"{name}#statistics", "BatchNormalization(statistics)", node, 0, 3 * elements,
+            result.append(_kernel(f"{name}#statistics", f"{node['op']}(statistics)", node, 0, flops * elements,
                                   elements * act, VECTOR, device, dtype, rt))
     return result
 
@@ -228,17 +195,17 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
         out = node["outputs"][0]
         if out not in needs or (name in swish and swish[name] is None):
             continue  # nothing upstream needs this gradient; a Swish's Sigmoid runs inside its Mul
-        entry = OPS.get(op)
-        if entry is None:
+        back = OPS[op].backward if op in OPS else None
+        if back is None:
             raise EffplanError(f"training time: no backward rule for {op} (layer {name})")
         dy = size(out) * act
         inputs = [t for t in node["inputs"] if t in tensors]
         wanted = [t for t in inputs if t in needs]
-        if op in ("Conv", "Gemm", "MatMul") and node["weights"]:
+        params = weight_counts(node["weights"])[0]  # a product's weight gradient; BN's scale and shift's
+        if back.products and node["weights"]:
             cost = node_cost(graph, name, act)
             unit = unit_of(graph, name)
             x = inputs[0]
-            params = sum(w.size for w in node["weights"] if w.trainable)
             bias = size(out) if any(w.role == "B" for w in node["weights"]) else 0
             dx_gemm, dw_gemm = gradient_gemms(graph, name) or (None, None)
             on_tiles = tile if unit == MATRIX else None
@@ -250,24 +217,24 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
                                   dy + size(x) * act + params * grad, unit, device, dtype, rt,
                                   _padded(cost.macs, dw_gemm, on_tiles)))
             continue
-        if entry.fusion == VIEW or op in NO_KERNEL:
+        if not back.kernel:
             continue
-        if op == "Add" and all(tensors[t] == tensors[out] for t in inputs):
-            continue  # dY passes to both operands untouched
+        if back.broadcast_only and all(tensors[t] == tensors[out] for t in inputs):
+            continue  # dY passes to every operand untouched
         kind = "Swish" if name in swish else op
-        if kind not in BACKWARD_FLOPS:
+        flops = SWISH_BACKWARD_FLOPS if kind == "Swish" else back.flops
+        if flops is None:
             raise EffplanError(f"training time: no backward rule for {op} (layer {name})")
         saved = _saved_by(graph, name, act, 1, tensors, swish)
-        if op in SHAPE_ONLY:
+        if back.shape_only:
             saved = {t: b for t, b in saved.items() if t not in tensors}
         if kind == "Swish":
             wanted = [t for t in nodes[swish[name]]["inputs"] if t in needs]
         written = sum(size(t) for t in wanted) * act
-        elements = size(inputs[0]) if op in ("BatchNormalization", "GlobalAveragePool", "ReduceMean") else size(out)
-        params = sum(w.size for w in node["weights"] if w.trainable)  # BN's scale and shift gradients
-        result.append(_kernel(f"{name}#d", f"{kind}(backward)", node, 0, BACKWARD_FLOPS[kind] * elements,
+        elements = size(inputs[0]) if back.per_input else size(out)
+        result.append(_kernel(f"{name}#d", f"{kind}(backward)", node, 0, flops * elements,
                               sum(saved.values()) + dy + written + params * grad, VECTOR, device, dtype, rt))
-        if entry.fusion in ELEMENTWISE:
+        if OPS[op].fusion in ELEMENTWISE:
             chains[result[-1].name] = (out, tuple(wanted))
     producer = {t: n for n in nodes for t in nodes[n]["outputs"]}
     for t, names in readers.items():  # gradients of a tensor read by several ops are summed
@@ -365,9 +332,9 @@ def ring_allreduce_s(gradient_bytes: int, devices: int, link_bytes_per_s: float)
 
 
 def exposed_allreduce_s(allreduce_s: float, backward_s: float, gradient_bytes: int, overlap: str) -> float:
-    """What the all-reduce adds to a step: all of it unoverlapped; bucketed, what exceeds the backward,
+    """What the all-reduce adds to a step: all of it after-backward; bucketed, what exceeds the backward,
     and at least the last bucket (the first layers' gradients, ready only when backward ends)."""
-    if allreduce_s == 0 or overlap == "none":
+    if allreduce_s == 0 or overlap != "bucketed":
         return allreduce_s
     last = allreduce_s * min(1.0, DDP_BUCKET_BYTES / gradient_bytes) if gradient_bytes else 0.0
     return max(allreduce_s - backward_s, last)
@@ -378,7 +345,7 @@ def exposed_allreduce_s(allreduce_s: float, backward_s: float, gradient_bytes: i
 @dataclass(frozen=True)
 class Step:
     device: Device
-    runtime: str
+    runtime: Runtime
     precision: str
     optimizer: str
     checkpoint: str
@@ -421,11 +388,12 @@ class Step:
         return self.batch / self.time_s
 
 
-def training_step(graph, device: Device, *, runtime: str | None = None, precision: str = "mixed",
-                  optimizer: str = "adamw", checkpoint: str = "none", devices: int = 1,
-                  link: Link | None = None) -> Step:
-    """One training step of a graph (built at the per-device batch) on `devices` devices."""
-    rt = runtime_for(device, check_runtime(runtime or default_runtime(device)))
+def training_step(graph, device: Device, *, runtime: str | Runtime | None = None,
+                  precision: str = DEFAULT_PRECISION, optimizer: str = DEFAULT_OPTIMIZER, checkpoint: str = "none",
+                  devices: int = 1, link: Link | None = None) -> Step:
+    """One training step of a graph (built at the per-device batch) on `devices` devices, under `runtime`
+    (a name, a runtime file or a Runtime; default: the device class's training runtime)."""
+    rt = training_runtime_for(device, runtime)
     if checkpoint not in ("none", "blocks"):
         raise EffplanError(f"unknown checkpoint mode '{checkpoint}'; known: none, blocks")
     if devices < 1:
@@ -435,7 +403,7 @@ def training_step(graph, device: Device, *, runtime: str | None = None, precisio
     forward = forward_kernels(graph, device, dtype, rt) + batch_norm_statistics(graph, device, dtype, act, rt)
     backward = backward_kernels(graph, device, dtype, precision, rt)
     recompute = tuple(k for k in forward if isinstance(k.stage, int)) if checkpoint == "blocks" else ()
-    params = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"] if w.trainable)
+    params = graph_weights(graph)[0]
     update = optimizer_kernel(params, device, precision, optimizer, dtype, rt)
     gradient_bytes = params * PRECISIONS[precision][2]
     if devices > 1 and link is None:
@@ -445,10 +413,10 @@ def training_step(graph, device: Device, *, runtime: str | None = None, precisio
                                f"give the link with --link-gbs")
     whole = ring_allreduce_s(gradient_bytes, devices, link.bytes_per_s) if devices > 1 else 0.0
     backward_s = sum(k.time_s for k in backward)
-    exposed = exposed_allreduce_s(whole, backward_s, gradient_bytes, OVERLAP[rt.name][0])
+    exposed = exposed_allreduce_s(whole, backward_s, gradient_bytes, rt.allreduce)
     batch = graph.graph["tensors"][graph.graph["inputs"][0]][0]
     memory = training_memory(graph, precision, optimizer, checkpoint).total_bytes
-    return Step(device, rt.name, precision, optimizer, checkpoint, dtype, batch, devices, tuple(forward),
+    return Step(device, rt, precision, optimizer, checkpoint, dtype, batch, devices, tuple(forward),
                 tuple(backward), recompute, update, params, gradient_bytes, link if devices > 1 else None, whole,
                 exposed, memory)
 
@@ -513,15 +481,13 @@ class Run:
         return None if self.price_per_hour is None else self.hours * self.devices * self.price_per_hour
 
 
-RESERVE = 0.10  # kept back for the runtime's context and workspace, as `effplan fit`
-
-
 def fitting_batch(design, device: Device, precision: str, optimizer: str, checkpoint: str) -> int:
-    """The largest per-device batch whose training step fits the device less the 10% reserve."""
+    """The largest per-device batch whose training step fits the device less the reserve `effplan fit` keeps
+    (memory.py's DEFAULT_RESERVE)."""
     from ..design.blocks import build
 
     graph = build(design, 1)
-    budget = device.memory_bytes - int(device.memory_bytes * RESERVE)
+    budget = memory_budget(device.memory_bytes, DEFAULT_RESERVE)[1]
     return largest_batch(lambda b: training_memory(graph, precision, optimizer, checkpoint, scale=b).total_bytes,
                          budget).batch
 
@@ -543,8 +509,12 @@ def training_run(design, device: Device, *, batch: int | None = None, global_bat
         batch = global_batch // devices
     if epochs < 1 or dataset_size < 1:
         raise EffplanError("epochs and the dataset size must be at least 1")
+    if progressive and design.spec is None:  # an ONNX file has one input size: progressive stages would rescale it
+        from ..design.imported import refuse_rescaling
+        refuse_rescaling(design.path, ["--progressive"])
     plan = progressive_stages(*progressive, epochs) if progressive else [(design.resolution, epochs)]
-    precision, optimizer = options.get("precision", "mixed"), options.get("optimizer", "adamw")
+    precision = options.get("precision", DEFAULT_PRECISION)
+    optimizer = options.get("optimizer", DEFAULT_OPTIMIZER)
     checkpoint = options.get("checkpoint", "none")
     stages = []
     for side, stage_epochs in plan:
@@ -566,3 +536,81 @@ def time_figures(run: Run) -> dict:
     step = run.stages[-1].step
     return {"training_step_s": step.time_s, "training_images_per_s": step.images_per_s * run.devices,
             "training_hours": run.hours}
+
+
+# ---- the report of a run ----
+
+def run_link(device: Device, devices: int, hosts: int = 1, network_gbs: float | None = None,
+             link_gbs: float | None = None) -> Link | None:
+    """The link a ring all-reduce crosses: `link_gbs` (GB/s one way) or the device's own (device_link); over
+    several hosts, the slower of it and the inter-host network (`network_gbs` per device, one way)."""
+    link = Link(link_gbs * 1e9, "given", "--link-gbs") if link_gbs is not None else None
+    if hosts > 1:
+        if network_gbs is None:
+            raise EffplanError("--hosts > 1 needs --network-gbs (the inter-host bandwidth per device, one way)")
+        if devices % hosts:
+            raise EffplanError(f"--devices {devices} does not split evenly over {hosts} hosts")
+        inside = link or device_link(device)
+        network = Link(network_gbs * 1e9, "network", "--network-gbs")
+        link = network if inside is None or network.bytes_per_s <= inside.bytes_per_s else inside
+    return link
+
+
+def stage_row(stage: Stage, total_s: float) -> dict:
+    """One stage of a run as the report's row."""
+    s = stage.step
+    return {"resolution": stage.resolution, "epochs": stage.epochs, "batch": stage.batch,
+            "global_batch": stage.global_batch, "largest_batch": stage.largest_batch,
+            "fits": stage.batch <= stage.largest_batch, "steps_per_epoch": stage.steps_per_epoch,
+            "forward_s": s.forward_s, "backward_s": s.backward_s, "recompute_s": s.recompute_s,
+            "optimizer_s": s.optimizer_s, "allreduce_s": s.allreduce_s, "communication_s": s.communication_s,
+            "step_s": s.time_s, "images_per_s_per_device": s.images_per_s,
+            "images_per_s": s.images_per_s * s.devices, "epoch_s": stage.steps_per_epoch * s.time_s,
+            "seconds": stage.seconds, "hours": stage.seconds / 3600,
+            "share": stage.seconds / total_s if total_s else 0.0, "memory_bytes": s.memory_bytes,
+            "kernels": {"forward": len(s.forward), "backward": len(s.backward), "recompute": len(s.recompute)}}
+
+
+def conventions(step: Step, devices: int) -> dict:
+    """What a run's figures count and leave out, in words (each rule in the module's docstring)."""
+    rt = step.runtime
+    half = {"mixed": f"{step.dtype} arithmetic and activations, fp32 master weights, gradients and optimizer state"}
+    return {
+        "runtime": rt.name,
+        "forward": f"the kernels roofline --runtime {rt.name} runs ({rt.description}), plus a "
+                   "BatchNormalization statistics pass per BN",
+        "backward": ("one kernel per op" if not (rt.fusion and rt.pointwise_chains) else
+                     "one kernel per op, chains of elementwise gradients fused into one kernel (as the runtime "
+                     "fuses the forward; conv gradients unfused)")
+                    + ": a conv's input and weight gradients each cost the "
+                    "forward's MACs on its unit (depthwise on the vector unit; matrix work padded to the tile "
+                    "where the runtime pads); other ops memory-bound over their "
+                    "saved tensors, output gradient and input gradients; fan-out gradients summed",
+        "optimizer": "one memory-bound pass over params and optimizer state (foreach/fused kernels)",
+        "precision": half.get(step.precision, f"{step.precision} throughout"),
+        "communication": (f"ring all-reduce of the gradients, 2(N-1)/N x gradient bytes over the slowest link; "
+                          f"{rt.allreduce}: {rt.training_source}") if devices > 1 else "one device: none",
+        "batch": "per device; global = per device x devices; steps per epoch = ceil(dataset / global batch)",
+        "fits": f"largest per-device batch whose training step fits the device's memory less a {DEFAULT_RESERVE} "
+                "reserve (effplan fit --train)",
+        "estimate": "roofline estimates (max of compute and memory time plus launch overhead per kernel), "
+                    "not measurements; input pipeline, loss and evaluation left out",
+    }
+
+
+def training_report(run: Run, described: dict, *, hosts: int = 1, progressive=None) -> dict:
+    """The dict `effplan train` renders (and writes as JSON): the run's setup, conventions, a row per stage
+    and the totals; `described` names the design (render.report.describe)."""
+    first = run.stages[0].step
+    rows = [stage_row(s, run.seconds) for s in run.stages]
+    return {**described, "device": first.device.name, "devices": run.devices, "hosts": hosts,
+            "runtime": first.runtime.name, "precision": first.precision, "dtype": first.dtype,
+            "optimizer": first.optimizer, "checkpoint": first.checkpoint, "epochs": sum(s.epochs for s in run.stages),
+            "dataset_size": run.dataset_size,
+            "progressive": None if progressive is None else dict(zip(("min", "max", "stages"), progressive)),
+            "params": first.params, "gradient_bytes": first.gradient_bytes,
+            "link": None if first.link is None else {"kind": first.link.kind, "bytes_per_s": first.link.bytes_per_s,
+                                                      "source": first.link.source},
+            "conventions": conventions(first, run.devices), "stages": rows,
+            "totals": {"seconds": run.seconds, "hours": run.hours, "device_hours": run.hours * run.devices,
+                       "price_per_device_hour": run.price_per_hour, "cost": run.cost}}

@@ -72,7 +72,7 @@ def model_page(profile, base_macs, step, memory: tuple, devices: list[dict], opt
     table and roll-ups, roofline per device (device_data), time per stage, memory over the schedule
     (`memory`: memory_report's (report, rows), per layer; with a training step, its saved activations)."""
     from ..plan.profile import layers_report
-    from .report import design_row
+    from ..plan.profile import design_row
 
     row = design_row(profile, base_macs, step)
     report, rows = memory

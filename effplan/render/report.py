@@ -35,23 +35,6 @@ def mib(value: int) -> str:
     return f"{value / (1 << 20):.1f}"
 
 
-def design_row(profile: Profile, base_macs: int | None, training=None) -> dict:
-    """One design's summary, the `effplan table` JSON contract plus extensions."""
-    d, t = profile.design, profile.totals
-    return {
-        "model": d.name, "phi": d.phi, "depth_mult": d.depth_mult, "width_mult": d.width_mult,
-        "resolution": d.resolution, "coefficients": d.coefficients, "classes": d.classes,
-        "batch": profile.batch, "dtype": profile.dtype, "layers": t.layers,
-        "params": t.params, "buffers": t.buffers, "macs": t.macs, "flops": t.flops,
-        "weight_bytes": t.weight_bytes, "peak_activation_bytes": t.peak_activation_bytes,
-        "inference_bytes": t.weight_bytes + t.peak_activation_bytes,
-        "training_bytes": training.total_bytes if training else None,
-        "macs_ratio": t.macs / base_macs if base_macs else None,
-        "two_pow_phi": 2.0 ** d.phi if d.phi is not None else None,
-        "unknown_ops": profile.unknown_ops,
-    }
-
-
 TABLE_COLUMNS = [  # (header, key, text formatter)
     ("model", "model", str),
     ("φ", "phi", lambda v: "-" if v is None else f"{v:g}"),
@@ -406,7 +389,8 @@ def memory_report(graph, design, batch: int, dtype: str, *, inplace=False, fold_
     `training` (a memory.Training) the training step; plus the rows asked for by `by`."""
     import math
 
-    from ..graph.ops import dtype_size
+    from ..base.units import dtype_size
+    from ..graph.ops import weight_bytes
     from ..plan.memory import inference_peak, memory_aware_order
 
     size = dtype_size(dtype)
@@ -415,7 +399,7 @@ def memory_report(graph, design, batch: int, dtype: str, *, inplace=False, fold_
     aware = inference_peak(graph, size, order=memory_aware_order(graph, size), **options)
     best = min(plain, aware, key=lambda p: p.bytes) if order == "aware" else plain
     tensors = graph.graph["tensors"]
-    weights = sum(w.size for n in graph.nodes for w in graph.nodes[n]["weights"]) * size
+    weights = weight_bytes(graph, size)
     live = sorted(((t, math.prod(tensors[t]) * size) for t in best.live if t in tensors), key=lambda x: -x[1])
     report = {**describe(design), "batch": batch, "dtype": dtype,
               "inference_peak_bytes": best.bytes, "peak_layer": best.node, "weight_bytes": weights,
@@ -794,3 +778,53 @@ def render_coefficients(rows, design, tolerance, fmt, view: View | None = None) 
                 f"and resolution half up (closest to 2 first; the paper chose α 1.2, β 1.1, γ 1.15 by accuracy)")
     return render_rows(rows, columns, fmt, "" if fmt == "csv" else preamble, view,
                        ("macs_ratio", "depth_mult", "width_mult", "resolution"))
+
+
+# ---- effplan train ----
+
+STAGE_COLUMNS = [
+    ("res", "resolution", str),
+    ("epochs", "epochs", str),
+    ("batch/dev", "batch", str),
+    ("global", "global_batch", str),
+    ("fits (largest)", "fits_text", str),
+    ("fwd ms", "forward_s", lambda v: f"{v * 1e3:.2f}"),
+    ("bwd ms", "backward_s", lambda v: f"{v * 1e3:.2f}"),
+    ("recompute ms", "recompute_s", lambda v: f"{v * 1e3:.2f}"),
+    ("optim ms", "optimizer_s", lambda v: f"{v * 1e3:.2f}"),
+    ("comm ms", "communication_s", lambda v: f"{v * 1e3:.2f}"),
+    ("step ms", "step_s", lambda v: f"{v * 1e3:.2f}"),
+    ("img/s/dev", "images_per_s_per_device", lambda v: f"{v:,.0f}"),
+    ("img/s", "images_per_s", lambda v: f"{v:,.0f}"),
+    ("epoch min", "epoch_s", lambda v: f"{v / 60:.1f}"),
+    ("hours", "hours", lambda v: f"{v:.2f}"),
+    ("share", "share", lambda v: f"{v:.0%}"),
+    ("mem/dev GiB", "memory_bytes", lambda v: f"{v / 2**30:.2f}"),
+]
+
+# hidden in this order to fit the terminal: the step's parts, then how it is shared out
+TRAIN_OPTIONAL = ("recompute_s", "global_batch", "epoch_s", "images_per_s_per_device", "optimizer_s", "share",
+                  "communication_s", "epochs", "memory_bytes", "backward_s", "forward_s")
+
+
+def render_train(report: dict, fmt: str, view=None) -> str:
+    """`effplan train`'s report (plan/training.py training_report) as text, markdown, CSV (a row per stage) or JSON."""
+    if fmt == "json":
+        return to_json(report)
+    if fmt == "csv":
+        keys = [k for k, v in report["stages"][0].items() if not isinstance(v, dict)]
+        return render_rows(report["stages"], [(k, k, str) for k in keys], fmt)
+    rows = [{**r, "fits_text": f"{'yes' if r['fits'] else 'NO'} ({r['largest_batch']})"} for r in report["stages"]]
+    c, t = report["conventions"], report["totals"]
+    link = report["link"]
+    lines = [f"# effplan train | {report['model']} at {report['resolution']}px on {report['devices']} x "
+             f"{report['device']}, runtime {report['runtime']}, {report['precision']} ({c['precision']}), "
+             f"{report['optimizer']}, checkpoint {report['checkpoint']}",
+             f"# forward: {c['forward']}", f"# backward: {c['backward']}", f"# optimizer: {c['optimizer']}",
+             f"# communication: {c['communication']}" + (
+                 f"; link {link['kind']} {link['bytes_per_s'] / 1e9:g} GB/s one way ({link['source']})" if link else ""),
+             f"# batch: {c['batch']}; fits: {c['fits']}", f"# {c['estimate']}",
+             f"{report['epochs']} epochs of {report['dataset_size']:,} images: {t['hours']:.2f} h"
+             f" ({t['device_hours']:.1f} device-hours)"
+             + (f", cost {t['cost']:,.2f}" if t["cost"] is not None else "")]
+    return render_rows(rows, STAGE_COLUMNS, fmt, "\n".join(lines), view, TRAIN_OPTIONAL)

@@ -1,10 +1,7 @@
-"""ONNX both ways: export is serialisation of effplan's graph; import is deserialisation plus
-ONNX shape inference into the same graph, so one cost registry serves both.
-
-Export writes deterministic weights (seeded per tensor name), so the same command gives the
-same bytes and a runtime does real arithmetic. Each node's place (stage, block, layer) travels
-in its doc_string, so an exported graph imports back to the same rows. Import never reads
-external weight data: initializer shapes are in the model proto itself.
+"""ONNX import: deserialisation plus ONNX shape inference into effplan's graph, so one op table
+serves built and imported graphs alike. Import never reads external weight data: initializer shapes
+are in the model proto itself. What an op type means on import (its weight slots, whether a weight
+passes through it, whether a constant operand is learned) is its entry in the op table (ops.py).
 """
 from __future__ import annotations
 
@@ -13,30 +10,21 @@ import json
 import math
 import os
 import re
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from google.protobuf.descriptor import FieldDescriptor  # loaded by onnx already
+from onnx import TensorProto, helper
 
-from ..base.version import __version__
-from .ops import COSTS, OPS
-from ..base.errors import EffplanError, quote
-from .builder import MAX_OPS, Weight
-from ..base.files import atomic_file
-from ..base.resources import disk_free, memory_left
+from ..base.errors import quote
+from ..base.resources import memory_left
 from ..base.units import MAX_DIM, human_bytes
+from .builder import MAX_OPS, Weight
+from .ops import MATRIX, OPS
+from .onnx_common import OnnxError, tensor_bytes
 
-DEFAULT_OPSET = 17
-PROTO_LIMIT = 2**31 - 2**24  # protobuf's 2 GB limit, less headroom for the graph itself
 BUFFER_ROLES = ("mean", "var")
-# a weight through these is still that weight, sized as the initializer the file stores (LeViT's attention
-# bias table gathered by constant indices is the table, not the gathered output)
-PASS_THROUGH = ("Identity", "Cast", "DequantizeLinear", "Gather", "Transpose", "Reshape")
-ELEMENTWISE_PARAMS = ("Add", "Sub", "Mul", "Div")  # a constant beyond a scalar here: a bias or scale
-LEARNED_DATA = ("Expand", "Concat", "Tile")  # a constant tensor here: a learned token (ViT's cls_token)
 SMALL_INITIALIZER = 64  # elements; smaller initializers keep their values for shape inference
 FLOAT_TYPES = {TensorProto.FLOAT: "fp32", TensorProto.FLOAT16: "fp16", TensorProto.BFLOAT16: "bf16",
                TensorProto.DOUBLE: "fp32"}
@@ -56,8 +44,9 @@ def _roles(op: str) -> tuple[str, ...]:
     return OPS[op].weights if op in OPS else ()
 
 
-class OnnxError(EffplanError):
-    pass
+def _passes_weight(op: str) -> bool:
+    """Whether a weight through the op's first input is still that weight (its entry's `passes_weight`)."""
+    return op in OPS and OPS[op].passes_weight
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,207 +60,6 @@ class SourcedWeight(Weight):
     def size(self) -> int:
         return self.elements
 
-
-# ---------------------------------------------------------------- export
-
-def weight_values(node: str, weight: Weight, mode: str) -> np.ndarray:
-    """Deterministic values for one initializer: He-scaled normal weights, sane BN statistics."""
-    shape = weight.shape
-    if mode == "zeros":
-        return np.ones(shape, np.float32) if weight.role in ("var", "scale") else np.zeros(shape, np.float32)
-    rng = np.random.default_rng(zlib.crc32(f"{node}/{weight.role}".encode()))
-    if weight.role == "W":
-        fan_in = math.prod(shape[1:])
-        return rng.standard_normal(shape, dtype=np.float32) * np.float32(math.sqrt(2.0 / fan_in))
-    if weight.role in ("scale", "var"):
-        return rng.uniform(0.5, 1.5, shape).astype(np.float32)
-    return rng.normal(0.0, 0.05, shape).astype(np.float32)  # biases, BN shift and mean
-
-
-def _folded(graph, name: str, mode: str) -> dict[str, np.ndarray]:
-    """A conv's weights with the BatchNormalization it absorbed folded in:
-    W' = W * s / sqrt(var + eps), b' = shift + (b - mean) * s / sqrt(var + eps)."""
-    bn_name, bn_weights, eps, conv_weights = graph.nodes[name]["folded_bn"]
-    own = {w.role: weight_values(name, w, mode) for w in conv_weights}
-    bn = {w.role: weight_values(bn_name, w, mode) for w in bn_weights}
-    factor = bn["scale"] / np.sqrt(bn["var"] + eps)
-    w = own["W"] * factor.reshape(-1, *([1] * (own["W"].ndim - 1)))
-    b = bn["B"] + (own.get("B", 0.0) - bn["mean"]) * factor
-    return {"W": w.astype(np.float32), "B": b.astype(np.float32)}
-
-
-def _attributes(op: str, attrs: dict) -> dict:
-    """effplan attributes that ONNX takes as attributes (the rest become Constant inputs)."""
-    moved = {"Clip": ("min", "max"), "Reshape": ("shape",), "Slice": ("starts", "ends", "axes"),
-             "Dropout": ("ratio",)}.get(op, ())
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.items() if k not in moved}
-
-
-def _constant_inputs(op: str, attrs: dict, name: str) -> list[onnx.NodeProto]:
-    if op == "Clip":
-        values = [("min", np.array(attrs["min"], np.float32)), ("max", np.array(attrs["max"], np.float32))]
-    elif op == "Reshape":
-        shape = list(attrs["shape"])
-        values = [("shape", np.array([0] + shape[1:], np.int64))]  # 0: keep the batch dimension
-    elif op == "Slice":
-        values = [(k, np.array(attrs[k], np.int64)) for k in ("starts", "ends", "axes")]
-    else:
-        return []
-    return [helper.make_node("Constant", [], [f"{name}/{key}"], name=f"{name}/{key}",
-                             value=numpy_helper.from_array(value, f"{name}/{key}")) for key, value in values]
-
-
-def to_onnx(graph, design=None, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = False,
-            weights: str = "random", with_data: bool = True) -> onnx.ModelProto:
-    """The ModelProto of a graph. `with_data=False` writes initializer shapes without values
-    (enough for costing, not for running)."""
-    tensors = graph.graph["tensors"]
-    batch = "N" if dynamic_batch else None
-
-    def info(name: str) -> onnx.ValueInfoProto:
-        shape = list(tensors[name])
-        if batch:
-            shape[0] = batch
-        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
-
-    nodes, initializers = [], []
-    for name in graph.nodes:
-        node = graph.nodes[name]
-        op = node["op"]
-        inputs = list(node["inputs"])
-        for w in node["weights"]:
-            tensor_name = f"{name}.{w.role}"
-            initializers.append(TensorProto(name=tensor_name, data_type=TensorProto.FLOAT, dims=w.shape))
-            inputs.append(tensor_name)
-        constants = _constant_inputs(op, node["attrs"], name)
-        nodes += constants
-        inputs += [c.output[0] for c in constants]
-        place = {"stage": node["stage"], "block": node["block"], "layer": node["layer"]}
-        nodes.append(helper.make_node(op, inputs, list(node["outputs"]), name=name,
-                                      doc_string="effplan " + json.dumps(place),
-                                      **_attributes(op, node["attrs"])))
-
-    (inp,), (out,) = graph.graph["inputs"], graph.graph["outputs"]
-    inner = [info(t) for t in tensors if t not in (inp, out)]
-    g = helper.make_graph(nodes, graph.graph["name"], [info(inp)], [info(out)], initializers, value_info=inner)
-    model = helper.make_model(g, producer_name="effplan", producer_version=__version__,
-                              opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, 9)  # readable by onnxruntime releases of the last years
-    meta = {"effplan_version": __version__, "folded_bn": str(any(graph.nodes[n].get("folded_bn") for n in graph.nodes))}
-    if design is not None:
-        meta.update(model=design.name, spec=design.spec.name, phi="" if design.phi is None else repr(design.phi),
-                    depth_mult=repr(design.depth_mult), width_mult=repr(design.width_mult),
-                    resolution=str(design.resolution), classes=str(design.classes))
-    helper.set_model_props(model, meta)
-    if with_data:
-        del model.graph.initializer[:]
-        model.graph.initializer.extend(initializer_tensors(graph, weights))
-    return model
-
-
-def initializer_tensors(graph, mode: str):
-    """The initializers of `to_onnx` with their values, one at a time in the file's order: an export
-    streams them to disk and holds one tensor at a time, never the whole model."""
-    for name in graph.nodes:
-        node = graph.nodes[name]
-        values = _folded(graph, name, mode) if node.get("folded_bn") else None
-        for w in node["weights"]:
-            yield numpy_helper.from_array(values[w.role] if values else weight_values(name, w, mode), f"{name}.{w.role}")
-
-
-def needs_external_data(model: onnx.ModelProto) -> bool:
-    """Whether the initializers' bytes pass the protobuf limit, from their shapes and types:
-    model.ByteSize() itself fails on a message over 2 GB."""
-    return sum(math.prod(t.dims) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
-               for t in model.graph.initializer) > PROTO_LIMIT
-
-
-def export(graph, design, path: str, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = False,
-           weights: str = "random") -> list[str]:
-    """Write a graph as an ONNX file (and `<file>.data` past 2 GB): checked, then sized against the
-    memory and disk left (refused with one line rather than killed midway), then streamed. Returns the
-    files written."""
-    model = to_onnx(graph, design, opset=opset, dynamic_batch=dynamic_batch, with_data=False)
-    _check_exported(model, opset)
-    sizes = [_tensor_bytes(t) for t in model.graph.initializer]
-    # one tensor at a time: its values, their float32 copy, the TensorProto and its serialised bytes,
-    # beside the model without its weights (small: nodes and shapes)
-    need = 4 * max(sizes, default=0) + (128 << 20)
-    left = memory_left()
-    if left is not None and need > left:
-        raise OnnxError(f"exporting {graph.graph['name']} needs about {human_bytes(need)} of memory at once "
-                        f"(its largest tensor is {human_bytes(max(sizes))}); {human_bytes(left)} is left")
-    folder = Path(os.path.realpath(path)).parent
-    free = disk_free(str(folder)) if not os.path.exists(path) or os.path.isfile(path) else None
-    if free is not None and sum(sizes) > free:
-        raise OnnxError(f"{path}: the model's weights take {human_bytes(sum(sizes))}; {human_bytes(free)} "
-                        f"is free on that disk")
-    return save(model, path, initializer_tensors(graph, weights))
-
-
-def _check_exported(model: onnx.ModelProto, opset: int) -> None:
-    """The ONNX checker on a model without its weights' values: initializers become typed graph inputs
-    (the checker wants values, and they are what the graph is fed either way)."""
-    bare = onnx.ModelProto()
-    bare.CopyFrom(model)
-    bare.graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-                            for t in bare.graph.initializer)
-    del bare.graph.initializer[:]
-    try:
-        onnx.checker.check_model(bare)
-    except onnx.checker.ValidationError as exc:
-        raise OnnxError(f"the exported graph is not valid at opset {opset}: {str(exc).splitlines()[0]}") from None
-
-
-def _tensor_bytes(t: onnx.TensorProto) -> int:
-    return math.prod(t.dims) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
-
-
-def save(model: onnx.ModelProto, path: str, tensors=None) -> list[str]:
-    """Write a model through base.files.atomic_file (whole or absent; a link followed, a device written
-    into). `tensors` gives the initializers' values one at a time, in the order of the model's
-    initializers (which then need only name, type and dims); by default they are the model's own.
-    Protobuf merges a message that appears twice, so each initializer is appended as a fragment of
-    its own and the whole model is never one message in memory. Weights over the 2 GB protobuf limit go
-    to `<file>.data` beside it (tensors under 1 KB stay inline): the data file is written first, and the
-    old model file is removed before it is renamed into place, so a run killed between the renames
-    leaves no model rather than an old model beside new data. Returns the files written."""
-    tensors = iter(model.graph.initializer) if tensors is None else tensors
-    header = onnx.ModelProto()
-    header.CopyFrom(model)
-    del header.graph.initializer[:]
-    if not needs_external_data(model):
-        with atomic_file(path) as fh:
-            fh.write(header.SerializeToString())
-            for t in tensors:
-                part = onnx.ModelProto()
-                part.graph.initializer.append(t)
-                fh.write(part.SerializeToString())
-        return [str(path)]
-    if os.path.exists(path) and not os.path.isfile(path):
-        raise OnnxError(f"{path}: weights over 2 GB go to a .data file beside the model; give a file path")
-    target = Path(os.path.realpath(path))
-    data = target.with_name(f"{target.name}.data")
-    with atomic_file(path) as model_fh:
-        with atomic_file(str(data)) as data_fh:
-            offset = 0
-            for t in tensors:
-                raw = t.raw_data if t.HasField("raw_data") else numpy_helper.to_array(t).tobytes()
-                if len(raw) >= 1024:
-                    data_fh.write(raw)
-                    t = TensorProto(name=t.name, data_type=t.data_type, dims=t.dims,
-                                    data_location=TensorProto.EXTERNAL)
-                    for key, value in (("location", data.name), ("offset", offset), ("length", len(raw))):
-                        t.external_data.add(key=key, value=str(value))
-                    offset += len(raw)
-                header.graph.initializer.append(t)
-            if target.is_file():
-                target.unlink()
-        model_fh.write(header.SerializeToString())
-    return [str(path), str(data)]
-
-
-# ---------------------------------------------------------------- import
 
 def load(path: str) -> onnx.ModelProto:
     """Parse a model file without its external data, checking that any external data stays
@@ -291,7 +79,9 @@ def load(path: str) -> onnx.ModelProto:
         raise OnnxError(f"{path}: parsing its {human_bytes(size)} needs about {human_bytes(need)} of memory; "
                         f"{human_bytes(left)} is left")
     try:
-        model = onnx.load_model(str(p), load_external_data=False)
+        model = _parse_shapes_only(p)
+        if model is None:  # a text format (by its suffix), or bytes that are no protobuf: onnx's own reader
+            model = onnx.load_model(str(p), load_external_data=False)
     except Exception as exc:  # protobuf raises DecodeError, RuntimeError or ValueError by version
         raise OnnxError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
     if not model.HasField("graph") or not model.graph.node or model.ir_version < 1:
@@ -303,25 +93,135 @@ def load(path: str) -> onnx.ModelProto:
     return model
 
 
-def _invalid_text(message, where: str = "") -> str | None:
-    """The first string field holding bytes that are not UTF-8 (protobuf then gives bytes, not str),
-    as a path like 'graph.node.doc_string', or None."""
-    from google.protobuf.descriptor import FieldDescriptor
+# TensorProto fields that hold values (float_data, int32_data: fp16/bf16 bits, raw_data, double_data)
+VALUE_FIELDS = frozenset({4, 5, 9, 10})
 
+
+def _parse_shapes_only(p: Path) -> onnx.ModelProto | None:
+    """The model with the values of its large float initializers left out (costs need only their dims;
+    smaller ones and integer ones stay: shape inference and evaluate.py read them): the file is mapped
+    and its protobuf fields walked, so a 255 MiB file costs a scan of its headers rather than a read
+    and a copy of every weight. None where the file is no protobuf (a text format by its suffix, or
+    bytes this walk cannot follow): onnx's own reader then answers."""
+    import mmap
+
+    if onnx.serialization.registry.get_format_from_file_extension(p.suffix) not in (None, "protobuf"):
+        return None
+    try:
+        with open(p, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            model = _strip(buf, 0, len(buf), {7: lambda b, s, e: _strip(b, s, e, {5: _tensor_header})})
+    except (OSError, IndexError, ValueError):  # OSError: no regular file to map (a pipe)
+        return None
+    return onnx.ModelProto.FromString(model)
+
+
+def _strip(buf, start: int, end: int, inner: dict) -> bytes:
+    """The message in buf[start:end], its fields copied as they are but those numbered in `inner`,
+    which `inner[number](buf, start, end)` rewrites (a length-delimited message)."""
+    out, pos = [], start
+    while pos < end:
+        tag = pos
+        key, pos = _varint(buf, pos)
+        wire = key & 7
+        if wire == 0:
+            pos = _varint(buf, pos)[1]
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            if key >> 3 in inner:
+                body = inner[key >> 3](buf, pos, pos + length)
+                out.append(_encode(key) + _encode(len(body)) + body)
+                pos += length
+                continue
+            pos += length
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            raise ValueError("a group or an unknown wire type")  # ONNX has no groups
+        if pos > end:
+            raise ValueError("a field past the end of its message")
+        out.append(buf[tag:pos])
+    return b"".join(out)
+
+
+def _tensor_header(buf, start: int, end: int) -> bytes:
+    """An initializer (TensorProto) without its values where it is a float tensor of more than
+    SMALL_INITIALIZER elements; as it is otherwise."""
+    fields, dims, dtype, pos = [], [], 0, start
+    while pos < end:
+        tag = pos
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+            dims += [value] * (number == 1)  # dims, unpacked
+            dtype = value if number == 2 else dtype
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            if number == 1:  # dims, packed
+                at = pos
+                while at < pos + length:
+                    value, at = _varint(buf, at)
+                    dims.append(value)
+            pos += length
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            raise ValueError("a group or an unknown wire type")
+        if pos > end:
+            raise ValueError("a field past the end of its message")
+        fields.append((number, tag, pos))
+    if dtype not in FLOAT_TYPES or math.prod(dims) <= SMALL_INITIALIZER:
+        return buf[start:end]
+    return b"".join(buf[tag:stop] for number, tag, stop in fields if number not in VALUE_FIELDS)
+
+
+def _varint(buf, pos: int) -> tuple[int, int]:
+    """(value, position after it) of the protobuf varint at buf[pos]."""
+    value = buf[pos]
+    if value < 0x80:  # most keys and lengths: one byte
+        return value, pos + 1
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("a varint of more than ten bytes")
+
+
+def _encode(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _invalid_text(message) -> str | None:
+    """The first string field holding bytes that are not UTF-8 (protobuf then gives bytes, not str),
+    as a path like 'graph.node.doc_string', or None. Every message of the model is visited: the path
+    is made only on the way back from a find."""
     for field, value in message.ListFields():
-        name = f"{where}{field.name}"
-        if field.type == FieldDescriptor.TYPE_STRING:
-            if any(isinstance(v, bytes) for v in ([value] if isinstance(value, (str, bytes)) else value)):
-                return name
-        elif field.type == FieldDescriptor.TYPE_MESSAGE:
-            for item in [value] if hasattr(value, "ListFields") else value:
-                found = _invalid_text(item, f"{name}.")
+        if field.type == _STRING:
+            if value.__class__ is bytes or (value.__class__ is not str and any(v.__class__ is bytes for v in value)):
+                return field.name
+        elif field.type == _MESSAGE:
+            for item in (value,) if hasattr(value, "ListFields") else value:
+                found = _invalid_text(item)
                 if found:
-                    return found
+                    return f"{field.name}.{found}"
     return None
 
 
-HEAVY_OPS = {*(op for op, e in OPS.items() if e.weights), "Einsum"}  # ops whose costs a skipped subgraph would lose
+_STRING, _MESSAGE = FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_MESSAGE
+
+
+# ops whose costs a skipped subgraph would lose: those with weights or matrix work
+HEAVY_OPS = {op for op, e in OPS.items() if e.weights or e.unit == MATRIX}
 
 
 def _tensors(node: onnx.NodeProto):
@@ -377,7 +277,7 @@ def _check_extent(t: onnx.TensorProto, data: Path, where: str) -> None:
     fields = {e.key: e.value for e in t.external_data}
     try:
         offset = int(fields.get("offset") or 0)
-        length = int(fields["length"]) if fields.get("length") else _tensor_bytes(t)
+        length = int(fields["length"]) if fields.get("length") else tensor_bytes(t)
     except (ValueError, TypeError, KeyError):  # KeyError: no length and a data type onnx does not know
         raise OnnxError(f"{where}: external data with no valid offset, length or data type") from None
     try:
@@ -465,7 +365,7 @@ def _weight_inputs(g: onnx.GraphProto, nodes: list) -> set[str]:
             if t in outputs or t not in uses:
                 return False
             for node, slot in uses[t]:
-                if node.op_type in PASS_THROUGH and slot == 0:
+                if _passes_weight(node.op_type) and slot == 0:
                     todo += filter(None, node.output)
                 elif not (slot > 0 and _roles(node.op_type) and node.op_type != "MatMul"):
                     return False
@@ -490,7 +390,7 @@ def _constants(g: onnx.GraphProto, nodes: list, order: list[int], weight_inputs:
                                           and not outputs.intersection(node.output)):
             folded.add(i)
             for t in filter(None, node.output):
-                origin[t] = origin[node.input[0]] if node.op_type in PASS_THROUGH else t
+                origin[t] = origin[node.input[0]] if _passes_weight(node.op_type) else t
     return folded, origin
 
 
@@ -625,7 +525,9 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
     initializers = {i.name for i in g.initializer}
     data_inputs = [v for v in g.input if v.name not in initializers and v.name not in weight_inputs]
     local = {(f.domain, f.name) for f in model.functions}
-    no_schema = {t for n in nodes if not onnx.defs.has(n.op_type, n.domain) and (n.domain, n.op_type) not in local
+    unknown = {(n.domain, n.op_type) for n in nodes} - local  # asked once per op type, not once per node
+    unknown = {key for key in unknown if not onnx.defs.has(key[1], key[0])}
+    no_schema = {t for n in nodes if (n.domain, n.op_type) in unknown
                  for t in n.output}  # custom ops (com.microsoft...): inference cannot type their outputs
     light = _skeleton(model, no_schema)
     kept = {v.name for v in data_inputs}
@@ -664,7 +566,7 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
         if slot < len(roles):
             return roles[slot]
         size = math.prod(_concrete(shapes.get(t), t))
-        return f"input{slot}" if size > 1 and (op in ELEMENTWISE_PARAMS + LEARNED_DATA or op not in COSTS) else None
+        return f"input{slot}" if size > 1 and (op not in OPS or OPS[op].learned) else None
 
     graph = nx.DiGraph(name=name, inputs=[v.name for v in data_inputs], outputs=[o.name for o in g.output],
                        tensors={}, weight_inputs=sorted(weight_inputs))

@@ -1,0 +1,65 @@
+"""Import reads a file's large float weights as shapes only: its walk of the protobuf fields must give the
+message onnx's own reader gives, less exactly those values (onnx.load_model is the independent source)."""
+import math
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from effplan.graph import onnx_import
+from effplan.graph.onnx_export import save
+
+VALUES = ("float_data", "int32_data", "raw_data", "double_data")
+
+
+def _model() -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((16, 3, 3, 3)).astype(np.float32), "W"),  # raw_data, 432
+        numpy_helper.from_array(np.zeros(16, np.float32), "B"),  # 16 elements: kept (shape inference reads small ones)
+        helper.make_tensor("S", TensorProto.FLOAT, [100], rng.standard_normal(100).tolist()),  # float_data
+        helper.make_tensor("H", TensorProto.FLOAT16, [80], np.ones(80, np.float16).view(np.uint16).tolist()),  # int32_data
+        helper.make_tensor("D", TensorProto.DOUBLE, [70], [0.5] * 70),  # double_data
+        numpy_helper.from_array(np.arange(300, dtype=np.int64), "I"),  # integers: kept whatever their size
+    ]
+    node = helper.make_node("Conv", ["x", "W", "B"], ["y"], pads=[1, 1, 1, 1], doc_string="caf\u00e9 \u2192 y")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, {"model": "m"})
+    return model
+
+
+def _expected(path) -> onnx.ModelProto:
+    model = onnx.load_model(str(path), load_external_data=False)
+    for t in model.graph.initializer:
+        if t.data_type in onnx_import.FLOAT_TYPES and math.prod(t.dims) > onnx_import.SMALL_INITIALIZER:
+            for field in VALUES:
+                t.ClearField(field)
+    return model
+
+
+def test_large_float_values_are_left_out_and_everything_else_is_onnxs_own_reading(tmp_path):
+    path = tmp_path / "m.onnx"
+    onnx.save(_model(), str(path))
+    got = onnx_import._parse_shapes_only(path)
+    assert got == _expected(path)
+    kept = {t.name for t in got.graph.initializer if any(len(getattr(t, f)) for f in VALUES)}
+    assert kept == {"B", "I"}
+    assert [list(t.dims) for t in got.graph.initializer] == [[16, 3, 3, 3], [16], [100], [80], [70], [300]]
+
+
+def test_a_file_written_one_initializer_at_a_time_reads_the_same(tmp_path):
+    """effplan's exporter appends each initializer as a model fragment of its own (protobuf merges them)."""
+    path = tmp_path / "m.onnx"
+    save(_model(), str(path))
+    assert onnx_import._parse_shapes_only(path) == _expected(path)
+
+
+def test_text_formats_and_bytes_that_are_no_protobuf_go_to_onnxs_reader(tmp_path):
+    text = tmp_path / "m.textproto"
+    text.write_text("ir_version: 8")
+    assert onnx_import._parse_shapes_only(text) is None
+    broken = tmp_path / "m.onnx"
+    broken.write_bytes(b"\x3a\xff\xff\xff\xff\x0f")  # graph field claiming 4 GB
+    assert onnx_import._parse_shapes_only(broken) is None
