@@ -22,18 +22,18 @@ from pathlib import Path
 import numpy as np
 
 import effplan
-from effplan.gate import search
+from effplan.gate import grid
 from effplan.plan.profile import analyze
 from effplan.design.scaling import base_design
 
 
 def vectorised_rate(design, depths, widths, sides, first: bool) -> tuple[float, int]:
     """One search's evaluation of the whole grid, as `effplan search` runs it."""
-    search._STRUCTURE.clear()
+    grid._STRUCTURE.clear()
     if first:
-        search._CHECKED.clear()
+        grid._CHECKED.clear()
     start = time.perf_counter()
-    g = search.evaluate_grid(design, depths, widths, sides)
+    g = grid.evaluate_grid(design, depths, widths, sides)
     elapsed = time.perf_counter() - start
     assert g.built.all() and g.path == "vectorised" and (g.peak_bytes > 0).all() and (g.params > 0).all()
     return g.built.size / elapsed, g.built.size
@@ -56,7 +56,7 @@ def main() -> None:
           f"{'later / graph':>14}")
     for name in ("efficientnet-b0", "mobilenet-v2", "resnet-50"):
         design = base_design(effplan.resolve(name).spec)
-        search.evaluate_grid(design, [1.0], [1.0], [224])  # imports
+        grid.evaluate_grid(design, [1.0], [1.0], [224])  # imports
         depths, widths = np.arange(1, 3.01, 0.2), np.arange(1, 2.01, 0.1)
         graph = graph_rate(design)
         for label, sides in (("d 11 x w 11 x r 128..639 step 1", np.arange(128, 640)),

@@ -94,7 +94,6 @@ def test_spearman_by_hand():
 
 
 def test_calibrate_writes_a_loadable_device_and_measure_uses_it(effplan, tmp_path, monkeypatch):
-    pytest.importorskip("onnxruntime")
     import functools
 
     import effplan.plan.measure as measure
@@ -108,8 +107,12 @@ def test_calibrate_writes_a_loadable_device_and_measure_uses_it(effplan, tmp_pat
                      "--format", "json").json()
     assert report["device"] == "here" and report["measured_s"] > 0 and report["estimated_s"] > 0
     assert isinstance(report["spearman"], float)
-    timed = [r for r in report["layers"] if r["measured_s"] > 0]
-    assert len(timed) > 0.8 * len(report["layers"])  # profile entries map back to effplan's kernels
+    # MobileNetV2 by hand: 52 convs (the stem, 16 expansions, 17 depthwise, 17 projections, the head), the
+    # pool and the classifier are 54 kernels, each timed through its node names in onnxruntime's profile;
+    # the layout reorders effplan models for a CPU map to no node of the file (their time is unassigned)
+    timed = [r["name"] for r in report["layers"] if r["measured_s"] > 0]
+    assert timed == [r["name"] for r in report["layers"] if r["op"] not in ("ReorderInput", "ReorderOutput")]
+    assert len(timed) == report["kernels_timed"] == 54
 
 
 def test_table_and_roofline_agree_on_a_device(effplan):

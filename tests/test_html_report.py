@@ -1,9 +1,11 @@
 """`effplan report`, `check --format html` and `search --format html`: one self-contained page whose
 embedded data is the JSON reports' own, checked here; then every kind of page opened in a real
-headless Chromium (skipped, with the reason, where Chromium or playwright is missing)."""
+headless Chromium (skipped, with the reason, where Chromium is missing; a failure instead under
+EFFPLAN_REQUIRE_BROWSER=1, which .ci/run sets, so CI cannot go green without it)."""
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
 
@@ -121,14 +123,18 @@ def _chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(name):
             return shutil.which(name)
-    pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
+    reason = "no Chromium on this machine (.ci/run installs Debian's chromium)"
+    if os.environ.get("EFFPLAN_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason}, and EFFPLAN_REQUIRE_BROWSER=1 requires one")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def browser():
     """One headless Chromium for every page of the module."""
+    from playwright import sync_api  # a [test] dependency: missing, this fails rather than skips
+
     path = _chromium()
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install '.[test]')")
     with sync_api.sync_playwright() as p:
         launched = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
         yield launched

@@ -14,7 +14,7 @@ from effplan.graph.onnx_export import to_onnx
 from effplan.graph.onnx_import import OnnxError, analyze_file, from_onnx, load
 from effplan.design.scaling import model_names
 
-ort = pytest.importorskip("onnxruntime")
+import onnxruntime as ort
 
 
 def session(model, optimize=True):

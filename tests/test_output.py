@@ -63,3 +63,33 @@ def test_a_replaced_file_keeps_its_mode(tmp_path):
     out.chmod(0o600)
     write_atomic(str(out), "new")
     assert out.read_text() == "new" and stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+# Every command that prints a report takes -o: the same text lands in the file and nothing on stdout.
+REPORTS = [
+    ["compare", "mobilenet-v2", "mobilenet-v1"],
+    ["models"],
+    ["devices", "--format", "json"],
+    ["runtimes"],
+    ["fit", "mobilenet-v2", "--memory", "1GiB", "--format", "csv"],
+    ["search", "mobilenet-v2", "--max-macs", "400M", "--depth", "1..1.2", "--width", "1", "--resolution", "192..224:32",
+     "--top", "1", "--format", "json"],
+    ["search", "mobilenet-v2", "--coefficients", "--tolerance", "0.02", "--format", "csv"],
+]
+
+
+@pytest.mark.parametrize("args", REPORTS, ids=lambda a: " ".join(a[:2]))
+def test_each_report_command_writes_its_output_file(effplan, tmp_path, args):
+    shown = effplan(*args)
+    out = tmp_path / "report.out"
+    written = effplan(*args, "-o", str(out))
+    assert shown.code == written.code == 0, written.err
+    assert written.out == "" and out.read_text(encoding="utf-8") == shown.out != ""
+
+
+def test_measure_writes_its_output_file(effplan, tmp_path):
+    out = tmp_path / "measure.json"
+    run = effplan("measure", "mobilenet-v2", "--resolution", "32", "--device", "t4", "--runs", "1", "--format", "json",
+                  "-o", str(out))
+    assert run.code == 0 and run.out == "", run.err
+    assert out.read_text(encoding="utf-8").lstrip().startswith("{")

@@ -122,7 +122,8 @@ def test_search_and_fixed_batch_and_blockless_checkpoint_are_refused(effplan, tm
 # ---- shape arithmetic evaluated where ONNX's data propagation stops
 
 def ort_output_shape(path: str, batch: int) -> tuple:
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     x = np.zeros([batch if isinstance(d, str) else d for d in session.get_inputs()[0].shape], np.float32)
     return session.run(None, {session.get_inputs()[0].name: x})[0].shape
@@ -303,7 +304,6 @@ def test_vit_kernels_fuse_bias_gelu_and_residual():
 
 def test_measure_runs_the_file_itself(effplan):
     """onnxruntime runs the file (its own node names come back in the profile), beside the roofline."""
-    pytest.importorskip("onnxruntime")
     report = effplan("measure", fixture("vit_block"), "--device", "t4", "--runs", "1", "--batch", "2",
                      "--format", "json")
     assert report.code == 0, report.err
@@ -440,3 +440,11 @@ def test_progressive_resizing_of_a_file_is_refused_in_one_line(effplan):
                   "--epochs", "2")
     assert run.code == 2 and run.out == ""
     assert run.err.count("\n") == 1 and "--progressive rescales a built design" in run.err
+
+
+def test_export_refuses_a_file_in_one_line(effplan, tmp_path):
+    out = tmp_path / "x.onnx"
+    for name in ("vit_block.onnx", "cnn_zero_bias_opset17.onnx"):
+        run = effplan("export", str(FIXTURES / name), "-o", str(out))
+        assert run.code == 2 and len(run.err.strip().splitlines()) == 1 and "already an ONNX file" in run.err
+    assert not out.exists()

@@ -4,10 +4,9 @@ import struct
 import xml.etree.ElementTree as ET
 
 import pytest
+from matplotlib.colors import to_hex
 
-pytest.importorskip("matplotlib")
-import effplan.render.plot as plot  # noqa: E402
-from matplotlib.colors import to_hex  # noqa: E402
+import effplan.render.plot as plot
 
 SEARCH = ["search", "efficientnet-b0", "--max-macs", "1G", "--max-inference-memory", "60MiB", "--max-params", "9M",
           "--depth", "1..1.6:0.1", "--width", "1..1.3:0.05", "--resolution", "224..320:8", "--top", "3"]

@@ -151,6 +151,18 @@ def test_runtime_files_are_checked_key_by_key(tmp_path):
         runtime_from_table({**table, "fusion": {**table["fusion"], "epilogue": ["Convv"]}}, "x.toml")
 
 
+def test_documentation_keys_outside_about_are_refused_by_name():
+    import tomllib
+    table = tomllib.loads(builtin_runtime_paths()["eager"].read_text())
+    assert table["about"]["precision"]["autocast"] == "fp16"  # read by nothing: under [about]
+    with pytest.raises(RuntimeSpecError, match=r"\[precision\] is documentation only .*\[about.precision\]"):
+        runtime_from_table({**table, "precision": {"autocast": "bf16"}}, "x.toml")
+    with pytest.raises(RuntimeSpecError, match=r"\[fusion\] not_fused is documentation only"):
+        runtime_from_table({**table, "fusion": {**table["fusion"], "not_fused": []}}, "x.toml")
+    with pytest.raises(RuntimeSpecError, match=r"\[runtime\] engine is documentation only"):
+        runtime_from_table({**table, "runtime": {**table["runtime"], "engine": "x"}}, "x.toml")
+
+
 def test_the_cli_names_the_runtime_and_refuses_bad_ones(effplan, tmp_path):
     report = effplan("roofline", "resnet-18", "--device", "t4", "--format", "json").json()
     assert report["runtime"] == "fused"  # a datacenter GPU's default

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import effplan
-from effplan.gate import search
+from effplan.gate import grid, search
 from effplan.plan.profile import profile
 from effplan.design.blocks import build
 from effplan.plan.hardware import load_device
@@ -35,9 +35,9 @@ def base(name):
 
 def test_which_models_take_which_path():
     for name in VECTORISED:
-        assert search._sides_follow_strides(base(name)) and search._repeats_hold(base(name), "fp32", None), name
+        assert grid._sides_follow_strides(base(name)) and grid._repeats_hold(base(name), "fp32", None), name
     for name in ONE_BY_ONE:
-        assert not search._sides_follow_strides(base(name)), name
+        assert not grid._sides_follow_strides(base(name)), name
 
 
 def graph_figures(design, batch, training):

@@ -1,5 +1,7 @@
-"""Import reads a file's large float weights as shapes only: its walk of the protobuf fields must give the
-message onnx's own reader gives, less exactly those values (onnx.load_model is the independent source)."""
+"""Import reads a file's weights as shapes only: its walk of the protobuf fields must give the message onnx's
+own reader gives, less exactly those values (onnx.load_model is the independent source). Values stay where
+shape inference reads them (up to 64 elements) or the shape evaluator folds them (integer tensors up to
+2^16 elements)."""
 import math
 
 import numpy as np
@@ -9,7 +11,8 @@ from onnx import TensorProto, helper, numpy_helper
 from effplan.graph import onnx_import
 from effplan.graph.onnx_export import save
 
-VALUES = ("float_data", "int32_data", "raw_data", "double_data")
+VALUES = ("float_data", "int32_data", "string_data", "int64_data", "raw_data", "double_data", "uint64_data")
+FLOATS = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE)
 
 
 def _model() -> onnx.ModelProto:
@@ -18,9 +21,10 @@ def _model() -> onnx.ModelProto:
         numpy_helper.from_array(rng.standard_normal((16, 3, 3, 3)).astype(np.float32), "W"),  # raw_data, 432
         numpy_helper.from_array(np.zeros(16, np.float32), "B"),  # 16 elements: kept (shape inference reads small ones)
         helper.make_tensor("S", TensorProto.FLOAT, [100], rng.standard_normal(100).tolist()),  # float_data
-        helper.make_tensor("H", TensorProto.FLOAT16, [80], np.ones(80, np.float16).view(np.uint16).tolist()),  # int32_data
+        helper.make_tensor("H", TensorProto.FLOAT16, [80], [1.0] * 80),  # int32_data
         helper.make_tensor("D", TensorProto.DOUBLE, [70], [0.5] * 70),  # double_data
-        numpy_helper.from_array(np.arange(300, dtype=np.int64), "I"),  # integers: kept whatever their size
+        numpy_helper.from_array(np.arange(300, dtype=np.int64), "I"),  # integers up to 2^16: kept
+        helper.make_tensor("Q", TensorProto.INT8, [70_000], np.ones(70_000, np.int8).tolist()),  # past 2^16
     ]
     node = helper.make_node("Conv", ["x", "W", "B"], ["y"], pads=[1, 1, 1, 1], doc_string="caf\u00e9 \u2192 y")
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
@@ -33,7 +37,8 @@ def _model() -> onnx.ModelProto:
 def _expected(path) -> onnx.ModelProto:
     model = onnx.load_model(str(path), load_external_data=False)
     for t in model.graph.initializer:
-        if t.data_type in onnx_import.FLOAT_TYPES and math.prod(t.dims) > onnx_import.SMALL_INITIALIZER:
+        size = math.prod(t.dims)
+        if size > 64 and (t.data_type in FLOATS or size > 2**16):
             for field in VALUES:
                 t.ClearField(field)
     return model
@@ -46,7 +51,7 @@ def test_large_float_values_are_left_out_and_everything_else_is_onnxs_own_readin
     assert got == _expected(path)
     kept = {t.name for t in got.graph.initializer if any(len(getattr(t, f)) for f in VALUES)}
     assert kept == {"B", "I"}
-    assert [list(t.dims) for t in got.graph.initializer] == [[16, 3, 3, 3], [16], [100], [80], [70], [300]]
+    assert [list(t.dims) for t in got.graph.initializer] == [[16, 3, 3, 3], [16], [100], [80], [70], [300], [70_000]]
 
 
 def test_a_file_written_one_initializer_at_a_time_reads_the_same(tmp_path):

@@ -137,3 +137,41 @@ def bytes_as_written(value: float, written) -> tuple[str, str] | None:
         return None
     decimal = BYTE_UNITS[match.group(2)] % 1024 != 0
     return (si_bytes if decimal else human_bytes)(value), f"{match.group(1)}{match.group(2)}"
+
+
+class RangeError(ValueError):
+    """A range of `parse_range` with a bad step ("step"), no values ("empty") or more than the limit
+    ("count"); a ValueError, so a caller with one message for all bad input catches it with the rest."""
+
+    def __init__(self, reason: str, part: str, count: float = 0):
+        super().__init__(f"{reason}: {part}")
+        self.reason, self.part, self.count = reason, part, count
+
+
+def parse_range(text: str, *, default_step: float, limit: float, mixed: bool = False) -> list[float]:
+    """Numbers as `--phi` and the search grids take them: 'a', 'a,b,c' or 'lo..hi[:step]' (both ends
+    included; `default_step` when no step is written). With `mixed`, a list may hold ranges
+    ('0,2..4:0.5'); without, a range is the whole text. A range's values are rounded to 10 decimals,
+    so 0..1:0.1 ends at exactly 1. Raises ValueError for what is not numbers (non-finite bounds
+    included), RangeError for a bad step, an empty range, or a range over `limit` values."""
+    values: list[float] = []
+    for part in text.split(",") if mixed else [text]:
+        part = part.strip() if mixed else part
+        if ".." not in part:
+            values += [float(x) for x in part.split(",")]
+            continue
+        span, _, step_text = part.partition(":")
+        lo, hi = (float(x) for x in span.split(".."))
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(part)
+        step = float(step_text) if step_text else default_step
+        if not (step > 0 and math.isfinite(step)):
+            raise RangeError("step", part)
+        span_steps = (hi - lo) / step  # inf for a step like 1e-320: too many values, never floored
+        count = math.floor(span_steps + 1e-9) + 1 if math.isfinite(span_steps) else 0 if hi < lo else math.inf
+        if count > limit:
+            raise RangeError("count", part, count)
+        if count < 1:
+            raise RangeError("empty", part)
+        values += [round(lo + i * step, 10) for i in range(count)]
+    return values

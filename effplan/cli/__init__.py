@@ -7,7 +7,6 @@ import sys
 import click
 
 from ..base.errors import EffplanError, one_line
-from ..base.units import MAX_DIM  # noqa: F401  (the bound every command states)
 from ..base.version import __version__
 from . import design, gate, hardware, memory, onnx, report, train
 

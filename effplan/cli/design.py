@@ -6,7 +6,7 @@ import click
 
 from ..base.errors import EffplanError, did_you_mean, quote
 from ..plan.profile import design_rows
-from .options import FORMAT, BATCH, DIM, DTYPES, DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, design_options, DESIGN_KEYS, designs_from, emit, one_design, view_options, LAYER_SORT, LAYER_TOP
+from .options import FORMAT, BATCH, DIM, DTYPES, DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, design_options, DESIGN_KEYS, designs_from, emit, one_design, view_options, LAYER_SORT, LAYER_TOP, LAYER_BY, STRICT
 
 
 @click.command()
@@ -36,8 +36,8 @@ def table(models, query, device, runtime, train, sort_key, batch, dtype, optimiz
     effplan table efficientnet-b0 efficientnet-b4 --format json
     effplan table efficientnet-b0 efficientnetv2-s --device a100-80gb --train --batch 128
     """
-    from ..render.report import (DEVICE_COLUMNS, TABLE_COLUMNS, TABLE_OPTIONAL, TRAIN_COLUMNS, header, render_rows,
-                                 to_json)
+    from ..render.report import DEVICE_COLUMNS, TABLE_COLUMNS, TABLE_OPTIONAL, TRAIN_COLUMNS, header
+    from ..render.tables import render_rows, to_json
 
     if runtime and not device:
         raise EffplanError("--runtime needs --device")
@@ -68,9 +68,8 @@ def table(models, query, device, runtime, train, sort_key, batch, dtype, optimiz
 @click.command()
 @click.argument("model")
 @design_options(single=True)
-@click.option("--by", type=click.Choice(["layer", "block", "stage", "op"]), default="layer", show_default=True,
-              help="One row per layer (op), block, stage, or op type.")
-@click.option("--strict", is_flag=True, help="Fail when an op has no cost function.")
+@LAYER_BY
+@STRICT
 @LAYER_SORT
 @LAYER_TOP
 @BATCH
@@ -94,31 +93,33 @@ def layers(model, query, by, strict, sort_key, top, batch, dtype, fmt, view, out
 @DTYPE
 @FORMAT
 @view_options
-def compare(models, dim_items, batch, dtype, fmt, view):
+@OUTPUT
+def compare(models, dim_items, batch, dtype, fmt, view, output):
     """Designs side by side, one column each: effplan compare efficientnet-b4 efficientnetv2-s resnet-50."""
-    from ..render.report import TABLE_COLUMNS, header, render_rows, to_json
+    from ..render.report import TABLE_COLUMNS, header
+    from ..render.tables import render_rows, to_json
 
     pairs = designs_from(models, **{**dict.fromkeys(DESIGN_KEYS), "depth_rounding": "ceil", "scale_items": (),
                                     "dim_items": dim_items})
     rows = design_rows(pairs, batch, dtype)
     if fmt == "json":
-        return click.echo(to_json(rows), nl=False)
+        return emit(to_json(rows), output)
     metrics = [(h, key, f) for h, key, f in TABLE_COLUMNS if key not in ("model", "macs_ratio", "two_pow_phi")]
     exact = fmt == "csv"
     body = [{"metric": key if exact else h, **{r["model"]: r[key] if exact else f(r[key]) for r in rows}}
             for h, key, f in metrics]
     columns = [("metric", "metric", str)] + [(r["model"], r["model"], str) for r in rows]
     later_first = tuple(r["model"] for r in reversed(rows))  # designs past the terminal's width are hidden
-    click.echo(render_rows(body, columns, fmt, "" if fmt == "csv" else header(batch, dtype), view, later_first),
-               nl=False)
+    emit(render_rows(body, columns, fmt, "" if fmt == "csv" else header(batch, dtype), view, later_first), output)
 
 
 @click.command()
 @FORMAT
 @view_options
-def models(fmt, view):
+@OUTPUT
+def models(fmt, view, output):
     """The built-in models, with a line each."""
-    from ..render.report import render_rows, to_json
+    from ..render.tables import render_rows, to_json
     from ..design.scaling import _builtin_spec, scaling_table
     from ..design.spec import builtin_spec_paths
 
@@ -136,16 +137,16 @@ def models(fmt, view):
                                     f" (published coefficients)", "resolution": p.resolution})
     rows.sort(key=lambda r: (r["family"], r["name"]))
     if fmt == "json":
-        return click.echo(to_json(rows), nl=False)
+        return emit(to_json(rows), output)
     if fmt == "csv":
         columns = [(h, h, str) for h in ("name", "family", "kind", "resolution", "description")]
-        return click.echo(render_rows(rows, columns, fmt), nl=False)
+        return emit(render_rows(rows, columns, fmt), output)
     columns = [(h.capitalize(), h, str) for h in ("name", "kind", "resolution", "description")]
     families = dict.fromkeys(r["family"] for r in rows)
     sections = [render_rows([r for r in rows if r["family"] == family], columns, fmt,
                             f"{'### ' if fmt == 'markdown' else ''}{family}", view, ("description",))
                 for family in families]
-    click.echo("\n".join(sections), nl=False)
+    emit("\n".join(sections), output)
 
 
 @click.command()

@@ -32,7 +32,7 @@ def check(budget_file, fmt, baseline, tolerance, strict, view, output):
     """
     from ..gate.budget import baseline_growth, load_budgets, unknown_ops
     from ..gate.budget import check as check_budgets
-    from ..render.report import render_check
+    from ..render.gate import render_check
     from ..base.units import parse_share
 
     share = parse_share(tolerance, "--tolerance")
@@ -83,10 +83,11 @@ def check(budget_file, fmt, baseline, tolerance, strict, view, output):
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "markdown", "html"]), default="text",
               show_default=True, help="Output format (html: a page with the Pareto front and the limits drawn).")
 @view_options
+@OUTPUT
 def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inference_memory, max_training_memory,
            max_latency, min_throughput, max_training_step_time, min_training_throughput, device, runtime, depth_text,
            width_text, resolution_text, objective, accuracy_file,
-           mnas_w, top, coefficient_mode, tolerance, plot, batch, dtype, optimizer, precision, fmt, view):
+           mnas_w, top, coefficient_mode, tolerance, plot, batch, dtype, optimizer, precision, fmt, view, output):
     """The largest design that fits: the largest phi, and the best (depth, width, resolution) on a grid.
 
     \b
@@ -96,7 +97,7 @@ def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inferen
     """
     from ..gate import search as engine
     from ..gate.budget import parse_limits
-    from ..render.report import render_coefficients, render_search
+    from ..render.gate import render_coefficients, render_search
 
     design = engine.searchable(model)
     progress = _progress("designs")
@@ -104,7 +105,7 @@ def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inferen
         if not 0 < tolerance <= 1:
             raise EffplanError(f"--tolerance {tolerance}: expected a number in (0, 1]")
         rows = engine.coefficient_grid(design, tolerance, progress=progress)
-        return click.echo(render_coefficients(rows, design, tolerance, fmt, view), nl=False)
+        return emit(render_coefficients(rows, design, tolerance, fmt, view), output)
     given = {"max_macs": max_macs, "max_flops": max_flops, "max_params": max_params,
              "max_weight_bytes": max_weight_bytes, "max_inference_memory": max_inference_memory,
              "max_training_memory": max_training_memory, "max_latency": max_latency, "min_throughput": min_throughput,
@@ -129,5 +130,5 @@ def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inferen
         plot_pareto(designs, front, stats, constraints, plot, model)
     if fmt == "html":
         from ..render.html import search_page
-        return click.echo(search_page(designs, front, stats, constraints, model, objective), nl=False)
-    click.echo(render_search(designs, front, stats, constraints, model, objective, fmt, view), nl=False)
+        return emit(search_page(designs, front, stats, constraints, model, objective), output)
+    emit(render_search(designs, front, stats, constraints, model, objective, fmt, view), output)

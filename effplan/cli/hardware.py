@@ -88,7 +88,8 @@ def calibrate(name, output):
 @BATCH
 @FORMAT
 @view_options
-def measure(model, query, device, provider, runs, batch, fmt, view):
+@OUTPUT
+def measure(model, query, device, provider, runs, batch, fmt, view, output):
     """Run a design in onnxruntime with profiling: measured time per kernel beside the roofline estimate."""
     import tomllib
 
@@ -114,21 +115,22 @@ def measure(model, query, device, provider, runs, batch, fmt, view):
     report = run_measure(graph, design, result, runs, provider_name)
     for line in unsteady_warnings({"whole-model": report["spread"]}):
         warn(line)
-    click.echo(render_measure({**describe_design(design), "device": found.name, "batch": batch, **report}, fmt,
-                              view), nl=False)
+    emit(render_measure({**describe_design(design), "device": found.name, "batch": batch, **report}, fmt, view),
+         output)
 
 
 @click.command()
 @FORMAT
 @view_options
-def devices(fmt, view):
+@OUTPUT
+def devices(fmt, view, output):
     """The device catalog: peaks per precision, bandwidth, memory, and their sources."""
     from ..plan.hardware import builtin_device_paths, load_device
-    from ..render.report import render_rows, to_json
+    from ..render.tables import render_rows, to_json
 
     found = [load_device(name) for name in builtin_device_paths()]
     if fmt == "json":
-        return click.echo(to_json([d.as_dict() for d in found]), nl=False)
+        return emit(to_json([d.as_dict() for d in found]), output)
 
     def peaks(table):
         return " ".join(f"{p}:{v / 1e12:g}" for p, v in table.items())
@@ -136,31 +138,32 @@ def devices(fmt, view):
              "bandwidth": f"{d.bandwidth / 1e9:g} GB/s", "matrix": peaks(d.matrix), "vector": peaks(d.vector),
              "description": d.description} for d in found]
     columns = [(k, k, str) for k in ("name", "class", "memory", "bandwidth", "matrix", "vector", "description")]
-    click.echo(render_rows(rows, columns, fmt, "# peaks in TFLOP/s (int8: TOPS), dense; sources in "
-                                              "`effplan devices --format json` and specs/hardware/", view,
-                           ("description", "vector", "class", "bandwidth", "matrix")), nl=False)
+    emit(render_rows(rows, columns, fmt, "# peaks in TFLOP/s (int8: TOPS), dense; sources in "
+                                        "`effplan devices --format json` and specs/hardware/", view,
+                     ("description", "vector", "class", "bandwidth", "matrix")), output)
 
 
 @click.command()
 @FORMAT
 @view_options
-def runtimes(fmt, view):
+@OUTPUT
+def runtimes(fmt, view, output):
     """The runtimes: how each engine groups ops into kernels and what a launch costs (specs/runtimes/)."""
     from ..plan.runtime import DEFAULT_RUNTIME, DEFAULT_TRAINING_RUNTIME, builtin_runtime_paths, load_runtime
-    from ..render.report import render_rows, to_json
+    from ..render.tables import render_rows, to_json
 
     found = [load_runtime(name) for name in builtin_runtime_paths()]
     if fmt == "json":
-        return click.echo(to_json([{**r.as_dict(),
-                                    "default_for": [c for c, n in DEFAULT_RUNTIME.items() if n == r.name],
-                                    "training_default_for": [c for c, n in DEFAULT_TRAINING_RUNTIME.items()
-                                                             if n == r.name]} for r in found]), nl=False)
+        return emit(to_json([{**r.as_dict(),
+                              "default_for": [c for c, n in DEFAULT_RUNTIME.items() if n == r.name],
+                              "training_default_for": [c for c, n in DEFAULT_TRAINING_RUNTIME.items()
+                                                       if n == r.name]} for r in found]), output)
     rows = [{"name": r.name, "default for": ", ".join(c for c, n in DEFAULT_RUNTIME.items() if n == r.name) or "-",
              "trains": f"yes, all-reduce {r.allreduce}" if r.trains else "-",
              "launch": ("device's" if r.overhead_s is None else f"{r.overhead_s * 1e6:g} µs") + f" {r.overlap}",
              "fusion": ("off" if not r.fusion else f"epilogue {r.epilogue_kernel}"),
              "tiles": "padded" if r.tile_padding else "-", "description": r.description} for r in found]
     columns = [(k, k, str) for k in ("name", "default for", "launch", "fusion", "tiles", "trains", "description")]
-    click.echo(render_rows(rows, columns, fmt, "# specs/runtimes/*.toml; pass --runtime NAME or a runtime file "
-                                               "to roofline, table --device, check and search", view,
-                           ("description", "trains", "tiles", "default for")), nl=False)
+    emit(render_rows(rows, columns, fmt, "# specs/runtimes/*.toml; pass --runtime NAME or a runtime file "
+                                         "to roofline, table --device, check and search", view,
+                     ("description", "trains", "tiles", "default for")), output)

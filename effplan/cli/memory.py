@@ -50,8 +50,9 @@ def memory(model, query, train, optimizer, precision, checkpoint, inplace, fold_
 @DTYPE
 @FORMAT
 @view_options
+@OUTPUT
 def fit(models, query, train, optimizer, precision, checkpoint, inplace, fold_bn, fuse_se, order, device, memory_text,
-        reserve, asked, dtype, fmt, view):
+        reserve, asked, dtype, fmt, view, output):
     """The largest batch that fits a device or an amount of memory (inference, or --train); with
     --batch B, whether B fits (exit 0 yes, 1 no). Exit 1 also when not even batch 1 fits.
 
@@ -84,6 +85,6 @@ def fit(models, query, train, optimizer, precision, checkpoint, inplace, fold_bn
                  + "".join(f", {flag}" for flag, on in (("in-place", inplace), ("BN folded", fold_bn),
                                                           ("SE fused", fuse_se), ("memory-aware order", order == "aware"))
                            if on))
-    click.echo(fit_report(results, where, capacity, budget, reserve, mode, fmt, asked, view), nl=False)
+    emit(fit_report(results, where, capacity, budget, reserve, mode, fmt, asked, view), output)
     if any(fit.batch == 0 or at is not None and at > budget for _, fit, at in results):
         sys.exit(1)

@@ -6,7 +6,7 @@ import click
 from ..base.errors import EffplanError
 from ..base.units import MAX_DIM
 from .options import FORMAT, DIM, DTYPES, OUTPUT, design_options, emit, one_design, parse_dims, view_options, LAYER_SORT, \
-    LAYER_TOP
+    LAYER_TOP, LAYER_BY, STRICT
 
 
 @click.command()
@@ -34,7 +34,12 @@ def export(model, query, batch, dynamic_batch, opset, fold_bn, weights, check, o
     if batch is not None and dynamic_batch:
         raise EffplanError("--batch and --dynamic-batch exclude each other: a dynamic batch is bound at run time")
     batch = batch or 1
+    from ..design.imported import Imported
+
     design = one_design(model, query)
+    if isinstance(design, Imported):  # its graph holds no weights of ours to write
+        raise EffplanError(f"export writes a built design; {design.name} is already an ONNX file (analyze, memory, "
+                           f"roofline and the other commands read it as it is)")
     if not 14 <= opset <= onnx.defs.onnx_opset_version():
         raise EffplanError(f"--opset must be between 14 (HardSwish) and {onnx.defs.onnx_opset_version()}, got {opset}")
     graph = build(design, batch)
@@ -101,10 +106,10 @@ def run_check(path: str, batch: int) -> str:
 @click.option("--batch", type=click.IntRange(1, MAX_DIM), default=None,
               help="Size of a symbolic batch dimension (default: 1; a fixed batch is the file's).")
 @DIM
-@click.option("--by", type=click.Choice(["layer", "block", "stage", "op"]), default="layer", show_default=True)
+@LAYER_BY
 @click.option("--dtype", type=DTYPES, default=None,
               help="Element type for bytes (default: the model input's).")
-@click.option("--strict", is_flag=True, help="Fail when an op has no cost function.")
+@STRICT
 @LAYER_SORT
 @LAYER_TOP
 @FORMAT

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..base.errors import EffplanError, quote
-from ..base.units import DTYPES as DTYPE_SIZES
+from ..base.units import DTYPES as DTYPE_SIZES, RangeError, parse_range
 from ..design.spec import MAX_CHANNELS
 from ..gate.budget import MAX_BATCH
 from ..plan.memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS
@@ -129,27 +129,16 @@ def parse_phis(text: str) -> list[float]:
     """'1.5', '0,2,5', '0..7', '0..2:0.5' (ranges include both ends)."""
     from ..design.scaling import check_phi
 
-    values: list[float] = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            if ".." in part:
-                span, _, step_text = part.partition(":")
-                lo, hi = (float(x) for x in span.split(".."))
-                step = float(step_text) if step_text else 1.0
-                if not step > 0 or not math.isfinite(step):
-                    raise EffplanError(f"--phi {quote(text)}: the step must be a positive number")
-                span_steps = (hi - lo) / step  # inf for a step like 1e-320: refused below, never floored
-                count = math.floor(span_steps + 1e-9) + 1 if math.isfinite(span_steps) else 0 if hi < lo else math.inf
-                if count > MAX_DESIGNS:
-                    raise EffplanError(f"--phi {quote(text)} gives {count:.0f} designs; at most {MAX_DESIGNS} at once")
-                values += [round(lo + i * step, 10) for i in range(max(count, 0))]
-                if count < 1:
-                    raise EffplanError(f"--phi {quote(text)}: the range {part} is empty")
-            else:
-                values.append(float(part))
-        except ValueError:
-            raise EffplanError(f"--phi {quote(text)}: expected a number, a list a,b,c or a range a..b[:step]") from None
+    try:
+        values = parse_range(text, default_step=1.0, limit=MAX_DESIGNS, mixed=True)
+    except RangeError as exc:
+        if exc.reason == "step":
+            raise EffplanError(f"--phi {quote(text)}: the step must be a positive number") from None
+        if exc.reason == "count":
+            raise EffplanError(f"--phi {quote(text)} gives {exc.count:.0f} designs; at most {MAX_DESIGNS} at once") from None
+        raise EffplanError(f"--phi {quote(text)}: the range {exc.part} is empty") from None
+    except ValueError:
+        raise EffplanError(f"--phi {quote(text)}: expected a number, a list a,b,c or a range a..b[:step]") from None
     for phi in values:
         check_phi(phi)
     if len(values) > MAX_DESIGNS:
@@ -284,15 +273,18 @@ TRAIN_OPTIONS = [
 LAYER_SORT = click.option("--sort", "sort_key", type=click.Choice(LAYER_SORT_KEYS), default=None,
                           help="Order rows by this figure, largest first.")
 LAYER_TOP = click.option("--top", type=click.IntRange(1), default=None, metavar="N", help="Only the first N rows.")
+LAYER_BY = click.option("--by", type=click.Choice(["layer", "block", "stage", "op"]), default="layer",
+                        show_default=True, help="One row per layer (op), block, stage, or op type.")
+STRICT = click.option("--strict", is_flag=True, help="Fail when an op has no cost function.")
 
 
 def view_options(fn):
-    """--wide and --columns for text tables, passed on as `view` (a render.report.View)."""
+    """--wide and --columns for text tables, passed on as `view` (a render.tables.View)."""
     import functools
 
     @functools.wraps(fn)
     def packed(wide, columns_text, **kwargs):
-        from ..render.report import View
+        from ..render.tables import View
 
         names = tuple(n.strip() for n in columns_text.split(",") if n.strip()) if columns_text is not None else ()
         if columns_text is not None and not names:

@@ -5,7 +5,7 @@ import click
 
 from ..base.errors import EffplanError
 from ..plan.memory import inference_graph
-from ..plan.profile import design_rows, network_key
+from ..plan.profile import analyze, design_rows, device_rows, network_key
 from .options import BATCH, DTYPES, OUTPUT, RUNTIME, design_options, designs_from, emit, file_checks, train_options
 
 MAX_DEVICES = 8
@@ -47,19 +47,20 @@ def report(models, query, devices, dtype, runtime, batch, train, optimizer, prec
                "fold_bn": fold_bn, "fuse_se": fuse_se, "order": order, "runtime": runtime}
     if len(pairs) == 1:
         return emit(_model_page(pairs[0], list(found.values()), options), output)
-    rows = design_rows(pairs, batch, options["dtype"], precision, optimizer)
+    profiles = [analyze(design, batch, options["dtype"]) for design, _ in pairs]  # once, for every device
+    rows = design_rows(pairs, batch, options["dtype"], precision, optimizer, profiles=profiles)
+    graphs = [p.graph for p in profiles]
     at_devices = []
     for name, device in found.items():  # as `effplan table --device`: at the device's precision unless --dtype
         device_dtype = dtype or device.preferred_dtype
         at_devices.append({"device": device.name, "dtype": device_dtype,
-                           "rows": design_rows(pairs, batch, device_dtype, precision, optimizer, name, runtime)})
+                           "rows": device_rows(graphs, name, batch=batch, dtype=device_dtype, runtime=runtime)})
     emit(compare_page(rows, at_devices, options), output)
 
 
 def _model_page(pair, devices, options) -> str:
     from ..design.blocks import build
     from ..plan.memory import training_memory
-    from ..plan.profile import analyze
     from ..plan.roofline import roofline
     from ..render.html import device_data, model_page
     from ..render.report import memory_report

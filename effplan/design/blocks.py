@@ -370,7 +370,7 @@ def build(design: Design, batch: int = 1):
     return _build(design, batch)
 
 
-@lru_cache(maxsize=32)  # a built graph is about 1-2 MB: a bounded handful
+@lru_cache(maxsize=64)  # a built graph is about 1-2 MB; 64 holds every built-in model at one batch
 def _build(design: Design, batch: int):
     check_design(design)
     spec = design.spec

@@ -62,8 +62,8 @@ class SourcedWeight(Weight):
 
 
 def load(path: str) -> onnx.ModelProto:
-    """Parse a model file without its external data, checking that any external data stays
-    inside the model's folder."""
+    """Parse a model file without its external data and without the values of its weights (their
+    shapes are what costs need), checking that any external data stays inside the model's folder."""
     p = Path(path)
     if p.is_dir():
         raise OnnxError(f"{path}: is a directory, expected an .onnx file")
@@ -73,15 +73,17 @@ def load(path: str) -> onnx.ModelProto:
         raise OnnxError(f"{path}: cannot read: {exc.strerror}") from None
     if size == 0:
         raise OnnxError(f"{path}: empty file, not an ONNX model")
-    left = memory_left()
-    need = 2 * size + (64 << 20)  # the file's bytes and the parsed message (measured: EfficientNet-L2's 1.9 GB)
-    if left is not None and need > left:
-        raise OnnxError(f"{path}: parsing its {human_bytes(size)} needs about {human_bytes(need)} of memory; "
-                        f"{human_bytes(left)} is left")
     try:
-        model = _parse_shapes_only(p)
+        model = _parse_shapes_only(p)  # holds the file less its weights' values: little memory
         if model is None:  # a text format (by its suffix), or bytes that are no protobuf: onnx's own reader
+            left = memory_left()
+            need = 2 * size + (64 << 20)  # its bytes and the parsed message (measured: EfficientNet-L2's 1.9 GB)
+            if left is not None and need > left:
+                raise OnnxError(f"{path}: parsing its {human_bytes(size)} needs about {human_bytes(need)} of "
+                                f"memory; {human_bytes(left)} is left")
             model = onnx.load_model(str(p), load_external_data=False)
+    except OnnxError:
+        raise
     except Exception as exc:  # protobuf raises DecodeError, RuntimeError or ValueError by version
         raise OnnxError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
     if not model.HasField("graph") or not model.graph.node or model.ir_version < 1:
@@ -93,16 +95,18 @@ def load(path: str) -> onnx.ModelProto:
     return model
 
 
-# TensorProto fields that hold values (float_data, int32_data: fp16/bf16 bits, raw_data, double_data)
-VALUE_FIELDS = frozenset({4, 5, 9, 10})
+# TensorProto fields that hold values: float_data, int32_data (also int8, fp16 ... bits), string_data,
+# int64_data, raw_data, double_data, uint64_data
+VALUE_FIELDS = frozenset({4, 5, 6, 7, 9, 10, 11})
 
 
 def _parse_shapes_only(p: Path) -> onnx.ModelProto | None:
-    """The model with the values of its large float initializers left out (costs need only their dims;
-    smaller ones and integer ones stay: shape inference and evaluate.py read them): the file is mapped
-    and its protobuf fields walked, so a 255 MiB file costs a scan of its headers rather than a read
-    and a copy of every weight. None where the file is no protobuf (a text format by its suffix, or
-    bytes this walk cannot follow): onnx's own reader then answers."""
+    """The model with the values of its weights left out (costs need only their dims; what shape
+    inference or evaluate.py reads stays: initializers up to SMALL_INITIALIZER elements, and the integer
+    ones evaluate.py folds): the file is mapped and its protobuf fields walked, so a 255 MiB file costs a
+    scan of its headers rather than a read and a copy of every weight. None where the file is no
+    protobuf (a text format by its suffix, or bytes this walk cannot follow): onnx's own reader then
+    answers."""
     import mmap
 
     if onnx.serialization.registry.get_format_from_file_extension(p.suffix) not in (None, "protobuf"):
@@ -144,8 +148,8 @@ def _strip(buf, start: int, end: int, inner: dict) -> bytes:
 
 
 def _tensor_header(buf, start: int, end: int) -> bytes:
-    """An initializer (TensorProto) without its values where it is a float tensor of more than
-    SMALL_INITIALIZER elements; as it is otherwise."""
+    """An initializer (TensorProto) without its values, unless shape inference or evaluate.py reads them
+    (see _parse_shapes_only)."""
     fields, dims, dtype, pos = [], [], 0, start
     while pos < end:
         tag = pos
@@ -170,7 +174,9 @@ def _tensor_header(buf, start: int, end: int) -> bytes:
         if pos > end:
             raise ValueError("a field past the end of its message")
         fields.append((number, tag, pos))
-    if dtype not in FLOAT_TYPES or math.prod(dims) <= SMALL_INITIALIZER:
+    from .evaluate import _seeds
+
+    if math.prod(dims) <= SMALL_INITIALIZER or _seeds(TensorProto(dims=dims, data_type=dtype)):
         return buf[start:end]
     return b"".join(buf[tag:stop] for number, tag, stop in fields if number not in VALUE_FIELDS)
 

@@ -169,11 +169,35 @@ def memory_aware_order(graph, dtype_bytes: int = 4) -> list[str]:
     return order
 
 
+def order_peaks(graph, dtype_bytes: int, **options) -> tuple[Peak, Peak]:
+    """(peak in stored order, peak in memory-aware order)."""
+    plain = inference_peak(graph, dtype_bytes, **options)
+    return plain, inference_peak(graph, dtype_bytes, order=memory_aware_order(graph, dtype_bytes), **options)
+
+
 def best_order_peak(graph, dtype_bytes: int, **options) -> tuple[Peak, Peak]:
     """(peak in stored order, peak in the better of stored and memory-aware order)."""
-    plain = inference_peak(graph, dtype_bytes, **options)
-    aware = inference_peak(graph, dtype_bytes, order=memory_aware_order(graph, dtype_bytes), **options)
+    plain, aware = order_peaks(graph, dtype_bytes, **options)
     return plain, min(plain, aware, key=lambda p: p.bytes)
+
+
+@dataclass(frozen=True)
+class InferenceMemory:
+    plain: Peak  # stored order, as runtimes run the graph
+    aware: Peak  # memory-aware order
+    peak: Peak  # the headline: plain, or the better of the two when the order asked is "aware"
+    weight_bytes: int
+    live: tuple[tuple[str, int], ...]  # (tensor, bytes) live at the headline peak, largest first
+
+
+def inference_memory(graph, dtype_bytes: int, *, order: str = "plain", inplace: bool = False,
+                     fuse_se: bool = False) -> InferenceMemory:
+    """What `effplan memory` reports for inference: both orders' peaks, the headline, weights, the live tensors."""
+    plain, aware = order_peaks(graph, dtype_bytes, inplace=inplace, fuse_se=fuse_se)
+    peak = min(plain, aware, key=lambda p: p.bytes) if order == "aware" else plain
+    tensors = graph.graph["tensors"]
+    live = sorted(((t, math.prod(tensors[t]) * dtype_bytes) for t in peak.live if t in tensors), key=lambda x: -x[1])
+    return InferenceMemory(plain, aware, peak, weight_bytes(graph, dtype_bytes), tuple(live))
 
 
 # ---- training ----

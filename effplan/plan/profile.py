@@ -218,10 +218,12 @@ def design_row(profile: Profile, base_macs: int | None, training=None) -> dict:
 
 
 def design_rows(pairs, batch, dtype, precision=DEFAULT_PRECISION, optimizer=DEFAULT_OPTIMIZER, device=None,
-                runtime=None, train=False) -> list[dict]:
+                runtime=None, train=False, profiles=None) -> list[dict]:
     """The summary row of each (design, baseline) pair, with its MACs ratio to the baseline; with `train`
-    (and a device), a training step's time and images/s at the batch on one device."""
-    profiles = [analyze(design, batch, dtype) for design, _ in pairs]
+    (and a device), a training step's time and images/s at the batch on one device. `profiles`: the
+    pairs' designs already analyzed at the batch and dtype (so a caller costs them once)."""
+    if profiles is None:
+        profiles = [analyze(design, batch, dtype) for design, _ in pairs]
     macs = {network_key(d): p.totals.macs for (d, _), p in zip(pairs, profiles)}
     for _, base in pairs:  # the phi = 0 baseline of each model, built only when not in the table (a file has none)
         if base is not None and network_key(base) not in macs:
@@ -230,19 +232,31 @@ def design_rows(pairs, batch, dtype, precision=DEFAULT_PRECISION, optimizer=DEFA
                        training_memory(p.graph, precision, optimizer))
             for (_, base), p in zip(pairs, profiles)]
     if device:
-        from .hardware import load_device
-        from .roofline import roofline
+        for row, extra in zip(rows, device_rows([p.graph for p in profiles], device, dtype, batch, runtime, train,
+                                                precision, optimizer)):
+            row.update(extra)
+    return rows
 
-        found = load_device(device)
-        for row, p in zip(rows, profiles):
-            result = roofline(p.graph, found, dtype, batch, runtime=runtime)
-            row.update(device=found.name, runtime=result.runtime.name, latency_s=result.latency_s,
-                       images_per_s=result.images_per_s)
-            if train:
-                from .training import training_step
-                step = training_step(p.graph, found, runtime=runtime, precision=precision, optimizer=optimizer)
-                row.update(training_runtime=step.runtime.name, training_step_s=step.time_s,
-                           training_images_per_s=step.images_per_s)
+
+def device_rows(graphs, device, dtype, batch, runtime=None, train=False, precision=DEFAULT_PRECISION,
+                optimizer=DEFAULT_OPTIMIZER) -> list[dict]:
+    """Per graph: its roofline latency and images/s on `device` at `dtype` (a graph holds shapes, not
+    the element type, so one built graph serves every device); with `train`, a training step's too."""
+    from .hardware import load_device
+    from .roofline import roofline
+
+    found = load_device(device)
+    rows = []
+    for graph in graphs:
+        result = roofline(graph, found, dtype, batch, runtime=runtime)
+        row = dict(device=found.name, runtime=result.runtime.name, latency_s=result.latency_s,
+                   images_per_s=result.images_per_s)
+        if train:
+            from .training import training_step
+            step = training_step(graph, found, runtime=runtime, precision=precision, optimizer=optimizer)
+            row.update(training_runtime=step.runtime.name, training_step_s=step.time_s,
+                       training_images_per_s=step.images_per_s)
+        rows.append(row)
     return rows
 
 

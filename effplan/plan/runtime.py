@@ -34,19 +34,22 @@ REORDERS = ("none", "cudnn-internal", "nchwc")
 # backward runs) or after-backward (one cross-replica sum once backward ends: not overlapped)
 ALLREDUCE = ("bucketed", "after-backward")
 DOCS = {"source", "note"}  # free text any table may carry
+ABOUT = "about"  # [about]: documentation only (free form, never read), kept apart so no key there looks like a setting
 TABLES = {
-    "runtime": {"name", "description", "engine", "device_classes", "sources"},
+    "runtime": {"name", "description", "device_classes", "sources"},
     "launch": {"overhead_s", "overlap"},
     "kernels": {"single_kernel", "standalone", "views", "conv_bias", "conv_bias_source"},
     "fusion": {"enabled", "anchors", "epilogue", "epilogue_kernel", "max_adds", "pointwise_chains",
-               "reductions_fuse_producer", "consumer_fusion", "not_fused"},
-    "squeeze_excite": {"pool", "gate", "scale"},  # documentation: the fusion rules above produce it
+               "reductions_fuse_producer", "consumer_fusion"},
     "layout": {"reorders"},
-    "precision": {"autocast"},
     "matrix": {"tile_padding", "tile_source"},
     "training": {"trains", "allreduce"},
 }
 REQUIRED = ("runtime", "launch", "kernels", "fusion")
+# Keys that once sat among the settings but that nothing reads: refused there, so that editing
+# `autocast = "bf16"` cannot look like it changes an estimate.
+DOCUMENTATION_ONLY = {"squeeze_excite": "[about.squeeze_excite]", "precision": "[about.precision]",
+                      "runtime.engine": "[about] engine", "fusion.not_fused": "[about] not_fused"}
 
 
 class RuntimeSpecError(EffplanError):
@@ -126,8 +129,13 @@ def runtime_from_table(table: dict, where: str, stem: str | None = None) -> Runt
     if not isinstance(table, dict):
         raise RuntimeSpecError(f"{where}: expected a table")
     for key in table:
-        if key not in TABLES and key not in DOCS:
+        if key in DOCUMENTATION_ONLY:
+            raise RuntimeSpecError(f"{where}: [{key}] is documentation only (nothing reads it): "
+                                   f"write it as {DOCUMENTATION_ONLY[key]}")
+        if key not in TABLES and key not in DOCS and key != ABOUT:
             raise RuntimeSpecError(f"{where}: unknown table {quote(key)}{did_you_mean(key, TABLES)}")
+    if not isinstance(table.get(ABOUT, {}), dict):
+        raise RuntimeSpecError(f"{where}: [{ABOUT}] must be a table")
     for key in REQUIRED:
         if not isinstance(table.get(key), dict):
             raise RuntimeSpecError(f"{where}: missing table [{key}]")
@@ -136,6 +144,9 @@ def runtime_from_table(table: dict, where: str, stem: str | None = None) -> Runt
         if not isinstance(part, dict):
             raise RuntimeSpecError(f"{where}: [{name}] must be a table")
         for key in part:
+            if f"{name}.{key}" in DOCUMENTATION_ONLY:
+                raise RuntimeSpecError(f"{where}: [{name}] {key} is documentation only (nothing reads it): "
+                                       f"write it as {DOCUMENTATION_ONLY[f'{name}.{key}']}")
             if key not in keys and key not in DOCS:
                 raise RuntimeSpecError(f"{where}: [{name}] unknown key {quote(key)}{did_you_mean(key, keys | DOCS)}")
     head, launch, kernels, fusion = (table[k] for k in REQUIRED)

@@ -1,17 +1,10 @@
-"""Rendering: the same rows as text (human units), CSV and JSON (exact integers) or markdown."""
+"""Reports: each command's rows and headers, rendered as text (human units), CSV and JSON (exact
+integers) or markdown through render/tables.py."""
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
-import shutil
-import textwrap
-from dataclasses import dataclass
-
-from ..base.errors import EffplanError, did_you_mean
 from ..base.version import __version__
 from ..plan.profile import Profile, block_name, describe, layers_report
+from .tables import View, render_rows, to_json
 
 FORMATS = ("text", "csv", "json", "markdown")
 
@@ -91,145 +84,6 @@ LAYER_COLUMNS = [
 LAYER_FORM = ("kind", "kernel", "stride")  # per layer only
 LAYER_OPTIONAL = ("input_shape", "block", "stage", "output_bytes", "weight_bytes", "flops", "stride", "kernel",
                   "buffers", "output_shape", "kind", "share", "params", "op")
-
-
-TEXT_KEYS = {"metric", "model", "name", "op", "stage", "family", "kind", "description", "budget", "limit_key", "search"}
-
-
-def csv_cell(value):
-    """Integers exact; floats to 12 significant digits (1.1^2 is 1.21, not 1.2100000000000002)."""
-    if isinstance(value, tuple):
-        return "x".join(map(str, value))
-    if isinstance(value, float):
-        return f"{value:.12g}"
-    return value
-
-
-@dataclass(frozen=True)
-class View:
-    """The columns text output shows: those that fit `width` (None: the terminal's; COLUMNS overrides,
-    80 when there is no terminal), every one (`wide`), or the ones named (`columns`: keys or headers,
-    in text and markdown). CSV and JSON always keep every column."""
-    wide: bool = False
-    columns: tuple[str, ...] = ()
-    width: int | None = None
-
-    def text_width(self) -> int:
-        return self.width or shutil.get_terminal_size((80, 24)).columns
-
-
-MIN_CUT = 20  # a free-text column is cut to fit, but never below this; then it is hidden
-CUT_KEYS = {"description"}
-
-
-def named_columns(columns, names) -> list:
-    """The columns asked for by key or header (any case), in the order asked."""
-    known = {}
-    for column in columns:
-        known.setdefault(column[1].lower(), column)
-        known.setdefault(column[0].lower(), column)
-    unknown = [n for n in names if n.lower() not in known]
-    if unknown:
-        keys = [key for _, key, _ in columns]
-        raise EffplanError(f"--columns: unknown column '{unknown[0]}'{did_you_mean(unknown[0], keys)}; "
-                           f"known: {', '.join(keys)}")
-    return list(dict.fromkeys(known[n.lower()] for n in names))
-
-
-def fit_columns(columns, cells: dict, optional, width: int) -> tuple[list, list]:
-    """The columns that fit `width` characters: every column not in `optional`, then the optional
-    ones, last first, each that still fits (a free-text column is cut to fit, if MIN_CUT wide);
-    returns (shown columns, hidden keys)."""
-    widths = {key: max([len(h) + 2, *map(len, cells[key])]) for h, key, _ in columns}  # tabulate pads headers by 2
-    optional = [key for key in optional if key in widths]  # a table may lack some (search's device columns)
-    shown = {key for _, key, _ in columns} - set(optional)
-
-    def total(keys):
-        return sum(widths[k] for k in keys) + 2 * (len(keys) - 1)
-    for key in reversed(optional):
-        room = width - total(shown | {key})
-        if room < 0 and key in CUT_KEYS and widths[key] + room >= MIN_CUT:
-            widths[key] += room
-            cells[key] = [c if len(c) <= widths[key] else c[:widths[key] - 1] + "…" for c in cells[key]]
-            room = 0
-        if room >= 0:
-            shown.add(key)
-    return [c for c in columns if c[1] in shown], [k for k in optional if k not in shown]
-
-
-def wrap_text(text: str, width: int) -> str:
-    """Long header and note lines wrapped to the width; a '# ' line goes on as '#   '."""
-    lines = []
-    for line in text.splitlines():
-        indent = "#   " if line.startswith("# ") else "  "
-        lines += textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=False,
-                               break_on_hyphens=False) or [""]
-    return "\n".join(lines)
-
-
-def markdown_preamble(text: str) -> str:
-    """Header lines as HTML comments (a '# ' line would be an H1 heading on GitHub), other lines as
-    paragraphs of their own."""
-    return "\n\n".join(f"<!-- {line[2:].replace('-->', '->')} -->" if line.startswith("# ") else line
-                        for line in text.splitlines() if line)
-
-
-def render_rows(rows: list[dict], columns, fmt: str, preamble: str = "", view: View | None = None,
-                optional=(), total: dict | None = None) -> str:
-    """Text and markdown show human units; CSV shows exact values under the same column keys. Text
-    fits the width by hiding `optional` columns (see View); `total` is a last row (text and markdown)."""
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow([key for _, key, _ in columns])
-        for row in rows:
-            writer.writerow([csv_cell(row[key]) for _, key, _ in columns])
-        return buf.getvalue()
-    from tabulate import tabulate
-
-    view = view or View()
-    listed = rows + ([total] if total else [])
-    cells = {key: [f(row[key]) if key in row else "" for row in listed] for _, key, f in columns}
-    shown, hidden, width = columns, [], view.text_width()
-    if view.columns:
-        shown = named_columns(columns, view.columns)
-    elif fmt == "text" and not view.wide:
-        shown, hidden = fit_columns(columns, cells, optional, width)
-    body = list(zip(*(cells[key] for _, key, _ in shown))) if listed else []
-    align = ["left" if key in TEXT_KEYS else "right" for _, key, _ in shown]
-    table = tabulate(body, headers=[h for h, _, _ in shown], colalign=align,
-                     tablefmt="github" if fmt == "markdown" else "simple", disable_numparse=True)
-    if total and fmt == "text":  # a rule above the total row, as under the header
-        lines = table.split("\n")
-        table = "\n".join(lines[:-1] + [lines[1], lines[-1]])
-    if fmt == "markdown":
-        return (markdown_preamble(preamble) + "\n\n" if preamble else "") + table + "\n"
-    note = (f"# {len(hidden)} columns hidden to fit {width} characters: {', '.join(hidden)} (--wide shows "
-            f"every column, --columns a,b,c chooses)" if hidden else "")
-    return "".join(part + "\n" for part in (wrap_text(preamble, width), table, wrap_text(note, width)) if part)
-
-
-def to_json(obj) -> str:
-    """JSON proper: a NaN or infinity (a figure no file should give, but a device file or an ONNX file's
-    metadata may) is written as null, never as the NaN that JSON parsers refuse."""
-    return json.dumps(_finite(obj), indent=2, default=_plain, allow_nan=False) + "\n"
-
-
-def _finite(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy scalars
-        return _finite(value.item())
-    return value
-
-
-def _plain(value):
-    """numpy scalars as numbers, tuples and arrays as lists."""
-    return value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else list(value)
 
 
 def render_layers(profile: Profile, by: str, fmt: str, info: dict | None = None, note: str = "",
@@ -387,25 +241,16 @@ def memory_report(graph, design, batch: int, dtype: str, *, inplace=False, fold_
     """The `effplan memory` report: inference peak (plain and memory-aware order; the headline in the
     `order` asked: plain, as runtimes run the graph, or the better of the two), weights, and with
     `training` (a memory.Training) the training step; plus the rows asked for by `by`."""
-    import math
-
     from ..base.units import dtype_size
-    from ..graph.ops import weight_bytes
-    from ..plan.memory import inference_peak, memory_aware_order
+    from ..plan.memory import inference_memory
 
     size = dtype_size(dtype)
-    options = dict(inplace=inplace, fuse_se=fuse_se)
-    plain = inference_peak(graph, size, **options)
-    aware = inference_peak(graph, size, order=memory_aware_order(graph, size), **options)
-    best = min(plain, aware, key=lambda p: p.bytes) if order == "aware" else plain
-    tensors = graph.graph["tensors"]
-    weights = weight_bytes(graph, size)
-    live = sorted(((t, math.prod(tensors[t]) * size) for t in best.live if t in tensors), key=lambda x: -x[1])
+    m = inference_memory(graph, size, order=order, inplace=inplace, fuse_se=fuse_se)
     report = {**describe(design), "batch": batch, "dtype": dtype,
-              "inference_peak_bytes": best.bytes, "peak_layer": best.node, "weight_bytes": weights,
-              "inference_total_bytes": best.bytes + weights,
-              "peak_live_tensors": [{"name": t, "bytes": b} for t, b in live],
-              "plain_order_peak_bytes": plain.bytes, "memory_aware_peak_bytes": aware.bytes,
+              "inference_peak_bytes": m.peak.bytes, "peak_layer": m.peak.node, "weight_bytes": m.weight_bytes,
+              "inference_total_bytes": m.peak.bytes + m.weight_bytes,
+              "peak_live_tensors": [{"name": t, "bytes": b} for t, b in m.live],
+              "plain_order_peak_bytes": m.plain.bytes, "memory_aware_peak_bytes": m.aware.bytes,
               "options": {"inplace": inplace, "fold_bn": fold_bn, "fuse_se": fuse_se, "order": order},
               "assumptions": memory_assumptions(inplace, fold_bn, fuse_se, training, order)}
     if training:
@@ -417,7 +262,7 @@ def memory_report(graph, design, batch: int, dtype: str, *, inplace=False, fold_
             "activation_bytes_without_checkpoint": training.activation_bytes_without_checkpoint,
             "checkpoint_saved_bytes": training.activation_bytes_without_checkpoint - training.activation_bytes,
             "recompute_flops": training.recompute_flops}
-    return report, memory_rows(graph, plain, aware, training, size, by)
+    return report, memory_rows(graph, m.plain, m.aware, training, size, by)
 
 
 def fit_report(results, where: str, capacity: int, budget: int, reserve: str, mode: str, fmt: str,
@@ -592,195 +437,6 @@ def render_measure(report: dict, fmt: str, view: View | None = None) -> str:
                 f" {report['reorders']['measured']} run" if "reorders" in report else "")]
     return render_rows(report["layers"], MEASURE_COLUMNS, fmt, "\n".join(lines), view, MEASURE_OPTIONAL)
 
-
-CHECK_COLUMNS = [
-    ("budget", "budget", str),
-    ("model", "model", str),
-    ("limit", "limit_key", str),
-    ("for", "scope", str),  # max_macs bounds the whole batch; max_macs_per_image one image
-    ("value", "value_text", str),
-    ("max/min", "limit_text", str),
-    ("margin", "margin", lambda v: f"{v:+.1%}"),
-    ("result", "passed", lambda v: "pass" if v else "FAIL"),
-]
-CHECK_OPTIONAL = ("model", "budget")  # hidden in this order to fit the terminal; what a limit bounds always shows
-
-
-SEARCH_COLUMNS = [
-    ("search", "search", str),
-    ("φ", "phi", lambda v: "-" if v is None else f"{v:.3f}"),
-    ("d", "depth_mult", lambda v: f"{v:.3f}"),
-    ("w", "width_mult", lambda v: f"{v:.3f}"),
-    ("res", "resolution", str),
-    ("MACs", "macs", lambda v: si(v, "G")),
-    ("params", "params", lambda v: si(v, "M")),
-    ("infer MiB", "inference_bytes", lambda v: f"{v / (1 << 20):.1f}"),
-    ("score", "score", lambda v: f"{v:.4g}"),
-]
-# hidden in this order to fit the terminal (d, w, res and MACs always show; pareto, latency and the
-# training columns are added to these tables when they apply)
-SEARCH_OPTIONAL = ("score", "images_per_s", "search", "pareto", "phi", "params", "training_step_s", "training_bytes",
-                   "inference_bytes", "latency_s")
-
-
-# ---- check and search ----
-
-def _verdict(row: dict) -> str:
-    """Why a limit failed: a maximum is exceeded, a minimum not reached."""
-    from ..gate.budget import LIMITS
-
-    side = "exceeds" if LIMITS[row["limit_key"]].upper else "is below"
-    return f"{row['figure']} {row['value_text']} {side} {row['limit_key']} {row['limit_text']} ({row['margin']:+.1%})"
-
-
-def _growth_line(g: dict) -> str:
-    layers = ", ".join(g["layers"][:8]) + (f" and {len(g['layers']) - 8} more" if len(g["layers"]) > 8 else "")
-    change = (f"grew {g['growth']:+.2%}" if g["growth"] is not None
-              else "grew from a baseline of 0 (no growth ratio)")
-    return (f"{g['figure']} {change} against the baseline ({g['baseline']:,} -> {g['current']:,}); "
-            f"layers that grew: {layers or 'none (the total alone)'}")
-
-
-def _unknown_line(budget: str, ops: dict, strict: bool) -> str:
-    listed = ", ".join(f"{op} (x{n})" for op, n in sorted(ops.items()))
-    return (f"budget {budget}: no cost function for {listed}: counted as zero, so its figures are too low"
-            + ("; --strict fails on this" if strict else "; --strict fails on this instead of passing"))
-
-
-def _data(text: str) -> str:
-    """A GitHub workflow command's message."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _property(text: str) -> str:
-    """A GitHub workflow command's property value (file=, title=)."""
-    return _data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def render_check(rows: list[dict], growth: list[dict], fmt: str, source: str, baseline: str | None,
-                 strict: bool = False, view: View | None = None) -> str:
-    """`effplan check` as text, JSON, JUnit XML or GitHub workflow commands."""
-    from ..gate.budget import unknown_ops
-
-    failed = [r for r in rows if not r["passed"]]
-    unknown = unknown_ops(rows)
-    passed = not failed and not growth and not (strict and unknown)
-    warnings = [_unknown_line(b, ops, strict) for b, ops in unknown.items()]
-    if fmt == "json":
-        return to_json({"passed": passed, "source": source, "checks": rows, "baseline": baseline, "growth": growth,
-                        "unknown_ops": unknown, "strict": strict})
-    if fmt == "junit":
-        from xml.etree import ElementTree as ET
-
-        suites = ET.Element("testsuites")
-        cases = len(rows) + (1 if baseline else 0) + (len(unknown) if strict else 0)
-        failures = len(failed) + (1 if growth else 0) + (len(unknown) if strict else 0)
-        suite = ET.SubElement(suites, "testsuite", name=f"effplan budgets: {source}", tests=str(cases),
-                              failures=str(failures))
-        if unknown:
-            properties = ET.SubElement(suite, "properties")
-            for budget, ops in unknown.items():
-                ET.SubElement(properties, "property", name=f"unknown_ops.{budget}",
-                              value=", ".join(f"{op} x{n}" for op, n in sorted(ops.items())))
-        for r in rows:
-            case = ET.SubElement(suite, "testcase", classname=f"effplan.{r['budget']}", name=r["limit_key"])
-            if not r["passed"]:
-                ET.SubElement(case, "failure", message=_verdict(r))
-        if strict:
-            for budget, line in zip(unknown, warnings):
-                ET.SubElement(ET.SubElement(suite, "testcase", classname=f"effplan.{budget}", name="unknown_ops"),
-                              "failure", message=line)
-        if baseline:
-            case = ET.SubElement(suite, "testcase", classname="effplan.baseline", name=baseline)
-            if growth:
-                ET.SubElement(case, "failure", message="; ".join(_growth_line(g) for g in growth))
-        if warnings:
-            ET.SubElement(suite, "system-out").text = "\n".join(f"warning: {w}" for w in warnings)
-        return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
-    if fmt == "github":
-        where = f"file={_property(source)},"
-        lines = [f"::error {where}title={_property('effplan budget ' + r['budget'])}::{_data(_verdict(r))}"
-                 for r in failed]
-        lines += [f"::error title=effplan baseline::{_data(_growth_line(g))}" for g in growth]
-        lines += [f"::{'error' if strict else 'warning'} {where}title={_property('effplan budget ' + b)}::{_data(w)}"
-                  for b, w in zip(unknown, warnings)]
-        lines.append(f"::notice title=effplan budgets::{len(rows) - len(failed)} of {len(rows)} limits pass"
-                     + (", baseline regressed" if growth else "") + (", unknown ops (--strict)" if strict and unknown
-                                                                      else ""))
-        return "\n".join(lines) + "\n"
-    text = render_rows(rows, CHECK_COLUMNS, "text",
-                       f"# effplan {__version__} | check {source} | margin = share of the limit left (negative: over)",
-                       view, CHECK_OPTIONAL)
-    text += "".join(f"baseline: {_growth_line(g)}\n" for g in growth)
-    text += "".join(f"{'FAIL' if strict else 'warning'}: {w}\n" for w in warnings)
-    return text + f"{'pass' if passed else 'FAIL'}: {len(rows) - len(failed)} of {len(rows)} limits pass" + (
-        f"; {len(growth)} figures grew against {baseline}" if growth else "") + "\n"
-
-
-def render_search(designs: list[dict], front: list[dict], stats: dict, constraints, model: str,
-                  objective: str, fmt: str, view: View | None = None) -> str:
-    """`effplan search`: the ranked designs (JSON: best first, each marked `pareto`), then in text the
-    Pareto front of every feasible design evaluated, as a table."""
-    from ..gate.budget import LIMITS
-    from ..gate.search import skipped_note
-
-    runtime = None
-    if constraints.device:
-        from ..plan.runtime import runtime_for
-        runtime = runtime_for(constraints.device).name
-    if fmt == "json":
-        return to_json([{**d, "runtime": runtime} for d in designs] if runtime else designs)
-    extra = [("train GiB", "training_bytes", lambda v: f"{v / (1 << 30):.2f}"),
-             ("latency ms", "latency_s", lambda v: f"{v * 1e3:.3f}"),
-             ("images/s", "images_per_s", lambda v: f"{v:,.0f}"),
-             ("train step ms", "training_step_s", lambda v: f"{v * 1e3:.2f}")]
-    columns = SEARCH_COLUMNS + [c for c in extra if all(c[1] in d for d in designs)]
-    marked = columns + [("pareto", "pareto", lambda v: "yes" if v else "")]
-    if fmt == "csv":
-        return render_rows(designs, marked, fmt)
-    wanted = ", ".join(f"{k} {LIMITS[k].show(v)}" for k, v in constraints.limits.items())
-    grid_found = sum(d["search"] == "grid" for d in designs)
-    preamble = (f"# effplan {__version__} | search {model} | {wanted} | batch {constraints.batch}, {constraints.dtype}"
-                + (f" on {constraints.device.name}, runtime {runtime}" if constraints.device else "")
-                + f" | objective {objective}\n"
-                f"# {stats['evaluated']:,} of {stats['evaluated'] + stats['skipped']:,} grid designs evaluated "
-                f"{stats['path']}{skipped_note(stats)}, "
-                f"{stats['screened_in']:,} within every limit"
-                + (f" but {', '.join(stats['unscreened'])} (a training step: eager on GPUs, xla on TPUs; checked exactly)"
-                   if stats.get("unscreened") else "")
-                + f", {stats['checked_exactly']} checked exactly through the "
-                f"graph path; 'phi' is the largest φ that fits (to 0.01)"
-                + ("" if grid_found else "\n# no grid design fits: only the φ search found one"))
-    shown = [c for c in columns if c[1] not in ("score", "images_per_s") and all(c[1] in d for d in front)]
-    among = f"the {stats['screened_in']:,} grid designs within every limit" + (
-        " and the φ design" if any(d["search"] == "phi" for d in designs) else "")
-    title = (f"# Pareto front of {among} (MACs up; inference memory{', latency' if constraints.device else ''} "
-             f"down): {len(front)} designs, most MACs first")
-    front_view = view
-    if view and view.columns:  # the front has no pareto or score column: it shows the others asked
-        named = {n.lower() for n in view.columns}
-        shown = [c for c in shown if c[0].lower() in named or c[1].lower() in named] or shown
-        front_view = View(wide=True)
-    return (render_rows(designs, marked, fmt, preamble, view, SEARCH_OPTIONAL) + "\n"
-            + render_rows(front, shown, fmt, title, front_view, SEARCH_OPTIONAL))
-
-
-def render_coefficients(rows, design, tolerance, fmt, view: View | None = None) -> str:
-    if fmt == "json":
-        return to_json(rows)
-    columns = [("α", "alpha", lambda v: f"{v:.2f}"), ("β", "beta", lambda v: f"{v:.2f}"),
-               ("γ", "gamma", lambda v: f"{v:.2f}"), ("αβ²γ²", "flops_factor", lambda v: f"{v:.3f}"),
-               ("d", "depth_mult", lambda v: f"{v:.3f}"), ("w", "width_mult", lambda v: f"{v:.3f}"),
-               ("res", "resolution", str), ("MACs", "macs", lambda v: si(v, "G")),
-               ("MACs ×φ0", "macs_ratio", lambda v: f"{v:.3f}")]
-    preamble = (f"# effplan {__version__} | coefficient grid for {design.name}: α, β, γ >= 1 in steps of 0.05 with "
-                f"|αβ²γ² - 2| <= {tolerance:g}; the real MACs ratio of φ = 1 after rounding channels to 8, repeats up "
-                f"and resolution half up (closest to 2 first; the paper chose α 1.2, β 1.1, γ 1.15 by accuracy)")
-    return render_rows(rows, columns, fmt, "" if fmt == "csv" else preamble, view,
-                       ("macs_ratio", "depth_mult", "width_mult", "resolution"))
-
-
-# ---- effplan train ----
 
 STAGE_COLUMNS = [
     ("res", "resolution", str),
