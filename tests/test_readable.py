@@ -57,7 +57,7 @@ def test_text_fits_the_terminal(effplan, monkeypatch, tmp_path, width, command):
 def test_wide_shows_every_column_and_default_says_what_it_hid(effplan, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     narrow = effplan("table", "--phi", "0").out
-    assert "2^φ" not in narrow and "columns hidden to fit 80 characters: two_pow_phi" in narrow
+    assert "2^φ" not in narrow and "columns hidden to fit 80 characters: depth_mult" in narrow and "two_pow_phi" in narrow
     wide = effplan("table", "--phi", "0", "--wide").out
     header = wide.splitlines()[wide.splitlines().index(next(l for l in wide.splitlines() if l.startswith("model")))]
     assert header.split() == ["model", "φ", "d", "w", "res", "layers", "params", "MACs", "FLOPs", "weights", "MiB",

@@ -47,8 +47,8 @@ TABLE_COLUMNS = [  # (header, key, text formatter)
 ]
 
 # Hidden in this order when a text table is wider than the terminal (the rest always show).
-TABLE_OPTIONAL = ("two_pow_phi", "macs_ratio", "depth_mult", "width_mult", "layers", "flops", "resolution",
-                  "training_bytes", "weight_bytes", "peak_activation_bytes", "phi", "params")
+TABLE_OPTIONAL = ("depth_mult", "layers", "width_mult", "flops", "weight_bytes", "two_pow_phi", "macs_ratio",
+                  "resolution", "training_bytes", "peak_activation_bytes", "phi", "params")
 
 DEVICE_COLUMNS = [
     ("latency ms", "latency_s", lambda v: f"{v * 1e3:.3f}"),
