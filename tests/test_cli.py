@@ -177,3 +177,13 @@ def test_every_roll_up_renders_as_text(effplan):
         assert run.code == 0, (by, run.err)
         rows = [line for line in run.out.splitlines() if not line.startswith("#")]
         assert rows[-1].split()[0] == "total" and "5,288,548" in rows[-1]  # B0's params (design.md)
+
+
+def test_a_command_called_from_python_leaves_the_collector_whole(effplan):
+    """main() freezes the imported heap while a command runs (startup speed); called with arguments (a caller
+    that goes on) it unfreezes, so nothing a later command frees is kept from the collector."""
+    import gc
+
+    assert effplan("table", "--phi", "0", "--resolution", "32").code == 0
+    assert effplan("memory", "nope").code == 2  # an error path too
+    assert gc.get_freeze_count() == 0

@@ -360,3 +360,48 @@ def test_a_batch_that_does_not_fit_is_warned_in_effplans_words(effplan):
     run = effplan("train", "efficientnet-b0", "--device", "t4", "--resolution", "64", "--batch", "100000",
                   "--dataset-size", "100000", "--format", "json")
     assert run.code == 0 and run.err.startswith("effplan: warning: batch 100000 per device does not fit t4 at 64 px")
+
+
+def toy_file(tmp_path, table):
+    """A toy device table as a device file, for the CLI."""
+    tables = {k: v for k, v in table.items() if isinstance(v, dict)}
+    text = "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items() if k not in tables)
+    text += "".join(f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in t.items())
+                    for name, t in tables.items())
+    path = tmp_path / "toy.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_search_ranks_by_training_throughput_as_effplan_train_times_it(effplan, tmp_path):
+    # At a fixed depth and width every kernel of a step (forward, backward, optimizer) does at least as much
+    # work at a larger resolution, and the convolutions strictly more: training time rises with resolution,
+    # as MACs do. So on one depth and width the ranking by training images/s is the order of least MACs,
+    # and each score is the images/s per device `effplan train` reports for that design and batch. The toy is
+    # slow (1 GB/s, 0.01-0.1 TFLOP/s) so that the work, not the launch overhead, sets nearly every kernel's time.
+    toy = toy_file(tmp_path, {**TOY, "bandwidth_gbs": 1.0, "matrix": {"fp16": 0.1, "fp32": 0.02},
+                              "vector": {"fp16": 0.01, "fp32": 0.01}})
+    grid = ("search", "efficientnet-b0", "--device", toy, "--batch", "2", "--max-macs", "0.45G", "--depth", "1",
+            "--width", "1", "--resolution", "64..160:32", "--objective", "train-throughput", "--format", "json")
+    designs = json.loads(effplan(*grid).out)  # 0.45G at batch 2: phi 0 (224 px) does not fit, only the grid
+    assert [d["resolution"] for d in designs] == [64, 96, 128, 160]
+    assert [d["macs"] for d in designs] == sorted(d["macs"] for d in designs)
+    assert {(d["objective"], d["timed"], d["timed_of"]) for d in designs} == {("train-throughput", 4, 4)}
+    for d in designs:
+        train = effplan("train", "efficientnet-b0", "--device", toy, "--batch", "2", "--resolution",
+                        str(d["resolution"]), "--format", "json").json()["stages"][0]
+        assert d["score"] == d["training_images_per_s"] == train["images_per_s_per_device"]
+    # --timed 2: only the two with the most MACs are timed, and the text says so
+    text = " ".join(effplan(*grid[:-2], "--timed", "2").out.replace("\n#", "").split())  # unwrapped
+    assert "timed the 2 with the most MACs of the 4 within the screened limits (--timed 2; 2 not timed)" in text
+    assert [d["resolution"] for d in json.loads(effplan(*grid, "--timed", "2").out)] == [128, 160]
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "--objective train-throughput ranks by training images/s on a device: give --device"),
+    (["--device", "t4", "--objective", "macs", "--timed", "3"],
+     "--timed (at least 1) applies with --objective train-throughput"),
+])
+def test_the_training_objective_needs_a_device(effplan, args, message):
+    run = effplan("search", "efficientnet-b0", "--max-macs", "1G", "--objective", "train-throughput", *args)
+    assert (run.code, run.err) == (2, f"effplan: error: {message}\n")

@@ -45,9 +45,10 @@ def table(models, query, device, runtime, train, sort_key, batch, dtype, optimiz
         raise EffplanError("--train needs --device (the training step is timed on it)")
     if sort_key == "training_step_s" and not train:
         raise EffplanError("--sort training_step_s needs --train")
-    if dtype is None:
+    if dtype is None and device:
         from ..plan.hardware import load_device
-        dtype = load_device(device).preferred_dtype if device else "fp32"
+        dtype = load_device(device).preferred_dtype
+    dtype = dtype or "fp32"
     pairs = designs_from(models, **query)
     rows = design_rows(pairs, batch, dtype, precision, optimizer, device, runtime, train)
     if sort_key == "latency_s" and not device:

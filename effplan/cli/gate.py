@@ -66,8 +66,13 @@ def check(budget_file, fmt, baseline, tolerance, strict, view, output):
 @click.option("--width", "width_text", default="1..2:0.05", show_default=True, help="Width multipliers to search.")
 @click.option("--resolution", "resolution_text", default=None,
               help="Resolutions to search (default: base..3*base:8).")
-@click.option("--objective", type=click.Choice(["macs", "mnas"]), default="macs", show_default=True,
-              help="macs: largest MACs under budget; mnas: ACC x (MACs/T)^w with --accuracy.")
+@click.option("--objective", type=click.Choice(["macs", "mnas", "train-throughput"]), default="macs",
+              show_default=True,
+              help="macs: largest MACs under budget; mnas: ACC x (MACs/T)^w with --accuracy; train-throughput: "
+                   "most training images/s per device at --batch on --device (effplan train's step).")
+@click.option("--timed", type=click.IntRange(1, 100_000), default=None,
+              help="With --objective train-throughput: how many designs within the limits to time, the most MACs "
+                   "first (default 100; the output says how many were).")
 @click.option("--accuracy", "accuracy_file", default=None, help="TOML of [[point]] macs/top1 for --objective mnas.")
 @click.option("--mnas-w", type=float, default=-0.07, show_default=True, help="The exponent w of MnasNet's reward.")
 @click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True, help="Designs to return.")
@@ -86,7 +91,7 @@ def check(budget_file, fmt, baseline, tolerance, strict, view, output):
 @OUTPUT
 def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inference_memory, max_training_memory,
            max_latency, min_throughput, max_training_step_time, min_training_throughput, device, runtime, depth_text,
-           width_text, resolution_text, objective, accuracy_file,
+           width_text, resolution_text, objective, timed, accuracy_file,
            mnas_w, top, coefficient_mode, tolerance, plot, batch, dtype, optimizer, precision, fmt, view, output):
     """The largest design that fits: the largest phi, and the best (depth, width, resolution) on a grid.
 
@@ -124,7 +129,7 @@ def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inferen
         design, limits, batch=batch, dtype=dtype, device=device, runtime=runtime, precision=precision,
         optimizer=optimizer,
         depths=depth_text, widths=width_text, resolutions=resolution_text, top=top, objective_kind=objective,
-        accuracy_file=accuracy_file, mnas_w=mnas_w, progress=progress)
+        accuracy_file=accuracy_file, mnas_w=mnas_w, progress=progress, timed=timed)
     if plot:
         from ..render.plot import plot_pareto
         plot_pareto(designs, front, stats, constraints, plot, model)

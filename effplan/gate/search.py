@@ -107,13 +107,18 @@ def accuracy_model(path: str):
     return lambda macs: np.interp(np.log(np.maximum(macs, 1)), xs, ys)
 
 
+TRAIN_OBJECTIVE = "train-throughput"
+TIMED = 100  # designs the train-throughput objective times by default: a step costs ~0.03-0.1 s each
+
+
 def objective(kind: str, limits: dict, accuracy_file: str | None = None, w: float = -0.07):
     """The score designs are ranked by (higher is better), a function of a MACs array: the MACs
-    themselves, or MnasNet's ACC x (MACs / T)^w with T = max_macs and ACC from the user's points."""
-    if kind == "macs":
+    themselves, or MnasNet's ACC x (MACs / T)^w with T = max_macs and ACC from the user's points.
+    None for train-throughput: training images/s is no function of MACs, so grid_search times designs."""
+    if kind in ("macs", TRAIN_OBJECTIVE):
         if accuracy_file:
             raise EffplanError("--accuracy applies with --objective mnas")
-        return lambda macs: np.asarray(macs, dtype=float)
+        return (lambda macs: np.asarray(macs, dtype=float)) if kind == "macs" else None
     if not accuracy_file or "max_macs" not in limits:
         raise EffplanError("--objective mnas needs --accuracy FILE and --max-macs (the target T)")
     if not (math.isfinite(w) and -1 <= w <= 1):
@@ -138,6 +143,7 @@ class Constraints:
     device: object = None  # hardware.Device
     precision: str = "mixed"
     optimizer: str = "adamw"
+    time_steps: bool = False  # every exact check times a training step (the train-throughput objective)
 
     def satisfied(self, figures: dict, screen: bool = False):
         """Whether figures (numbers, or arrays of many designs) meet every limit; `screen`: only the limits
@@ -164,7 +170,7 @@ def exact(design, constraints: Constraints) -> dict:
     graph = build(design, constraints.batch)
     out = figures(graph, constraints.batch, constraints.dtype, constraints.device, constraints.precision,
                   constraints.optimizer, None, constraints.wanted())
-    if TRAINING_STEP & set(constraints.limits):  # a step at the search's batch on one device
+    if constraints.time_steps or TRAINING_STEP & set(constraints.limits):  # a step at the search's batch, one device
         from ..plan.training import training_step
         device = constraints.device
         step = training_step(graph, device, runtime=device.runtime or None,
@@ -180,11 +186,13 @@ PARETO = (("macs", +1), ("inference_bytes", -1), ("latency_s", -1))  # +1: more 
 
 
 def grid_search(design, depths, widths, resolutions, constraints: Constraints, score, top: int = 10,
-                progress=None) -> tuple[list[dict], dict]:
+                progress=None, timed: int = TIMED) -> tuple[list[dict], dict]:
     """The best designs of a (depth, width, resolution) grid: every design evaluated vectorised and
     screened against every constraint, ranked by `score` (a function of a MACs array), then checked
-    exactly through the graph path until `top` pass. Returns (ranked designs, possibly none;
-    statistics, with the Pareto front of every feasible design). A grid none of which builds is an error."""
+    exactly through the graph path until `top` pass. With `score` None (train-throughput) the `timed`
+    screened-in designs with the most MACs are all checked exactly and timed, and ranked by training
+    images/s per device. Returns (ranked designs, possibly none; statistics, with the Pareto front of every
+    feasible design). A grid none of which builds is an error."""
     training = (constraints.precision, constraints.optimizer) if "max_training_memory" in constraints.limits else None
     g = evaluate_grid(design, depths, widths, resolutions, constraints.batch, constraints.dtype, constraints.device,
                       training, progress)
@@ -208,13 +216,14 @@ def grid_search(design, depths, widths, resolutions, constraints: Constraints, s
     points = np.stack([values[k].ravel()[feasible] * sign for k, sign in keys], axis=1)
     stats["front"] = [describe(feasible[i]) for i in _front(points)]
     stats["fitting"] = {k: values[k].ravel()[feasible] for k in ("macs", "inference_bytes")}  # for the plot
-    scores = np.asarray(score(g.macs.ravel()[feasible]), dtype=float)
+    macs = g.macs.ravel()[feasible].astype(float)
+    scores = macs if score is None else np.asarray(score(macs), dtype=float)  # None: time the most MACs first
     i, j, k = np.unravel_index(feasible, g.built.shape)
     ranking = feasible[np.lexsort((g.widths[j], g.depths[i], g.resolutions[k], -scores))]  # ties: smallest r, d, w
     score_of = dict(zip(feasible.tolist(), scores.tolist()))
     ranked, tried, seen = [], 0, set()
-    for flat in ranking[:50 * top]:
-        if len(ranked) >= top:
+    for flat in (ranking[:timed] if score is None else ranking[:50 * top]):
+        if score is not None and len(ranked) >= top:
             break
         tried += 1
         found = describe(flat)
@@ -222,8 +231,12 @@ def grid_search(design, depths, widths, resolutions, constraints: Constraints, s
         same = (found["resolution"], figures["macs"], figures["params"], figures["inference_bytes"])  # depths alike
         if constraints.satisfied(figures) and same not in seen:
             seen.add(same)
-            ranked.append({**found, "score": score_of[flat], **_public(figures)})
-    stats.update(screened_in=len(feasible), checked_exactly=tried,
+            value = figures["training_images_per_s"] if score is None else score_of[flat]
+            ranked.append({**found, "score": value, **_public(figures)})
+    if score is None:  # stable: equal throughputs keep the most MACs first
+        ranked = sorted(ranked, key=lambda d: -d["score"])[:top]
+    stats.update(screened_in=len(feasible), checked_exactly=tried, timed=tried if score is None else None,
+                 timed_limit=timed if score is None else None,
                  unscreened=[k for k in constraints.limits if k in TRAINING_STEP])  # checked exactly only
     if stats["unscreened"]:  # the smallest's training step too, for the message when nothing fits
         small = stats["smallest"]
@@ -358,10 +371,12 @@ def coefficient_grid(design, tolerance: float = 0.1, step: float = 0.05, progres
 
 def run(design, limits: dict, *, batch: int = 1, dtype: str = "fp32", device=None, runtime=None, precision: str = "mixed",
         optimizer: str = "adamw", depths="1..3:0.1", widths="1..2:0.05", resolutions=None, top: int = 10,
-        objective_kind: str = "macs", accuracy_file: str | None = None, mnas_w: float = -0.07, progress=None):
+        objective_kind: str = "macs", accuracy_file: str | None = None, mnas_w: float = -0.07, progress=None,
+        timed: int | None = None):
     """`effplan search`: the largest φ and the best grid designs of a base design within `limits`
     (budget keys -> numbers). Returns (designs best first, each marked `pareto`; the Pareto front;
-    the grid statistics; the constraints). Nothing fitting is NoFit (exit 1)."""
+    the grid statistics; the constraints). Nothing fitting is NoFit (exit 1). `objective_kind`
+    train-throughput times `timed` designs (default TIMED), the most MACs first; see grid_search."""
     from ..plan.hardware import Device, load_device
 
     if isinstance(device, str):
@@ -381,23 +396,33 @@ def run(design, limits: dict, *, batch: int = 1, dtype: str = "fp32", device=Non
                            f"at batch 1)")
     if device is None and {"max_latency", "min_throughput", *TRAINING_STEP} & set(limits):
         raise EffplanError("max_latency, min_throughput and the training-time limits need a device")
+    ranks_training = objective_kind == TRAIN_OBJECTIVE
+    if device is None and ranks_training:
+        raise EffplanError(f"--objective {TRAIN_OBJECTIVE} ranks by training images/s on a device: give --device")
+    if timed is not None and not (ranks_training and timed >= 1):
+        raise EffplanError(f"--timed (at least 1) applies with --objective {TRAIN_OBJECTIVE}")
     if "max_training_hours" in limits:
         raise EffplanError("max_training_hours: search bounds one training step (max_training_step_time, "
                            "min_training_throughput); check a run's hours with a budget or effplan train")
-    if TRAINING_STEP & set(limits) and device.runtime:
+    if (ranks_training or TRAINING_STEP & set(limits)) and device.runtime:
         from ..plan.runtime import training_runtime
         training_runtime(device.runtime)
-    constraints = Constraints(limits, batch, dtype, device, precision, optimizer)
+    constraints = Constraints(limits, batch, dtype, device, precision, optimizer, time_steps=ranks_training)
     score = objective(objective_kind, limits, accuracy_file, mnas_w)
     depths, widths = grid(depths, "--depth"), grid(widths, "--width")
     sides = (grid(resolutions, "--resolution", integer=True) if resolutions
              else np.arange(design.resolution, 3 * design.resolution + 1, 8))
     check_grid(design, depths, widths, sides)
-    ranked, stats = grid_search(design, depths, widths, sides, constraints, score, top, progress)
+    ranked, stats = grid_search(design, depths, widths, sides, constraints, score, top, progress,
+                                TIMED if timed is None else timed)
     phi = largest_phi(design, constraints)
     if phi:
-        phi["score"] = float(score(np.array([phi["macs"]]))[0])
+        phi["score"] = phi["training_images_per_s"] if score is None else float(score(np.array([phi["macs"]]))[0])
     designs = sorted(ranked + ([phi] if phi else []), key=lambda d: -d["score"])
+    for d in designs:  # JSON rows name the objective and, ranked by training, how many designs were timed
+        d["objective"] = objective_kind
+        if ranks_training:
+            d.update(timed=stats["timed"], timed_of=stats["screened_in"])
     if not designs:
         raise NoFit(no_fit_message(constraints, stats))
     front = pareto(stats["front"] + ([phi] if phi else []))  # the grid's front already beats the rest

@@ -163,6 +163,8 @@ def render_search(designs: list[dict], front: list[dict], stats: dict, constrain
                    if stats.get("unscreened") else "")
                 + f", {stats['checked_exactly']} checked exactly through the "
                 f"graph path; 'phi' is the largest φ that fits (to 0.01)"
+                + (_timed_line(stats, constraints, any(d["search"] == "phi" for d in designs))
+                   if stats.get("timed") is not None else "")
                 + ("" if grid_found else "\n# no grid design fits: only the φ search found one"))
     shown = [c for c in columns if c[1] not in ("score", "images_per_s") and all(c[1] in d for d in front)]
     among = f"the {stats['screened_in']:,} grid designs within every limit" + (
@@ -176,6 +178,20 @@ def render_search(designs: list[dict], front: list[dict], stats: dict, constrain
         front_view = View(wide=True)
     return (render_rows(designs, marked, fmt, preamble, view, SEARCH_OPTIONAL) + "\n"
             + render_rows(front, shown, fmt, title, front_view, SEARCH_OPTIONAL))
+
+
+def _timed_line(stats: dict, constraints, phi: bool) -> str:
+    """How the train-throughput objective chose the designs it timed: never a silent cut of the grid."""
+    from ..plan.runtime import training_runtime_for
+
+    rt = training_runtime_for(constraints.device, constraints.device.runtime or None).name
+    timed, among = stats["timed"], stats["screened_in"]
+    which = (f"all {among:,} designs within the screened limits" if timed == among else
+             f"the {timed:,} with the most MACs of the {among:,} within the screened limits (--timed "
+             f"{stats['timed_limit']}; {among - timed:,} not timed)")
+    return (f"\n# score: training images/s per device at batch {constraints.batch} ({constraints.precision}, "
+            f"{constraints.optimizer}, runtime {rt}), effplan train's step; timed {which}"
+            + (", and the φ design" if phi else ""))
 
 
 def render_coefficients(rows, design, tolerance, fmt, view: View | None = None) -> str:
