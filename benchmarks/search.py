@@ -62,10 +62,10 @@ def main() -> None:
         for label, sides in (("d 11 x w 11 x r 128..639 step 1", np.arange(128, 640)),
                              ("d 11 x w 11 x r 128..632 step 8", np.arange(128, 640, 8)),
                              ("d 21 x w 21 x r 224..672 step 8", None)):
-            grid = (depths, widths, sides) if sides is not None else \
+            axes = (depths, widths, sides) if sides is not None else \
                 (np.arange(1, 3.01, 0.1), np.arange(1, 2.01, 0.05), np.arange(224, 673, 8))  # the CLI default
-            first, count = vectorised_rate(design, *grid, first=True)
-            later = statistics.median(vectorised_rate(design, *grid, first=False)[0] for _ in range(3))
+            first, count = vectorised_rate(design, *axes, first=True)
+            later = statistics.median(vectorised_rate(design, *axes, first=False)[0] for _ in range(3))
             print(f"{name:16} {label:32} {count:7,} {first:15,.0f} {later:10,.0f} {graph:13,.0f} "
                   f"{later / graph:13,.0f}x")
     cmd = [sys.executable, "-m", "effplan", "search", "efficientnet-b0", "--max-macs", "2G", "--max-inference-memory",

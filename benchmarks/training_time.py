@@ -34,7 +34,7 @@ from pathlib import Path
 
 import effplan
 from effplan.plan.hardware import load_device
-from effplan.plan.training import training_run
+from effplan.plan.training_run import training_run
 
 IMAGENET, EPOCHS = 1281167, 350
 # Train time (hours) on 32 TPUv3 cores, EfficientNetV2 paper, Table 7 (ImageNet ILSVRC2012). The seed

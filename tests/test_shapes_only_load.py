@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from effplan.graph import onnx_import
+from effplan.graph import onnx_read
 from effplan.graph.onnx_export import save
 
 VALUES = ("float_data", "int32_data", "string_data", "int64_data", "raw_data", "double_data", "uint64_data")
@@ -47,7 +47,7 @@ def _expected(path) -> onnx.ModelProto:
 def test_large_float_values_are_left_out_and_everything_else_is_onnxs_own_reading(tmp_path):
     path = tmp_path / "m.onnx"
     onnx.save(_model(), str(path))
-    got = onnx_import._parse_shapes_only(path)
+    got = onnx_read._parse_shapes_only(path)
     assert got == _expected(path)
     kept = {t.name for t in got.graph.initializer if any(len(getattr(t, f)) for f in VALUES)}
     assert kept == {"B", "I"}
@@ -58,13 +58,13 @@ def test_a_file_written_one_initializer_at_a_time_reads_the_same(tmp_path):
     """effplan's exporter appends each initializer as a model fragment of its own (protobuf merges them)."""
     path = tmp_path / "m.onnx"
     save(_model(), str(path))
-    assert onnx_import._parse_shapes_only(path) == _expected(path)
+    assert onnx_read._parse_shapes_only(path) == _expected(path)
 
 
 def test_text_formats_and_bytes_that_are_no_protobuf_go_to_onnxs_reader(tmp_path):
     text = tmp_path / "m.textproto"
     text.write_text("ir_version: 8")
-    assert onnx_import._parse_shapes_only(text) is None
+    assert onnx_read._parse_shapes_only(text) is None
     broken = tmp_path / "m.onnx"
     broken.write_bytes(b"\x3a\xff\xff\xff\xff\x0f")  # graph field claiming 4 GB
-    assert onnx_import._parse_shapes_only(broken) is None
+    assert onnx_read._parse_shapes_only(broken) is None

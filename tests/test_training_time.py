@@ -12,8 +12,8 @@ from effplan.graph.builder import GraphBuilder, Weight
 from effplan.plan.hardware import SOURCED, DeviceError, device_from_table
 from effplan.plan.memory import training_memory
 from effplan.plan.training import (DDP_BUCKET_BYTES, Link, backward_kernels, device_link, exposed_allreduce_s,
-                                   optimizer_bytes_per_param, progressive_stages, ring_allreduce_s,
-                                   training_run, training_step)
+                                   optimizer_bytes_per_param, ring_allreduce_s, training_step)
+from effplan.plan.training_run import progressive_stages, training_run
 
 TOY = {  # 100 TFLOP/s matrix at half efficiency, 10 TFLOP/s vector, 1000 GB/s, 2 µs per kernel
     "name": "toy", "description": "a toy device", "class": "datacenter-gpu", "memory_gb": 16.0,

@@ -45,7 +45,7 @@ def train(model, query, device, devices, hosts, network_gbs, link_gbs, batch, gl
         --progressive 128:300:4 --optimizer adam
     """
     from ..plan.hardware import load_device
-    from ..plan.training import parse_progressive, run_link, training_report, training_run
+    from ..plan.training_run import parse_progressive, run_link, training_report, training_run
     from ..render.report import render_train
 
     found = load_device(device)

@@ -91,7 +91,7 @@ class Budget:
     devices: int = 1  # data parallel, for the training-time limits
     epochs: int | None = None  # the run max_training_hours bounds
     dataset_size: int = IMAGENET
-    progressive: tuple | None = None  # (min side, max side, stages), plan/training.parse_progressive
+    progressive: tuple | None = None  # (min side, max side, stages), plan/training_run.parse_progressive
     folder: Path = field(default=Path("."), compare=False)
     where: str = "budget"  # the file and entry, for errors: budgets.toml: budget[2]
     written: dict = field(default_factory=dict, compare=False)  # limit key -> the text the file gave
@@ -220,7 +220,7 @@ def _check_training_time(entry: dict, limits: dict, where: str) -> None:
 def _progressive(entry: dict, where: str):
     if "progressive" not in entry:
         return None
-    from ..plan.training import parse_progressive
+    from ..plan.training_run import parse_progressive
     if not isinstance(entry["progressive"], str):
         raise EffplanError(f"{where}.progressive: expected a string MIN:MAX:STAGES, e.g. \"128:300:4\"")
     try:
@@ -282,9 +282,9 @@ def figures(graph, batch: int, dtype: str, device=None, precision=DEFAULT_PRECIS
 
 
 def training_time(budget: Budget, device) -> dict:
-    """The training-time figures (plan/training.time_figures) of a budget's design on its device: a run of
+    """The training-time figures (plan/training_run.time_figures) of a budget's design on its device: a run of
     `epochs` (1 when only a step is bounded) at train_batch (else batch) per device."""
-    from ..plan.training import time_figures, training_run
+    from ..plan.training_run import time_figures, training_run
 
     design, _ = _resolve(budget)
     if isinstance(design, str):
