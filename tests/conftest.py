@@ -1,5 +1,9 @@
+import atexit
 import gc
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,6 +30,14 @@ settings.load_profile("fixed")
 # collection in test_onnx, test_properties and test_models together; 1.0 s at this threshold, with
 # the same peak memory).
 gc.set_threshold(50_000, 10, 10)
+
+# Tests run `effplan` as real processes too (the CI workflow, the pre-commit hook, exit codes). Where
+# PYTHONDONTWRITEBYTECODE is set, each of them compiled every effplan module again (~13 s of a run):
+# they share compiled bytecode in a folder of this run's own, outside the checkout.
+_BYTECODE = tempfile.mkdtemp(prefix="effplan-tests-pyc-")
+atexit.register(shutil.rmtree, _BYTECODE, True)
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+os.environ["PYTHONPYCACHEPREFIX"] = _BYTECODE
 
 
 def graph_of(input_shape, body):
