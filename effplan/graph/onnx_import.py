@@ -23,6 +23,8 @@ from .onnx_common import OnnxError
 from .onnx_read import SMALL_INITIALIZER, label as _label, load  # noqa: F401  (load: read, then from_onnx)
 
 BUFFER_ROLES = ("mean", "var")
+_NUMBERS = {onnx.AttributeProto.INT: "i", onnx.AttributeProto.FLOAT: "f", onnx.AttributeProto.INTS: "ints",
+            onnx.AttributeProto.FLOATS: "floats"}  # attribute type -> its field
 FLOAT_TYPES = {TensorProto.FLOAT: "fp32", TensorProto.FLOAT16: "fp16", TensorProto.BFLOAT16: "bf16",
                TensorProto.DOUBLE: "fp32"}
 PLACE_RE = [  # module paths exporters write -> (stage, block), with what to add to the stage number: a
@@ -164,7 +166,8 @@ def _skeleton(model: onnx.ModelProto, keep_info: set[str]) -> onnx.ModelProto:
     out.node.extend(g.node)
     out.input.extend(g.input)
     out.sparse_initializer.extend(g.sparse_initializer)
-    out.value_info.extend(v for v in g.value_info if v.name in keep_info)
+    if keep_info:
+        out.value_info.extend(v for v in g.value_info if v.name in keep_info)
     present = {i.name for i in g.input}
     for init in g.initializer:
         if math.prod(init.dims) <= SMALL_INITIALIZER and init.data_location != TensorProto.EXTERNAL:
@@ -210,14 +213,18 @@ def _bind_dims(inputs, batch: int | None, dims: dict[str, int]) -> dict[str, int
     return bound
 
 
-def _dims(value: onnx.ValueInfoProto, bound: dict[str, int]) -> tuple | None:
-    t = value.type.tensor_type
+def _dims(t: onnx.TypeProto.Tensor, bound: dict[str, int]) -> tuple | None:
     if not t.HasField("shape"):
         return None
-    return tuple(d.dim_value if d.HasField("dim_value") else bound.get(d.dim_param) for d in t.shape.dim)
+    # a nonzero dim_value is set; only a 0 needs HasField to tell a set 0 from a symbolic dimension
+    return tuple(d.dim_value or (0 if d.HasField("dim_value") else bound.get(d.dim_param)) for d in t.shape.dim)
 
 
 def _attr_value(attr: onnx.AttributeProto):
+    field = _NUMBERS.get(attr.type)
+    if field and not attr.ref_attr_name:  # most attributes: read directly, cheaper than helper's dispatch
+        value = getattr(attr, field)
+        return value if field in ("i", "f") else tuple(value)
     value = helper.get_attribute_value(attr)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -304,10 +311,11 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
     for values, binding in ((list(g.value_info) + list(g.output), bound),
                             (list(inferred.input) + list(inferred.value_info), {})):
         for v in values:
-            shape = _dims(v, binding)
-            if shape is not None and (all(d for d in shape) or v.name not in shapes):
-                shapes[v.name] = shape
-            types[v.name] = v.type.tensor_type.elem_type or types.get(v.name, 0)
+            tensor, key = v.type.tensor_type, v.name
+            shape = _dims(tensor, binding)
+            if shape is not None and (all(shape) or key not in shapes):
+                shapes[key] = shape
+            types[key] = tensor.elem_type or types.get(key, 0)
     from .evaluate import fold_shapes  # shape arithmetic ONNX's data propagation left open, folded
     graph_outputs = {o.name for o in g.output}
     for i in fold_shapes(model, nodes, order, shapes, types):
@@ -334,7 +342,7 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
     graph.graph["batch"] = first[0] if first else 1
     live = [i for i in order if i not in folded]
     places = _places([nodes[i] for i in live])
-    used, owners, producer = set(), {}, {}  # owners: source initializer -> the ops that own it as a weight
+    used, owners, producer, edges = set(), {}, {}, []  # owners: source initializer -> the ops that own it as a weight
     for i, (stage, block, layer) in zip(live, places):
         node = nodes[i]
         node_name = node.name or f"{node.op_type}_{i}"
@@ -358,8 +366,8 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
         graph.add_node(node_name, op=node.op_type, attrs={a.name: _attr_value(a) for a in node.attribute},
                        inputs=tuple(inputs), outputs=outs, weights=tuple(weights),
                        stage=stage, block=block, layer=layer)
-        graph.add_edges_from((producer[t], node_name, {"tensor": t}) for t in dict.fromkeys(inputs)
-                             if t in producer)
+        edges += [(producer[t], node_name, {"tensor": t}) for t in dict.fromkeys(inputs) if t in producer]
+    graph.add_edges_from(edges)  # one call: the same edges in the same order as one call per node
     # each op owns the weights in its slots (the totals sum the rows); what the file stores counts each
     # initializer once: an exporter's merged equal tensors (all-zero biases) and tied weights differ here
     graph.graph["distinct_weight_elements"] = sum(math.prod(shapes[s]) for s in owners)
