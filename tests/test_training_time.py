@@ -30,14 +30,16 @@ def conv(b, x, cout, k, cin, group=1, name="c"):
                  attrs={"kernel_shape": (k, k), "strides": (1, 1), "group": group, "pads": (k // 2,) * 4})
 
 
-def toy_net():
-    """input 2x8x8x8 -> conv a (16, 3x3) -> BN -> conv b (32, 1x1)."""
+def toy_net(act: str | None = None):
+    """input 2x8x8x8 -> conv a (16, 3x3) -> BN [-> act] -> conv b (32, 1x1)."""
     b = GraphBuilder("t", (2, 8, 8, 8))
     b.at(1, 0)
     a = conv(b, "input", 16, 3, 8, name="a")
     n = b.add("BatchNormalization", [a], "a", "bn", attrs={"epsilon": 1e-5},
               weights=(Weight("scale", (16,)), Weight("B", (16,)), Weight("mean", (16,), False),
                        Weight("var", (16,), False)))
+    if act:
+        n = b.add(act, [n], "a", act.lower())
     return b.finish(conv(b, n, 32, 1, 16, name="b"))
 
 
@@ -283,13 +285,7 @@ def test_compiled_and_xla_fuse_an_elementwise_backward_chain():
     # Relu backward reads its saved output and dY, writes dX: 3 x 4096 = 12,288 B, 2048 FLOPs (a select each).
     # BN backward (as the first test): 12,544 B, 8 x 2048 FLOPs. Under compiled and xla they run as one
     # kernel: Relu's dX (BN's dY, 4096 B) is neither written nor read: 12,288 + 12,544 - 2 x 4096 = 16,640 B.
-    b = GraphBuilder("t", (2, 8, 8, 8))
-    b.at(1, 0)
-    a = conv(b, "input", 16, 3, 8, name="a")
-    n = b.add("BatchNormalization", [a], "a", "bn", attrs={"epsilon": 1e-5},
-              weights=(Weight("scale", (16,)), Weight("B", (16,)), Weight("mean", (16,), False),
-                       Weight("var", (16,), False)))
-    g = b.finish(conv(b, b.add("Relu", [n], "a", "relu"), 32, 1, 16, name="b"))
+    g = toy_net("Relu")
     eager = {k.op: (k.flops, k.bytes) for k in backward_kernels(g, DEVICE, "fp16", "mixed", "eager")}
     assert eager["Relu(backward)"] == (2048, 12_288) and eager["BatchNormalization(backward)"] == (16_384, 12_544)
     for runtime in ("compiled", "xla"):
