@@ -16,8 +16,8 @@ from .design.spec import ModelSpec, load_spec  # noqa: E402
 from .plan.memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, fit, inference_peak, largest_batch,  # noqa: E402
                           memory_by_batch, training_memory)
 
-# Heavier names load on first use, so `import effplan` (and `effplan table`) never imports onnx,
-# networkx or matplotlib: name -> (module, attribute).
+# Heavier names load on first use, so `import effplan` (and `effplan table`) never imports onnx
+# or matplotlib: name -> (module, attribute).
 _LAZY = {
     "load_device": ("plan.hardware", "load_device"),
     "Device": ("plan.hardware", "Device"),

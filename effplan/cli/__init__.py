@@ -11,24 +11,16 @@ from ..base.version import __version__
 from . import design, gate, hardware, memory, onnx, report, train
 
 
-# Commands that build no graph: they never need networkx.
-NO_GRAPHS = frozenset({"models", "devices", "runtimes", "show", "calibrate"})
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="effplan")
-@click.pass_context
-def cli(ctx):
+def cli():
     """Static FLOPs, parameter and memory planner for compound-scaled CNNs."""
     import gc
-    import importlib
 
     # What is imported lives until the process ends, so the cyclic collector need not rescan it: without
-    # the freeze, the full collection that building a few graphs triggers rescans every module object
-    # (networkx's above all: imported here, before the freeze, for the commands that build graphs) and
-    # took 0.03 s of `effplan table --phi 0..7`'s 0.3 s. main() unfreezes when a caller goes on.
-    if ctx.invoked_subcommand not in NO_GRAPHS:
-        importlib.import_module("networkx")
+    # the freeze, the full collection that building a few graphs triggers rescans every module object.
+    # main() unfreezes when a caller goes on.
     gc.freeze()
 
 

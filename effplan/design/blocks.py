@@ -417,6 +417,4 @@ def _build(design: Design, batch: int):
         features = b.shape(x)[1]
         weights = (Weight("W", (design.classes, features)),) + ((Weight("B", (design.classes,)),) if c.bias else ())
         x = b.add("Gemm", [x], "", "fc", attrs={"transB": 1}, weights=weights)
-    import networkx as nx
-
-    return nx.freeze(b.finish(x))  # shared by the cache: adding or removing a node or edge raises
+    return b.finish(x).freeze()  # shared by the cache: adding or removing a node or edge raises

@@ -26,12 +26,12 @@ class Imported:
     spec = None
 
     def __init__(self, path: str, name: str | None = None, dims: dict[str, int] | None = None):
-        from ..graph.onnx_import import load
+        from ..graph.onnx_import import read_file
 
         self.path = str(path)
         self.dims = dict(dims or {})  # --dim NAME=VALUE: the file's other symbolic dimensions
-        self.model = load(self.path)
-        self.meta = {p.key: p.value for p in self.model.metadata_props}
+        self.model = read_file(self.path)
+        self.meta = dict(self.model.metadata)
         self.name = name or Path(self.path).name  # the file, not the model it says it holds: two files differ
         self._graphs: dict[int | None, object] = {}
 
@@ -59,21 +59,20 @@ class Imported:
     def symbolic_batch(self) -> bool:
         """Whether the first data input's leading dimension is symbolic (bound by --batch)."""
         first = self._any_graph().graph["inputs"]
-        for value in self.model.graph.input:
+        for value in self.model.inputs:
             if first and value.name == first[0]:
-                dims = value.type.tensor_type.shape.dim
-                return len(dims) >= 2 and not (dims[0].HasField("dim_value") and dims[0].dim_value > 0)
+                dims = value.dims or ()
+                return len(dims) >= 2 and not (isinstance(dims[0], int) and dims[0] > 0)
         return False
 
     @property
     def fixed_batch(self) -> int | None:
         """The first data input's leading dimension where the file fixes it (read from the file, not
         imported), else None."""
-        weights = {t.name for t in self.model.graph.initializer}
-        value = next((v for v in self.model.graph.input if v.name not in weights), None)
-        dims = value.type.tensor_type.shape.dim if value is not None else []
-        return dims[0].dim_value if len(dims) >= 2 and dims[0].HasField("dim_value") and dims[0].dim_value > 0 \
-            else None
+        weights = {t.name for t in self.model.initializers}
+        value = next((v for v in self.model.inputs if v.name not in weights), None)
+        dims = (value.dims or ()) if value is not None else ()
+        return dims[0] if len(dims) >= 2 and isinstance(dims[0], int) and dims[0] > 0 else None
 
     @classmethod
     def open(cls, path: str, dims: dict[str, int] | None = None) -> "Imported":
@@ -94,9 +93,9 @@ class Imported:
     def graph(self, batch: int | None):
         """The file's graph with its symbolic batch bound to `batch` (None: the file's own batch, or 1)."""
         if batch not in self._graphs:
-            from ..graph.onnx_import import from_onnx
+            from ..graph.onnx_import import import_file
 
-            graph = from_onnx(self.model, self.path, batch, self.dims)
+            graph, self.model = import_file(self.model, self.path, batch, self.dims)
             graph.graph["name"] = self.name
             self._graphs[batch] = graph
         return self._graphs[batch]

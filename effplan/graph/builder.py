@@ -1,4 +1,4 @@
-"""The graph: a networkx DiGraph whose nodes are ONNX ops and whose edges are tensors.
+"""The graph: a DiGraph (digraph.py) whose nodes are ONNX ops and whose edges are tensors.
 
 Node attributes: `op` (ONNX op_type), `attrs` (ONNX attribute names), `inputs` and `outputs`
 (tensor names, in ONNX input order), `weights` (the initializers the op owns), and its place:
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .digraph import DiGraph
 from .ops import OPS
 from .shapes import Shape, ShapeError
 
@@ -90,10 +91,8 @@ class GraphBuilder:
         return name
 
     def finish(self, output: str):
-        """The networkx DiGraph of everything added (each op's output tensor has the op's name)."""
-        import networkx as nx
-
-        graph = nx.DiGraph(name=self.name_, inputs=self.inputs, outputs=[output], tensors=self.tensors)
+        """The DiGraph of everything added (each op's output tensor has the op's name)."""
+        graph = DiGraph(name=self.name_, inputs=self.inputs, outputs=[output], tensors=self.tensors)
         graph.add_nodes_from(self.nodes.items())
         graph.add_edges_from(self.edges)
         return graph
@@ -191,8 +190,6 @@ def fold_batch_norm(graph):
     is folded into that conv, which gains a bias (or keeps its own). The conv takes over the BN's
     output tensor, so readers are unchanged; `folded_bn` keeps the BN's weights for exporters
     that fold real values."""
-    import networkx as nx
-
     read = readers(graph)
     folded: dict[str, str] = {}  # conv -> bn
     for name in graph.nodes:
@@ -205,7 +202,7 @@ def fold_batch_norm(graph):
                 and source not in graph.graph["outputs"]:
             folded[producer] = name
     attrs = {k: v for k, v in graph.graph.items() if k != "derived"}
-    out = nx.DiGraph(**{**attrs, "tensors": dict(graph.graph["tensors"])})
+    out = DiGraph(**{**attrs, "tensors": dict(graph.graph["tensors"])})
     absorbed = set(folded.values())
     for name in graph.nodes:
         if name in absorbed:

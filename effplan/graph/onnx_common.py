@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import math
 
-import onnx
-from onnx import helper
-
 from ..base.errors import EffplanError
 
 
@@ -13,6 +10,8 @@ class OnnxError(EffplanError):
     pass
 
 
-def tensor_bytes(t: onnx.TensorProto) -> int:
-    """The bytes of a tensor's values, from its dims and type (its data need not be there)."""
+def tensor_bytes(t) -> int:
+    """The bytes of a tensor's values (an onnx TensorProto), from its dims and type (its data need not be there)."""
+    from onnx import helper
+
     return math.prod(t.dims) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize

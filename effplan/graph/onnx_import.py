@@ -1,6 +1,8 @@
-"""ONNX import: deserialisation plus ONNX shape inference into effplan's graph, so one op table
-serves built and imported graphs alike. Import never reads external weight data: initializer shapes
-are in the model proto itself. What an op type means on import (its weight slots, whether a weight
+"""ONNX import: deserialisation plus shape inference into effplan's graph, so one op table serves
+built and imported graphs alike. A file is read without onnx where it can be (onnx_wire.py) and shaped
+by effplan's own rules (each op's `infer`); where they cannot, onnx reads it (onnx_read.py, with its
+refusals) and ONNX's shape inference shapes it. Import never reads external weight data: initializer
+shapes are in the model proto itself. What an op type means on import (its weight slots, whether a weight
 passes through it, whether a constant operand is learned) is its entry in the op table (ops.py).
 """
 from __future__ import annotations
@@ -12,21 +14,17 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import onnx
-from onnx import TensorProto, helper
-
 from ..base.errors import quote
 from ..base.units import MAX_DIM
+from . import dtypes
 from .builder import Weight
+from .digraph import DiGraph
 from .ops import OPS
 from .onnx_common import OnnxError
-from .onnx_read import SMALL_INITIALIZER, label as _label, load  # noqa: F401  (load: read, then from_onnx)
+from .onnx_wire import SMALL_INITIALIZER, Model, NotPlain, from_proto  # noqa: F401
 
 BUFFER_ROLES = ("mean", "var")
-_NUMBERS = {onnx.AttributeProto.INT: "i", onnx.AttributeProto.FLOAT: "f", onnx.AttributeProto.INTS: "ints",
-            onnx.AttributeProto.FLOATS: "floats"}  # attribute type -> its field
-FLOAT_TYPES = {TensorProto.FLOAT: "fp32", TensorProto.FLOAT16: "fp16", TensorProto.BFLOAT16: "bf16",
-               TensorProto.DOUBLE: "fp32"}
+FLOAT_TYPES = {dtypes.FLOAT: "fp32", dtypes.FLOAT16: "fp16", dtypes.BFLOAT16: "bf16", dtypes.DOUBLE: "fp32"}
 PLACE_RE = [  # module paths exporters write -> (stage, block), with what to add to the stage number: a
     # Python index (blocks.0) counts from 0, a name (layer1, block1a) from 1; torchvision's features.0 is the stem
     (re.compile(r"(?:^|[/.])features[._](\d+)(?:[._](\d+))?(?=[/._]|$)"), 0),  # torchvision features.N.M
@@ -60,10 +58,15 @@ class SourcedWeight(Weight):
         return self.elements
 
 
-def _order(g: onnx.GraphProto, nodes: list, name: str) -> list[int]:
+def _label(node) -> str:
+    return node.name or node.op_type
+
+
+def _order(model: Model, name: str) -> list[int]:
     """Node indices in a topological order (stored order where it is one), refusing dangling reads,
     tensors written twice and cycles before shape inference sees the graph."""
-    known = {i.name for i in g.input} | {i.name for i in g.initializer}
+    nodes = model.nodes
+    known = {i.name for i in model.inputs} | {i.name for i in model.initializers}
     producer: dict[str, int] = {}
     for i, node in enumerate(nodes):
         for t in filter(None, node.output):
@@ -104,15 +107,15 @@ def _order(g: onnx.GraphProto, nodes: list, name: str) -> list[int]:
     return order
 
 
-def _weight_inputs(g: onnx.GraphProto, nodes: list) -> set[str]:
+def _weight_inputs(model: Model) -> set[str]:
     """Graph inputs that feed only the weight slots of ops, maybe through Identity, Cast or
     DequantizeLinear: weights fed at run time (PyTorch's export_params=False), not data. MatMul's
     operands are alike, so a graph input there is data."""
     uses: dict[str, list] = {}
-    for node in nodes:
+    for node in model.nodes:
         for slot, t in enumerate(node.input):
             uses.setdefault(t, []).append((node, slot))
-    outputs = {o.name for o in g.output}
+    outputs = {o.name for o in model.outputs}
 
     def weight_only(tensor: str) -> bool:
         todo, seen = [tensor], set()
@@ -130,20 +133,20 @@ def _weight_inputs(g: onnx.GraphProto, nodes: list) -> set[str]:
                     return False
         return True
 
-    initializers = {i.name for i in g.initializer}
-    return {i.name for i in g.input if i.name not in initializers and weight_only(i.name)}
+    initializers = {i.name for i in model.initializers}
+    return {i.name for i in model.inputs if i.name not in initializers and weight_only(i.name)}
 
 
-def _constants(g: onnx.GraphProto, nodes: list, order: list[int], weight_inputs: set[str]):
+def _constants(model: Model, order: list[int], weight_inputs: set[str]):
     """Which nodes compute only from constants (initializers, Constant nodes, weight inputs): a runtime
     folds them, so they are no ops of the graph, and their outputs count like initializers. Returns
     (folded node indices, {constant tensor: the tensor it carries}): a weight seen through Identity,
     Cast or DequantizeLinear is still that weight, so an op sharing it does not count it again."""
-    origin = {t: t for t in [i.name for i in g.initializer] + sorted(weight_inputs)}
-    outputs = {o.name for o in g.output}
+    origin = {t: t for t in [i.name for i in model.initializers] + sorted(weight_inputs)}
+    outputs = {o.name for o in model.outputs}
     folded = set()
     for i in order:
-        node = nodes[i]
+        node = model.nodes[i]
         sources = [t for t in node.input if t]
         if node.op_type == "Constant" or (sources and all(t in origin for t in sources)
                                           and not outputs.intersection(node.output)):
@@ -153,35 +156,11 @@ def _constants(g: onnx.GraphProto, nodes: list, order: list[int], weight_inputs:
     return folded, origin
 
 
-def _skeleton(model: onnx.ModelProto, keep_info: set[str]) -> onnx.ModelProto:
-    """A copy of the model without the weights' data, for shape inference: initializers up to
-    SMALL_INITIALIZER elements stay (shapes, Resize scales: inference reads their values); larger or
-    external ones become typed graph inputs (their shapes are all inference needs). Value_info
-    stays only for the tensors in `keep_info`; the rest is inferred again from the bound inputs."""
-    light = onnx.ModelProto(ir_version=model.ir_version)
-    light.opset_import.extend(model.opset_import)
-    light.functions.extend(model.functions)  # model-local functions that nodes may call
-    g, out = model.graph, light.graph
-    out.name = g.name
-    out.node.extend(g.node)
-    out.input.extend(g.input)
-    out.sparse_initializer.extend(g.sparse_initializer)
-    if keep_info:
-        out.value_info.extend(v for v in g.value_info if v.name in keep_info)
-    present = {i.name for i in g.input}
-    for init in g.initializer:
-        if math.prod(init.dims) <= SMALL_INITIALIZER and init.data_location != TensorProto.EXTERNAL:
-            out.initializer.append(init)
-        elif init.name not in present:
-            out.input.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
-    return light
-
-
-def _bind_dims(inputs, batch: int | None, dims: dict[str, int]) -> dict[str, int]:
+def _bind_dims(inputs: list, batch: int | None, dims: dict[str, int]) -> dict[str, int]:
     """Give every symbolic dimension of the data inputs a value: --dim NAME=VALUE, else --batch
     (default 1) for the first dimension of an input of rank 2 or more. A fixed batch is checked,
-    never overridden. Returns {dimension name: value}."""
-    names = {d.dim_param for v in inputs for d in v.type.tensor_type.shape.dim if d.dim_param}
+    never overridden. Returns {dimension name: value}; an unnamed symbolic batch is bound as ''."""
+    names = {d for v in inputs for d in v.dims or () if isinstance(d, str)}
     for key, value in dims.items():
         if key not in names:
             have = f"its symbolic dimensions: {', '.join(sorted(names))}" if names else "it has no symbolic dimensions"
@@ -191,18 +170,16 @@ def _bind_dims(inputs, batch: int | None, dims: dict[str, int]) -> dict[str, int
             raise OnnxError(f"{what} {value}: expected a size from 1 to 2^40")
     bound = dict(dims)
     for value in inputs:
-        shape = value.type.tensor_type.shape
-        for i, dim in enumerate(shape.dim):
-            is_batch = i == 0 and len(shape.dim) >= 2
-            key = dim.dim_param
-            if dim.HasField("dim_value") and dim.dim_value > 0:
-                size = dim.dim_value
+        shape = value.dims or ()
+        for i, dim in enumerate(shape):
+            is_batch = i == 0 and len(shape) >= 2
+            key = dim if isinstance(dim, str) else ""
+            if isinstance(dim, int) and dim > 0:
+                size = dim
             elif key in bound:
-                size = dim.dim_value = bound[key]
+                size = bound[key]
             elif is_batch:
-                size = dim.dim_value = batch or 1
-                if key:
-                    bound[key] = size
+                size = bound[key] = batch or 1
             else:
                 raise OnnxError(f"input {quote(value.name)} has a symbolic dimension {key or i!r}: "
                                 f"give it a size with --dim {key or 'NAME'}=VALUE")
@@ -213,24 +190,83 @@ def _bind_dims(inputs, batch: int | None, dims: dict[str, int]) -> dict[str, int
     return bound
 
 
-def _dims(t: onnx.TypeProto.Tensor, bound: dict[str, int]) -> tuple | None:
-    if not t.HasField("shape"):
+def _bound(value, bound: dict[str, int], graph_input: bool = False) -> tuple | None:
+    """A declared shape with its symbols bound (a graph input's unnamed batch dimension takes the unnamed
+    binding): None where it has no shape, a None entry for each dimension that stays unknown."""
+    if value.dims is None:
         return None
-    # a nonzero dim_value is set; only a 0 needs HasField to tell a set 0 from a symbolic dimension
-    return tuple(d.dim_value or (0 if d.HasField("dim_value") else bound.get(d.dim_param)) for d in t.shape.dim)
+    out = []
+    for i, d in enumerate(value.dims):
+        unnamed = "" if graph_input and i == 0 and len(value.dims) >= 2 else None
+        out.append(d if isinstance(d, int) and d > 0 else bound.get(d if isinstance(d, str) else unnamed))
+    return tuple(out)
 
 
-def _attr_value(attr: onnx.AttributeProto):
-    field = _NUMBERS.get(attr.type)
-    if field and not attr.ref_attr_name:  # most attributes: read directly, cheaper than helper's dispatch
-        value = getattr(attr, field)
-        return value if field in ("i", "f") else tuple(value)
-    value = helper.get_attribute_value(attr)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, list):
-        return tuple(v.decode() if isinstance(v, bytes) else v for v in value)
-    return value
+def _own_shapes(model: Model, order: list[int], shapes: dict, types: dict) -> set[int]:
+    """Every node's output shapes and types by effplan's rules (NotPlain where one cannot), shape
+    arithmetic evaluated on the way; returns the nodes evaluated."""
+    from .evaluate import fold_shapes, own_inference
+
+    return fold_shapes(model, order, shapes, types, own_inference)
+
+
+def _onnx_shapes(model: Model, order: list[int], shapes: dict, types: dict, bound: dict, name: str) -> set[int]:
+    """ONNX's shape inference over the whole model (its proto), then its per-node inference where shape
+    arithmetic left tensors open; the file's own shapes fill what both leave. Returns the nodes evaluated."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from .evaluate import fold_shapes, onnx_inference
+
+    proto = model.proto
+    unknown = {(n.domain, n.op_type) for n in model.nodes} - set(model.functions)  # asked once per op type
+    unknown = {key for key in unknown if not onnx.defs.has(key[1], key[0])}
+    no_schema = {t for n in model.nodes if (n.domain, n.op_type) in unknown
+                 for t in n.output}  # custom ops (com.microsoft...): inference cannot type their outputs
+    light = onnx.ModelProto(ir_version=proto.ir_version)  # no weights' data: initializers become typed inputs
+    light.opset_import.extend(proto.opset_import)
+    light.functions.extend(proto.functions)  # model-local functions that nodes may call
+    g, out = proto.graph, light.graph
+    out.name = g.name
+    out.node.extend(g.node)
+    out.input.extend(g.input)
+    out.sparse_initializer.extend(g.sparse_initializer)
+    out.value_info.extend(v for v in g.value_info if v.name in no_schema)
+    present = {i.name for i in g.input}
+    for init in g.initializer:  # small ones stay (shapes, Resize scales: inference reads their values)
+        if math.prod(init.dims) <= SMALL_INITIALIZER and init.data_location != TensorProto.EXTERNAL:
+            out.initializer.append(init)
+        elif init.name not in present:
+            out.input.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    for v in [*out.input, *out.value_info]:  # the symbolic dimensions bound, as the inputs' own
+        shape = v.type.tensor_type.shape.dim
+        for i, d in enumerate(shape):
+            key = d.dim_param if d.dim_param else "" if i == 0 and len(shape) >= 2 and v in out.input else None
+            if key in bound and not (d.HasField("dim_value") and d.dim_value > 0):
+                d.dim_value = bound[key]
+    try:
+        inferred = onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=True, data_prop=True).graph
+    except Exception as exc:
+        raise OnnxError(f"{name}: ONNX shape inference failed: {str(exc).splitlines()[0][:300]}") from None
+    for v in [*model.value_info, *model.outputs, *from_proto_values(inferred)]:  # inferred last: it wins
+        shape = _bound(v, bound) if v.dims is not None else None
+        if shape is not None and (all(shape) or v.name not in shapes):
+            shapes[v.name] = shape
+        types[v.name] = v.elem_type or types.get(v.name, 0)
+    return fold_shapes(model, order, shapes, types, onnx_inference)
+
+
+def from_proto_values(graph) -> list:
+    """The inputs and value_info of an inferred GraphProto, as onnx_wire Values."""
+    from .onnx_wire import Value
+
+    out = []
+    for v in [*graph.input, *graph.value_info]:
+        t = v.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim) \
+            if t.HasField("shape") else None
+        out.append(Value(v.name, t.elem_type, dims))
+    return out
 
 
 def _doc_place(doc: str):
@@ -259,7 +295,7 @@ def _name_place(name: str):
     return None
 
 
-def _places(nodes: list[onnx.NodeProto]) -> list[tuple]:
+def _places(nodes: list) -> list[tuple]:
     """(stage, block, layer) of each node: effplan's doc_string, else its module path. Ops before the
     first placed op are the stem, ops after the last the head, ops between take the place before."""
     found = [_doc_place(n.doc_string) or _name_place(n.name) for n in nodes]
@@ -271,54 +307,42 @@ def _places(nodes: list[onnx.NodeProto]) -> list[tuple]:
     return places
 
 
-def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = None,
-              dims: dict[str, int] | None = None):
-    """effplan's graph of an ONNX model: shape-inferred, symbolic dimensions bound. Nodes that compute
-    only from constants are folded away; a constant in a weight slot (Conv W and B, Gemm B and C,
-    MatMul's constant operand, normalisation scale and bias, PRelu slope), or one of more than one
-    element in Add, Sub, Mul, Div, Expand, Concat, Tile or an op with no cost function, is a parameter of
-    that op, sized as the initializer it comes from; scalars and integer tensors (shapes) are not. Shape
-    arithmetic ONNX's inference leaves open is evaluated and folded (evaluate.py)."""
-    import networkx as nx
+def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[str, int] | None = None):
+    """effplan's graph of an ONNX model (an onnx ModelProto, or a Model onnx_wire.read): shaped, symbolic
+    dimensions bound. Nodes that compute only from constants are folded away; a constant in a weight slot
+    (Conv W and B, Gemm B and C, MatMul's constant operand, normalisation scale and bias, PRelu slope), or
+    one of more than one element in Add, Sub, Mul, Div, Expand, Concat, Tile or an op with no cost
+    function, is a parameter of that op, sized as the initializer it comes from; scalars and integer
+    tensors (shapes) are not. Shapes come from effplan's own rules, shape arithmetic evaluated on the way
+    (evaluate.py); where a rule cannot, from ONNX's inference on the model's proto, or NotPlain for a
+    Model read without onnx (read_file then reads the file with onnx)."""
+    light = model if isinstance(model, Model) else from_proto(model)
+    order = _order(light, name)
+    weight_inputs = _weight_inputs(light)
+    folded, origin = _constants(light, order, weight_inputs)
+    initializers = {i.name for i in light.initializers}
+    data_inputs = [v for v in light.inputs if v.name not in initializers and v.name not in weight_inputs]
+    bound = _bind_dims(data_inputs, batch, dims or {})
 
-    g = model.graph
-    nodes = list(g.node)  # indexing the protobuf list again and again is slow
-    order = _order(g, nodes, name)
-    weight_inputs = _weight_inputs(g, nodes)
-    folded, origin = _constants(g, nodes, order, weight_inputs)
-    initializers = {i.name for i in g.initializer}
-    data_inputs = [v for v in g.input if v.name not in initializers and v.name not in weight_inputs]
-    local = {(f.domain, f.name) for f in model.functions}
-    unknown = {(n.domain, n.op_type) for n in nodes} - local  # asked once per op type, not once per node
-    unknown = {key for key in unknown if not onnx.defs.has(key[1], key[0])}
-    no_schema = {t for n in nodes if (n.domain, n.op_type) in unknown
-                 for t in n.output}  # custom ops (com.microsoft...): inference cannot type their outputs
-    light = _skeleton(model, no_schema)
-    kept = {v.name for v in data_inputs}
-    bound = _bind_dims([v for v in light.graph.input if v.name in kept], batch, dims or {})
-    for v in light.graph.value_info:  # the file's shapes of custom ops' outputs, bound like the inputs
-        for d in v.type.tensor_type.shape.dim:
-            if d.dim_param in bound:
-                d.dim_value = bound[d.dim_param]
+    def seeded() -> tuple[dict, dict]:
+        shapes = {i.name: i.dims for i in light.initializers}
+        types = {i.name: i.data_type for i in light.initializers}
+        for v in light.inputs:
+            if v.name not in initializers:
+                shapes[v.name], types[v.name] = _bound(v, bound, graph_input=True), v.elem_type
+        return shapes, types
+
+    shapes, types = seeded()
     try:
-        inferred = onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=True, data_prop=True).graph
-    except Exception as exc:
-        raise OnnxError(f"{name}: ONNX shape inference failed: {str(exc).splitlines()[0][:300]}") from None
-
-    # shapes: inferred where complete, else the file's own (bound), else an initializer's dims
-    shapes = {i.name: tuple(i.dims) for i in g.initializer}
-    types = {i.name: i.data_type for i in g.initializer}
-    for values, binding in ((list(g.value_info) + list(g.output), bound),
-                            (list(inferred.input) + list(inferred.value_info), {})):
-        for v in values:
-            tensor, key = v.type.tensor_type, v.name
-            shape = _dims(tensor, binding)
-            if shape is not None and (all(shape) or key not in shapes):
-                shapes[key] = shape
-            types[key] = tensor.elem_type or types.get(key, 0)
-    from .evaluate import fold_shapes  # shape arithmetic ONNX's data propagation left open, folded
-    graph_outputs = {o.name for o in g.output}
-    for i in fold_shapes(model, nodes, order, shapes, types):
+        evaluated = _own_shapes(light, order, shapes, types)
+    except NotPlain:
+        if light.proto is None:
+            raise
+        shapes, types = seeded()
+        evaluated = _onnx_shapes(light, order, shapes, types, bound, name)
+    nodes = light.nodes
+    graph_outputs = {o.name for o in light.outputs}
+    for i in evaluated:
         if not graph_outputs.intersection(nodes[i].output):
             folded.add(i)
             for t in filter(None, nodes[i].output):
@@ -333,8 +357,8 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
         size = math.prod(_concrete(shapes.get(t), t))
         return f"input{slot}" if size > 1 and (op not in OPS or OPS[op].learned) else None
 
-    graph = nx.DiGraph(name=name, inputs=[v.name for v in data_inputs], outputs=[o.name for o in g.output],
-                       tensors={}, weight_inputs=sorted(weight_inputs))
+    graph = DiGraph(name=name, inputs=[v.name for v in data_inputs], outputs=[o.name for o in light.outputs],
+                    tensors={}, weight_inputs=sorted(weight_inputs))
     tensors = graph.graph["tensors"]
     for t in graph.graph["inputs"]:
         tensors[t] = _concrete(shapes.get(t), t)
@@ -363,9 +387,8 @@ def from_onnx(model: onnx.ModelProto, name: str = "model", batch: int | None = N
         for o in outs:
             tensors[o] = _concrete(shapes.get(o), o)
             producer[o] = node_name
-        graph.add_node(node_name, op=node.op_type, attrs={a.name: _attr_value(a) for a in node.attribute},
-                       inputs=tuple(inputs), outputs=outs, weights=tuple(weights),
-                       stage=stage, block=block, layer=layer)
+        graph.add_node(node_name, op=node.op_type, attrs=node.attrs, inputs=tuple(inputs), outputs=outs,
+                       weights=tuple(weights), stage=stage, block=block, layer=layer)
         edges += [(producer[t], node_name, {"tensor": t}) for t in dict.fromkeys(inputs) if t in producer]
     graph.add_edges_from(edges)  # one call: the same edges in the same order as one call per node
     # each op owns the weights in its slots (the totals sum the rows); what the file stores counts each
@@ -394,12 +417,41 @@ def resolution(graph) -> int | None:
     return shape[2] if shape[3] == channels != shape[1] else shape[3]
 
 
+def read_file(path: str) -> Model:
+    """An ONNX file, read without onnx where it can be, else by onnx (with its refusals)."""
+    from . import onnx_wire
+
+    try:
+        return onnx_wire.read(path)
+    except NotPlain:
+        return from_proto(load(path))
+
+
+def import_file(model: Model, path: str, batch: int | None = None, dims: dict[str, int] | None = None):
+    """(graph, model) of a file read by read_file: where effplan's rules cannot shape a model read without
+    onnx, onnx reads the file and that model is returned, for the caller to keep."""
+    try:
+        return from_onnx(model, str(path), batch, dims), model
+    except NotPlain:
+        model = from_proto(load(path))
+        return from_onnx(model, str(path), batch, dims), model
+
+
+def load(path: str):
+    from .onnx_read import load
+
+    return load(path)
+
+
+def input_type(model: Model, graph) -> str:
+    """The precision of the first data input ("fp32", "fp16", "bf16")."""
+    first = graph.graph["inputs"][0] if graph.graph["inputs"] else None
+    elem = next((v.elem_type for v in model.inputs if v.name == first), dtypes.FLOAT)
+    return FLOAT_TYPES.get(elem, "fp32")
+
+
 def analyze_file(path: str, batch: int | None = None, dims: dict[str, int] | None = None):
     """(graph, model metadata, dtype) of an ONNX file."""
-    model = load(path)
-    graph = from_onnx(model, str(path), batch, dims)
+    graph, model = import_file(read_file(path), path, batch, dims)
     graph.graph["name"] = Path(path).stem
-    meta = {p.key: p.value for p in model.metadata_props}
-    first = graph.graph["inputs"][0] if graph.graph["inputs"] else None
-    elem = next((v.type.tensor_type.elem_type for v in model.graph.input if v.name == first), TensorProto.FLOAT)
-    return graph, meta, FLOAT_TYPES.get(elem, "fp32")
+    return graph, dict(model.metadata), input_type(model, graph)

@@ -18,8 +18,8 @@ from ..base.units import MAX_DIM, human_bytes
 from .builder import MAX_OPS
 from .ops import MATRIX, OPS
 from .onnx_common import OnnxError, tensor_bytes
+from .onnx_wire import keeps_values
 
-SMALL_INITIALIZER = 64  # elements; smaller initializers keep their values for shape inference
 
 
 def load(path: str) -> onnx.ModelProto:
@@ -135,9 +135,7 @@ def _tensor_header(buf, start: int, end: int) -> bytes:
         if pos > end:
             raise ValueError("a field past the end of its message")
         fields.append((number, tag, pos))
-    from .evaluate import _seeds
-
-    if math.prod(dims) <= SMALL_INITIALIZER or _seeds(TensorProto(dims=dims, data_type=dtype)):
+    if keeps_values(dims, dtype):
         return buf[start:end]
     return b"".join(buf[tag:stop] for number, tag, stop in fields if number not in VALUE_FIELDS)
 

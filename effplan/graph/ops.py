@@ -24,6 +24,8 @@ An entry (`Op`) says, for one op type:
   weighted whether it is one of the profile's `layers`: an op whose weights multiply its input
   evaluate (attrs, *input values) -> output value with numpy: how evaluate.py folds shape arithmetic
           (Shape -> Gather -> Div -> ...) once the input shape is known; None: never folded
+  infer   (attrs, shapes, types, values, opset, outputs) -> [(shape, elem_type)] per output: an imported
+          node's outputs with ONNX's semantics, without onnx (infer.py); raises CannotInfer where it cannot
   backward what training time (plan/training.py) times for its backward (`Backward`); None: no rule,
           refused by name rather than timed as zero
   passes_weight  on import (onnx_import.py), a weight through its first input is still that weight, sized
@@ -51,6 +53,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..base.errors import EffplanError
+from . import dtypes
+from . import infer as rules
 from .shapes import (broadcast_shape, concat_shape, conv_shape, flatten_shape, gemm_shape, global_pool_shape,
                      pool_shape, reshape_shape, same, slice_shape, transpose_shape)
 
@@ -95,6 +99,7 @@ class Op:
     weights: tuple[str, ...] = ()  # the roles of its positional inputs
     weighted: bool = False
     evaluate: Callable | None = None
+    infer: Callable | None = None
     backward: Backward | None = None
     passes_weight: bool = False
     learned: bool = False
@@ -110,6 +115,7 @@ class Op:
             ("weights", isinstance(self.weights, tuple) and all(isinstance(r, str) for r in self.weights)),
             ("weighted", not self.weighted or bool(self.weights)),
             ("evaluate", self.evaluate is None or callable(self.evaluate)),
+            ("infer", self.infer is None or callable(self.infer)),
             ("backward", self.backward is None or isinstance(self.backward, Backward))) if not ok]
         if problems:
             raise ValueError(f"the entry of {self.name} has a bad {', '.join(problems)}")
@@ -226,9 +232,7 @@ def _reduce_prod(attrs, x, axes=None):
 
 
 def _constant_of_shape(attrs, shape):
-    from onnx import numpy_helper  # onnx only where a file is read: `import effplan` stays light
-
-    value = numpy_helper.to_array(attrs["value"]) if "value" in attrs else np.zeros(1, np.float32)
+    value = np.asarray(attrs["value"]) if "value" in attrs else np.zeros(1, np.float32)  # decoded on import
     return np.full(_int_list(shape), value.reshape(-1)[0], value.dtype)
 
 
@@ -241,9 +245,7 @@ def _range(attrs, start, limit, delta):
 
 
 def _cast(attrs, x):
-    from onnx import helper
-
-    return x.astype(helper.tensor_dtype_to_np_dtype(attrs["to"]))
+    return x.astype(dtypes.np_dtype(attrs["to"]))
 
 
 def _binary(fn):
@@ -287,7 +289,8 @@ PRODUCTS = Backward(products=True)
 
 @register("Conv", shape=conv_shape, saves=(INPUT,), unit=_conv_unit, fusion=ANCHOR, gemm=_conv_gemm,
           weights=CONV_WEIGHTS, weighted=True,
-          backward=Backward(products=True, taps=lambda weights: math.prod(weights["W"][2:]) if "W" in weights else 1))
+          backward=Backward(products=True, taps=lambda weights: math.prod(weights["W"][2:]) if "W" in weights else 1),
+          infer=rules.conv)
 def conv_cost(attrs, inputs, output, weights):
     per_output = math.prod(_kernel(weights, inputs)[1:])  # (Cin/group) * Kh * Kw
     macs = math.prod(output) * per_output
@@ -308,7 +311,7 @@ def _conv_transpose_unit(attrs, inputs, weights) -> str:
 
 # a convolution on the matrix unit, but fused with nothing: runtimes anchor Conv, Gemm and MatMul only
 @register("ConvTranspose", shape=ONNX_INFERENCE, saves=(INPUT,), unit=_conv_transpose_unit, fusion=CONTRACTION,
-          gemm=_conv_transpose_gemm, weights=CONV_WEIGHTS, weighted=True)
+          gemm=_conv_transpose_gemm, weights=CONV_WEIGHTS, weighted=True, infer=rules.conv_transpose)
 def conv_transpose_cost(attrs, inputs, output, weights):
     # every input element meets (Cout/group) * Kh * Kw weights (W is [Cin, Cout/group, Kh, Kw])
     macs = math.prod(inputs[0]) * math.prod(_kernel(weights, inputs)[1:])
@@ -316,9 +319,9 @@ def conv_transpose_cost(attrs, inputs, output, weights):
 
 
 @register("Gemm", shape=gemm_shape, saves=(INPUT,), unit=MATRIX, fusion=ANCHOR, gemm=_matmul_gemm,
-          weights=("A", "W", "B"), weighted=True, backward=PRODUCTS)
+          weights=("A", "W", "B"), weighted=True, backward=PRODUCTS, infer=rules.gemm)
 @register("MatMul", shape=ONNX_INFERENCE, saves=(INPUTS,), unit=MATRIX, fusion=ANCHOR,  # takes its bias Add
-          gemm=_matmul_gemm, weights=("A", "W"), weighted=True, backward=PRODUCTS)
+          gemm=_matmul_gemm, weights=("A", "W"), weighted=True, backward=PRODUCTS, infer=rules.matmul)
 def matmul_cost(attrs, inputs, output, weights):
     macs = math.prod(output) * _inner(attrs, inputs, weights)  # prod(output) * K
     bias = "B" in weights or len(inputs) > 2
@@ -331,8 +334,9 @@ MEAN_BACKWARD = Backward(1, per_input=True, shape_only=True)
 
 
 @register("GlobalAveragePool", shape=global_pool_shape, saves=(INPUT,), fusion=REDUCTION, unit=VECTOR,
-          backward=MEAN_BACKWARD)
-@register("ReduceMean", shape=ONNX_INFERENCE, saves=(), fusion=REDUCTION, unit=VECTOR, backward=MEAN_BACKWARD)
+          backward=MEAN_BACKWARD, infer=rules.global_pool)
+@register("ReduceMean", shape=ONNX_INFERENCE, saves=(), fusion=REDUCTION, unit=VECTOR, backward=MEAN_BACKWARD,
+          infer=rules.reduce)
 def mean_pool_cost(attrs, inputs, output, weights):
     # one add per input element, one divide per output element
     return 0, math.prod(inputs[0]) + math.prod(output)
@@ -341,15 +345,16 @@ def mean_pool_cost(attrs, inputs, output, weights):
 # backward: dy scattered through the window (max: through the saved indices); avg_pool2d_backward and
 # max_pool2d_with_indices_backward read the saved input for its shape only
 @register("MaxPool", shape=pool_shape, saves=(INPUT, INDICES), fusion=REDUCTION, unit=VECTOR,
-          backward=Backward(1, shape_only=True))
+          backward=Backward(1, shape_only=True), infer=rules.max_pool)
 @register("AveragePool", shape=pool_shape, saves=(INPUT,), fusion=REDUCTION, unit=VECTOR,
-          backward=Backward(1, shape_only=True))
+          backward=Backward(1, shape_only=True), infer=rules.average_pool)
 def window_pool_cost(attrs, inputs, output, weights):
     # one compare (or add) per window element; AveragePool's divide is counted as one of them
     return 0, math.prod(output) * math.prod(attrs["kernel_shape"])
 
 
-@register("Resize", "Upsample", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, unit=VECTOR)
+@register("Resize", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, unit=VECTOR, infer=rules.resize)
+@register("Upsample", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, unit=VECTOR, infer=rules.upsample)
 def resize_cost(attrs, inputs, output, weights):
     # each output element is a weighted sum of its neighbours, 2 (linear) or 4 (cubic) per spatial
     # axis: that many multiplies and one add fewer; nearest mode copies
@@ -372,7 +377,7 @@ def _einsum_sizes(equation: str, inputs) -> dict[str, int]:
     return sizes
 
 
-@register("Einsum", shape=ONNX_INFERENCE, saves=(INPUTS,), unit=MATRIX, fusion=CONTRACTION)
+@register("Einsum", shape=ONNX_INFERENCE, saves=(INPUTS,), unit=MATRIX, fusion=CONTRACTION, infer=rules.einsum)
 def einsum_cost(attrs, inputs, output, weights):
     # a product of operands: every output element sums over the contracted indices (the letters no
     # output keeps), one multiply-add each: prod(output) * prod(contracted sizes). One operand
@@ -388,9 +393,9 @@ def einsum_cost(attrs, inputs, output, weights):
     return macs, 2 * macs
 
 
-@register("ReduceSum", shape=ONNX_INFERENCE, saves=(), fusion=REDUCTION, unit=VECTOR)
+@register("ReduceSum", shape=ONNX_INFERENCE, saves=(), fusion=REDUCTION, unit=VECTOR, infer=rules.reduce)
 @register("ReduceProd", shape=ONNX_INFERENCE, saves=(INPUT, OUTPUT), fusion=REDUCTION, unit=VECTOR,
-          evaluate=_reduce_prod)
+          evaluate=_reduce_prod, infer=rules.reduce)
 def sum_cost(attrs, inputs, output, weights):
     return 0, math.prod(inputs[0])  # one add (multiply) per input element, over any axes
 
@@ -400,113 +405,132 @@ def sum_cost(attrs, inputs, output, weights):
 # Add, Sub, Mul, Div: a constant beyond a scalar is a bias or scale (learned). Add's backward only
 # reduces dY to a broadcast operand's shape
 elementwise(1, "Relu", shape=same, saves=(OUTPUT,), fusion=ACTIVATION,
-            backward=Backward(1))  # threshold_backward: select dy where y > 0
+            backward=Backward(1), infer=rules.same)  # threshold_backward: select dy where y > 0
 elementwise(1, "Add", shape=broadcast_shape, saves=(), fusion=RESIDUAL, evaluate=_binary(np.add),
-            backward=Backward(1, broadcast_only=True), learned=True)
+            backward=Backward(1, broadcast_only=True), learned=True, infer=rules.broadcasting)
 elementwise(1, "Sub", shape=broadcast_shape, saves=(), fusion=POINTWISE, evaluate=_binary(np.subtract),
-            backward=Backward(1), learned=True)
+            backward=Backward(1), learned=True, infer=rules.broadcasting)
 elementwise(1, "Mul", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE, evaluate=_binary(np.multiply),
-            backward=Backward(3), learned=True)  # dy * b, dy * a, the add of a broadcast operand's reduction
+            backward=Backward(3), learned=True,  # dy * b, dy * a, the add of a broadcast operand's reduction
+            infer=rules.broadcasting)
 elementwise(1, "Div", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE, evaluate=_div,
-            backward=Backward(4), learned=True)
+            backward=Backward(4), learned=True, infer=rules.broadcasting)
 elementwise(1, "Max", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE,
-            evaluate=lambda attrs, *xs: np.maximum.reduce(np.broadcast_arrays(*xs)), backward=Backward(1))
+            evaluate=lambda attrs, *xs: np.maximum.reduce(np.broadcast_arrays(*xs)), backward=Backward(1),
+            infer=rules.broadcasting)
 elementwise(1, "Min", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE,
-            evaluate=lambda attrs, *xs: np.minimum.reduce(np.broadcast_arrays(*xs)), backward=Backward(1))
+            evaluate=lambda attrs, *xs: np.minimum.reduce(np.broadcast_arrays(*xs)), backward=Backward(1),
+            infer=rules.broadcasting)
 elementwise(1, "Mod", shape=ONNX_INFERENCE, saves=(INPUTS,), fusion=POINTWISE,
-            evaluate=lambda attrs, x, y: np.fmod(x, y) if attrs.get("fmod", 0) else np.mod(x, y))
-elementwise(1, "Neg", shape=same, saves=(), fusion=POINTWISE, evaluate=_unary(np.negative), backward=Backward(1))
-elementwise(1, "Abs", shape=ONNX_INFERENCE, saves=(INPUT,), fusion=POINTWISE, evaluate=_unary(np.abs))
-elementwise(1, "Ceil", shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_unary(np.ceil))
-elementwise(1, "Floor", shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_unary(np.floor))
+            evaluate=lambda attrs, x, y: np.fmod(x, y) if attrs.get("fmod", 0) else np.mod(x, y),
+            infer=rules.broadcasting)
+elementwise(1, "Neg", shape=same, saves=(), fusion=POINTWISE, evaluate=_unary(np.negative), backward=Backward(1),
+            infer=rules.same)
+elementwise(1, "Abs", shape=ONNX_INFERENCE, saves=(INPUT,), fusion=POINTWISE, evaluate=_unary(np.abs),
+            infer=rules.same)
+elementwise(1, "Ceil", shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_unary(np.ceil), infer=rules.same)
+elementwise(1, "Floor", shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_unary(np.floor), infer=rules.same)
 # comparisons and logic: one op per element, no gradient
 for _op, _fn in (("Equal", np.equal), ("Less", np.less), ("Greater", np.greater), ("LessOrEqual", np.less_equal),
                  ("GreaterOrEqual", np.greater_equal), ("And", np.logical_and), ("Or", np.logical_or)):
-    elementwise(1, _op, shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_binary(_fn))
+    elementwise(1, _op, shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_binary(_fn), infer=rules.compare)
 del _op, _fn
-elementwise(1, "Not", shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_unary(np.logical_not))
-elementwise(1, "Exp", shape=same, saves=(OUTPUT,), fusion=POINTWISE, backward=Backward(1))
-elementwise(1, "Tanh", shape=same, saves=(OUTPUT,), fusion=POINTWISE, backward=Backward(3))
-elementwise(1, "Sqrt", shape=same, saves=(OUTPUT,), fusion=POINTWISE, evaluate=_unary(np.sqrt), backward=Backward(2))
+elementwise(1, "Not", shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_unary(np.logical_not),
+            infer=rules.logical_not)
+elementwise(1, "Exp", shape=same, saves=(OUTPUT,), fusion=POINTWISE, backward=Backward(1), infer=rules.same)
+elementwise(1, "Tanh", shape=same, saves=(OUTPUT,), fusion=POINTWISE, backward=Backward(3), infer=rules.same)
+elementwise(1, "Sqrt", shape=same, saves=(OUTPUT,), fusion=POINTWISE, evaluate=_unary(np.sqrt), backward=Backward(2),
+            infer=rules.same)
 # BN at inference: x*a + b with folded a, b; it keeps one mean and inverse std per channel for the batch.
 # Training first computes the batch statistics, a read of its input: sum, square, add (PyTorch's CUDA
 # batch norm: batch_norm_collect_statistics, then batch_norm_elemt). Backward per input element:
 # x_hat (2), sum dy (1), sum dy*x_hat (2), dx = k (dy - a - x_hat b) (3)
 elementwise(2, "BatchNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=NORM,
             statistics=lambda attrs, output: output[1], weights=("X", "scale", "B", "mean", "var"),
-            backward=Backward(8, per_input=True, statistics=3))
+            backward=Backward(8, per_input=True, statistics=3), infer=rules.batch_norm)
 # PRelu and LeakyRelu: a compare and a multiply (backward: the same); Clip's backward (hardtanh_backward):
 # two compares, a select
-elementwise(2, "Clip", shape=same, saves=(INPUT,), fusion=ACTIVATION, evaluate=_clip, backward=Backward(2))
-elementwise(2, "LeakyRelu", shape=same, saves=(INPUT,), fusion=ACTIVATION, backward=Backward(2))
+elementwise(2, "Clip", shape=same, saves=(INPUT,), fusion=ACTIVATION, evaluate=_clip, backward=Backward(2),
+            infer=rules.same)
+elementwise(2, "LeakyRelu", shape=same, saves=(INPUT,), fusion=ACTIVATION, backward=Backward(2), infer=rules.same)
 elementwise(2, "PRelu", shape=broadcast_shape, saves=(INPUT,), fusion=POINTWISE, weights=("X", "slope"),
-            backward=Backward(2))
+            backward=Backward(2), infer=rules.prelu)
 # statistics (an add for the sum, a multiply and an add for the sum of squares), then x*a + b with
 # a, b folded per channel (instance, group) or per row (layer); per-row divides are not counted.
 # Backward keeps a mean and inverse std per sample and channel, group or row.
 NORM_WEIGHTS = ("X", "scale", "B")
 elementwise(5, "InstanceNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=REDUCTION,
-            statistics=lambda attrs, output: output[0] * output[1], weights=NORM_WEIGHTS)
+            statistics=lambda attrs, output: output[0] * output[1], weights=NORM_WEIGHTS, infer=rules.same)
 elementwise(5, "GroupNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=REDUCTION,
-            statistics=lambda attrs, output: output[0] * attrs["num_groups"], weights=NORM_WEIGHTS)
+            statistics=lambda attrs, output: output[0] * attrs["num_groups"], weights=NORM_WEIGHTS, infer=rules.same)
 elementwise(5, "LayerNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=REDUCTION,
             statistics=lambda attrs, output: math.prod(output[:attrs.get("axis", -1) % len(output)]),
-            weights=NORM_WEIGHTS)
+            weights=NORM_WEIGHTS, infer=rules.layer_norm)
 elementwise(3, "Sigmoid", shape=same, saves=(OUTPUT,), fusion=ACTIVATION,  # exp, add, divide
-            backward=Backward(3))  # sigmoid_backward: dy * y * (1 - y)
-elementwise(3, "Softmax", shape=same, saves=(OUTPUT,), fusion=REDUCTION, backward=Backward(4))
+            backward=Backward(3), infer=rules.same)  # sigmoid_backward: dy * y * (1 - y)
+elementwise(3, "Softmax", shape=same, saves=(OUTPUT,), fusion=REDUCTION, backward=Backward(4), infer=rules.same)
 elementwise(3, "LogSoftmax", shape=same, saves=(OUTPUT,), fusion=REDUCTION,  # exp, add, subtract (the row's log apart)
-            backward=Backward(3))
+            backward=Backward(3), infer=rules.same)
 # erf, like exp and tanh, one transcendental; GELU x * 0.5 * (1 + erf(x / sqrt 2)): divide, erf, add and
 # two multiplies, the five ops exporters write it as at opset <= 19. PyTorch's GELU keeps its input.
-elementwise(1, "Erf", shape=same, saves=(INPUT,), fusion=POINTWISE)
-elementwise(5, "Gelu", shape=same, saves=(INPUT,), fusion=ACTIVATION, backward=Backward(8))
-elementwise(1, "Pow", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE)
-elementwise(1, "Reciprocal", shape=same, saves=(OUTPUT,), fusion=POINTWISE)
+elementwise(1, "Erf", shape=same, saves=(INPUT,), fusion=POINTWISE, infer=rules.same)
+elementwise(5, "Gelu", shape=same, saves=(INPUT,), fusion=ACTIVATION, backward=Backward(8), infer=rules.same)
+elementwise(1, "Pow", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE, infer=rules.broadcasting)
+elementwise(1, "Reciprocal", shape=same, saves=(OUTPUT,), fusion=POINTWISE, infer=rules.same)
 elementwise(1, "Where", shape=ONNX_INFERENCE, saves=(MASK,), fusion=POINTWISE,
-            evaluate=lambda attrs, c, x, y: np.where(c, x, y))  # a select; backward keeps the condition
+            evaluate=lambda attrs, c, x, y: np.where(c, x, y),  # a select; backward keeps the condition
+            infer=rules.where)
 # on activations: x / scale + zero point, clamped (rounding is the conversion): 3; back: (q - zero point) * scale: 2
-elementwise(3, "QuantizeLinear", shape=same, saves=(), fusion=POINTWISE)
-elementwise(2, "DequantizeLinear", shape=same, saves=(), fusion=POINTWISE, passes_weight=True)
+elementwise(3, "QuantizeLinear", shape=same, saves=(), fusion=POINTWISE, infer=rules.quantize)
+elementwise(2, "DequantizeLinear", shape=same, saves=(), fusion=POINTWISE, passes_weight=True, infer=rules.dequantize)
 # multiply, add, min, max. An activation like Sigmoid, so fused into a conv's epilogue as MobileNetV3's
 # squeeze-excitation gate: TensorRT's Layer Fusion Catalog fuses a Convolution with an Activation layer
 # (HardSigmoid is ActivationType kHARD_SIGMOID), and onnxruntime's FusedConv takes HardSigmoid
 # (contrib_ops/cpu/fused_activation.cc: MlasHardSigmoidActivation)
-elementwise(4, "HardSigmoid", shape=same, saves=(INPUT,), fusion=ACTIVATION, backward=Backward(2))
+elementwise(4, "HardSigmoid", shape=same, saves=(INPUT,), fusion=ACTIVATION, backward=Backward(2), infer=rules.same)
 elementwise(5, "HardSwish", shape=same, saves=(INPUT,), fusion=ACTIVATION,  # HardSigmoid, then multiply
-            backward=Backward(4))
+            backward=Backward(4), infer=rules.same)
 # A view's gradient is dY itself (VIEW_GRADIENT). Dropout's training backward (dy * mask, 1 FLOP an
 # element) is not timed: a stated simplification, as it is a view at inference
-free("identity at inference", "Dropout", shape=same, saves=(MASK,), fusion=VIEW, backward=VIEW_GRADIENT)
+free("identity at inference", "Dropout", shape=same, saves=(MASK,), fusion=VIEW, backward=VIEW_GRADIENT,
+     infer=rules.dropout)
 free("identity at inference", "Identity", shape=same, saves=(), fusion=VIEW, evaluate=lambda attrs, x: x,
-     backward=VIEW_GRADIENT, passes_weight=True)
+     backward=VIEW_GRADIENT, passes_weight=True, infer=rules.same)
 VIEW_REASON = "a view of the same data: no arithmetic"
-free(VIEW_REASON, "Flatten", shape=flatten_shape, saves=(), fusion=VIEW, backward=VIEW_GRADIENT)
+free(VIEW_REASON, "Flatten", shape=flatten_shape, saves=(), fusion=VIEW, backward=VIEW_GRADIENT, infer=rules.flatten)
 free(VIEW_REASON, "Reshape", shape=reshape_shape, saves=(), fusion=VIEW, evaluate=_reshape, backward=VIEW_GRADIENT,
-     passes_weight=True)
-free(VIEW_REASON, "Squeeze", shape=ONNX_INFERENCE, saves=(), fusion=VIEW, evaluate=_squeeze, backward=VIEW_GRADIENT)
+     passes_weight=True, infer=rules.reshape)
+free(VIEW_REASON, "Squeeze", shape=ONNX_INFERENCE, saves=(), fusion=VIEW, evaluate=_squeeze, backward=VIEW_GRADIENT,
+     infer=rules.squeeze)
 free(VIEW_REASON, "Unsqueeze", shape=ONNX_INFERENCE, saves=(), fusion=VIEW, evaluate=_unsqueeze,
-     backward=VIEW_GRADIENT)
+     backward=VIEW_GRADIENT, infer=rules.unsqueeze)
 MOVE_REASON = "data movement: no arithmetic"
 # Concat, Slice, Split: their input gradients are views of dY (narrow, cat). Concat and Tile (and Expand)
 # of a constant tensor: a learned token (ViT's cls_token)
 free(MOVE_REASON, "Concat", shape=concat_shape, saves=(), fusion=LAYOUT,
-     evaluate=lambda attrs, *xs: np.concatenate(xs, axis=attrs["axis"]), backward=VIEW_GRADIENT, learned=True)
-free(MOVE_REASON, "Slice", shape=slice_shape, saves=(), fusion=LAYOUT, evaluate=_slice, backward=VIEW_GRADIENT)
+     evaluate=lambda attrs, *xs: np.concatenate(xs, axis=attrs["axis"]), backward=VIEW_GRADIENT, learned=True,
+     infer=rules.concat)
+free(MOVE_REASON, "Slice", shape=slice_shape, saves=(), fusion=LAYOUT, evaluate=_slice, backward=VIEW_GRADIENT,
+     infer=rules.slice_)
 free(MOVE_REASON, "Transpose", shape=transpose_shape, saves=(), fusion=LAYOUT,
-     evaluate=lambda attrs, x: np.transpose(x, attrs.get("perm")), backward=Backward(0), passes_weight=True)
-free(MOVE_REASON, "Split", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, backward=VIEW_GRADIENT)
-free(MOVE_REASON, "Pad", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT)
-free(MOVE_REASON, "Tile", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, learned=True)
-free(MOVE_REASON, "Expand", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_expand, learned=True)
+     evaluate=lambda attrs, x: np.transpose(x, attrs.get("perm")), backward=Backward(0), passes_weight=True,
+     infer=rules.transpose)
+free(MOVE_REASON, "Split", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, backward=VIEW_GRADIENT, infer=rules.split)
+free(MOVE_REASON, "Pad", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, infer=rules.pad)
+free(MOVE_REASON, "Tile", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, learned=True, infer=rules.tile)
+free(MOVE_REASON, "Expand", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_expand, learned=True,
+     infer=rules.expand)
 SHAPE_REASON = "shape arithmetic on small integer tensors"
-free(SHAPE_REASON, "Shape", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT)  # evaluate.py reads it off the shape
+free(SHAPE_REASON, "Shape", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT,  # evaluate.py reads it off the shape
+     infer=rules.shape_of)
 # Gather: a weight table gathered by constant indices is the table (LeViT's attention bias)
 free(SHAPE_REASON, "Gather", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT,
-     evaluate=lambda attrs, x, i: np.take(x, i, axis=attrs.get("axis", 0)), passes_weight=True)
-free(SHAPE_REASON, "Cast", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_cast, passes_weight=True)
-free(SHAPE_REASON, "ConstantOfShape", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_constant_of_shape)
-free(SHAPE_REASON, "Range", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_range)
+     evaluate=lambda attrs, x, i: np.take(x, i, axis=attrs.get("axis", 0)), passes_weight=True, infer=rules.gather)
+free(SHAPE_REASON, "Cast", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_cast, passes_weight=True,
+     infer=rules.cast)
+free(SHAPE_REASON, "ConstantOfShape", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_constant_of_shape,
+     infer=rules.constant_of_shape)
+free(SHAPE_REASON, "Range", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_range, infer=rules.range_)
 
 
 class UnknownOpError(EffplanError):
