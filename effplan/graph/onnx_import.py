@@ -21,7 +21,7 @@ from .builder import Weight
 from .digraph import DiGraph
 from .ops import OPS
 from .onnx_common import OnnxError
-from .onnx_wire import SMALL_INITIALIZER, Model, NotPlain, from_proto  # noqa: F401
+from .onnx_wire import SMALL_INITIALIZER, Model, NotPlain, from_proto, proto_value
 
 BUFFER_ROLES = ("mean", "var")
 FLOAT_TYPES = {dtypes.FLOAT: "fp32", dtypes.FLOAT16: "fp16", dtypes.BFLOAT16: "bf16", dtypes.DOUBLE: "fp32"}
@@ -248,25 +248,13 @@ def _onnx_shapes(model: Model, order: list[int], shapes: dict, types: dict, boun
         inferred = onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=True, data_prop=True).graph
     except Exception as exc:
         raise OnnxError(f"{name}: ONNX shape inference failed: {str(exc).splitlines()[0][:300]}") from None
-    for v in [*model.value_info, *model.outputs, *from_proto_values(inferred)]:  # inferred last: it wins
-        shape = _bound(v, bound) if v.dims is not None else None
+    inferred = map(proto_value, [*inferred.input, *inferred.value_info])
+    for v in [*model.value_info, *model.outputs, *inferred]:  # the file's own shapes, then the inferred ones
+        shape = _bound(v, bound)
         if shape is not None and (all(shape) or v.name not in shapes):
             shapes[v.name] = shape
         types[v.name] = v.elem_type or types.get(v.name, 0)
     return fold_shapes(model, order, shapes, types, onnx_inference)
-
-
-def from_proto_values(graph) -> list:
-    """The inputs and value_info of an inferred GraphProto, as onnx_wire Values."""
-    from .onnx_wire import Value
-
-    out = []
-    for v in [*graph.input, *graph.value_info]:
-        t = v.type.tensor_type
-        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim) \
-            if t.HasField("shape") else None
-        out.append(Value(v.name, t.elem_type, dims))
-    return out
 
 
 def _doc_place(doc: str):

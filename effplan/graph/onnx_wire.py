@@ -71,7 +71,7 @@ class Model:
     initializers: list
     inputs: list
     outputs: list
-    value_info: list
+    value_info: list  # the file's own intermediate shapes: from onnx's parse only (see _graph)
     opsets: dict  # domain -> version
     metadata: dict = field(default_factory=dict)
     functions: frozenset = frozenset()  # (domain, name) of model-local functions
@@ -236,8 +236,8 @@ def _graph(buf, start: int, end: int) -> Model:
             inputs.append(_value(buf, a, b))
         elif number == 12:
             outputs.append(_value(buf, a, b))
-        elif number == 13:
-            info.append(_value(buf, a, b))
+        # value_info (13) is not read: effplan's rules shape every tensor, and where they cannot, the
+        # file is read again by onnx, whose inference weighs the file's own shapes
         elif number == 2:
             name = _text(buf, a, b)
         elif number == 10:
@@ -250,29 +250,43 @@ def _graph(buf, start: int, end: int) -> Model:
 
 
 def _node(buf, start: int, end: int) -> Node:
+    """A node: its fields are all length-delimited, walked inline (the reader's hottest loop)."""
     inputs, outputs, attrs, name, op, domain, doc = [], [], {}, "", "", "", ""
-    for number, wire, a, b in _fields(buf, start, end):
-        if wire != 2:
-            continue
+    pos = start
+    while pos < end:
+        key = buf[pos]
+        if key < 0x80:
+            pos += 1
+        else:
+            key, pos = _varint(buf, pos)
+        if key & 7 != 2:
+            raise ValueError("a node field that is not length-delimited")
+        a = buf[pos]
+        if a < 0x80:
+            a, pos = pos + 1, pos + 1 + a
+        else:
+            length, a = _varint(buf, pos)
+            pos = a + length
+        if pos > end:
+            raise ValueError("a field past the end of its message")
+        number = key >> 3
         if number == 1:
-            inputs.append(_text(buf, a, b))
+            inputs.append(str(buf[a:pos], "utf-8"))
         elif number == 2:
-            outputs.append(_text(buf, a, b))
+            outputs.append(str(buf[a:pos], "utf-8"))
         elif number == 5:
-            key, value = _attribute(buf, a, b)
-            attrs[key] = value
+            attr, value = _attribute(buf, a, pos)
+            attrs[attr] = value
         elif number == 4:
-            op = _text(buf, a, b)
+            op = str(buf[a:pos], "utf-8")
         elif number == 3:
-            name = _text(buf, a, b)
+            name = str(buf[a:pos], "utf-8")
         elif number == 7:
-            domain = _text(buf, a, b)
-        elif number == 6:
-            doc = _text(buf, a, b)
-        elif number == 8:
-            _text(buf, a, b)
+            domain = str(buf[a:pos], "utf-8")
+        elif number in (6, 8):  # doc_string, overload
+            doc = str(buf[a:pos], "utf-8") if number == 6 else doc
         elif number == 9:
-            _entry(buf, a, b)
+            _entry(buf, a, pos)
     if domain not in ("", "ai.onnx"):
         raise NotPlain(f"an op of domain {domain}")
     return Node(name, op, "", tuple(inputs), tuple(outputs), attrs, doc)
@@ -352,6 +366,8 @@ def _values(buf, t: Tensor, raw, typed) -> np.ndarray | None:
     except (KeyError, ValueError, TypeError):
         return None
     if raw:
+        if raw[1] - raw[0] != t.size * dtype.itemsize:  # checked before the bytes are copied
+            raise NotPlain(f"tensor {t.name}: {raw[1] - raw[0]} bytes for dimensions {t.dims}")
         data = np.frombuffer(buf[raw[0]:raw[1]], dtype.newbyteorder("<"))
     else:
         number, wire, a, b = typed
@@ -443,18 +459,20 @@ def from_proto(model) -> Model:
             return tuple(v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value)
         return value
 
-    def value(v) -> Value:
-        t = v.type.tensor_type
-        dims = None
-        if t.HasField("shape"):
-            dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim)
-        return Value(v.name, t.elem_type, dims)
-
     g = model.graph
     nodes = [Node(n.name, n.op_type, n.domain, tuple(n.input), tuple(n.output),
                   {a.name: attr(a) for a in n.attribute}, n.doc_string, n) for n in g.node]
-    return Model(g.name, nodes, [tensor(t) for t in g.initializer], [value(v) for v in g.input],
-                 [value(v) for v in g.output], [value(v) for v in g.value_info],
+    return Model(g.name, nodes, [tensor(t) for t in g.initializer], [proto_value(v) for v in g.input],
+                 [proto_value(v) for v in g.output], [proto_value(v) for v in g.value_info],
                  {o.domain or "": o.version for o in model.opset_import},
                  {p.key: p.value for p in model.metadata_props},
                  frozenset((f.domain, f.name) for f in model.functions), model)
+
+
+def proto_value(v) -> Value:
+    """An onnx ValueInfoProto as a Value."""
+    t = v.type.tensor_type
+    dims = None
+    if t.HasField("shape"):
+        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim)
+    return Value(v.name, t.elem_type, dims)

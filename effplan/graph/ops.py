@@ -3,7 +3,7 @@ cost row of a graph's node.
 
 An entry (`Op`) says, for one op type:
   shape   its output shape from (attrs, input shapes, weight shapes by role), as the builder computes
-          it (shapes.py); or ONNX_INFERENCE: only imported graphs hold it, shaped by ONNX's inference
+          it (shapes.py); or IMPORTED_ONLY: the builders never emit it, only imported graphs hold it
   cost    (attrs, input shapes, output shape, weight shapes by role) -> (macs, flops). Only arithmetic
           on the shape entries, so the same function accepts numpy arrays of shapes and costs many
           designs at once. Params and bytes do not depend on the op type: they come from the node's
@@ -58,7 +58,7 @@ from . import infer as rules
 from .shapes import (broadcast_shape, concat_shape, conv_shape, flatten_shape, gemm_shape, global_pool_shape,
                      pool_shape, reshape_shape, same, slice_shape, transpose_shape)
 
-ONNX_INFERENCE = "onnx shape inference"
+IMPORTED_ONLY = "imported graphs only"
 SAVED_KINDS = INPUT, INPUTS, OUTPUT, STATISTICS, INDICES, MASK = (
     "input", "inputs", "output", "statistics", "indices", "mask")
 UNITS = MATRIX, VECTOR = "matrix", "vector"
@@ -88,7 +88,7 @@ VIEW_GRADIENT = Backward(kernel=False)
 class Op:
     """One op type's entry; checked when registered, so every entry is complete."""
     name: str
-    shape: Callable | str  # a shape rule, or ONNX_INFERENCE
+    shape: Callable | str  # a shape rule, or IMPORTED_ONLY
     cost: Callable
     saves: tuple[str, ...]
     unit: Callable | str
@@ -106,7 +106,7 @@ class Op:
 
     def __post_init__(self):
         problems = [what for what, ok in (
-            ("shape", callable(self.shape) or self.shape == ONNX_INFERENCE),
+            ("shape", callable(self.shape) or self.shape == IMPORTED_ONLY),
             ("cost", callable(self.cost)),
             ("saves", isinstance(self.saves, tuple) and set(self.saves) <= set(SAVED_KINDS)),
             ("unit", callable(self.unit) or self.unit in UNITS),
@@ -310,7 +310,7 @@ def _conv_transpose_unit(attrs, inputs, weights) -> str:
 
 
 # a convolution on the matrix unit, but fused with nothing: runtimes anchor Conv, Gemm and MatMul only
-@register("ConvTranspose", shape=ONNX_INFERENCE, saves=(INPUT,), unit=_conv_transpose_unit, fusion=CONTRACTION,
+@register("ConvTranspose", shape=IMPORTED_ONLY, saves=(INPUT,), unit=_conv_transpose_unit, fusion=CONTRACTION,
           gemm=_conv_transpose_gemm, weights=CONV_WEIGHTS, weighted=True, infer=rules.conv_transpose)
 def conv_transpose_cost(attrs, inputs, output, weights):
     # every input element meets (Cout/group) * Kh * Kw weights (W is [Cin, Cout/group, Kh, Kw])
@@ -320,7 +320,7 @@ def conv_transpose_cost(attrs, inputs, output, weights):
 
 @register("Gemm", shape=gemm_shape, saves=(INPUT,), unit=MATRIX, fusion=ANCHOR, gemm=_matmul_gemm,
           weights=("A", "W", "B"), weighted=True, backward=PRODUCTS, infer=rules.gemm)
-@register("MatMul", shape=ONNX_INFERENCE, saves=(INPUTS,), unit=MATRIX, fusion=ANCHOR,  # takes its bias Add
+@register("MatMul", shape=IMPORTED_ONLY, saves=(INPUTS,), unit=MATRIX, fusion=ANCHOR,  # takes its bias Add
           gemm=_matmul_gemm, weights=("A", "W"), weighted=True, backward=PRODUCTS, infer=rules.matmul)
 def matmul_cost(attrs, inputs, output, weights):
     macs = math.prod(output) * _inner(attrs, inputs, weights)  # prod(output) * K
@@ -335,7 +335,7 @@ MEAN_BACKWARD = Backward(1, per_input=True, shape_only=True)
 
 @register("GlobalAveragePool", shape=global_pool_shape, saves=(INPUT,), fusion=REDUCTION, unit=VECTOR,
           backward=MEAN_BACKWARD, infer=rules.global_pool)
-@register("ReduceMean", shape=ONNX_INFERENCE, saves=(), fusion=REDUCTION, unit=VECTOR, backward=MEAN_BACKWARD,
+@register("ReduceMean", shape=IMPORTED_ONLY, saves=(), fusion=REDUCTION, unit=VECTOR, backward=MEAN_BACKWARD,
           infer=rules.reduce)
 def mean_pool_cost(attrs, inputs, output, weights):
     # one add per input element, one divide per output element
@@ -353,8 +353,8 @@ def window_pool_cost(attrs, inputs, output, weights):
     return 0, math.prod(output) * math.prod(attrs["kernel_shape"])
 
 
-@register("Resize", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, unit=VECTOR, infer=rules.resize)
-@register("Upsample", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, unit=VECTOR, infer=rules.upsample)
+@register("Resize", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, unit=VECTOR, infer=rules.resize)
+@register("Upsample", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, unit=VECTOR, infer=rules.upsample)
 def resize_cost(attrs, inputs, output, weights):
     # each output element is a weighted sum of its neighbours, 2 (linear) or 4 (cubic) per spatial
     # axis: that many multiplies and one add fewer; nearest mode copies
@@ -377,7 +377,7 @@ def _einsum_sizes(equation: str, inputs) -> dict[str, int]:
     return sizes
 
 
-@register("Einsum", shape=ONNX_INFERENCE, saves=(INPUTS,), unit=MATRIX, fusion=CONTRACTION, infer=rules.einsum)
+@register("Einsum", shape=IMPORTED_ONLY, saves=(INPUTS,), unit=MATRIX, fusion=CONTRACTION, infer=rules.einsum)
 def einsum_cost(attrs, inputs, output, weights):
     # a product of operands: every output element sums over the contracted indices (the letters no
     # output keeps), one multiply-add each: prod(output) * prod(contracted sizes). One operand
@@ -393,8 +393,8 @@ def einsum_cost(attrs, inputs, output, weights):
     return macs, 2 * macs
 
 
-@register("ReduceSum", shape=ONNX_INFERENCE, saves=(), fusion=REDUCTION, unit=VECTOR, infer=rules.reduce)
-@register("ReduceProd", shape=ONNX_INFERENCE, saves=(INPUT, OUTPUT), fusion=REDUCTION, unit=VECTOR,
+@register("ReduceSum", shape=IMPORTED_ONLY, saves=(), fusion=REDUCTION, unit=VECTOR, infer=rules.reduce)
+@register("ReduceProd", shape=IMPORTED_ONLY, saves=(INPUT, OUTPUT), fusion=REDUCTION, unit=VECTOR,
           evaluate=_reduce_prod, infer=rules.reduce)
 def sum_cost(attrs, inputs, output, weights):
     return 0, math.prod(inputs[0])  # one add (multiply) per input element, over any axes
@@ -421,21 +421,21 @@ elementwise(1, "Max", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE,
 elementwise(1, "Min", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE,
             evaluate=lambda attrs, *xs: np.minimum.reduce(np.broadcast_arrays(*xs)), backward=Backward(1),
             infer=rules.broadcasting)
-elementwise(1, "Mod", shape=ONNX_INFERENCE, saves=(INPUTS,), fusion=POINTWISE,
+elementwise(1, "Mod", shape=IMPORTED_ONLY, saves=(INPUTS,), fusion=POINTWISE,
             evaluate=lambda attrs, x, y: np.fmod(x, y) if attrs.get("fmod", 0) else np.mod(x, y),
             infer=rules.broadcasting)
 elementwise(1, "Neg", shape=same, saves=(), fusion=POINTWISE, evaluate=_unary(np.negative), backward=Backward(1),
             infer=rules.same)
-elementwise(1, "Abs", shape=ONNX_INFERENCE, saves=(INPUT,), fusion=POINTWISE, evaluate=_unary(np.abs),
+elementwise(1, "Abs", shape=IMPORTED_ONLY, saves=(INPUT,), fusion=POINTWISE, evaluate=_unary(np.abs),
             infer=rules.same)
-elementwise(1, "Ceil", shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_unary(np.ceil), infer=rules.same)
-elementwise(1, "Floor", shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_unary(np.floor), infer=rules.same)
+elementwise(1, "Ceil", shape=IMPORTED_ONLY, saves=(), fusion=POINTWISE, evaluate=_unary(np.ceil), infer=rules.same)
+elementwise(1, "Floor", shape=IMPORTED_ONLY, saves=(), fusion=POINTWISE, evaluate=_unary(np.floor), infer=rules.same)
 # comparisons and logic: one op per element, no gradient
 for _op, _fn in (("Equal", np.equal), ("Less", np.less), ("Greater", np.greater), ("LessOrEqual", np.less_equal),
                  ("GreaterOrEqual", np.greater_equal), ("And", np.logical_and), ("Or", np.logical_or)):
-    elementwise(1, _op, shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_binary(_fn), infer=rules.compare)
+    elementwise(1, _op, shape=IMPORTED_ONLY, saves=(), fusion=POINTWISE, evaluate=_binary(_fn), infer=rules.compare)
 del _op, _fn
-elementwise(1, "Not", shape=ONNX_INFERENCE, saves=(), fusion=POINTWISE, evaluate=_unary(np.logical_not),
+elementwise(1, "Not", shape=IMPORTED_ONLY, saves=(), fusion=POINTWISE, evaluate=_unary(np.logical_not),
             infer=rules.logical_not)
 elementwise(1, "Exp", shape=same, saves=(OUTPUT,), fusion=POINTWISE, backward=Backward(1), infer=rules.same)
 elementwise(1, "Tanh", shape=same, saves=(OUTPUT,), fusion=POINTWISE, backward=Backward(3), infer=rules.same)
@@ -477,7 +477,7 @@ elementwise(1, "Erf", shape=same, saves=(INPUT,), fusion=POINTWISE, infer=rules.
 elementwise(5, "Gelu", shape=same, saves=(INPUT,), fusion=ACTIVATION, backward=Backward(8), infer=rules.same)
 elementwise(1, "Pow", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE, infer=rules.broadcasting)
 elementwise(1, "Reciprocal", shape=same, saves=(OUTPUT,), fusion=POINTWISE, infer=rules.same)
-elementwise(1, "Where", shape=ONNX_INFERENCE, saves=(MASK,), fusion=POINTWISE,
+elementwise(1, "Where", shape=IMPORTED_ONLY, saves=(MASK,), fusion=POINTWISE,
             evaluate=lambda attrs, c, x, y: np.where(c, x, y),  # a select; backward keeps the condition
             infer=rules.where)
 # on activations: x / scale + zero point, clamped (rounding is the conversion): 3; back: (q - zero point) * scale: 2
@@ -500,9 +500,9 @@ VIEW_REASON = "a view of the same data: no arithmetic"
 free(VIEW_REASON, "Flatten", shape=flatten_shape, saves=(), fusion=VIEW, backward=VIEW_GRADIENT, infer=rules.flatten)
 free(VIEW_REASON, "Reshape", shape=reshape_shape, saves=(), fusion=VIEW, evaluate=_reshape, backward=VIEW_GRADIENT,
      passes_weight=True, infer=rules.reshape)
-free(VIEW_REASON, "Squeeze", shape=ONNX_INFERENCE, saves=(), fusion=VIEW, evaluate=_squeeze, backward=VIEW_GRADIENT,
+free(VIEW_REASON, "Squeeze", shape=IMPORTED_ONLY, saves=(), fusion=VIEW, evaluate=_squeeze, backward=VIEW_GRADIENT,
      infer=rules.squeeze)
-free(VIEW_REASON, "Unsqueeze", shape=ONNX_INFERENCE, saves=(), fusion=VIEW, evaluate=_unsqueeze,
+free(VIEW_REASON, "Unsqueeze", shape=IMPORTED_ONLY, saves=(), fusion=VIEW, evaluate=_unsqueeze,
      backward=VIEW_GRADIENT, infer=rules.unsqueeze)
 MOVE_REASON = "data movement: no arithmetic"
 # Concat, Slice, Split: their input gradients are views of dY (narrow, cat). Concat and Tile (and Expand)
@@ -515,22 +515,22 @@ free(MOVE_REASON, "Slice", shape=slice_shape, saves=(), fusion=LAYOUT, evaluate=
 free(MOVE_REASON, "Transpose", shape=transpose_shape, saves=(), fusion=LAYOUT,
      evaluate=lambda attrs, x: np.transpose(x, attrs.get("perm")), backward=Backward(0), passes_weight=True,
      infer=rules.transpose)
-free(MOVE_REASON, "Split", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, backward=VIEW_GRADIENT, infer=rules.split)
-free(MOVE_REASON, "Pad", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, infer=rules.pad)
-free(MOVE_REASON, "Tile", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, learned=True, infer=rules.tile)
-free(MOVE_REASON, "Expand", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_expand, learned=True,
+free(MOVE_REASON, "Split", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, backward=VIEW_GRADIENT, infer=rules.split)
+free(MOVE_REASON, "Pad", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, infer=rules.pad)
+free(MOVE_REASON, "Tile", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, learned=True, infer=rules.tile)
+free(MOVE_REASON, "Expand", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, evaluate=_expand, learned=True,
      infer=rules.expand)
 SHAPE_REASON = "shape arithmetic on small integer tensors"
-free(SHAPE_REASON, "Shape", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT,  # evaluate.py reads it off the shape
+free(SHAPE_REASON, "Shape", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT,  # evaluate.py reads it off the shape
      infer=rules.shape_of)
 # Gather: a weight table gathered by constant indices is the table (LeViT's attention bias)
-free(SHAPE_REASON, "Gather", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT,
+free(SHAPE_REASON, "Gather", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT,
      evaluate=lambda attrs, x, i: np.take(x, i, axis=attrs.get("axis", 0)), passes_weight=True, infer=rules.gather)
-free(SHAPE_REASON, "Cast", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_cast, passes_weight=True,
+free(SHAPE_REASON, "Cast", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, evaluate=_cast, passes_weight=True,
      infer=rules.cast)
-free(SHAPE_REASON, "ConstantOfShape", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_constant_of_shape,
+free(SHAPE_REASON, "ConstantOfShape", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, evaluate=_constant_of_shape,
      infer=rules.constant_of_shape)
-free(SHAPE_REASON, "Range", shape=ONNX_INFERENCE, saves=(), fusion=LAYOUT, evaluate=_range, infer=rules.range_)
+free(SHAPE_REASON, "Range", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, evaluate=_range, infer=rules.range_)
 
 
 class UnknownOpError(EffplanError):

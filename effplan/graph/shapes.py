@@ -1,6 +1,6 @@
 """Shape rules: the output shape of an op from its attributes, input shapes and weight shapes by
 role, for the ops the builders emit. The op table (ops.py) names each op's rule; imported graphs
-take their shapes from ONNX's shape inference instead.
+take their shapes from each op's `infer` rule (infer.py), which reads ONNX's attributes and operands.
 """
 from __future__ import annotations
 
