@@ -1,8 +1,9 @@
 """Your own model, timed: whole-process wall time, as ratios, medians of interleaved runs.
 
-1. `effplan analyze FILE --format json` of each exported fixture (tests/fixtures/exported.json: files
-   PyTorch's exporters wrote) against onnx-tool 1.0.1's profile of the same file (the peer command and
-   its virtual environment as benchmarks/analyze.py makes them).
+1. `effplan analyze FILE --format json` of each fixture (tests/fixtures/*.onnx: the files PyTorch's
+   exporters wrote, listed in exported.json, and the hand-built ones scripts/make_fixtures.py writes)
+   against onnx-tool 1.0.1's profile of the same file (the peer command and its virtual environment as
+   benchmarks/analyze.py makes them), both given the same named dimensions (exported.json's `dims`).
 2. `effplan roofline` and `effplan memory --train` of an EfficientNet-B7 file (`effplan export
    efficientnet-b7 --dynamic-batch`, weights included) against the same command on the built-in name.
 
@@ -19,13 +20,15 @@ from pathlib import Path
 import _effplan  # benchmarks/_effplan.py
 from analyze import PEER_PY, ensure_peers, wall  # the same peer, set up the same way
 
-# benchmarks/analyze.py's peer command, with each symbolic dimension given 1 (effplan's default batch):
-# onnx-tool refuses a symbolic shape unless handed an input of that shape
+# benchmarks/analyze.py's peer command, with each symbolic dimension given its value from argv[2] (JSON),
+# else 1 (effplan's default batch): onnx-tool refuses a symbolic shape unless handed an input of that shape
 PEER_SNIPPET = """
 import json, sys, numpy, onnx, onnx_tool
 m = onnx_tool.Model(sys.argv[1])
+dims = json.loads(sys.argv[2])
 g = m.graph
-inputs = {v.name: numpy.zeros([d.dim_value or 1 for d in v.type.tensor_type.shape.dim], numpy.float32)
+inputs = {v.name: numpy.zeros([d.dim_value or dims.get(d.dim_param, 1) for d in v.type.tensor_type.shape.dim],
+                              numpy.float32)
           for v in m.mproto.graph.input if v.name in g.input}
 g.graph_reorder_nodes()
 g.shape_infer(inputs)
@@ -62,13 +65,14 @@ def main() -> None:
     effplan = _effplan.command()
     ensure_peers()
 
-    files = {name: r for name, r in json.loads((FIXTURES / "exported.json").read_text())["files"].items()
-             if not r["dims"]}  # onnx-tool is given no named dimensions
+    recorded = json.loads((FIXTURES / "exported.json").read_text())["files"]
+    files = {p.name: recorded.get(p.name, {}).get("dims", {}) for p in sorted(FIXTURES.glob("*.onnx"))}
     commands = {}
-    for name in files:
+    for name, dims in files.items():
         path = str(FIXTURES / name)
-        commands[name, "effplan"] = [effplan, "analyze", path, "--format", "json"]
-        commands[name, "onnx-tool"] = [str(PEER_PY), "-c", PEER_SNIPPET, path]
+        commands[name, "effplan"] = [effplan, "analyze", path, "--format", "json",
+                                     *(f"--dim={k}={v}" for k, v in dims.items())]
+        commands[name, "onnx-tool"] = [str(PEER_PY), "-c", PEER_SNIPPET, path, json.dumps(dims)]
     median, outputs = medians(commands, args.runs)
     print(f"median of {args.runs} runs, Python {sys.version.split()[0]}, onnx-tool 1.0.1")
     print(f"{'fixture':30} {'effplan s':>9} {'onnx-tool s':>11} {'effplan faster by':>17} "
