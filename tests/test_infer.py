@@ -326,7 +326,16 @@ def test_dropout_before_opset_10_masks_in_its_input_type():
 
 # ---- CannotInfer: values not known, inputs ONNX would refuse, modes left to ONNX
 
+# operands the spec types alike (one T) but the file mixes: ONNX refuses them (checked below)
+MIXED_TYPES = [
+    ("Add", {}, [x(2, 3), x(2, 3, elem=I64)], 14, 1),
+    ("Max", {}, [x(2, 3), x(3), x(1, elem=I64)], 13, 1),
+    ("Equal", {}, [x(2, 3), x(3, elem=I64)], 13, 1),
+    ("Where", {}, [x(2, elem=B), x(2), x(2, elem=I64)], 16, 1),
+]
+
 REFUSED = [
+    *MIXED_TYPES,
     ("Reshape", {}, [x(2, 3), x(2, elem=I64)], 14, 1),  # the target not known
     ("Reshape", {}, [x(2, 3), ints(4, -1)], 14, 1),  # 6 is no multiple of 4
     ("Reshape", {}, [x(2, 3), ints(5)], 14, 1),
@@ -430,6 +439,13 @@ def test_cannot_infer(case):
 def test_a_refused_broadcast_is_one_onnx_refuses_too():
     with pytest.raises(onnx.shape_inference.InferenceError):
         onnx_inferred("Add", {}, [x(3, 4), x(5)], 14)
+
+
+@pytest.mark.parametrize("case", MIXED_TYPES, ids=[case_id(c) for c in MIXED_TYPES])
+def test_mixed_operand_types_are_ones_onnx_refuses_too(case):
+    op, attrs, inputs, opset, outputs = case
+    with pytest.raises((onnx.shape_inference.InferenceError, onnx.checker.ValidationError), match="type"):
+        onnx_inferred(op, attrs, inputs, opset, outputs)
 
 
 # ---- properties, against onnx's inference (or, for ceil-mode pools, its reference implementation)

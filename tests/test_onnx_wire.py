@@ -182,3 +182,15 @@ def test_values_decoded_as_onnx_decodes_them(tmp_path):
     for t, proto in zip(read.initializers, inits):
         expected = numpy_helper.to_array(proto)
         assert t.value.dtype == expected.dtype and t.value.tolist() == expected.tolist(), t.name
+
+
+def test_a_file_mixing_operand_types_is_refused_as_onnx_refuses_it(effplan, tmp_path):
+    """effplan's rules leave a type clash to ONNX, whose strict inference refuses the file: one line, exit 2."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
+    k = helper.make_tensor("k", TensorProto.INT64, [4], [1, 2, 3, 4])
+    graph = helper.make_graph([helper.make_node("Add", ["x", "k"], ["y"])], "g", [x], [y], [k])
+    path = tmp_path / "mixed.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    run = effplan("analyze", str(path))
+    assert run.code == 2 and run.err.count("\n") == 1 and "shape inference failed" in run.err, run.err

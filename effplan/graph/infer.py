@@ -142,20 +142,36 @@ def logical_not(attrs, shapes, types, values, opset, outputs):
     return [(_shape(shapes, 0), BOOL)]
 
 
+def _one_type(types, slots) -> None:
+    """Operands the spec types alike (one T) must be alike: a file that mixes them is ONNX's to refuse."""
+    found = {types[i] for i in slots if i < len(types) and types[i]}
+    if len(found) > 1:
+        raise CannotInfer(f"operands of types {sorted(found)} where the spec takes one type")
+
+
 @_rule(1)
 def broadcasting(attrs, shapes, types, values, opset, outputs):
-    """Add, Sub, Mul, Div, Pow, Mod, and Max and Min of any number of operands."""
+    """Add, Sub, Mul, Div, Mod, and Max and Min of any number of operands: one type T."""
+    _one_type(types, range(len(shapes)))
     return [(_broadcast(*(_shape(shapes, i) for i in range(len(shapes)))), _type(types, 0))]
+
+
+@_rule(1)
+def power(attrs, shapes, types, values, opset, outputs):
+    """Pow: its exponent may be of another type (T1)."""
+    return [(_broadcast(_shape(shapes, 0), _shape(shapes, 1)), _type(types, 0))]
 
 
 @_rule(1)
 def compare(attrs, shapes, types, values, opset, outputs):
     """Equal, Less, Greater, LessOrEqual, GreaterOrEqual, And, Or: a boolean of the broadcast shape."""
+    _one_type(types, (0, 1))
     return [(_broadcast(_shape(shapes, 0), _shape(shapes, 1)), BOOL)]
 
 
 @_rule(1)
 def where(attrs, shapes, types, values, opset, outputs):
+    _one_type(types, (1, 2))
     return [(_broadcast(_shape(shapes, 0), _shape(shapes, 1), _shape(shapes, 2)), _type(types, 1))]
 
 

@@ -475,7 +475,7 @@ elementwise(3, "LogSoftmax", shape=same, saves=(OUTPUT,), fusion=REDUCTION,  # e
 # two multiplies, the five ops exporters write it as at opset <= 19. PyTorch's GELU keeps its input.
 elementwise(1, "Erf", shape=same, saves=(INPUT,), fusion=POINTWISE, infer=rules.same)
 elementwise(5, "Gelu", shape=same, saves=(INPUT,), fusion=ACTIVATION, backward=Backward(8), infer=rules.same)
-elementwise(1, "Pow", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE, infer=rules.broadcasting)
+elementwise(1, "Pow", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE, infer=rules.power)
 elementwise(1, "Reciprocal", shape=same, saves=(OUTPUT,), fusion=POINTWISE, infer=rules.same)
 elementwise(1, "Where", shape=IMPORTED_ONLY, saves=(MASK,), fusion=POINTWISE,
             evaluate=lambda attrs, c, x, y: np.where(c, x, y),  # a select; backward keeps the condition
