@@ -7,6 +7,9 @@ import numpy as np
 FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, STRING, BOOL = 1, 2, 3, 4, 5, 6, 7, 8, 9
 FLOAT16, DOUBLE, UINT32, UINT64, BFLOAT16 = 10, 11, 12, 13, 16
 
+# the floating-point types, by the precision effplan plans them in (a double file is planned in fp32)
+FLOAT_PRECISIONS = {FLOAT: "fp32", FLOAT16: "fp16", BFLOAT16: "bf16", DOUBLE: "fp32"}
+
 # STRING and BFLOAT16 are ONNX types with no plain numpy dtype (bfloat16 needs ml_dtypes): None
 _NUMPY: dict[int, np.dtype | None] = {
     FLOAT: np.dtype(np.float32), UINT8: np.dtype(np.uint8), INT8: np.dtype(np.int8),

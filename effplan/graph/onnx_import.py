@@ -24,7 +24,7 @@ from .onnx_common import OnnxError
 from .onnx_wire import SMALL_INITIALIZER, Model, NotPlain, from_proto, proto_value
 
 BUFFER_ROLES = ("mean", "var")
-FLOAT_TYPES = {dtypes.FLOAT: "fp32", dtypes.FLOAT16: "fp16", dtypes.BFLOAT16: "bf16", dtypes.DOUBLE: "fp32"}
+FLOAT_TYPES = dtypes.FLOAT_PRECISIONS
 PLACE_RE = [  # module paths exporters write -> (stage, block), with what to add to the stage number: a
     # Python index (blocks.0) counts from 0, a name (layer1, block1a) from 1; torchvision's features.0 is the stem
     (re.compile(r"(?:^|[/.])features[._](\d+)(?:[._](\d+))?(?=[/._]|$)"), 0),  # torchvision features.N.M

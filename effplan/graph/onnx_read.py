@@ -18,7 +18,7 @@ from ..base.units import MAX_DIM, human_bytes
 from .builder import MAX_OPS
 from .ops import MATRIX, OPS
 from .onnx_common import OnnxError, tensor_bytes
-from .onnx_wire import keeps_values
+from .onnx_wire import _varint, keeps_values
 
 
 
@@ -138,23 +138,6 @@ def _tensor_header(buf, start: int, end: int) -> bytes:
     if keeps_values(dims, dtype):
         return buf[start:end]
     return b"".join(buf[tag:stop] for number, tag, stop in fields if number not in VALUE_FIELDS)
-
-
-def _varint(buf, pos: int) -> tuple[int, int]:
-    """(value, position after it) of the protobuf varint at buf[pos]."""
-    value = buf[pos]
-    if value < 0x80:  # most keys and lengths: one byte
-        return value, pos + 1
-    value = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("a varint of more than ten bytes")
 
 
 def _encode(value: int) -> bytes:

@@ -22,7 +22,7 @@ from .builder import MAX_OPS
 
 SMALL_INITIALIZER = 64  # elements; smaller initializers keep their values (Resize scales, Clip bounds)
 MAX_VALUES = 1 << 16  # elements of one evaluated tensor: shape arithmetic is a few dozen
-FLOAT_TYPES = frozenset({dtypes.FLOAT, dtypes.FLOAT16, dtypes.BFLOAT16, dtypes.DOUBLE})
+FLOAT_TYPES = frozenset(dtypes.FLOAT_PRECISIONS)
 EXTERNAL = 1  # TensorProto.DataLocation
 
 
@@ -166,13 +166,6 @@ def _ints(buf, wire: int, a: int, b: int) -> list[int]:
         value, pos = _varint(buf, pos)
         out.append(_signed(value))
     return out
-
-
-def _check_strings(buf, start: int, end: int, strings: frozenset) -> None:
-    """UTF-8 of the string fields (by number) of a message this reader otherwise skips."""
-    for number, wire, a, b in _fields(buf, start, end):
-        if wire == 2 and number in strings:
-            _text(buf, a, b)
 
 
 def _model(buf, start: int, end: int) -> Model:

@@ -25,7 +25,8 @@ An entry (`Op`) says, for one op type:
   evaluate (attrs, *input values) -> output value with numpy: how evaluate.py folds shape arithmetic
           (Shape -> Gather -> Div -> ...) once the input shape is known; None: never folded
   infer   (attrs, shapes, types, values, opset, outputs) -> [(shape, elem_type)] per output: an imported
-          node's outputs with ONNX's semantics, without onnx (infer.py); raises CannotInfer where it cannot
+          node's outputs with ONNX's semantics, without onnx (infer.py, infer_layout.py); raises
+          CannotInfer where it cannot
   backward what training time (plan/training.py) times for its backward (`Backward`); None: no rule,
           refused by name rather than timed as zero
   passes_weight  on import (onnx_import.py), a weight through its first input is still that weight, sized
@@ -54,7 +55,7 @@ import numpy as np
 
 from ..base.errors import EffplanError
 from . import dtypes
-from . import infer as rules
+from . import infer as rules, infer_layout as layout_rules
 from .shapes import (broadcast_shape, concat_shape, conv_shape, flatten_shape, gemm_shape, global_pool_shape,
                      pool_shape, reshape_shape, same, slice_shape, transpose_shape)
 
@@ -497,40 +498,43 @@ free("identity at inference", "Dropout", shape=same, saves=(MASK,), fusion=VIEW,
 free("identity at inference", "Identity", shape=same, saves=(), fusion=VIEW, evaluate=lambda attrs, x: x,
      backward=VIEW_GRADIENT, passes_weight=True, infer=rules.same)
 VIEW_REASON = "a view of the same data: no arithmetic"
-free(VIEW_REASON, "Flatten", shape=flatten_shape, saves=(), fusion=VIEW, backward=VIEW_GRADIENT, infer=rules.flatten)
+free(VIEW_REASON, "Flatten", shape=flatten_shape, saves=(), fusion=VIEW, backward=VIEW_GRADIENT,
+     infer=layout_rules.flatten)
 free(VIEW_REASON, "Reshape", shape=reshape_shape, saves=(), fusion=VIEW, evaluate=_reshape, backward=VIEW_GRADIENT,
-     passes_weight=True, infer=rules.reshape)
+     passes_weight=True, infer=layout_rules.reshape)
 free(VIEW_REASON, "Squeeze", shape=IMPORTED_ONLY, saves=(), fusion=VIEW, evaluate=_squeeze, backward=VIEW_GRADIENT,
-     infer=rules.squeeze)
+     infer=layout_rules.squeeze)
 free(VIEW_REASON, "Unsqueeze", shape=IMPORTED_ONLY, saves=(), fusion=VIEW, evaluate=_unsqueeze,
-     backward=VIEW_GRADIENT, infer=rules.unsqueeze)
+     backward=VIEW_GRADIENT, infer=layout_rules.unsqueeze)
 MOVE_REASON = "data movement: no arithmetic"
 # Concat, Slice, Split: their input gradients are views of dY (narrow, cat). Concat and Tile (and Expand)
 # of a constant tensor: a learned token (ViT's cls_token)
 free(MOVE_REASON, "Concat", shape=concat_shape, saves=(), fusion=LAYOUT,
      evaluate=lambda attrs, *xs: np.concatenate(xs, axis=attrs["axis"]), backward=VIEW_GRADIENT, learned=True,
-     infer=rules.concat)
+     infer=layout_rules.concat)
 free(MOVE_REASON, "Slice", shape=slice_shape, saves=(), fusion=LAYOUT, evaluate=_slice, backward=VIEW_GRADIENT,
-     infer=rules.slice_)
+     infer=layout_rules.slice_)
 free(MOVE_REASON, "Transpose", shape=transpose_shape, saves=(), fusion=LAYOUT,
      evaluate=lambda attrs, x: np.transpose(x, attrs.get("perm")), backward=Backward(0), passes_weight=True,
-     infer=rules.transpose)
-free(MOVE_REASON, "Split", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, backward=VIEW_GRADIENT, infer=rules.split)
-free(MOVE_REASON, "Pad", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, infer=rules.pad)
-free(MOVE_REASON, "Tile", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, learned=True, infer=rules.tile)
+     infer=layout_rules.transpose)
+free(MOVE_REASON, "Split", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, backward=VIEW_GRADIENT,
+     infer=layout_rules.split)
+free(MOVE_REASON, "Pad", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, infer=layout_rules.pad)
+free(MOVE_REASON, "Tile", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, learned=True, infer=layout_rules.tile)
 free(MOVE_REASON, "Expand", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, evaluate=_expand, learned=True,
-     infer=rules.expand)
+     infer=layout_rules.expand)
 SHAPE_REASON = "shape arithmetic on small integer tensors"
 free(SHAPE_REASON, "Shape", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT,  # evaluate.py reads it off the shape
-     infer=rules.shape_of)
+     infer=layout_rules.shape_of)
 # Gather: a weight table gathered by constant indices is the table (LeViT's attention bias)
 free(SHAPE_REASON, "Gather", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT,
-     evaluate=lambda attrs, x, i: np.take(x, i, axis=attrs.get("axis", 0)), passes_weight=True, infer=rules.gather)
+     evaluate=lambda attrs, x, i: np.take(x, i, axis=attrs.get("axis", 0)), passes_weight=True,
+     infer=layout_rules.gather)
 free(SHAPE_REASON, "Cast", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, evaluate=_cast, passes_weight=True,
      infer=rules.cast)
 free(SHAPE_REASON, "ConstantOfShape", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, evaluate=_constant_of_shape,
-     infer=rules.constant_of_shape)
-free(SHAPE_REASON, "Range", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, evaluate=_range, infer=rules.range_)
+     infer=layout_rules.constant_of_shape)
+free(SHAPE_REASON, "Range", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, evaluate=_range, infer=layout_rules.range_)
 
 
 class UnknownOpError(EffplanError):
