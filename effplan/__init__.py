@@ -21,8 +21,8 @@ from .plan.memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, fit, inference_p
 _LAZY = {
     "load_device": ("plan.hardware", "load_device"),
     "Device": ("plan.hardware", "Device"),
-    "to_onnx": ("graph.onnx_export", "to_onnx"),
-    "analyze_onnx": ("graph.onnx_import", "analyze_file"),
+    "to_onnx": ("onnx.export", "to_onnx"),
+    "analyze_onnx": ("onnx.importer", "analyze_file"),
     "load_budgets": ("gate.budget", "load_budgets"),
     "Constraints": ("gate.search", "Constraints"),
     "largest_phi": ("gate.search", "largest_phi"),
@@ -71,7 +71,7 @@ def export(model, path: str, batch: int = 1, *, opset: int = 17, dynamic_batch: 
     """Write a design (or model name) as an ONNX file, atomically, as `effplan export` does (without
     --check); returns the files written. `effplan.to_onnx(graph, design)` gives the ModelProto."""
     from .graph.builder import fold_batch_norm
-    from .graph.onnx_export import export as export_file
+    from .onnx.export import export as export_file
 
     design = _design(model)
     graph = build(design, batch)

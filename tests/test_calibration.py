@@ -80,7 +80,7 @@ def test_reorders_match_onnxruntimes_optimized_graph(model, tmp_path):
     import onnx
     import onnxruntime as ort
 
-    from effplan.graph.onnx_export import to_onnx
+    from effplan.onnx.export import to_onnx
 
     block, _ = measure.nchwc_block()
     if not block:

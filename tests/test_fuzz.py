@@ -466,7 +466,7 @@ def test_metadata_that_is_no_number(effplan, tmp_path, phi, expected):
     helper.set_model_props(model, {"phi": phi})
     run = analyze(effplan, tmp_path, model, "--format", "json")
     assert run.code == 0 and run.json()["phi"] == expected and "NaN" not in run.out
-    from effplan.design.imported import Imported
+    from effplan.onnx.model import Imported
     assert Imported(str(tmp_path / "m.onnx")).phi == expected  # the file as a design reads it the same way
 
 
@@ -479,7 +479,7 @@ def test_json_never_holds_nan():
 # ---- writes ----
 
 def test_export_refuses_what_memory_cannot_hold(effplan, tmp_path, monkeypatch):
-    import effplan.graph.onnx_export as io
+    import effplan.onnx.export as io
     # 200 MiB: above 128 MiB plus 4 copies of SqueezeNet's largest tensor (1000x512 fp32, 2 MB), below 4 copies
     # of the 10240x2560 head conv (105 MB) of EfficientNet-B0 at width 8
     monkeypatch.setattr(io, "memory_left", lambda: 200 << 20)
@@ -502,7 +502,7 @@ def test_export_writes_into_devices_and_through_links(effplan, tmp_path):
 def test_external_export_killed_between_renames_leaves_no_old_model(effplan, tmp_path, monkeypatch):
     """The data file is renamed first; the old model is gone by then, so a kill before the model's
     rename leaves no model, never an old model beside new data."""
-    import effplan.graph.onnx_export as io
+    import effplan.onnx.export as io
     monkeypatch.setattr(io, "PROTO_LIMIT", 1 << 16)
     out = tmp_path / "m.onnx"
     out.write_text("old model")
@@ -526,7 +526,7 @@ def test_temporary_files_of_a_killed_export_are_removed(effplan, tmp_path, monke
     stale.write_bytes(b"x" * 100)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "m.onnx.data").write_text("a file onnx would refuse to overwrite")
-    import effplan.graph.onnx_export as io
+    import effplan.onnx.export as io
     monkeypatch.setattr(io, "PROTO_LIMIT", 1 << 16)
     run = effplan("export", "squeezenet-1.1", "--resolution", "32", "-o", "m.onnx")
     assert run.code == 0 and not stale.exists(), run.err

@@ -1,5 +1,6 @@
-"""The package's layers: data flows base -> graph -> design -> plan -> gate -> render -> cli, and no
-module imports one from a higher layer or takes part in an import circle. Read from the source's
+"""The package's floors: data flows base -> graph -> the front-ends (design, onnx, torch: one floor,
+none importing another) -> plan -> gate -> render -> cli, and no module imports one from a higher floor
+or takes part in an import circle; the graph core imports no file format. Read from the source's
 import statements (function-level imports included), not from what happens to be loaded."""
 import ast
 import functools
@@ -8,7 +9,9 @@ from pathlib import Path
 import graphlib
 
 PACKAGE = Path(__file__).resolve().parent.parent / "effplan"
-LAYERS = ["base", "graph", "design", "plan", "gate", "render", "cli"]
+FLOORS = [("base",), ("graph",), ("design", "onnx", "torch"), ("plan",), ("gate",), ("render",), ("cli",)]
+FRONT_ENDS = FLOORS[2]
+FORMATS = {"onnx", "torch", "google", "tomllib"}  # what only a front-end or a higher floor may read
 
 
 def module_name(path: Path) -> str:
@@ -43,9 +46,14 @@ def edges() -> frozenset[tuple[str, str]]:
                      for target in imports(path) - {module_name(path)})  # `from . import x` in an __init__
 
 
-def layer(module: str) -> int | None:
+def room(module: str) -> str | None:
     parts = module.split(".")
-    return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else None
+    return parts[1] if len(parts) > 1 and any(parts[1] in floor for floor in FLOORS) else None
+
+
+def layer(module: str) -> int | None:
+    name = room(module)
+    return next(i for i, floor in enumerate(FLOORS) if name in floor) if name else None
 
 
 def test_every_module_lives_in_a_layer():
@@ -58,6 +66,27 @@ def test_no_module_imports_a_higher_layer():
     upward = [(a, b) for a, b in edges()
               if layer(a) is not None and layer(b) is not None and layer(b) > layer(a)]
     assert upward == []
+
+
+def test_front_ends_never_import_each_other():
+    across = [(a, b) for a, b in edges() if room(a) in FRONT_ENDS and room(b) in FRONT_ENDS and room(a) != room(b)]
+    assert across == []
+
+
+def third_party(path: Path) -> set[str]:
+    """The top-level names of the packages outside effplan that a file imports."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_graph_core_knows_no_file_format():
+    readers = {module_name(p): sorted(third_party(p) & FORMATS) for p in (PACKAGE / "graph").rglob("*.py")}
+    assert {m: f for m, f in readers.items() if f} == {}
 
 
 def circle(pairs) -> list[str] | None:
@@ -87,3 +116,6 @@ def test_the_layering_test_sees_imports():
     assert ("effplan.design.blocks", "effplan.graph.builder") in edges()
     assert ("effplan.cli.gate", "effplan.gate.search") in edges()  # a function-level `from ..gate import search`
     assert layer("effplan.render.report") > layer("effplan.plan.roofline") > layer("effplan.design.spec")
+    assert layer("effplan.onnx.importer") == layer("effplan.design.spec") > layer("effplan.graph.ops")
+    assert ("effplan.onnx.importer", "effplan.graph.ops") in edges()
+    assert third_party(PACKAGE / "onnx" / "read.py") >= {"onnx"}

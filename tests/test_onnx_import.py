@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper
 from test_onnx import costs_of, init, model_of, session, tensor
 
-from effplan.graph.onnx_import import OnnxError, from_onnx
+from effplan.onnx.importer import OnnxError, from_onnx
 
 CONV = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
 W = np.linspace(-1, 1, 16 * 8 * 9, dtype=np.float32).reshape(16, 8, 3, 3)

@@ -11,8 +11,8 @@ import pytest
 from onnx import TensorProto, helper
 
 import effplan
-from effplan.graph import onnx_import, onnx_wire
-from effplan.graph.onnx_wire import NotPlain, Tensor
+from effplan.onnx import importer as onnx_import, wire as onnx_wire
+from effplan.onnx.wire import NotPlain, Tensor
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FILES = sorted(FIXTURES.glob("*.onnx"))
@@ -105,7 +105,7 @@ def test_own_shapes_equal_onnxs_inference_on_every_fixture(name, monkeypatch):
 
 @pytest.mark.parametrize("model", ["efficientnet-b0", "mobilenet-v2", "resnet-50"])
 def test_own_shapes_equal_onnxs_inference_on_effplans_exports(model, monkeypatch, tmp_path):
-    from effplan.graph.onnx_export import to_onnx
+    from effplan.onnx.export import to_onnx
 
     design = effplan.with_overrides(effplan.resolve(model), resolution=64)
     proto = to_onnx(effplan.build(design), design, with_data=False, dynamic_batch=True)

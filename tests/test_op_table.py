@@ -11,8 +11,8 @@ import effplan
 from effplan.design.scaling import model_names
 from effplan.graph import ops
 from effplan.graph.builder import GraphBuilder, Weight
-from effplan.graph.evaluate import evaluate_op
-from effplan.graph.onnx_import import from_onnx
+from effplan.onnx.fold import evaluate_op
+from effplan.onnx.importer import from_onnx
 from effplan.graph.shapes import ShapeError, same
 from effplan.plan.memory import inference_peak, training_memory
 from effplan.plan.roofline import kernel_groups, roofline

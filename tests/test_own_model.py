@@ -13,9 +13,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import effplan
-from effplan.graph.evaluate import MAX_VALUES, fold_shapes, onnx_inference, own_inference
-from effplan.graph.onnx_import import analyze_file
-from effplan.graph.onnx_wire import from_proto
+from effplan.onnx.fold import MAX_VALUES, fold_shapes, onnx_inference, own_inference
+from effplan.onnx.importer import analyze_file
+from effplan.onnx.wire import from_proto
 from effplan.design.scaling import model_names
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -82,7 +82,7 @@ def test_every_models_export_equals_its_design_over_phi_and_batch(tmp_path, name
     as the suite's properties): φ where the spec is a baseline (a published design keeps its own), then
     32 px, 10 classes, width and depth x0.25 of that, so that all 39 cost ~2 s (every block kind stays).
     `effplan export --dynamic-batch`'s library call, then the file at the batch: the same figures."""
-    from effplan.design.imported import Imported
+    from effplan.onnx.model import Imported
 
     rng = random.Random(name)
     phi, batch = rng.choice([0.0, 0.5, 1.0, 2.0]), rng.randint(1, 16)
@@ -284,7 +284,7 @@ def test_modern_ops_cost_their_stated_flops_per_element():
                               [v("y", [2, 8, 4]), v("rsum", [2, 4, 1]), v("rmean", [2, 1, 1])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
     onnx.checker.check_model(model, full_check=True)
-    from effplan.graph.onnx_import import from_onnx
+    from effplan.onnx.importer import from_onnx
     p = effplan.profile(from_onnx(model))
     flops = {r.op: r.flops for r in p.rows}
     n = 2 * 4 * 8

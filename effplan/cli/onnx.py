@@ -29,12 +29,12 @@ def export(model, query, batch, dynamic_batch, opset, fold_bn, weights, check, o
     from ..graph.builder import fold_batch_norm
     from ..base.resources import memory_left
     from ..base.units import human_bytes
-    from ..graph.onnx_export import export as export_file
+    from ..onnx.export import export as export_file
 
     if batch is not None and dynamic_batch:
         raise EffplanError("--batch and --dynamic-batch exclude each other: a dynamic batch is bound at run time")
     batch = batch or 1
-    from ..design.imported import Imported
+    from ..onnx.model import Imported
 
     design = one_design(model, query)
     if isinstance(design, Imported):  # its graph holds no weights of ours to write
@@ -118,8 +118,8 @@ def run_check(path: str, batch: int) -> str:
 def analyze(path, batch, dim_items, by, dtype, strict, sort_key, top, fmt, view, output):
     """Per-layer costs of any ONNX model, the same report as `effplan layers`."""
     from ..plan.profile import profile
-    from ..design.imported import meta_number
-    from ..graph.onnx_import import analyze_file, resolution
+    from ..onnx.model import meta_number
+    from ..onnx.importer import analyze_file, resolution
     from ..render.report import render_layers
 
     graph, meta, file_dtype = analyze_file(path, batch, parse_dims(dim_items))

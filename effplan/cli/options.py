@@ -29,7 +29,7 @@ def file_batch(ctx, param, value):
     stderr (only a symbolic batch can be bound)."""
     if value is not None:
         return value
-    from ..design.imported import Imported, is_file_model
+    from ..onnx.model import Imported, is_file_model
 
     names = ctx.params.get("models") or [ctx.params.get("model")]
     files = [name for name in names if name and is_file_model(name)]
@@ -195,7 +195,7 @@ def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolutio
                  scale_items, classes, dim_items=()):
     """(design, its phi = 0 baseline) for every model, phi and resolution asked; an .onnx file gives
     (its Imported model, None): a file is never rescaled."""
-    from ..design.imported import Imported, is_file_model, refuse_rescaling
+    from ..onnx.model import Imported, is_file_model, refuse_rescaling
     from ..design.scaling import base_design, compound, resolve, with_overrides
 
     names = list(models) or ["efficientnet-b0"]

@@ -15,7 +15,6 @@ from typing import Callable
 from ..base.errors import EffplanError
 from ..graph.builder import GraphBuilder, ShapeError, Weight, same_pads
 from .scaling import Design, check_design, round_channels, round_repeats
-from .imported import Imported
 from .spec import BLOCKS, MAX_CHANNELS, MAX_KERNEL, block, bounded, choice
 
 
@@ -361,11 +360,12 @@ def xception(b, x, cout, stride, a: XceptionArgs, net):
 # ---- the network ----
 
 def build(design: Design, batch: int = 1):
-    """The graph of a design at a batch size (of an ONNX file: its graph with the batch bound).
+    """The graph of a design at a batch size. A model from another front-end (an ONNX file, a PyTorch
+    module) is no Design: it builds its own graph with `.graph(batch)`, the one interface all share.
     Graphs are not changed once built, so one is shared by every caller asking for the same design
     and batch (a command costs, plans memory and runs the roofline of one graph; a test suite or a
     README check asks for the same designs again and again)."""
-    if isinstance(design, Imported):
+    if not isinstance(design, Design):
         return design.graph(batch)
     return _build(design, batch)
 

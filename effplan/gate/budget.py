@@ -288,7 +288,7 @@ def training_time(budget: Budget, device) -> dict:
 
     design, _ = _resolve(budget)
     if isinstance(design, str):
-        from ..design.imported import Imported
+        from ..onnx.model import Imported
         design = Imported(design)
     run = training_run(design, device, batch=budget.train_batch or budget.batch, devices=budget.devices,
                        epochs=budget.epochs or 1, dataset_size=budget.dataset_size, progressive=budget.progressive,
@@ -303,7 +303,7 @@ def budget_graphs(budget: Budget):
 
     design, _ = _resolve(budget)
     if isinstance(design, str):  # an ONNX file, through the import every command uses
-        from ..design.imported import Imported
+        from ..onnx.model import Imported
         model = Imported(design)
         graph = build(model, budget.batch)
         train = build(model, budget.train_batch) if budget.train_batch else None

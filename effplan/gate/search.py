@@ -59,7 +59,7 @@ def check_grid(design, depths, widths, resolutions) -> None:
 def searchable(model: str):
     """The base design a search scales: a spec name or file. A published name (efficientnet-b4) is
     refused: its hand-picked d, w, r are one grid point of its base spec, not a base of their own."""
-    from ..design.imported import is_file_model
+    from ..onnx.model import is_file_model
     from ..design.scaling import base_design, resolve
 
     if is_file_model(model):

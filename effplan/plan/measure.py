@@ -196,7 +196,7 @@ def _runtime_steps(folder: str):
                     "vector": (2 * n * 200 / found["vector"], "numpy multiply-add on 32768-element fp32 arrays "
                                                               "in cache (onnxruntime not installed)")}
         return steps, finish
-    from ..graph.onnx_export import to_onnx
+    from ..onnx.export import to_onnx
 
     graph = probe_graph()
     options = ort.SessionOptions()
@@ -388,7 +388,7 @@ def _refuse_past_memory(graph, in_memory: bool) -> None:
     (up to protobuf's 2 GB), and the run holds the weights, its random input and the activations."""
     from ..base.resources import memory_left
     from ..base.units import human_bytes
-    from ..graph.onnx_export import PROTO_LIMIT
+    from ..onnx.export import PROTO_LIMIT
     from .profile import profile
 
     t = profile(graph).totals
@@ -409,7 +409,7 @@ def measure(graph, design, result, runs: int = 20, provider: str = "CPUExecution
         import onnxruntime as ort
     except ImportError:
         raise EffplanError("measure needs onnxruntime: pip install 'effplan[run]'") from None
-    from ..graph.onnx_export import to_onnx
+    from ..onnx.export import to_onnx
 
     if provider not in ort.get_available_providers():
         raise EffplanError(f"onnxruntime here has no {provider}; it has: {', '.join(ort.get_available_providers())}")

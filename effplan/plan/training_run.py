@@ -98,7 +98,7 @@ def training_run(design, device: Device, *, batch: int | None = None, global_bat
     if epochs < 1 or dataset_size < 1:
         raise EffplanError("epochs and the dataset size must be at least 1")
     if progressive and design.spec is None:  # an ONNX file has one input size: progressive stages would rescale it
-        from ..design.imported import refuse_rescaling
+        from ..onnx.model import refuse_rescaling
         refuse_rescaling(design.path, ["--progressive"])
     plan = progressive_stages(*progressive, epochs) if progressive else [(design.resolution, epochs)]
     precision = options.get("precision", DEFAULT_PRECISION)

@@ -1,5 +1,5 @@
 """A network from an ONNX file, standing where a built design stands: every command that takes a
-model takes a file through this one import path (graph.onnx_import.from_onnx), and `build(imported, batch)`
+model takes a file through this one import path (onnx.importer.from_onnx), and `build(imported, batch)`
 returns its graph at that batch. A file fixes its own widths, depth and input size, so it has no φ,
 multipliers or spec to rescale; only a symbolic batch is bound.
 """
@@ -26,7 +26,7 @@ class Imported:
     spec = None
 
     def __init__(self, path: str, name: str | None = None, dims: dict[str, int] | None = None):
-        from ..graph.onnx_import import read_file
+        from .importer import read_file
 
         self.path = str(path)
         self.dims = dict(dims or {})  # --dim NAME=VALUE: the file's other symbolic dimensions
@@ -52,7 +52,7 @@ class Imported:
 
     @property
     def resolution(self) -> int | None:
-        from ..graph.onnx_import import resolution
+        from .importer import resolution
         return resolution(self._any_graph())
 
     @property
@@ -93,7 +93,7 @@ class Imported:
     def graph(self, batch: int | None):
         """The file's graph with its symbolic batch bound to `batch` (None: the file's own batch, or 1)."""
         if batch not in self._graphs:
-            from ..graph.onnx_import import import_file
+            from .importer import import_file
 
             graph, self.model = import_file(self.model, self.path, batch, self.dims)
             graph.graph["name"] = self.name

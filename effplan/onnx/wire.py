@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..base.units import MAX_DIM
-from . import dtypes
-from .builder import MAX_OPS
+from ..graph import dtypes
+from ..graph.builder import MAX_OPS
 
 SMALL_INITIALIZER = 64  # elements; smaller initializers keep their values (Resize scales, Clip bounds)
 MAX_VALUES = 1 << 16  # elements of one evaluated tensor: shape arithmetic is a few dozen

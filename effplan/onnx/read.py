@@ -15,10 +15,10 @@ from onnx import TensorProto
 from ..base.errors import quote
 from ..base.resources import memory_left
 from ..base.units import MAX_DIM, human_bytes
-from .builder import MAX_OPS
-from .ops import MATRIX, OPS
-from .onnx_common import OnnxError, tensor_bytes
-from .onnx_wire import _varint, keeps_values
+from ..graph.builder import MAX_OPS
+from ..graph.ops import MATRIX, OPS
+from .common import OnnxError, tensor_bytes
+from .wire import _varint, keeps_values
 
 
 

@@ -20,10 +20,10 @@ import math
 
 import numpy as np
 
-from . import dtypes
-from .infer import CannotInfer, constant_value
-from .ops import OPS
-from .onnx_wire import MAX_VALUES, Model, NotPlain, Tensor, seeds
+from ..graph import dtypes
+from ..graph.infer import CannotInfer, constant_value
+from ..graph.ops import OPS
+from .wire import MAX_VALUES, Model, NotPlain, Tensor, seeds
 
 
 def evaluate_op(op: str):

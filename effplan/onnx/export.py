@@ -20,8 +20,8 @@ from ..base.files import atomic_file
 from ..base.resources import disk_free, memory_left
 from ..base.units import human_bytes
 from ..base.version import __version__
-from .builder import Weight
-from .onnx_common import OnnxError, tensor_bytes
+from ..graph.builder import Weight
+from .common import OnnxError, tensor_bytes
 
 DEFAULT_OPSET = 17
 PROTO_LIMIT = 2**31 - 2**24  # protobuf's 2 GB limit, less headroom for the graph itself

@@ -16,12 +16,12 @@ from pathlib import Path
 
 from ..base.errors import quote
 from ..base.units import MAX_DIM
-from . import dtypes
-from .builder import Weight
-from .digraph import DiGraph
-from .ops import OPS
-from .onnx_common import OnnxError
-from .onnx_wire import SMALL_INITIALIZER, Model, NotPlain, from_proto, proto_value
+from ..graph import dtypes
+from ..graph.builder import Weight
+from ..graph.digraph import DiGraph
+from ..graph.ops import OPS
+from .common import OnnxError
+from .wire import SMALL_INITIALIZER, Model, NotPlain, from_proto, proto_value
 
 BUFFER_ROLES = ("mean", "var")
 FLOAT_TYPES = dtypes.FLOAT_PRECISIONS
@@ -205,7 +205,7 @@ def _bound(value, bound: dict[str, int], graph_input: bool = False) -> tuple | N
 def _own_shapes(model: Model, order: list[int], shapes: dict, types: dict) -> set[int]:
     """Every node's output shapes and types by effplan's rules (NotPlain where one cannot), shape
     arithmetic evaluated on the way; returns the nodes evaluated."""
-    from .evaluate import fold_shapes, own_inference
+    from .fold import fold_shapes, own_inference
 
     return fold_shapes(model, order, shapes, types, own_inference)
 
@@ -216,7 +216,7 @@ def _onnx_shapes(model: Model, order: list[int], shapes: dict, types: dict, boun
     import onnx
     from onnx import TensorProto, helper
 
-    from .evaluate import fold_shapes, onnx_inference
+    from .fold import fold_shapes, onnx_inference
 
     proto = model.proto
     unknown = {(n.domain, n.op_type) for n in model.nodes} - set(model.functions)  # asked once per op type
@@ -407,7 +407,7 @@ def resolution(graph) -> int | None:
 
 def read_file(path: str) -> Model:
     """An ONNX file, read without onnx where it can be, else by onnx (with its refusals)."""
-    from . import onnx_wire
+    from . import wire as onnx_wire
 
     try:
         return onnx_wire.read(path)
@@ -426,7 +426,7 @@ def import_file(model: Model, path: str, batch: int | None = None, dims: dict[st
 
 
 def load(path: str):
-    from .onnx_read import load
+    from .read import load
 
     return load(path)
 
