@@ -259,8 +259,8 @@ def test_unknown_ops_warn_and_strict_fails(effplan, tmp_path):
      "contradictory"),
     ('[[budget]]\nmodel = "efficientnet-b9"\nmax_macs = "1G"\n', "budget[0]: unknown model"),
     ('[[budget]]\nmax_macs = "1G"\n', "missing key 'model'"),
-    ('[[budget]]\nmodel = "efficientnet-b0"\nbatch = 0\nmax_macs = "1G"\n', "budget[0].batch: 0 is out of range"),
-    ('[[budget]]\nmodel = "efficientnet-b0"\ndtype = "fp64"\nmax_macs = "1G"\n', "budget[0].dtype: unknown dtype"),
+    ('[[budget]]\nmodel = "efficientnet-b0"\nbatch = 0\nmax_macs = "1G"\n', "budget[0].batch: expected a value between 1 and 1048576, got 0"),
+    ('[[budget]]\nmodel = "efficientnet-b0"\ndtype = "fp64"\nmax_macs = "1G"\n', "budget[0].dtype: expected one of fp32"),
     ('[[budget]]\nmodel = "efficientnet-b0"\ndevice = "t5"\nmax_latency = "1ms"\n', "budget[0]: unknown device"),
     ("[[budget]\n", "not valid TOML"),
 ])

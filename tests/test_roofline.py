@@ -162,7 +162,7 @@ def test_published_datasheet_figures():
     ({"matrix": {"fp17": 1.0}}, "unknown precision"),
     ({"efficiency": {"matrix": 1.5, "vector": 1, "bandwidth": 1}}, "at most 1"),
     ({"sources": {}}, "needs its source"),
-    ({"class": "toaster"}, "is not one of"),
+    ({"class": "toaster"}, "class: expected one of"),
     ({"bandwith_gbs": 1}, "did you mean: bandwidth_gbs"),
 ])
 def test_bad_device_tables(change, message):

@@ -141,7 +141,7 @@ def test_runtime_files_are_checked_key_by_key(tmp_path):
     assert load_runtime(str(mine)).name == "my-engine"  # a user's file, by path, any name
     import tomllib
     table = tomllib.loads(text)
-    with pytest.raises(RuntimeSpecError, match=r"\[fusion\] unknown key 'epilog'"):
+    with pytest.raises(RuntimeSpecError, match=r"x.toml: fusion: unknown key 'epilog'"):
         runtime_from_table({**table, "fusion": {**table["fusion"], "epilog": []}}, "x.toml")
     with pytest.raises(RuntimeSpecError, match="launch.overhead_s"):
         runtime_from_table({**table, "launch": {**table["launch"], "overhead_s": -1}}, "x.toml")
@@ -155,11 +155,11 @@ def test_documentation_keys_outside_about_are_refused_by_name():
     import tomllib
     table = tomllib.loads(builtin_runtime_paths()["eager"].read_text())
     assert table["about"]["precision"]["autocast"] == "fp16"  # read by nothing: under [about]
-    with pytest.raises(RuntimeSpecError, match=r"\[precision\] is documentation only .*\[about.precision\]"):
+    with pytest.raises(RuntimeSpecError, match=r"x.toml: precision: documentation only .*\[about.precision\]"):
         runtime_from_table({**table, "precision": {"autocast": "bf16"}}, "x.toml")
-    with pytest.raises(RuntimeSpecError, match=r"\[fusion\] not_fused is documentation only"):
+    with pytest.raises(RuntimeSpecError, match=r"fusion.not_fused: documentation only"):
         runtime_from_table({**table, "fusion": {**table["fusion"], "not_fused": []}}, "x.toml")
-    with pytest.raises(RuntimeSpecError, match=r"\[runtime\] engine is documentation only"):
+    with pytest.raises(RuntimeSpecError, match=r"runtime.engine: documentation only"):
         runtime_from_table({**table, "runtime": {**table["runtime"], "engine": "x"}}, "x.toml")
 
 

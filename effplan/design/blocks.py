@@ -15,7 +15,8 @@ from typing import Callable
 from ..base.errors import EffplanError
 from ..graph.builder import GraphBuilder, ShapeError, Weight, same_pads
 from .scaling import Design, check_design, round_channels, round_repeats
-from .spec import BLOCKS, MAX_CHANNELS, MAX_KERNEL, block, bounded, choice
+from ..base.schema import bounded, choice
+from .spec import BLOCKS, MAX_CHANNELS, MAX_KERNEL, block
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..base.errors import EffplanError, did_you_mean, quote
+from ..base.schema import Where
 from .spec import (SPECS_DIR, ModelSpec, Rounding, builtin_spec_paths, from_table, load_spec, looks_like_path,
                    read_toml, shown)
 
@@ -88,8 +89,8 @@ def scaling_table() -> tuple[Coefficients, dict[str, Published]]:
     path = SPECS_DIR / "scaling.toml"
     table = read_toml(path)
     compound = {k: v for k, v in table.get("compound", {}).items() if k != "source"}
-    coeffs = from_table(Coefficients, compound, f"{shown(path)}: compound")
-    published = {name: from_table(Published, row, f"{shown(path)}: published.{name}")
+    coeffs = from_table(Coefficients, compound, Where(shown(path), "compound"))
+    published = {name: from_table(Published, row, Where(shown(path), f"published.{name}"))
                  for name, row in table.get("published", {}).items()}
     return coeffs, published
 

@@ -1,4 +1,5 @@
-"""Model specs: TOML data loaded into frozen dataclasses.
+"""Model specs: TOML data loaded into frozen dataclasses (their fields are the declaration
+base/schema.py checks files against).
 
 A spec says what a network is at its baseline: stem layers, stages of repeated blocks, head
 layers and a classifier; scaling.py says how big to make it. Every key is checked: an unknown
@@ -8,15 +9,16 @@ Each block kind declares its own arguments (blocks.py); a stage row is validated
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-import tomllib
-import types
-import typing
 from typing import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..base.errors import EffplanError, did_you_mean, quote
+from ..base.errors import did_you_mean, quote
+from ..base.schema import (Custom, DataError, Rows, Table, Where, bounded, choice, declared, schema_of,
+                           validate)
+from ..base import schema
 
 SPECS_DIR = Path(__file__).resolve().parents[1] / "specs"  # effplan/specs once installed
 if not (SPECS_DIR / "models").is_dir():  # running from a source tree without installing
@@ -26,15 +28,13 @@ if not (SPECS_DIR / "models").is_dir():  # running from a source tree without in
 MAX_CHANNELS = 1 << 20
 MAX_KERNEL = 64
 MAX_REPEATS = 1000
-MAX_ROWS = 1000  # rows of stem, stages or head: real networks have a few dozen
-MAX_SPEC_BYTES = 1 << 20
 ACTIVATIONS = ("swish", "relu", "relu6", "hswish", "none")
 # Other names for the same functions (PyTorch's, Keras's), read in any case and stored as the canonical name.
 ACTIVATION_ALIASES = {"silu": "swish", "hardswish": "hswish", "hard_swish": "hswish", "h_swish": "hswish",
                       "hard-swish": "hswish", "relu_6": "relu6"}
 
 
-class SpecError(EffplanError):
+class SpecError(DataError):
     pass
 
 
@@ -57,16 +57,6 @@ def block(name: str, args: type, deepens: bool = True):
         BLOCKS[name] = BlockKind(args, fn, deepens)
         return fn
     return register
-
-
-def bounded(lo=None, hi=None, default=dataclasses.MISSING):
-    """A field checked on load against [lo, hi], optionally with a default."""
-    return field(default=default, metadata={"min": lo, "max": hi})
-
-
-def choice(*options: str, default: str | None = None, aliases: dict | None = None):
-    return field(default=options[0] if default is None else default,
-                 metadata={"choices": options, "aliases": {**{o: o for o in options}, **(aliases or {})}})
 
 
 @dataclass(frozen=True)
@@ -96,8 +86,11 @@ class Stage:
     stride: int = bounded(1, MAX_KERNEL, default=1)
     width_min: float = bounded(0.0, 64.0, default=0.0)
     width_max: float = bounded(0.0, 64.0, default=64.0)
-    channels_by_width: tuple[tuple[float, int], ...] = field(default=(), metadata={"internal": True})
+    channels_by_width: tuple[tuple[float, int], ...] = declared(Custom(lambda t, w: _channels_by_width(t, w), default=()))
     args: object = field(default=None, metadata={"internal": True})
+
+
+STAGES = Rows(Custom(lambda table, where: stage_from_table(table, where), expect="a table"), default=())
 
 
 @dataclass(frozen=True)
@@ -117,9 +110,9 @@ class ModelSpec:
     description: str
     source: str
     resolution: int = bounded(1, 16384)
-    stem: tuple[Stage, ...] = ()
-    stages: tuple[Stage, ...] = ()
-    head: tuple[Stage, ...] = ()
+    stem: tuple[Stage, ...] = declared(STAGES)
+    stages: tuple[Stage, ...] = declared(STAGES)
+    head: tuple[Stage, ...] = declared(STAGES)
     classifier: Classifier = None
     family: str = ""
     in_channels: int = bounded(1, MAX_CHANNELS, default=3)
@@ -130,100 +123,38 @@ class ModelSpec:
     path: str = field(default="", metadata={"internal": True})
 
 
-def _type_name(tp) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        tp, getattr(tp, "__name__", str(tp)))
-
-
-def _key(where: str, name: str) -> str:
-    """'file.toml: stages[2]' + 'kernel' -> 'file.toml: stages[2].kernel'."""
-    return f"{where}{name}" if where.endswith(": ") else f"{where}.{name}"
-
-
-def _convert(value, tp, where: str):
-    """Check one TOML value against a field's type; nested tables become dataclasses."""
-    if tp is Stage:
-        return stage_from_table(value, where)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise SpecError(f"{where}: expected a table, got {quote(value)}")
-        return from_table(tp, value, where)
-    origin = typing.get_origin(tp)
-    if origin in (types.UnionType, typing.Union):  # X | None: absent keys take the default
-        tp = next(a for a in typing.get_args(tp) if a is not type(None))
-        origin = typing.get_origin(tp)
-    if origin is tuple:  # tuple[X, ...]
-        (item, _) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise SpecError(f"{where}: expected an array, got {quote(value)}")
-        if len(value) > MAX_ROWS:
-            raise SpecError(f"{where}: {len(value)} rows; at most {MAX_ROWS}")
-        return tuple(_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value))
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, tp) or (isinstance(value, bool) and tp is not bool):
-        raise SpecError(f"{where}: expected {_type_name(tp)}, got {quote(value)}")
-    if tp is float and not math.isfinite(value):
-        raise SpecError(f"{where}: expected a finite number, got {quote(value)}")
-    return value
-
-
-def from_table(cls, table: dict, where: str, extra_keys=()):
+def from_table(cls, table: dict, where: Where | str):
     """Build dataclass `cls` from a TOML table, checking keys, types, bounds and choices."""
-    if not isinstance(table, dict):
-        raise SpecError(f"{where}: expected a table, got {quote(table)}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
-    for key in table:
-        if key not in fields:
-            known = list(fields) + list(extra_keys)
-            raise SpecError(f"{where.rstrip(': ')}: unknown key {quote(key)}{did_you_mean(key, known)}")
-    kwargs = {}
-    for name, f in fields.items():
-        if name not in table:
-            if f.default is not dataclasses.MISSING:
-                kwargs[name] = f.default
-                continue
-            if dataclasses.is_dataclass(hints[name]):  # a nested table of defaults
-                kwargs[name] = from_table(hints[name], {}, _key(where, name))
-                continue
-            raise SpecError(f"{where.rstrip(': ')}: missing key '{name}' ({_type_name(hints[name])})")
-        value = _convert(table[name], hints[name], _key(where, name))
-        lo, hi = f.metadata.get("min"), f.metadata.get("max")
-        if lo is not None and value < lo or hi is not None and value > hi:
-            bound = f">= {lo}" if hi is None else f"between {lo} and {hi}"
-            raise SpecError(f"{_key(where, name)}: expected a value {bound}, got {quote(value)}")
-        options = f.metadata.get("choices")
-        if options and isinstance(value, str):
-            value = f.metadata["aliases"].get(value.lower(), value)
-        if options and value not in options:
-            raise SpecError(f"{_key(where, name)}: expected one of {', '.join(options)}, got {quote(value)}"
-                            f"{did_you_mean(value, options)}")
-        kwargs[name] = value
-    return cls(**kwargs)
+    return validate(schema_of(cls), table, where, SpecError)
 
 
-def stage_from_table(table, where: str) -> Stage:
-    """A stage row: the common keys, then the rest checked against the block kind's arguments."""
+def stage_from_table(table, where: Where) -> Stage:
+    """A stage row: the common keys and the block kind's own arguments, checked as one table."""
     if not isinstance(table, dict):
         raise SpecError(f"{where}: expected a table, got {quote(table)}")
     kind = table.get("block")
     if not isinstance(kind, str) or kind not in BLOCKS:  # a list or table is no name (nor hashable)
-        raise SpecError(f"{_key(where, 'block')}: unknown block kind {quote(kind)}{did_you_mean(str(kind), BLOCKS)}; "
+        raise SpecError(f"{where / 'block'}: unknown block kind {quote(kind)}{did_you_mean(str(kind), BLOCKS)}; "
                         f"known: {', '.join(BLOCKS)}")
-    common = {f.name for f in dataclasses.fields(Stage)}
-    args_cls = BLOCKS[kind].args
-    args = from_table(args_cls, {k: v for k, v in table.items() if k not in common}, where,
-                      extra_keys=common - {"args"})
-    stage = from_table(Stage, {k: v for k, v in table.items() if k in common and k != "channels_by_width"},
-                       where, extra_keys=[f.name for f in dataclasses.fields(args_cls)] + ["channels_by_width"])
-    by_width = _channels_by_width(table.get("channels_by_width", {}), _key(where, "channels_by_width"))
+    values = _row_schema(kind).check(table, where)
+    args = BLOCKS[kind].args(**{k: values.pop(k) for k in list(values) if k not in _STAGE_KEYS})
+    stage = Stage(**values, args=args)
     if stage.width_min > stage.width_max:
-        raise SpecError(f"{_key(where, 'width_min')}: {stage.width_min} is above width_max {stage.width_max}")
-    return dataclasses.replace(stage, args=args, channels_by_width=by_width)
+        raise SpecError(f"{where / 'width_min'}: {stage.width_min} is above width_max {stage.width_max}")
+    return stage
 
 
-def _channels_by_width(table, where: str) -> tuple[tuple[float, int], ...]:
+_STAGE_KEYS = frozenset(f.name for f in dataclasses.fields(Stage))
+
+
+@functools.cache
+def _row_schema(kind: str) -> Table:
+    """A stage row's keys: the block kind's arguments, then Stage's (which win a clash)."""
+    args = schema_of(BLOCKS[kind].args)
+    return dataclasses.replace(args.extended(**schema_of(Stage).keys), build=None)
+
+
+def _channels_by_width(table, where: Where) -> tuple[tuple[float, int], ...]:
     """{ "0.5" = 12, "2.0" = 48 } -> ((0.5, 12), (2.0, 48))."""
     if not isinstance(table, dict):
         raise SpecError(f"{where}: expected a table of width multiplier = channels, e.g. {{ \"0.5\" = 12 }}")
@@ -243,48 +174,21 @@ def _channels_by_width(table, where: str) -> tuple[tuple[float, int], ...]:
 
 
 def read_toml(path: Path) -> dict:
-    """Parse a TOML file; any failure is a one-line SpecError naming the file."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_SPEC_BYTES + 1)
-        if len(data) > MAX_SPEC_BYTES:
-            raise SpecError(f"{path}: larger than {MAX_SPEC_BYTES} bytes; not a spec file")
-        return tomllib.loads(data.decode("utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: not valid TOML: {exc}") from None
-    except RecursionError:
-        raise SpecError(f"{path}: nested too deeply to be a spec file") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not a text file") from None
-    except IsADirectoryError:
-        raise SpecError(f"{path}: is a directory, expected a .toml spec file") from None
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror}") from None
+    return schema.read_toml(path, SpecError)
 
 
 def read_table_list(path: str | Path, key: str, hint: str) -> list[dict]:
-    """The [[key]] tables of a TOML file ([] when there are none); any other top-level key is an error."""
-    table = read_toml(Path(path))
-    for name in table:
-        if name != key:
-            raise SpecError(f"{path}: unknown key {quote(name)}{did_you_mean(name, [key])}; {hint}")
-    entries = table.get(key, [])
-    if not isinstance(entries, list):
-        raise SpecError(f"{path}: {key}: expected [[{key}]] tables, got {quote(entries)}")
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise SpecError(f"{path}: {key}[{i}]: expected a table, got {quote(entry)}")
-    return entries
+    return schema.read_table_list(path, key, hint, SpecError)
 
 
 def load_spec(path: str | Path) -> ModelSpec:
     path = Path(path)
-    where = f"{shown(path)}: "
+    where = Where(shown(path))
     spec = from_table(ModelSpec, read_toml(path), where)
     if not spec.stages:
-        raise SpecError(f"{where}stages: expected at least one stage")
+        raise SpecError(f"{where / 'stages'}: expected at least one stage")
     if spec.classifier is None:
-        raise SpecError(f"{where.rstrip(': ')}: missing key 'classifier' (a table)")
+        raise SpecError(f"{where}: missing key 'classifier' (a table)")
     return dataclasses.replace(spec, path=str(path))
 
 

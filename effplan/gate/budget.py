@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..base.errors import EffplanError, did_you_mean, quote
+from ..base.errors import EffplanError, quote
+from ..base.schema import Custom, Number, Table, Text, Where, read_table_list, validate
 from ..plan.memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS
 from ..base.units import DTYPES, bytes_as_written, human_bytes, parse_bytes, parse_count, parse_seconds
 
@@ -67,8 +68,8 @@ LIMITS = {
 TRAINING_TIME = frozenset(k for k, v in LIMITS.items() if v.scope in ("train", "run"))
 RUN_KEYS = ("epochs", "dataset_size", "progressive")  # the run max_training_hours bounds
 IMAGENET = 1281167  # ImageNet-1k training images: the default dataset_size
-DESIGN_KEYS = {"model", "name", "phi", "resolution", "batch", "dtype", "device", "runtime", "optimizer", "precision",
-               "train_batch", "width_mult", "depth_mult", "devices", *RUN_KEYS}
+DESIGN_KEYS = ("model", "name", "phi", "resolution", "batch", "dtype", "device", "runtime", "optimizer", "precision",
+               "train_batch", "width_mult", "depth_mult", "devices", *RUN_KEYS)
 SHAPED_KEYS = ("phi", "resolution", "width_mult", "depth_mult", "progressive")  # an ONNX file fixes these itself
 
 
@@ -97,136 +98,124 @@ class Budget:
     written: dict = field(default_factory=dict, compare=False)  # limit key -> the text the file gave
 
 
+def limit_value(key: str, value, what) -> float:
+    """A limit's value as a number (its unit parsed); more than 0, or an error naming `what`."""
+    if isinstance(value, bool):
+        raise EffplanError(f"{what}: expected a number with a unit, got {value!r}")
+    number = LIMITS[key].parse(value, str(what))
+    if number <= 0:
+        raise EffplanError(f"{what}: {value!r}: a limit must be more than 0")
+    return number
+
+
 def parse_limits(table: dict, label) -> dict:
     """{key: number} for the limit keys of a table; negative or non-numeric values are errors naming
     `label(key)` (a budget file's entry and key, or a command-line option)."""
-    limits = {}
-    for key, value in table.items():
-        if key not in LIMITS:
-            continue
-        if isinstance(value, bool):
-            raise EffplanError(f"{label(key)}: expected a number with a unit, got {value!r}")
-        limits[key] = LIMITS[key].parse(value, label(key))
-        if limits[key] <= 0:
-            raise EffplanError(f"{label(key)}: {value!r}: a limit must be more than 0")
-    return limits
+    return {key: limit_value(key, value, label(key)) for key, value in table.items() if key in LIMITS}
 
 
-def _number(table, key, where, kind, lo, hi):
-    value = table.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-        raise EffplanError(f"{where}.{key}: expected {'an integer' if kind is int else 'a number'}, got {value!r}")
-    if not lo <= value <= hi or (isinstance(value, float) and not math.isfinite(value)):
-        raise EffplanError(f"{where}.{key}: {value!r} is out of range [{lo}, {hi}]")
-    return kind(value)
+def _progressive(value, where):
+    from ..plan.training_run import parse_progressive
+    if not isinstance(value, str):
+        raise EffplanError(f"{where}: expected a string MIN:MAX:STAGES, e.g. \"128:300:4\"")
+    try:
+        return parse_progressive(value)
+    except EffplanError as exc:
+        raise EffplanError(f"{where}: {str(exc).removeprefix('--progressive ')}") from None
+
+
+def _int(lo, hi, default=None):
+    return Number(whole=True, lo=lo, hi=hi, default=default)
+
+
+# A [[budget]] entry: its limits (each parsed in its unit), then the design they bound.
+ENTRY = Table({
+    **{key: Custom(lambda value, where, key=key: limit_value(key, value, where), default=None) for key in LIMITS},
+    "model": Text(nonempty=True, expect="a built-in name, a spec file or an .onnx file"),
+    "name": Text(default=None),
+    "phi": Number(lo=0, hi=16, default=None),
+    "resolution": _int(8, 16384),
+    "width_mult": Number(lo=0.01, hi=64, default=None),
+    "depth_mult": Number(lo=0.01, hi=64, default=None),
+    "batch": _int(1, MAX_BATCH, 1),
+    "dtype": Text(choices=tuple(DTYPES), default="fp32"),
+    "device": Text(default=None),
+    "runtime": Text(default=None),  # plan/runtime.py: a name or file
+    "optimizer": Text(choices=tuple(OPTIMIZER_SLOTS), default=DEFAULT_OPTIMIZER),
+    "precision": Text(choices=tuple(PRECISIONS), default=DEFAULT_PRECISION),
+    "train_batch": _int(1, MAX_BATCH),
+    "devices": _int(1, 1 << 20, 1),
+    "epochs": _int(1, 1 << 20),
+    "dataset_size": _int(1, 1 << 40, IMAGENET),
+    "progressive": Custom(_progressive, default=None),
+})
 
 
 def load_budgets(path: str) -> list[Budget]:
     """Every [[budget]] of a file, validated; errors name the file, the entry and the key
     (budgets.toml: budget[2].max_macs: ...)."""
-    from ..design.spec import read_table_list
-
-    entries = read_table_list(path, "budget", "budgets are [[budget]] tables")
+    entries = read_table_list(path, "budget", "budgets are [[budget]] tables", EffplanError)
     if not entries:
         raise EffplanError(f"{path}: no budgets: add at least one [[budget]] table with a model and limits")
     if len(entries) > MAX_BUDGETS:
         raise EffplanError(f"{path}: {len(entries)} budgets; at most {MAX_BUDGETS} in one file")
     budgets = []
     for i, entry in enumerate(entries):
-        where = f"{path}: budget[{i}]"
-        for key in entry:
-            if key not in LIMITS and key not in DESIGN_KEYS:
-                raise EffplanError(f"{where}: unknown key {quote(key)}{did_you_mean(key, [*LIMITS, *DESIGN_KEYS])}")
-        if not isinstance(entry.get("model"), str) or not entry["model"].strip():
-            raise EffplanError(f"{where}: missing key 'model' (a built-in name, a spec file or an .onnx file)")
-        if entry["model"].endswith(".onnx"):
+        where = Where(str(path), f"budget[{i}]")
+        v = validate(ENTRY, entry, where, EffplanError)
+        if v["model"].endswith(".onnx"):
             shaped = [k for k in SHAPED_KEYS if k in entry]
             if shaped:
-                raise EffplanError(f"{where}.{shaped[0]}: an ONNX model fixes its own design; {shaped[0]} applies "
+                raise EffplanError(f"{where / shaped[0]}: an ONNX model fixes its own design; {shaped[0]} applies "
                                    f"to built-in names and spec files (batch, dtype and device apply to both)")
-        limits = parse_limits(entry, lambda key: f"{where}.{key}")
+        limits = {k: v[k] for k in LIMITS if v[k] is not None}
         if not limits:
             raise EffplanError(f"{where}: no limits; give at least one of {', '.join(LIMITS)}")
-        for key in ("dtype", "device", "runtime", "optimizer", "precision", "name"):
-            if key in entry and not isinstance(entry[key], str):
-                raise EffplanError(f"{where}.{key}: expected a string, got {entry[key]!r}")
-        for key, known in (("dtype", DTYPES), ("optimizer", OPTIMIZER_SLOTS), ("precision", PRECISIONS)):
-            if key in entry and entry[key] not in known:
-                raise EffplanError(f"{where}.{key}: unknown {key} {quote(entry[key])}{did_you_mean(entry[key], known)}; "
-                                   f"known: {', '.join(known)}")
         needs_device = [k for k in limits if LIMITS[k].needs == "device"]
-        if needs_device and not entry.get("device"):
-            raise EffplanError(f"{where}.{needs_device[0]}: needs a device (device = \"t4\", say)")
-        if "runtime" in entry and not entry.get("device"):
-            raise EffplanError(f"{where}.runtime: needs a device (device = \"t4\", say)")
-        _check_training_time(entry, limits, where)
+        if needs_device and not v["device"]:
+            raise EffplanError(f"{where / needs_device[0]}: needs a device (device = \"t4\", say)")
+        if v["runtime"] is not None and not v["device"]:
+            raise EffplanError(f"{where / 'runtime'}: needs a device (device = \"t4\", say)")
+        _check_training_time(v, limits, entry, where)
         if "max_latency" in limits and "min_throughput" in limits:
-            batch = entry.get("batch", 1)
-            if isinstance(batch, int) and batch / limits["max_latency"] < limits["min_throughput"]:
-                most = batch / limits["max_latency"]
-                raise EffplanError(f"{where}: contradictory limits: within max_latency at batch {batch} the "
+            most = v["batch"] / limits["max_latency"]
+            if most < limits["min_throughput"]:
+                raise EffplanError(f"{where}: contradictory limits: within max_latency at batch {v['batch']} the "
                                    f"throughput is at most {most:,.1f}/s, below min_throughput")
         budgets.append(Budget(
-            name=entry.get("name") or entry["model"], model=entry["model"], limits=limits,
-            written={k: entry[k] for k in limits},
-            phi=_number(entry, "phi", where, float, 0, 16),
-            resolution=_number(entry, "resolution", where, int, 8, 16384),
-            width_mult=_number(entry, "width_mult", where, float, 0.01, 64),
-            depth_mult=_number(entry, "depth_mult", where, float, 0.01, 64),
-            batch=_number(entry, "batch", where, int, 1, MAX_BATCH) or 1, dtype=entry.get("dtype", "fp32"),
-            device=entry.get("device"), runtime=entry.get("runtime"),
-            optimizer=entry.get("optimizer", DEFAULT_OPTIMIZER),
-            precision=entry.get("precision", DEFAULT_PRECISION),
-            train_batch=_number(entry, "train_batch", where, int, 1, MAX_BATCH),
-            devices=_number(entry, "devices", where, int, 1, 1 << 20) or 1,
-            epochs=_number(entry, "epochs", where, int, 1, 1 << 20),
-            dataset_size=_number(entry, "dataset_size", where, int, 1, 1 << 40) or IMAGENET,
-            progressive=_progressive(entry, where),
-            folder=Path(path).resolve().parent, where=where))
+            name=v["name"] or v["model"], limits=limits, written={k: entry[k] for k in limits},
+            **{k: v[k] for k in DESIGN_KEYS if k != "name"},
+            folder=Path(path).resolve().parent, where=str(where)))
     for budget in budgets:  # every entry's model and device found before any is evaluated
         _named(budget, lambda: _resolve(budget))
     return budgets
 
 
-def _check_training_time(entry: dict, limits: dict, where: str) -> None:
+def _check_training_time(v: dict, limits: dict, entry: dict, where: Where) -> None:
     """The run keys go with the training-time limits: epochs with max_training_hours (which needs it),
     devices with any of them; a training-time limit needs a runtime that trains."""
     timed = [k for k in limits if k in TRAINING_TIME]
-    if "max_training_hours" in limits and "epochs" not in entry:
-        raise EffplanError(f"{where}.max_training_hours: needs epochs (epochs = 350, say; dataset_size defaults to "
-                           f"ImageNet's {IMAGENET:,} images)")
+    if "max_training_hours" in limits and v["epochs"] is None:
+        raise EffplanError(f"{where / 'max_training_hours'}: needs epochs (epochs = 350, say; dataset_size defaults "
+                           f"to ImageNet's {IMAGENET:,} images)")
     for key in RUN_KEYS:
         if key in entry and "max_training_hours" not in limits:
-            raise EffplanError(f"{where}.{key}: applies with max_training_hours")
+            raise EffplanError(f"{where / key}: applies with max_training_hours")
     if "devices" in entry and not timed:
-        raise EffplanError(f"{where}.devices: applies with the training-time limits "
+        raise EffplanError(f"{where / 'devices'}: applies with the training-time limits "
                            f"({', '.join(sorted(TRAINING_TIME))})")
     if "max_training_step_time" in limits and "min_training_throughput" in limits:
-        images = entry.get("train_batch", entry.get("batch", 1)) * entry.get("devices", 1)
-        if isinstance(images, int) and images / limits["max_training_step_time"] < limits["min_training_throughput"]:
+        images = (v["train_batch"] or v["batch"]) * v["devices"]
+        if images / limits["max_training_step_time"] < limits["min_training_throughput"]:
             raise EffplanError(f"{where}: contradictory limits: within max_training_step_time, {images} images a step "
                                f"train at most {images / limits['max_training_step_time']:,.1f}/s, below "
                                f"min_training_throughput")
-    if timed and isinstance(entry.get("runtime"), str):
+    if timed and v["runtime"] is not None:
         from ..plan.runtime import training_runtime
         try:
-            training_runtime(entry["runtime"])
+            training_runtime(v["runtime"])
         except EffplanError as exc:
-            raise EffplanError(f"{where}.runtime: {exc}") from None
-
-
-def _progressive(entry: dict, where: str):
-    if "progressive" not in entry:
-        return None
-    from ..plan.training_run import parse_progressive
-    if not isinstance(entry["progressive"], str):
-        raise EffplanError(f"{where}.progressive: expected a string MIN:MAX:STAGES, e.g. \"128:300:4\"")
-    try:
-        return parse_progressive(entry["progressive"])
-    except EffplanError as exc:
-        raise EffplanError(f"{where}.{str(exc).removeprefix('--')}") from None
+            raise EffplanError(f"{where / 'runtime'}: {exc}") from None
 
 
 def _resolve(budget: Budget):

@@ -6,8 +6,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..base.errors import EffplanError, did_you_mean, quote
+from ..base.schema import EMPTY, Map, Number, Table, Text, read_toml, validate
 from ..base.units import DTYPES
-from ..design.spec import SPECS_DIR, looks_like_path, read_toml, shown
+from ..design.spec import SPECS_DIR, looks_like_path, shown
 
 CLASSES = ("datacenter-gpu", "desktop-gpu", "edge-gpu", "tpu", "mobile-npu", "mobile-cpu", "server-cpu")
 UNITS = ("matrix", "vector")
@@ -90,88 +91,46 @@ class Device:
 MAX_FIGURE = 1e9  # in each file's unit (GB, GB/s, MB, us, TFLOPS): a million times today's largest devices
 
 
-def _positive(value, where: str) -> float:
-    """A positive figure up to MAX_FIGURE: memory_gb = 1e308 would overflow to infinity in bytes."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_FIGURE:
-        raise DeviceError(f"{where}: expected a positive number up to {MAX_FIGURE:g}, got {quote(value)}")
-    return float(value)
+def figure(scale: float, to=None, **kw) -> Number:
+    """A positive figure up to MAX_FIGURE in the file's unit, times `scale` (memory_gb = 1e308 would overflow)."""
+    return Number(positive=True, lo=0, hi=MAX_FIGURE, scale=scale, to=to,
+                  expect=f"a positive number up to {MAX_FIGURE:g}", **kw)
+
+
+PEAKS = Map(figure(1e12), known=tuple(DTYPES), noun="precision", nonempty=True,
+            expect="a table of peak TFLOPS per precision")
+SHARE = Number(positive=True, lo=0, hi=1, expect="a share of peak, more than 0 and at most 1")
+TILE = Number(whole=True, lo=1, hi=4096)
+# A device file: each key's type, unit and bounds. Device's field for each is named in device_from_table.
+DEVICE = Table({
+    "name": Text(), "description": Text(), "class": Text(choices=CLASSES),
+    "memory_gb": figure(1 << 30, int), "bandwidth_gbs": figure(1e9), "onchip_mb": figure(1 << 20, int),
+    "launch_overhead_us": figure(1e-6),
+    "matrix": PEAKS, "vector": PEAKS,
+    "efficiency": Table({"matrix": SHARE, "vector": SHARE, "bandwidth": SHARE}),
+    "sources": Map(Text(nonempty=True, expect="its source (a non-empty string)")),
+    # optional: [matrix_tile] fp16 = { m = 8, n = 8, k = 8 }: the padding granularity of matrix work per precision
+    "matrix_tile": Map(Table({"m": TILE, "n": TILE, "k": TILE}, build=lambda m, n, k: (m, n, k)), known=tuple(DTYPES),
+                       noun="precision", default={}),
+    # optional: [interconnect] GB/s figures (see INTERCONNECT)
+    "interconnect": Table({k: figure(1e9, default=None) for k in INTERCONNECT}, default=EMPTY,
+                          build=lambda **kw: {k: v for k, v in kw.items() if v is not None}),
+    "nchwc_block": Number(whole=True, choices=(0, 4, 8, 16, 32), default=0,
+                          expect="8 (AVX2), 16 (AVX-512), 4, 32 or 0 (no blocked layout)"),
+})
 
 
 def device_from_table(table: dict, where: str) -> Device:
     """Validate a device table; errors name the file and key."""
-    known = {"name", "description", "class", *FIGURES, *UNITS, "efficiency", "sources"}
-    for key in table:
-        if key not in known | OPTIONAL:
-            raise DeviceError(f"{where}: unknown key {quote(key)}{did_you_mean(key, known | OPTIONAL)}")
-    for key in known:
-        if key not in table:
-            raise DeviceError(f"{where}: missing key '{key}'")
-    if table["class"] not in CLASSES:
-        raise DeviceError(f"{where}: class {quote(table['class'])} is not one of {', '.join(CLASSES)}")
-    sources = table["sources"]
-    if not isinstance(sources, dict):
-        raise DeviceError(f"{where}: sources: expected a table")
+    v = validate(DEVICE, table, where, DeviceError)
     for key in (*SOURCED, *(k for k in OPTIONAL if k in table)):
-        if not isinstance(sources.get(key), str) or not sources[key].strip():
+        if key not in v["sources"]:
             raise DeviceError(f"{where}: sources.{key}: every figure needs its source (a non-empty string)")
-    peaks = {}
-    for unit in UNITS:
-        if not isinstance(table[unit], dict) or not table[unit]:
-            raise DeviceError(f"{where}: {unit}: expected a table of peak TFLOPS per precision")
-        for precision, value in table[unit].items():
-            if precision not in DTYPES:
-                raise DeviceError(f"{where}: {unit}.{quote(precision)}: unknown precision"
-                                  f"{did_you_mean(precision, DTYPES)}; known: {', '.join(DTYPES)}")
-        peaks[unit] = {p: _positive(v, f"{where}: {unit}.{p}") * 1e12 for p, v in table[unit].items()}
-    efficiency = table["efficiency"]
-    if not isinstance(efficiency, dict) or set(efficiency) != {"matrix", "vector", "bandwidth"}:
-        raise DeviceError(f"{where}: efficiency: expected exactly matrix, vector and bandwidth")
-    for key, value in efficiency.items():
-        if _positive(value, f"{where}: efficiency.{key}") > 1:
-            raise DeviceError(f"{where}: efficiency.{key}: a share of peak, at most 1, got {value}")
     return Device(
-        name=str(table["name"]), description=str(table["description"]), kind=table["class"],
-        memory_bytes=int(_positive(table["memory_gb"], f"{where}: memory_gb") * (1 << 30)),
-        bandwidth=_positive(table["bandwidth_gbs"], f"{where}: bandwidth_gbs") * 1e9,
-        onchip_bytes=int(_positive(table["onchip_mb"], f"{where}: onchip_mb") * (1 << 20)),
-        launch_overhead_s=_positive(table["launch_overhead_us"], f"{where}: launch_overhead_us") * 1e-6,
-        matrix=peaks["matrix"], vector=peaks["vector"],
-        efficiency={k: float(v) for k, v in efficiency.items()}, sources=dict(sources),
-        matrix_tile=_tiles(table.get("matrix_tile", {}), f"{where}: matrix_tile"),
-        interconnect=_interconnect(table.get("interconnect", {}), f"{where}: interconnect"),
-        nchwc_block=_block(table.get("nchwc_block", 0), f"{where}: nchwc_block"))
-
-
-def _block(value, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 4, 8, 16, 32):
-        raise DeviceError(f"{where}: expected 8 (AVX2), 16 (AVX-512), 4, 32 or 0 (no blocked layout), got {quote(value)}")
-    return value
-
-
-def _interconnect(table, where: str) -> dict:
-    """[interconnect] nvlink_gbs = 600.0, pcie_gbs = 64.0 (GB/s): INTERCONNECT key -> bytes/s."""
-    if not isinstance(table, dict):
-        raise DeviceError(f"{where}: expected a table of GB/s figures ({', '.join(INTERCONNECT)})")
-    for key in table:
-        if key not in INTERCONNECT:
-            raise DeviceError(f"{where}: unknown key {quote(key)}{did_you_mean(key, INTERCONNECT)}; "
-                              f"known: {', '.join(INTERCONNECT)}")
-    return {k: _positive(v, f"{where}.{k}") * 1e9 for k, v in table.items()}
-
-
-def _tiles(table, where: str) -> dict:
-    """[matrix_tile] fp16 = { m = 8, n = 8, k = 8 }: the padding granularity of matrix-unit work per precision."""
-    if not isinstance(table, dict):
-        raise DeviceError(f"{where}: expected a table of {{ m, n, k }} per precision")
-    tiles = {}
-    for precision, tile in table.items():
-        if precision not in DTYPES:
-            raise DeviceError(f"{where}.{quote(precision)}: unknown precision{did_you_mean(precision, DTYPES)}")
-        if not isinstance(tile, dict) or set(tile) != {"m", "n", "k"} or not all(
-                isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096 for v in tile.values()):
-            raise DeviceError(f"{where}.{precision}: expected {{ m = ..., n = ..., k = ... }}, integers from 1 to 4096")
-        tiles[precision] = (tile["m"], tile["n"], tile["k"])
-    return tiles
+        name=v["name"], description=v["description"], kind=v["class"], memory_bytes=v["memory_gb"],
+        bandwidth=v["bandwidth_gbs"], onchip_bytes=v["onchip_mb"], launch_overhead_s=v["launch_overhead_us"],
+        matrix=v["matrix"], vector=v["vector"], efficiency=v["efficiency"], sources=v["sources"],
+        matrix_tile=v["matrix_tile"], interconnect=v["interconnect"], nchwc_block=v["nchwc_block"])
 
 
 def builtin_device_paths() -> dict[str, Path]:

@@ -9,7 +9,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..base.errors import EffplanError, did_you_mean, quote
-from ..design.spec import SPECS_DIR, looks_like_path, read_toml, shown
+from ..base.schema import (EMPTY, REQUIRED, Either, Flag, Free, Map, Names, Number, Rows, Table, Text, Where, read_toml,
+                           validate)
+from ..design.spec import SPECS_DIR, looks_like_path, shown
 from ..graph.ops import ANCHOR, FUSION_CLASSES, OPS
 from .hardware import CLASSES
 
@@ -33,23 +35,48 @@ REORDERS = ("none", "cudnn-internal", "nchwc")
 # how data parallelism's gradient all-reduce meets backward: bucketed (DDP: buckets all-reduced while earlier layers'
 # backward runs) or after-backward (one cross-replica sum once backward ends: not overlapped)
 ALLREDUCE = ("bucketed", "after-backward")
-DOCS = {"source", "note"}  # free text any table may carry
-ABOUT = "about"  # [about]: documentation only (free form, never read), kept apart so no key there looks like a setting
-TABLES = {
-    "runtime": {"name", "description", "device_classes", "sources"},
-    "launch": {"overhead_s", "overlap"},
-    "kernels": {"single_kernel", "standalone", "views", "conv_bias", "conv_bias_source"},
-    "fusion": {"enabled", "anchors", "epilogue", "epilogue_kernel", "max_adds", "pointwise_chains",
-               "reductions_fuse_producer", "consumer_fusion"},
-    "layout": {"reorders"},
-    "matrix": {"tile_padding", "tile_source"},
-    "training": {"trains", "allreduce"},
-}
-REQUIRED = ("runtime", "launch", "kernels", "fusion")
-# Keys that once sat among the settings but that nothing reads: refused there, so that editing
-# `autocast = "bf16"` cannot look like it changes an estimate.
-DOCUMENTATION_ONLY = {"squeeze_excite": "[about.squeeze_excite]", "precision": "[about.precision]",
-                      "runtime.engine": "[about] engine", "fusion.not_fused": "[about] not_fused"}
+
+def _table(keys: dict, **kw) -> Table:
+    """A runtime table: its keys, and the free text any of them may carry."""
+    return Table({"source": Free(), "note": Free(), **keys}, **kw)
+
+
+def _ops():
+    return OPS
+
+
+def _epilogue_known():
+    return set(OPS) | set(FUSION_CLASSES) | set(UNITS)
+
+
+# A runtime file: each table's keys with their types and defaults. [about] is documentation only (free form, never
+# read), kept apart so no key there looks like a setting; `moved` keys once sat among the settings, but nothing reads
+# them: refused there, so that editing `autocast = "bf16"` cannot look like it changes an estimate.
+RUNTIME = _table({
+    "runtime": _table({"name": Text(nonempty=True), "description": Text(),
+                       "device_classes": Names(CLASSES), "sources": Names()},
+                      moved={"engine": "[about] engine"}),
+    "launch": _table({"overhead_s": Either((Number(lo=0, hi=1), Text(choices=("device",))), expect=(
+                          'seconds from 0 to 1, or "device" (the device file\'s launch_overhead_us)')),
+                      "overlap": Text(choices=OVERLAPS),
+                      "source": Text(expect="the launch overhead's source")}),
+    "kernels": _table({"single_kernel": Rows(Table({"name": Text(), "ops": Names(_ops, default=REQUIRED),
+                                                    "match": Text(choices=MATCHES), "source": Free()}), default=()),
+                       "standalone": Names(_ops), "views": Names(_ops),
+                       "conv_bias": Text(choices=CONV_BIAS, default="folded"), "conv_bias_source": Free()}),
+    "fusion": _table({"enabled": Flag(default=False), "anchors": Names(lambda: {*OPS, ANCHOR}),
+                      "epilogue": Names(_epilogue_known), "epilogue_kernel": Text(choices=EPILOGUE_KERNELS, default="same"),
+                      "max_adds": Number(whole=True, lo=0, hi=8, default=1),
+                      "pointwise_chains": Flag(default=False), "reductions_fuse_producer": Flag(default=False),
+                      "consumer_fusion": Flag(default=False)},
+                     moved={"not_fused": "[about] not_fused"}),
+    "layout": _table({"reorders": Text(choices=REORDERS, default="none")}, default=EMPTY),
+    "matrix": _table({"tile_padding": Flag(default=False), "tile_source": Free()}, default=EMPTY),
+    "training": _table({"trains": Flag(default=False), "allreduce": Text(choices=ALLREDUCE, default="after-backward"),
+                        "source": Text(default="", expect="whether it trains, and how its all-reduce overlaps "
+                                                          "backward: a source")}, default=EMPTY),
+    "about": Map(Free(), default=None),
+}, moved={"squeeze_excite": "[about.squeeze_excite]", "precision": "[about.precision]"})
 
 
 class RuntimeSpecError(EffplanError):
@@ -101,122 +128,37 @@ class Runtime:
                 "trains": self.trains, "allreduce": self.allreduce if self.trains else None, "path": self.path}
 
 
-def _strings(value, where: str, known=None) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise RuntimeSpecError(f"{where}: expected a list of strings")
-    for v in value:
-        if known is not None and v not in known:
-            raise RuntimeSpecError(f"{where}: unknown {quote(v)}{did_you_mean(v, known)}")
-    return tuple(value)
-
-
-def _choice(table: dict, key: str, choices, where: str, default=None):
-    value = table.get(key, default)
-    if value not in choices:
-        raise RuntimeSpecError(f"{where}.{key}: expected one of {', '.join(map(str, choices))}, got {quote(value)}")
-    return value
-
-
-def _flag(table: dict, key: str, where: str, default: bool = False) -> bool:
-    value = table.get(key, default)
-    if not isinstance(value, bool):
-        raise RuntimeSpecError(f"{where}.{key}: expected true or false, got {quote(value)}")
-    return value
-
-
 def runtime_from_table(table: dict, where: str, stem: str | None = None) -> Runtime:
     """Validate a runtime table; errors name the file and key."""
-    if not isinstance(table, dict):
-        raise RuntimeSpecError(f"{where}: expected a table")
-    for key in table:
-        if key in DOCUMENTATION_ONLY:
-            raise RuntimeSpecError(f"{where}: [{key}] is documentation only (nothing reads it): "
-                                   f"write it as {DOCUMENTATION_ONLY[key]}")
-        if key not in TABLES and key not in DOCS and key != ABOUT:
-            raise RuntimeSpecError(f"{where}: unknown table {quote(key)}{did_you_mean(key, TABLES)}")
-    if not isinstance(table.get(ABOUT, {}), dict):
-        raise RuntimeSpecError(f"{where}: [{ABOUT}] must be a table")
-    for key in REQUIRED:
-        if not isinstance(table.get(key), dict):
-            raise RuntimeSpecError(f"{where}: missing table [{key}]")
-    for name, keys in TABLES.items():
-        part = table.get(name, {})
-        if not isinstance(part, dict):
-            raise RuntimeSpecError(f"{where}: [{name}] must be a table")
-        for key in part:
-            if f"{name}.{key}" in DOCUMENTATION_ONLY:
-                raise RuntimeSpecError(f"{where}: [{name}] {key} is documentation only (nothing reads it): "
-                                       f"write it as {DOCUMENTATION_ONLY[f'{name}.{key}']}")
-            if key not in keys and key not in DOCS:
-                raise RuntimeSpecError(f"{where}: [{name}] unknown key {quote(key)}{did_you_mean(key, keys | DOCS)}")
-    head, launch, kernels, fusion = (table[k] for k in REQUIRED)
-    at = lambda t: f"{where}: {t}"  # noqa: E731
-    name = head.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise RuntimeSpecError(f"{at('runtime.name')}: expected a non-empty string")
-    if stem is not None and name != stem:
-        raise RuntimeSpecError(f"{at('runtime.name')}: {quote(name)} must equal the file name {quote(stem)}")
-    if not isinstance(head.get("description"), str):
-        raise RuntimeSpecError(f"{at('runtime.description')}: expected a string")
-    classes = _strings(head.get("device_classes", []), at("runtime.device_classes"), CLASSES)
-    sources = _strings(head.get("sources", []), at("runtime.sources"))
-    if not sources:
-        raise RuntimeSpecError(f"{at('runtime.sources')}: every runtime needs its sources")
-    overhead = launch.get("overhead_s")
-    if overhead != "device" and (isinstance(overhead, bool) or not isinstance(overhead, (int, float))
-                                 or not 0 <= overhead <= 1):
-        raise RuntimeSpecError(f"{at('launch.overhead_s')}: expected seconds from 0 to 1, or \"device\" (the "
-                            f"device file's launch_overhead_us), got {quote(overhead)}")
-    if not isinstance(launch.get("source"), str):
-        raise RuntimeSpecError(f"{at('launch.source')}: the launch overhead needs its source")
-    singles = kernels.get("single_kernel", [])
-    if not isinstance(singles, list) or not all(isinstance(s, dict) for s in singles):
-        raise RuntimeSpecError(f"{at('kernels.single_kernel')}: expected a list of tables")
-    for i, s in enumerate(singles):
-        w = at(f"kernels.single_kernel[{i}]")
-        for key in s:
-            if key not in {"name", "ops", "match", "source"}:
-                raise RuntimeSpecError(f"{w}: unknown key {quote(key)}")
-        if not isinstance(s.get("name"), str):
-            raise RuntimeSpecError(f"{w}.name: expected a string")
-        _strings(s.get("ops"), f"{w}.ops", OPS)
-        _choice(s, "match", MATCHES, w)
-        if s["match"] == "mul-of-input" and (s["name"] != "swish" or s["ops"] != ["Sigmoid", "Mul"]):
-            raise RuntimeSpecError(f"{w}: match 'mul-of-input' is the swish unit: name \"swish\", "
-                                f"ops [\"Sigmoid\", \"Mul\"]")
-    known_ops = set(OPS)
-    standalone = _strings(kernels.get("standalone", []), at("kernels.standalone"), known_ops)
-    views = _strings(kernels.get("views", []), at("kernels.views"), known_ops)
-    epilogue_known = known_ops | set(FUSION_CLASSES) | set(UNITS)
-    anchors = _strings(fusion.get("anchors", []), at("fusion.anchors"), known_ops | {ANCHOR})
-    for a in anchors:
+    v = validate(RUNTIME, table, where, RuntimeSpecError)
+    head, launch, kernels, fusion, training = (v[k] for k in ("runtime", "launch", "kernels", "fusion", "training"))
+    at = Where(where)
+    if stem is not None and head["name"] != stem:
+        raise RuntimeSpecError(f"{at / 'runtime' / 'name'}: {quote(head['name'])} must equal the file name {quote(stem)}")
+    if not head["sources"]:
+        raise RuntimeSpecError(f"{at / 'runtime' / 'sources'}: every runtime needs its sources")
+    for i, s in enumerate(kernels["single_kernel"]):
+        if s["match"] == "mul-of-input" and (s["name"] != "swish" or s["ops"] != ("Sigmoid", "Mul")):
+            raise RuntimeSpecError(f"{at / 'kernels' / 'single_kernel' / i}: match 'mul-of-input' is the swish unit: "
+                                   f"name \"swish\", ops [\"Sigmoid\", \"Mul\"]")
+    for a in fusion["anchors"]:
         if a != ANCHOR and OPS[a].fusion != ANCHOR:
-            raise RuntimeSpecError(f"{at('fusion.anchors')}: {a} is not an anchor op (a conv or matrix product)")
-    training = table.get("training", {})
-    if training and not isinstance(training.get("source"), str):
-        raise RuntimeSpecError(f"{at('training.source')}: whether it trains, and how its all-reduce overlaps "
+            raise RuntimeSpecError(f"{at / 'fusion' / 'anchors'}: {a} is not an anchor op (a conv or matrix product)")
+    if table.get("training") and not isinstance(table["training"].get("source"), str):
+        raise RuntimeSpecError(f"{at / 'training' / 'source'}: whether it trains, and how its all-reduce overlaps "
                                f"backward, need a source")
-    max_adds = fusion.get("max_adds", 1)
-    if isinstance(max_adds, bool) or not isinstance(max_adds, int) or not 0 <= max_adds <= 8:
-        raise RuntimeSpecError(f"{at('fusion.max_adds')}: expected an integer from 0 to 8, got {quote(max_adds)}")
+    overhead = launch["overhead_s"]
     return Runtime(
-        name=name, description=head["description"], device_classes=classes,
-        overhead_s=None if overhead == "device" else float(overhead),
-        overlap=_choice(launch, "overlap", OVERLAPS, at("launch")),
-        swish=any(s["name"] == "swish" for s in singles),
-        standalone=frozenset(standalone), views=frozenset(views),
-        conv_bias=_choice(kernels, "conv_bias", CONV_BIAS, at("kernels"), "folded"),
-        fusion=_flag(fusion, "enabled", at("fusion")), anchors=frozenset(anchors),
-        epilogue=frozenset(_strings(fusion.get("epilogue", []), at("fusion.epilogue"), epilogue_known)),
-        epilogue_kernel=_choice(fusion, "epilogue_kernel", EPILOGUE_KERNELS, at("fusion"), "same"),
-        max_adds=max_adds, pointwise_chains=_flag(fusion, "pointwise_chains", at("fusion")),
-        reductions_fuse_producer=_flag(fusion, "reductions_fuse_producer", at("fusion")),
-        consumer_fusion=_flag(fusion, "consumer_fusion", at("fusion")),
-        tile_padding=_flag(table.get("matrix", {}), "tile_padding", at("matrix")),
-        reorders=_choice(table.get("layout", {}), "reorders", REORDERS, at("layout"), "none"),
-        trains=_flag(training, "trains", at("training")),
-        allreduce=_choice(training, "allreduce", ALLREDUCE, at("training"), "after-backward"),
-        training_source=training.get("source", ""), sources=sources)
+        name=head["name"], description=head["description"], device_classes=head["device_classes"],
+        overhead_s=None if overhead == "device" else float(overhead), overlap=launch["overlap"],
+        swish=any(s["name"] == "swish" for s in kernels["single_kernel"]),
+        standalone=frozenset(kernels["standalone"]), views=frozenset(kernels["views"]), conv_bias=kernels["conv_bias"],
+        fusion=fusion["enabled"], anchors=frozenset(fusion["anchors"]), epilogue=frozenset(fusion["epilogue"]),
+        epilogue_kernel=fusion["epilogue_kernel"], max_adds=fusion["max_adds"],
+        pointwise_chains=fusion["pointwise_chains"], reductions_fuse_producer=fusion["reductions_fuse_producer"],
+        consumer_fusion=fusion["consumer_fusion"], tile_padding=v["matrix"]["tile_padding"],
+        reorders=v["layout"]["reorders"], trains=training["trains"], allreduce=training["allreduce"],
+        training_source=training["source"] or "", sources=head["sources"])
 
 
 def builtin_runtime_paths() -> dict[str, Path]:
