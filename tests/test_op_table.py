@@ -13,7 +13,8 @@ from effplan.graph import ops
 from effplan.graph.builder import GraphBuilder, Weight
 from effplan.onnx.fold import evaluate_op
 from effplan.onnx.importer import from_onnx
-from effplan.graph.shapes import ShapeError, same
+from effplan.graph.infer import same
+from effplan.graph.shapes import ShapeError
 from effplan.plan.memory import inference_peak, training_memory
 from effplan.plan.roofline import kernel_groups, roofline
 from effplan.plan.training import training_step
@@ -36,21 +37,31 @@ def test_every_op_the_models_build_has_a_shape_rule():
     for name in model_names():
         g = effplan.build(effplan.resolve(name))
         for op in {g.nodes[n]["op"] for n in g.nodes}:
-            assert op in ops.OPS and callable(ops.OPS[op].shape), f"{name}: {op}"
+            assert op in ops.OPS and callable(ops.OPS[op].infer), f"{name}: {op}"
 
 
-def test_the_builder_refuses_an_op_only_onnx_shapes():
-    b = GraphBuilder("t", (1, 4, 2, 2))
+def test_the_builder_shapes_an_op_by_the_rule_import_uses():
+    """One shape rule per op: the builder takes Squeeze's from its entry, as import does, and gets what
+    ONNX's own shape inference gets; an op with no entry has no rule."""
+    b = GraphBuilder("t", (1, 4, 1, 2))
     b.at(1, 0)
-    with pytest.raises(ShapeError, match="no shape rule for Squeeze"):
-        b.add("Squeeze", ["input"], "x", "sq")
+    y = b.add("Squeeze", ["input"], "x", "sq", attrs={"axes": (2,)})  # opset 11: axes an attribute
+    node = helper.make_node("Squeeze", ["x"], ["y"], axes=[2])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 1, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = onnx.shape_inference.infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]))
+    assert b.shape(y) == tuple(d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim) == (1, 4, 2)
+    with pytest.raises(ShapeError, match="no shape rule for FancyOp"):
+        b.add("FancyOp", ["input"], "x", "fancy")
+    with pytest.raises(ShapeError, match=r"x.bad \(Squeeze\): Squeeze of \(1, 4, 1, 2\) on axes"):  # axis 1 is 4, not 1
+        b.add("Squeeze", ["input"], "x", "bad", attrs={"axes": (1,)})
 
 
 def test_an_incomplete_entry_is_refused_and_not_registered():
     with pytest.raises(ValueError, match="Toy.*fusion"):
-        ops.elementwise(1, "Toy", shape=same, saves=(), fusion="fused-somehow")
+        ops.elementwise(1, "Toy", infer=same, saves=(), fusion="fused-somehow")
     with pytest.raises(ValueError, match="Toy.*statistics"):
-        ops.elementwise(1, "Toy", shape=same, saves=(ops.INPUT, ops.STATISTICS), fusion=ops.POINTWISE)
+        ops.elementwise(1, "Toy", infer=same, saves=(ops.INPUT, ops.STATISTICS), fusion=ops.POINTWISE)
     assert "Toy" not in ops.OPS
 
 
@@ -70,10 +81,10 @@ def test_adding_an_op_is_one_entry():
     activation. The builder shapes them, the profile costs them, training memory knows what they save,
     the roofline fuses them into one kernel on the right units, in-place mode reuses the buffer, and
     training time runs their forward and backward kernels."""
-    ops.register("ToyDense", shape=same, saves=(ops.INPUT,), unit=ops.MATRIX, fusion=ops.ANCHOR, weights=("X", "W"),
+    ops.register("ToyDense", infer=same, saves=(ops.INPUT,), unit=ops.MATRIX, fusion=ops.ANCHOR, weights=("X", "W"),
                  weighted=True, backward=ops.Backward(products=True))(
         lambda attrs, inputs, output, weights: (math.prod(output) * 3, 2 * math.prod(output) * 3))
-    ops.elementwise(7, "ToyAct", shape=same, saves=(ops.OUTPUT,), fusion=ops.ACTIVATION, backward=ops.Backward(2))
+    ops.elementwise(7, "ToyAct", infer=same, saves=(ops.OUTPUT,), fusion=ops.ACTIVATION, backward=ops.Backward(2))
     try:
         b = GraphBuilder("t", (1, 16, 8, 8))
         b.at(1, 0)

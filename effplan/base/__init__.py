@@ -1,1 +1,1 @@
-"""The floor every layer stands on: errors, units, atomic writes, the version."""
+"""The floor every layer stands on: errors, units, atomic writes, the one validator of TOML data, the version."""

@@ -65,10 +65,14 @@ def conv(b: GraphBuilder, x: str, channels: int, kernel: int, stride: int, layer
 
 
 def batch_norm(b: GraphBuilder, x: str, layer: str, net: Net) -> str:
-    c = b.shape(x)[1]
-    weights = (Weight("scale", (c,)), Weight("B", (c,)),
-               Weight("mean", (c,), trainable=False), Weight("var", (c,), trainable=False))
-    return b.add("BatchNormalization", [x], layer, "bn", attrs={"epsilon": net.bn_epsilon}, weights=weights)
+    return b.add("BatchNormalization", [x], layer, "bn", attrs={"epsilon": net.bn_epsilon},
+                 weights=_bn_weights(b.shape(x)[1]))
+
+
+@lru_cache(maxsize=1024)  # weights are frozen: one tuple serves every BN of a width
+def _bn_weights(c: int) -> tuple[Weight, ...]:
+    return (Weight("scale", (c,)), Weight("B", (c,)),
+            Weight("mean", (c,), trainable=False), Weight("var", (c,), trainable=False))
 
 
 def conv_unit(b: GraphBuilder, x: str, channels: int, kernel: int, stride: int, layer: str, net: Net,

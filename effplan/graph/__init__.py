@@ -1,2 +1,3 @@
-"""The graph of ONNX-named ops: the builder; the op table (ops.py: per op type its shape rule, cost,
-saved tensors, unit and fusion class) and the shape rules it names (shapes.py); ONNX import and export."""
+"""The graph core, which knows no file format: the graph (digraph.py) and its builder (builder.py); the op
+table by op family (ops/: per op type its shape rule, cost, saved tensors, backward, unit, fusion class and
+weights); the shape rules the entries name (infer.py, infer_layout.py), which builders and import both call."""

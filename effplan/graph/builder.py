@@ -5,18 +5,26 @@ Node attributes: `op` (ONNX op_type), `attrs` (ONNX attribute names), `inputs` a
 `stage` ("stem", 1..n, "head"), `block` (from 0 within the stage) and `layer` (the group of
 ops inside the block, e.g. "expand" or "se"). Graph attributes: `name`, `inputs`, `outputs`
 and `tensors` (tensor name -> shape, NCHW, batch included). Nodes are stored in execution
-order, which is a topological order.
+order, which is a topological order. Each added node's output shape comes from its op's one shape
+rule, the op table entry's `infer`, the rule import uses too.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .digraph import DiGraph
+from .dtypes import FLOAT
+from .infer import CannotInfer
 from .ops import OPS
 from .shapes import Shape, ShapeError
 
 MAX_OPS = 200_000  # ops in one graph, built or imported: 5,000 blocks of the largest kinds fit
+# The opset a built node's attributes are read at by its shape rule. Builders write an operand that later
+# opsets take as an input (Reshape's shape, Slice's starts, Clip's min) as the attribute of the op's first
+# version; the rules read either (infer._operand), and export moves them to inputs (onnx/export.py).
+OPSET = 17
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,7 @@ class Weight:
         return math.prod(self.shape)
 
 
+@lru_cache(maxsize=4096)  # pure, and asked again for every repeated block
 def same_pads(size: Shape, kernel: Shape, stride: Shape) -> tuple[int, ...]:
     """'Same' padding (ONNX SAME_UPPER): output side ceil(in / stride), any extra pixel at the end."""
     begins, ends = [], []
@@ -40,6 +49,24 @@ def same_pads(size: Shape, kernel: Shape, stride: Shape) -> tuple[int, ...]:
         begins.append(total // 2)
         ends.append(total - total // 2)
     return (*begins, *ends)
+
+
+# (op, attributes, operand shapes) -> output shape: a design repeats most of its ops with the same
+# shapes (a stage's blocks), so each rule runs for about a fifth of the ops built; rules are pure
+_SHAPES: dict[tuple, Shape] = {}
+
+
+def output_shape(op: str, attrs: dict, shapes: list[Shape], name: str) -> Shape:
+    """A built node's output shape, by its op's one shape rule (the entry's `infer`, as import uses it)."""
+    if op not in OPS:
+        raise ShapeError(f"layer {name}: no shape rule for {op} (not in the op table)")
+    if len(_SHAPES) > 100_000:
+        _SHAPES.clear()
+    try:
+        ((shape, _),) = OPS[op].infer(attrs, shapes, (FLOAT,) * len(shapes), (None,) * len(shapes), OPSET, 1)
+    except CannotInfer as exc:
+        raise ShapeError(f"layer {name} ({op}): {exc}") from None
+    return shape
 
 
 class GraphBuilder:
@@ -77,13 +104,17 @@ class GraphBuilder:
         if len(self.nodes) >= MAX_OPS:
             raise ShapeError(f"{self.name_}: more than {MAX_OPS:,} ops; not a network effplan plans")
         attrs = attrs or {}
-        rule = OPS[op].shape if op in OPS else None
-        if not callable(rule):
-            raise ShapeError(f"layer {name}: the builder has no shape rule for {op}")
+        # the operands as export writes them: the inputs, then the node's weights in their order
+        shapes = [self.tensors[t] for t in inputs] + [w.shape for w in weights]
+        key = (op, *attrs.items(), *shapes)
         try:
-            out_shape = rule(attrs, [self.tensors[t] for t in inputs], {w.role: w.shape for w in weights})
-        except ShapeError as exc:
-            raise ShapeError(f"layer {name} ({op}): {exc}") from None
+            out_shape = _SHAPES.get(key)
+        except TypeError:  # an attribute given as a list: shaped, not kept
+            key, out_shape = None, None
+        if out_shape is None:
+            out_shape = output_shape(op, attrs, shapes, name)
+            if key is not None:
+                _SHAPES[key] = out_shape
         self.nodes[name] = dict(op=op, attrs=attrs, inputs=tuple(inputs), outputs=(name,),
                                 weights=weights, stage=self.stage, block=self.block, layer=layer)
         self.edges += [(t, name, {"tensor": t}) for t in dict.fromkeys(inputs) if t in self.nodes]

@@ -1,6 +1,7 @@
-"""effplan's own per-node inference for imported graphs: each output's shape and element type from the
-node's attributes and its inputs' shapes, types and (where known) values, with the ONNX spec's
-semantics and without importing onnx. Each op table entry (ops.py) names its rule as `infer`.
+"""Each op's one shape rule: each output's shape and element type from the node's attributes and its
+inputs' shapes, types and (where known) values, with the ONNX spec's semantics and without importing
+onnx. Each op table entry (graph/ops/) names its rule as `infer`; the builders call it for every node
+they add (builder.py), import for every node of a file (onnx/importer.py).
 
 A rule is rule(attrs, shapes, types, values, opset, outputs) -> [(shape, elem_type)], one per output:
   attrs    the node's attributes as Python values (INTS a tuple, TENSOR a numpy array); the rules
@@ -10,7 +11,8 @@ A rule is rule(attrs, shapes, types, values, opset, outputs) -> [(shape, elem_ty
   outputs  how many outputs the node lists, empty trailing ones included
 An operand that moved from an attribute to an input (Squeeze's axes, Slice's starts...) is read from the
 input when the node lists that slot, else from the attribute. A rule raises CannotInfer, never another
-error or a guess, where its answer would not be ONNX's: the caller then asks ONNX's own inference.
+error or a guess, where its answer would not be ONNX's: import then asks ONNX's own inference, a
+builder refuses the layer.
 """
 from __future__ import annotations
 
@@ -49,11 +51,13 @@ def _rule(*counts: int):
                 raise CannotInfer(f"{fn.__name__}: {len(found)} results for {outputs} outputs")
             checked = []
             for shape, kind in found:
-                if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in shape):
-                    raise CannotInfer(f"{fn.__name__}: output shape {shape}")
+                if not _whole(shape):
+                    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in shape):
+                        raise CannotInfer(f"{fn.__name__}: output shape {shape}")
+                    shape = tuple(int(d) for d in shape)
                 if not isinstance(kind, int) or kind <= 0:
                     raise CannotInfer(f"{fn.__name__}: output type {kind!r}")
-                checked.append((tuple(int(d) for d in shape), kind))
+                checked.append((shape, kind))
             return checked
         return rule
     return wrap
@@ -61,8 +65,16 @@ def _rule(*counts: int):
 
 # ---- reading the inputs
 
+def _whole(shape) -> bool:
+    """A tuple of non-negative Python ints: the shape every rule gets from the builders, checked at the
+    cost of one pass (the builders call the rules once per node of every design)."""
+    return type(shape) is tuple and {*map(type, shape)} == {int} and min(shape) >= 0 or shape == ()
+
+
 def _shape(shapes, i: int) -> Shape:
     shape = shapes[i] if i < len(shapes) else None
+    if _whole(shape):
+        return shape
     if shape is None or not all(isinstance(d, (int, np.integer)) and d >= 0 for d in shape):
         raise CannotInfer(f"the shape of input {i} is not known: {shape}")
     return tuple(int(d) for d in shape)
@@ -242,13 +254,14 @@ def layer_norm(attrs, shapes, types, values, opset, outputs):
 
 # ---- windows: Conv, ConvTranspose, pools
 
-def _windows(attrs, spatial: Shape, kernel: Shape, ceil_mode: bool = False) -> Shape:
+def _windows(attrs, x: Shape, kernel: Shape, ceil_mode: bool = False) -> Shape:
     """Output sides of a conv or pool: floor((in + pads - span) / stride) + 1 with span = (k-1)*dilation+1
     (ceil with ceil_mode, where a window may not start in the end padding: the spec's "sliding windows
     that would start in the right padded region are ignored"), ceil(in / stride) for SAME_*, and
     floor((in - span) / stride) + 1 (= the spec's ceil((in - span + 1) / stride)) for VALID. auto_pad with
     ceil_mode is CannotInfer: there onnx's inference departs from the spec (VALID: ceil((in - span) / stride)
     + 1; SAME: the explicit formula with ceil over the pads SAME needs, 2 for in 2, kernel 1, stride 2)."""
+    spatial = x[2:]
     n = len(spatial)
     if len(kernel) != n:
         raise CannotInfer(f"kernel {kernel} for {n} spatial axes")
@@ -272,7 +285,7 @@ def _windows(attrs, spatial: Shape, kernel: Shape, ceil_mode: bool = False) -> S
         else:
             raise CannotInfer(f"auto_pad {auto_pad!r}")
         if side < 1:
-            raise CannotInfer(f"input sides {spatial} are too small for kernel {kernel}")
+            raise CannotInfer(f"input {x} is too small for kernel {kernel}, strides {strides}, pads {pads}")
         out.append(side)
     return tuple(out)
 
@@ -286,7 +299,7 @@ def conv(attrs, shapes, types, values, opset, outputs):
     kernel = tuple(attrs.get("kernel_shape", w[2:]))
     if kernel != w[2:]:
         raise CannotInfer(f"kernel_shape {kernel} with weight {w}")
-    return [((x[0], w[0], *_windows(attrs, x[2:], kernel)), _type(types, 0))]
+    return [((x[0], w[0], *_windows(attrs, x, kernel)), _type(types, 0))]
 
 
 @_rule(1)
@@ -319,7 +332,7 @@ def _pool(attrs, shapes, types) -> tuple[Shape, int]:
     if len(x) < 3 or "kernel_shape" not in attrs:
         raise CannotInfer(f"a pool of {x} with no kernel_shape" if len(x) >= 3 else f"a pool of {x}")
     kernel = tuple(attrs["kernel_shape"])
-    return (*x[:2], *_windows(attrs, x[2:], kernel, bool(attrs.get("ceil_mode", 0)))), _type(types, 0)
+    return (*x[:2], *_windows(attrs, x, kernel, bool(attrs.get("ceil_mode", 0)))), _type(types, 0)
 
 
 @_rule(1)

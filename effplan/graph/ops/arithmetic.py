@@ -2,57 +2,56 @@
 import numpy as np
 
 from .. import infer as rules
-from ..shapes import broadcast_shape, same
-from .table import IMPORTED_ONLY, INPUT, INPUTS, MASK, OUTPUT, POINTWISE, RESIDUAL, Backward, elementwise
+from .table import INPUT, INPUTS, MASK, OUTPUT, POINTWISE, RESIDUAL, Backward, elementwise
 from .values import binary, div, unary
 
 # Backward FLOPs per element, each from its gradient formula in derivatives.yaml. Memory-bound on every
 # device in the catalog, so they only decide time on a device with a very slow vector unit.
 # Add, Sub, Mul, Div: a constant beyond a scalar is a bias or scale (learned). Add's backward only
 # reduces dY to a broadcast operand's shape
-elementwise(1, "Add", shape=broadcast_shape, saves=(), fusion=RESIDUAL, evaluate=binary(np.add),
+elementwise(1, "Add", saves=(), fusion=RESIDUAL, evaluate=binary(np.add),
             backward=Backward(1, broadcast_only=True), learned=True, infer=rules.broadcasting)
-elementwise(1, "Sub", shape=broadcast_shape, saves=(), fusion=POINTWISE, evaluate=binary(np.subtract),
+elementwise(1, "Sub", saves=(), fusion=POINTWISE, evaluate=binary(np.subtract),
             backward=Backward(1), learned=True, infer=rules.broadcasting)
-elementwise(1, "Mul", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE, evaluate=binary(np.multiply),
+elementwise(1, "Mul", saves=(INPUTS,), fusion=POINTWISE, evaluate=binary(np.multiply),
             backward=Backward(3), learned=True,  # dy * b, dy * a, the add of a broadcast operand's reduction
             infer=rules.broadcasting)
-elementwise(1, "Div", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE, evaluate=div,
+elementwise(1, "Div", saves=(INPUTS,), fusion=POINTWISE, evaluate=div,
             backward=Backward(4), learned=True, infer=rules.broadcasting)
-elementwise(1, "Max", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE,
+elementwise(1, "Max", saves=(INPUTS,), fusion=POINTWISE,
             evaluate=lambda attrs, *xs: np.maximum.reduce(np.broadcast_arrays(*xs)), backward=Backward(1),
             infer=rules.broadcasting)
-elementwise(1, "Min", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE,
+elementwise(1, "Min", saves=(INPUTS,), fusion=POINTWISE,
             evaluate=lambda attrs, *xs: np.minimum.reduce(np.broadcast_arrays(*xs)), backward=Backward(1),
             infer=rules.broadcasting)
-elementwise(1, "Mod", shape=IMPORTED_ONLY, saves=(INPUTS,), fusion=POINTWISE,
+elementwise(1, "Mod", saves=(INPUTS,), fusion=POINTWISE,
             evaluate=lambda attrs, x, y: np.fmod(x, y) if attrs.get("fmod", 0) else np.mod(x, y),
             infer=rules.broadcasting)
-elementwise(1, "Neg", shape=same, saves=(), fusion=POINTWISE, evaluate=unary(np.negative), backward=Backward(1),
+elementwise(1, "Neg", saves=(), fusion=POINTWISE, evaluate=unary(np.negative), backward=Backward(1),
             infer=rules.same)
-elementwise(1, "Abs", shape=IMPORTED_ONLY, saves=(INPUT,), fusion=POINTWISE, evaluate=unary(np.abs),
+elementwise(1, "Abs", saves=(INPUT,), fusion=POINTWISE, evaluate=unary(np.abs),
             infer=rules.same)
-elementwise(1, "Ceil", shape=IMPORTED_ONLY, saves=(), fusion=POINTWISE, evaluate=unary(np.ceil), infer=rules.same)
-elementwise(1, "Floor", shape=IMPORTED_ONLY, saves=(), fusion=POINTWISE, evaluate=unary(np.floor), infer=rules.same)
+elementwise(1, "Ceil", saves=(), fusion=POINTWISE, evaluate=unary(np.ceil), infer=rules.same)
+elementwise(1, "Floor", saves=(), fusion=POINTWISE, evaluate=unary(np.floor), infer=rules.same)
 # comparisons and logic: one op per element, no gradient
 for _op, _fn in (("Equal", np.equal), ("Less", np.less), ("Greater", np.greater), ("LessOrEqual", np.less_equal),
                  ("GreaterOrEqual", np.greater_equal), ("And", np.logical_and), ("Or", np.logical_or)):
-    elementwise(1, _op, shape=IMPORTED_ONLY, saves=(), fusion=POINTWISE, evaluate=binary(_fn), infer=rules.compare)
+    elementwise(1, _op, saves=(), fusion=POINTWISE, evaluate=binary(_fn), infer=rules.compare)
 del _op, _fn
-elementwise(1, "Not", shape=IMPORTED_ONLY, saves=(), fusion=POINTWISE, evaluate=unary(np.logical_not),
+elementwise(1, "Not", saves=(), fusion=POINTWISE, evaluate=unary(np.logical_not),
             infer=rules.logical_not)
-elementwise(1, "Exp", shape=same, saves=(OUTPUT,), fusion=POINTWISE, backward=Backward(1), infer=rules.same)
-elementwise(1, "Tanh", shape=same, saves=(OUTPUT,), fusion=POINTWISE, backward=Backward(3), infer=rules.same)
-elementwise(1, "Sqrt", shape=same, saves=(OUTPUT,), fusion=POINTWISE, evaluate=unary(np.sqrt), backward=Backward(2),
+elementwise(1, "Exp", saves=(OUTPUT,), fusion=POINTWISE, backward=Backward(1), infer=rules.same)
+elementwise(1, "Tanh", saves=(OUTPUT,), fusion=POINTWISE, backward=Backward(3), infer=rules.same)
+elementwise(1, "Sqrt", saves=(OUTPUT,), fusion=POINTWISE, evaluate=unary(np.sqrt), backward=Backward(2),
             infer=rules.same)
 # erf, like exp and tanh, one transcendental; GELU x * 0.5 * (1 + erf(x / sqrt 2)): divide, erf, add and
 # two multiplies, the five ops exporters write it as at opset <= 19. PyTorch's GELU keeps its input.
-elementwise(1, "Erf", shape=same, saves=(INPUT,), fusion=POINTWISE, infer=rules.same)
-elementwise(1, "Pow", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE, infer=rules.power)
-elementwise(1, "Reciprocal", shape=same, saves=(OUTPUT,), fusion=POINTWISE, infer=rules.same)
-elementwise(1, "Where", shape=IMPORTED_ONLY, saves=(MASK,), fusion=POINTWISE,
+elementwise(1, "Erf", saves=(INPUT,), fusion=POINTWISE, infer=rules.same)
+elementwise(1, "Pow", saves=(INPUTS,), fusion=POINTWISE, infer=rules.power)
+elementwise(1, "Reciprocal", saves=(OUTPUT,), fusion=POINTWISE, infer=rules.same)
+elementwise(1, "Where", saves=(MASK,), fusion=POINTWISE,
             evaluate=lambda attrs, c, x, y: np.where(c, x, y),  # a select; backward keeps the condition
             infer=rules.where)
 # on activations: x / scale + zero point, clamped (rounding is the conversion): 3; back: (q - zero point) * scale: 2
-elementwise(3, "QuantizeLinear", shape=same, saves=(), fusion=POINTWISE, infer=rules.quantize)
-elementwise(2, "DequantizeLinear", shape=same, saves=(), fusion=POINTWISE, passes_weight=True, infer=rules.dequantize)
+elementwise(3, "QuantizeLinear", saves=(), fusion=POINTWISE, infer=rules.quantize)
+elementwise(2, "DequantizeLinear", saves=(), fusion=POINTWISE, passes_weight=True, infer=rules.dequantize)

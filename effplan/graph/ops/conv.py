@@ -2,8 +2,7 @@
 import math
 
 from .. import infer as rules
-from ..shapes import conv_shape, gemm_shape
-from .table import ANCHOR, CONTRACTION, IMPORTED_ONLY, INPUT, INPUTS, MATRIX, VECTOR, Backward, register
+from .table import ANCHOR, CONTRACTION, INPUT, INPUTS, MATRIX, VECTOR, Backward, register
 
 
 def _kernel(weights, inputs):
@@ -37,7 +36,7 @@ CONV_WEIGHTS = ("X", "W", "B")
 PRODUCTS = Backward(products=True)
 
 
-@register("Conv", shape=conv_shape, saves=(INPUT,), unit=_conv_unit, fusion=ANCHOR, gemm=_conv_gemm,
+@register("Conv", saves=(INPUT,), unit=_conv_unit, fusion=ANCHOR, gemm=_conv_gemm,
           weights=CONV_WEIGHTS, weighted=True,
           backward=Backward(products=True, taps=lambda weights: math.prod(weights["W"][2:]) if "W" in weights else 1),
           infer=rules.conv)
@@ -60,7 +59,7 @@ def _conv_transpose_unit(attrs, inputs, weights) -> str:
 
 
 # a convolution on the matrix unit, but fused with nothing: runtimes anchor Conv, Gemm and MatMul only
-@register("ConvTranspose", shape=IMPORTED_ONLY, saves=(INPUT,), unit=_conv_transpose_unit, fusion=CONTRACTION,
+@register("ConvTranspose", saves=(INPUT,), unit=_conv_transpose_unit, fusion=CONTRACTION,
           gemm=_conv_transpose_gemm, weights=CONV_WEIGHTS, weighted=True, infer=rules.conv_transpose)
 def conv_transpose_cost(attrs, inputs, output, weights):
     # every input element meets (Cout/group) * Kh * Kw weights (W is [Cin, Cout/group, Kh, Kw])
@@ -68,9 +67,9 @@ def conv_transpose_cost(attrs, inputs, output, weights):
     return macs, 2 * macs + (math.prod(output) if "B" in weights else 0)
 
 
-@register("Gemm", shape=gemm_shape, saves=(INPUT,), unit=MATRIX, fusion=ANCHOR, gemm=_matmul_gemm,
+@register("Gemm", saves=(INPUT,), unit=MATRIX, fusion=ANCHOR, gemm=_matmul_gemm,
           weights=("A", "W", "B"), weighted=True, backward=PRODUCTS, infer=rules.gemm)
-@register("MatMul", shape=IMPORTED_ONLY, saves=(INPUTS,), unit=MATRIX, fusion=ANCHOR,  # takes its bias Add
+@register("MatMul", saves=(INPUTS,), unit=MATRIX, fusion=ANCHOR,  # takes its bias Add
           gemm=_matmul_gemm, weights=("A", "W"), weighted=True, backward=PRODUCTS, infer=rules.matmul)
 def matmul_cost(attrs, inputs, output, weights):
     macs = math.prod(output) * _inner(attrs, inputs, weights)  # prod(output) * K
@@ -92,7 +91,7 @@ def _einsum_sizes(equation: str, inputs) -> dict[str, int]:
     return sizes
 
 
-@register("Einsum", shape=IMPORTED_ONLY, saves=(INPUTS,), unit=MATRIX, fusion=CONTRACTION, infer=rules.einsum)
+@register("Einsum", saves=(INPUTS,), unit=MATRIX, fusion=CONTRACTION, infer=rules.einsum)
 def einsum_cost(attrs, inputs, output, weights):
     # a product of operands: every output element sums over the contracted indices (the letters no
     # output keeps), one multiply-add each: prod(output) * prod(contracted sizes). One operand

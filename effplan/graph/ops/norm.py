@@ -2,24 +2,23 @@
 import math
 
 from .. import infer as rules
-from ..shapes import same
 from .table import INPUT, NORM, REDUCTION, STATISTICS, Backward, elementwise
 
 # BN at inference: x*a + b with folded a, b; it keeps one mean and inverse std per channel for the batch.
 # Training first computes the batch statistics, a read of its input: sum, square, add (PyTorch's CUDA
 # batch norm: batch_norm_collect_statistics, then batch_norm_elemt). Backward per input element:
 # x_hat (2), sum dy (1), sum dy*x_hat (2), dx = k (dy - a - x_hat b) (3)
-elementwise(2, "BatchNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=NORM,
+elementwise(2, "BatchNormalization", saves=(INPUT, STATISTICS), fusion=NORM,
             statistics=lambda attrs, output: output[1], weights=("X", "scale", "B", "mean", "var"),
             backward=Backward(8, per_input=True, statistics=3), infer=rules.batch_norm)
 # statistics (an add for the sum, a multiply and an add for the sum of squares), then x*a + b with
 # a, b folded per channel (instance, group) or per row (layer); per-row divides are not counted.
 # Backward keeps a mean and inverse std per sample and channel, group or row.
 NORM_WEIGHTS = ("X", "scale", "B")
-elementwise(5, "InstanceNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=REDUCTION,
+elementwise(5, "InstanceNormalization", saves=(INPUT, STATISTICS), fusion=REDUCTION,
             statistics=lambda attrs, output: output[0] * output[1], weights=NORM_WEIGHTS, infer=rules.same)
-elementwise(5, "GroupNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=REDUCTION,
+elementwise(5, "GroupNormalization", saves=(INPUT, STATISTICS), fusion=REDUCTION,
             statistics=lambda attrs, output: output[0] * attrs["num_groups"], weights=NORM_WEIGHTS, infer=rules.same)
-elementwise(5, "LayerNormalization", shape=same, saves=(INPUT, STATISTICS), fusion=REDUCTION,
+elementwise(5, "LayerNormalization", saves=(INPUT, STATISTICS), fusion=REDUCTION,
             statistics=lambda attrs, output: math.prod(output[:attrs.get("axis", -1) % len(output)]),
             weights=NORM_WEIGHTS, infer=rules.layer_norm)

@@ -2,8 +2,7 @@
 import math
 
 from .. import infer as rules
-from ..shapes import global_pool_shape, pool_shape
-from .table import IMPORTED_ONLY, INDICES, INPUT, OUTPUT, REDUCTION, VECTOR, Backward, register
+from .table import INDICES, INPUT, OUTPUT, REDUCTION, VECTOR, Backward, register
 from .values import reduce_prod
 
 
@@ -12,9 +11,9 @@ from .values import reduce_prod
 MEAN_BACKWARD = Backward(1, per_input=True, shape_only=True)
 
 
-@register("GlobalAveragePool", shape=global_pool_shape, saves=(INPUT,), fusion=REDUCTION, unit=VECTOR,
+@register("GlobalAveragePool", saves=(INPUT,), fusion=REDUCTION, unit=VECTOR,
           backward=MEAN_BACKWARD, infer=rules.global_pool)
-@register("ReduceMean", shape=IMPORTED_ONLY, saves=(), fusion=REDUCTION, unit=VECTOR, backward=MEAN_BACKWARD,
+@register("ReduceMean", saves=(), fusion=REDUCTION, unit=VECTOR, backward=MEAN_BACKWARD,
           infer=rules.reduce)
 def mean_pool_cost(attrs, inputs, output, weights):
     # one add per input element, one divide per output element
@@ -23,9 +22,9 @@ def mean_pool_cost(attrs, inputs, output, weights):
 
 # backward: dy scattered through the window (max: through the saved indices); avg_pool2d_backward and
 # max_pool2d_with_indices_backward read the saved input for its shape only
-@register("MaxPool", shape=pool_shape, saves=(INPUT, INDICES), fusion=REDUCTION, unit=VECTOR,
+@register("MaxPool", saves=(INPUT, INDICES), fusion=REDUCTION, unit=VECTOR,
           backward=Backward(1, shape_only=True), infer=rules.max_pool)
-@register("AveragePool", shape=pool_shape, saves=(INPUT,), fusion=REDUCTION, unit=VECTOR,
+@register("AveragePool", saves=(INPUT,), fusion=REDUCTION, unit=VECTOR,
           backward=Backward(1, shape_only=True), infer=rules.average_pool)
 def window_pool_cost(attrs, inputs, output, weights):
     # one compare (or add) per window element; AveragePool's divide is counted as one of them
@@ -33,8 +32,8 @@ def window_pool_cost(attrs, inputs, output, weights):
 
 
 
-@register("ReduceSum", shape=IMPORTED_ONLY, saves=(), fusion=REDUCTION, unit=VECTOR, infer=rules.reduce)
-@register("ReduceProd", shape=IMPORTED_ONLY, saves=(INPUT, OUTPUT), fusion=REDUCTION, unit=VECTOR,
+@register("ReduceSum", saves=(), fusion=REDUCTION, unit=VECTOR, infer=rules.reduce)
+@register("ReduceProd", saves=(INPUT, OUTPUT), fusion=REDUCTION, unit=VECTOR,
           evaluate=reduce_prod, infer=rules.reduce)
 def sum_cost(attrs, inputs, output, weights):
     return 0, math.prod(inputs[0])  # one add (multiply) per input element, over any axes

@@ -2,8 +2,10 @@
 cost row of a graph's node.
 
 An entry (`Op`) says, for one op type:
-  shape   its output shape from (attrs, input shapes, weight shapes by role), as the builder computes
-          it (shapes.py); or IMPORTED_ONLY: the builders never emit it, only imported graphs hold it
+  infer   its outputs' shapes and element types with ONNX's semantics: (attrs, shapes, types, values,
+          opset, outputs) -> [(shape, elem_type)] per output (infer.py, infer_layout.py). The one shape
+          rule of the op: the builders call it as they add a node (builder.py), import calls it on every
+          node of a file (onnx/importer.py); it raises CannotInfer where its answer would not be ONNX's
   cost    (attrs, input shapes, output shape, weight shapes by role) -> (macs, flops). Only arithmetic
           on the shape entries, so the same function accepts numpy arrays of shapes and costs many
           designs at once. Params and bytes do not depend on the op type: they come from the node's
@@ -24,9 +26,6 @@ An entry (`Op`) says, for one op type:
   weighted whether it is one of the profile's `layers`: an op whose weights multiply its input
   evaluate (attrs, *input values) -> output value with numpy: how evaluate.py folds shape arithmetic
           (Shape -> Gather -> Div -> ...) once the input shape is known; None: never folded
-  infer   (attrs, shapes, types, values, opset, outputs) -> [(shape, elem_type)] per output: an imported
-          node's outputs with ONNX's semantics, without onnx (infer.py, infer_layout.py); raises
-          CannotInfer where it cannot
   backward what training time (plan/training.py) times for its backward (`Backward`); None: no rule,
           refused by name rather than timed as zero
   passes_weight  on import (onnx_import.py), a weight through its first input is still that weight, sized
@@ -46,7 +45,6 @@ Conventions (also printed in every report):
          BN running mean and variance are buffers, counted apart.
 """
 from __future__ import annotations
-from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
@@ -54,7 +52,6 @@ from dataclasses import dataclass
 
 from ...base.errors import EffplanError
 
-IMPORTED_ONLY = "imported graphs only"
 SAVED_KINDS = INPUT, INPUTS, OUTPUT, STATISTICS, INDICES, MASK = (
     "input", "inputs", "output", "statistics", "indices", "mask")
 UNITS = MATRIX, VECTOR = "matrix", "vector"
@@ -84,7 +81,7 @@ VIEW_GRADIENT = Backward(kernel=False)
 class Op:
     """One op type's entry; checked when registered, so every entry is complete."""
     name: str
-    shape: Callable | str  # a shape rule, or IMPORTED_ONLY
+    infer: Callable
     cost: Callable
     saves: tuple[str, ...]
     unit: Callable | str
@@ -95,14 +92,13 @@ class Op:
     weights: tuple[str, ...] = ()  # the roles of its positional inputs
     weighted: bool = False
     evaluate: Callable | None = None
-    infer: Callable | None = None
     backward: Backward | None = None
     passes_weight: bool = False
     learned: bool = False
 
     def __post_init__(self):
         problems = [what for what, ok in (
-            ("shape", callable(self.shape) or self.shape == IMPORTED_ONLY),
+            ("infer", callable(self.infer)),
             ("cost", callable(self.cost)),
             ("saves", isinstance(self.saves, tuple) and set(self.saves) <= set(SAVED_KINDS)),
             ("unit", callable(self.unit) or self.unit in UNITS),
@@ -111,7 +107,6 @@ class Op:
             ("weights", isinstance(self.weights, tuple) and all(isinstance(r, str) for r in self.weights)),
             ("weighted", not self.weighted or bool(self.weights)),
             ("evaluate", self.evaluate is None or callable(self.evaluate)),
-            ("infer", self.infer is None or callable(self.infer)),
             ("backward", self.backward is None or isinstance(self.backward, Backward))) if not ok]
         if problems:
             raise ValueError(f"the entry of {self.name} has a bad {', '.join(problems)}")
