@@ -1,12 +1,12 @@
 """EfficientNet B3-B7 and EfficientNetV2-S/M/L training time: effplan's estimate beside the EfficientNetV2
-paper's, in the paper's setting, and on one modern GPU. Prints Markdown tables (README, "Training time").
+paper's, in the paper's setting, and on one modern GPU. Prints Markdown tables (docs/training.md).
 
     python benchmarks/training_time.py            # the paper's setting and the single-GPU tables
     python benchmarks/training_time.py --timing   # `effplan train` against `effplan roofline` on B7
-    python benchmarks/training_time.py --write-readme   # put the tables into README.md ("Training time")
-    python benchmarks/training_time.py --check-readme   # exit 1 when README.md's tables differ
+    python benchmarks/training_time.py --write-readme   # put the tables into docs/training.md
+    python benchmarks/training_time.py --check-readme   # exit 1 when docs/training.md's tables differ
 
-The README's tables are this script's output, between the markers in README_BLOCK; tests/test_readme.py
+The tables of docs/training.md are this script's output, between the markers in README_BLOCK; tests/test_readme.py
 does not check them (they take about 5 s to compute, where the README test must stay cheap).
 
 Paper setting (EfficientNetV2, arXiv:2104.00298, Sections 4-5 and Table 7): 32 TPUv3 cores = 16 chips
@@ -93,7 +93,7 @@ def timing() -> str:
     return f"effplan train B7 {train:.2f} s, effplan roofline B7 {roof:.2f} s: {train / roof:.2f}x (goal < 2x)"
 
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parent.parent / "docs" / "training.md"
 README_BLOCK = re.compile(r"(<!-- output of: python benchmarks/training_time.py -->\n)(.*?)(<!-- end output -->)", re.S)
 
 
@@ -102,7 +102,7 @@ def readme(write: bool) -> int:
     text = README.read_text()
     match = README_BLOCK.search(text)
     if match is None:
-        sys.exit("README.md has no '<!-- output of: python benchmarks/training_time.py -->' block")
+        sys.exit("docs/training.md has no '<!-- output of: python benchmarks/training_time.py -->' block")
     tables = tables_text()
     if match.group(2) == tables:
         return 0
@@ -110,7 +110,7 @@ def readme(write: bool) -> int:
         from effplan.base.files import write_atomic
         write_atomic(README, text[:match.start(2)] + tables + text[match.end(2):])
         return 0
-    print("README.md's training-time tables differ: run python benchmarks/training_time.py --write-readme")
+    print("docs/training.md's training-time tables differ: run python benchmarks/training_time.py --write-readme")
     return 1
 
 

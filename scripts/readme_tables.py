@@ -1,13 +1,13 @@
-"""Regenerate (or check) the README's tables from effplan itself.
+"""Regenerate (or check) the tables of README.md and docs/*.md from effplan itself.
 
-Each generated block in README.md sits between `<!-- generated: NAME -->` and
-`<!-- end generated -->`; NAME is a function below that returns the block's markdown.
+Each generated block sits between `<!-- generated: NAME -->` and `<!-- end generated -->` in one of
+those pages; NAME is a function below that returns the block's markdown.
 
-    python scripts/readme_tables.py           # rewrite README.md in place
+    python scripts/readme_tables.py           # rewrite the pages in place
     python scripts/readme_tables.py --check   # exit 1 and name the blocks that drifted
 
 tests/test_readme.py runs the check, so a change that moves a published figure fails CI until
-the README says the same.
+the pages say the same.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]  # where generated blocks may live
 BLOCK = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 B0_TO_B7 = [f"efficientnet-b{i}" for i in range(8)]
 
@@ -180,13 +181,13 @@ BLOCKS = {f.__name__.replace("_", "-"): f for f in (phi_table, phi_table_round, 
 
 
 def render(text: str, names: set[str] | None = None) -> tuple[str, list[str]]:
-    """The README with its generated blocks redone (only `names`, if given), and the names that changed."""
+    """A page with its generated blocks redone (only `names`, if given), and the names that changed."""
     changed = []
 
     def redo(match):
         name = match.group(2)
         if name not in BLOCKS:
-            raise SystemExit(f"README.md: unknown generated block '{name}'")
+            raise SystemExit(f"unknown generated block '{name}'")
         if names is not None and name not in names:
             return match.group(0)
         body = BLOCKS[name]()
@@ -202,14 +203,18 @@ def main() -> None:
     parser.add_argument("blocks", nargs="*", help="only these blocks (default: all)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    text = README.read_text()
-    new, changed = render(text, set(args.blocks) or None)
-    if args.check:
-        if changed:
-            sys.exit(f"README.md is out of date in: {', '.join(changed)} (run python scripts/readme_tables.py)")
-        return
-    README.write_text(new)
-    print(f"README.md: {len(changed)} block(s) rewritten: {', '.join(changed) or 'none'}")
+    from effplan.base.files import write_atomic
+    drifted = []
+    for page in PAGES:
+        text = page.read_text()
+        new, changed = render(text, set(args.blocks) or None)
+        drifted += [f"{page.relative_to(ROOT)}: {name}" for name in changed]
+        if changed and not args.check:
+            write_atomic(page, new)
+    if args.check and drifted:
+        sys.exit(f"out of date: {', '.join(drifted)} (run python scripts/readme_tables.py)")
+    if not args.check:
+        print(f"{len(drifted)} block(s) rewritten: {', '.join(drifted) or 'none'}")
 
 
 if __name__ == "__main__":

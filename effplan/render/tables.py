@@ -116,7 +116,7 @@ def render_rows(rows: list[dict], columns, fmt: str, preamble: str = "", view: V
         shown, hidden = fit_columns(columns, cells, optional, width)
     body = list(zip(*(cells[key] for _, key, _ in shown))) if listed else []
     align = ["left" if key in TEXT_KEYS else "right" for _, key, _ in shown]
-    table = tabulate(body, headers=[h for h, _, _ in shown], colalign=align,
+    table = tabulate(body, headers=[h for h, _, _ in shown], colalign=align if body else None,  # 0.9 fails on none
                      tablefmt="github" if fmt == "markdown" else "simple", disable_numparse=True)
     if total and fmt == "text":  # a rule above the total row, as under the header
         lines = table.split("\n")
