@@ -1,7 +1,6 @@
 """ONNX import: deserialisation plus shape inference into effplan's graph, so one op table serves
-built and imported graphs alike. A file is read without onnx where it can be (onnx_wire.py) and shaped
-by effplan's own rules (each op's `infer`); where they cannot, onnx reads it (onnx_read.py, with its
-refusals) and ONNX's shape inference shapes it. Import never reads external weight data: initializer
+built and imported graphs alike. A file is read by protobuf (read.py, with its refusals) and shaped by
+effplan's own rules (each op's `infer`); where they cannot, ONNX's shape inference shapes it. Import never reads external weight data: initializer
 shapes are in the model proto itself. What an op type means on import (its weight slots, whether a weight
 passes through it, whether a constant operand is learned) is its entry in the op table (ops.py).
 """
@@ -406,23 +405,13 @@ def resolution(graph) -> int | None:
 
 
 def read_file(path: str) -> Model:
-    """An ONNX file, read without onnx where it can be, else by onnx (with its refusals)."""
-    from . import wire as onnx_wire
-
-    try:
-        return onnx_wire.read(path)
-    except NotPlain:
-        return from_proto(load(path))
+    """An ONNX file as protobuf reads it (read.load, with its refusals)."""
+    return from_proto(load(path))
 
 
 def import_file(model: Model, path: str, batch: int | None = None, dims: dict[str, int] | None = None):
-    """(graph, model) of a file read by read_file: where effplan's rules cannot shape a model read without
-    onnx, onnx reads the file and that model is returned, for the caller to keep."""
-    try:
-        return from_onnx(model, str(path), batch, dims), model
-    except NotPlain:
-        model = from_proto(load(path))
-        return from_onnx(model, str(path), batch, dims), model
+    """(graph, model) of a file read by read_file."""
+    return from_onnx(model, str(path), batch, dims), model
 
 
 def load(path: str):
