@@ -244,6 +244,10 @@ def from_proto(model) -> Model:
         return out
 
     def attr(node, a):
+        if a.ref_attr_name:
+            raise OnnxError(f"node {quote(node.name or node.op_type)}: attribute {quote(a.name)} refers to an attribute "
+                            f"of a function (ref_attr_name), which only a function's body may; not a well-formed "
+                            f"ONNX model")
         if a.type == AttributeProto.INT:
             return a.i
         if a.type == AttributeProto.FLOAT:
