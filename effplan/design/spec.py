@@ -256,6 +256,8 @@ def read_toml(path: Path) -> dict:
         raise SpecError(f"{path}: nested too deeply to be a spec file") from None
     except UnicodeDecodeError:
         raise SpecError(f"{path}: not a text file") from None
+    except ValueError:  # tomllib's int() of more than 4,300 digits
+        raise SpecError(f"{path}: a number of more digits than any figure needs (at most 4,300)") from None
     except IsADirectoryError:
         raise SpecError(f"{path}: is a directory, expected a .toml spec file") from None
     except OSError as exc:

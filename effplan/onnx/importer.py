@@ -68,6 +68,9 @@ def _order(model: Model, name: str) -> list[int]:
     known = {i.name for i in model.inputs} | {i.name for i in model.initializers}
     producer: dict[str, int] = {}
     for i, node in enumerate(nodes):
+        if not any(node.output):
+            raise OnnxError(f"{name}: node {quote(_label(node))} ({quote(node.op_type)}) has no named output; "
+                            f"every node writes at least one tensor")
         for t in filter(None, node.output):
             if t in known or t in producer:
                 first = "the graph's inputs" if t in known else f"node {_label(nodes[producer[t]])}"
@@ -151,7 +154,8 @@ def _constants(model: Model, order: list[int], weight_inputs: set[str]):
                                           and not outputs.intersection(node.output)):
             folded.add(i)
             for t in filter(None, node.output):
-                origin[t] = origin[node.input[0]] if _passes_weight(node.op_type) else t
+                passes = _passes_weight(node.op_type) and node.input[0] in origin  # an empty first input passes none
+                origin[t] = origin[node.input[0]] if passes else t
     return folded, origin
 
 
@@ -336,11 +340,11 @@ def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[s
                 origin.setdefault(t, t)  # a weight through Identity or Gather keeps its source
 
     def param_role(op: str, slot: int, t: str) -> str | None:
-        if types.get(t) not in FLOAT_TYPES:
-            return None  # shapes and indices
         roles = _roles(op)
         if slot < len(roles):
-            return roles[slot]
+            return roles[slot]  # of any type: an int8 or unknown-typed Conv weight is still the op's operand
+        if types.get(t) not in FLOAT_TYPES:
+            return None  # shapes and indices
         size = math.prod(_concrete(shapes.get(t), t))
         return f"input{slot}" if size > 1 and (op not in OPS or OPS[op].learned) else None
 

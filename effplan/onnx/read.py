@@ -44,6 +44,7 @@ def load(path: str) -> onnx.ModelProto:
     if bad:
         raise OnnxError(f"{path}: the text of {bad} is not valid UTF-8; not a well-formed ONNX model")
     _refuse_unsupported(model.graph, path, p.resolve().parent)
+    _refuse_mistyped(model, path)
     return model
 
 
@@ -166,6 +167,28 @@ def _refuse_unsupported(g: onnx.GraphProto, path: str, folder: Path, depth: int 
                                     f"with convs or matrix products; effplan does not cost control flow, and "
                                     f"would drop them")
                 _refuse_unsupported(sub, path, folder, depth + 1)
+
+
+def _refuse_mistyped(model: onnx.ModelProto, path: str) -> None:
+    """Refuse an attribute of another type than ONNX's schema of the op declares (a Conv `group` given as a
+    list, a `kernel_shape` as one int): effplan's rules read attributes as ONNX defines them."""
+    version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    declared: dict[str, dict] = {}
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        if node.op_type not in declared:
+            try:
+                schema = onnx.defs.get_schema(node.op_type, max(version, 1), "")
+                declared[node.op_type] = {name: a.type for name, a in schema.attributes.items()}
+            except onnx.defs.SchemaError:  # an op this opset does not define: inference says so
+                declared[node.op_type] = {}
+        types = declared[node.op_type]
+        for a in node.attribute:
+            if a.name in types and a.type != types[a.name]:
+                kind = onnx.AttributeProto.AttributeType.Name
+                raise OnnxError(f"{path}: node {quote(label(node))} ({quote(node.op_type)}): attribute {quote(a.name)} "
+                                f"is {kind(a.type)}; ONNX's {node.op_type} takes {kind(types[a.name])}")
 
 
 def _check_extent(t: onnx.TensorProto, data: Path, where: str) -> None:

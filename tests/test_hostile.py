@@ -1,0 +1,118 @@
+"""Reproducers of issue 22 ("Trust the bytes"), each a regression test: inputs that ended in an internal
+error (exit 70), a value protobuf would not read, an overwritten input, a runaway or a malformed output.
+Every refusal is one line and exit 2, in the user's words (no exception class)."""
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+
+def refused(run, *words):
+    assert run.code == 2 and run.err.count("\n") == 1 and "internal error" not in run.err, run
+    assert "Error" not in run.err, run.err  # no exception class
+    for word in words:
+        assert word in run.err, run.err
+
+
+def conv_file(tmp_path, name="m.onnx", w_type=TensorProto.FLOAT, out="y", before=(), extra=(), **attrs):
+    """x [1, 3, 8, 8] -> Conv(W [4, 3, 3, 3]) -> out; W of any element type (its bytes zero)."""
+    size = {TensorProto.INT8: 1}.get(w_type, 4)
+    inits = [TensorProto(name="W", data_type=w_type, dims=[4, 3, 3, 3], raw_data=bytes(108 * size)), *extra]
+    nodes = [*before, helper.make_node("Conv", ["x", "W"], [out], **attrs)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info(out or "y", TensorProto.FLOAT, None)], inits)
+    path = tmp_path / name
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    return str(path)
+
+
+# ---- internal errors -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("w_type", [TensorProto.INT8, 99])
+def test_a_conv_with_int8_or_unknown_typed_weights_is_costed(effplan, tmp_path, w_type):
+    """The weight's element type does not change a conv's work: 4 x 6 x 6 outputs of 3 x 3 x 3 MACs each."""
+    run = effplan("analyze", conv_file(tmp_path, w_type=w_type), "--format", "json")
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["totals"]["macs"] == 4 * 6 * 6 * 3 * 3 * 3
+
+
+@pytest.mark.parametrize("attrs, words", [
+    ({"group": [1]}, ["attribute 'group' is INTS; ONNX's Conv takes INT"]),
+    ({"kernel_shape": 3}, ["attribute 'kernel_shape' is INT; ONNX's Conv takes INTS"]),
+])
+def test_an_attribute_of_another_type_than_onnxs_is_refused(effplan, tmp_path, attrs, words):
+    path = conv_file(tmp_path, **attrs)
+    for command in ("analyze", "layers", "memory"):
+        refused(effplan(command, path), *words)
+
+
+def test_a_node_without_a_named_output_is_refused(effplan, tmp_path):
+    path = conv_file(tmp_path, out="")
+    for command in (["analyze"], ["memory", "--train"]):
+        refused(effplan(command[0], path, *command[1:]), "has no named output")
+
+
+@pytest.mark.parametrize("op", ["Identity", "Cast", "DequantizeLinear"])
+def test_a_weight_pass_through_with_an_empty_first_input(effplan, tmp_path, op):
+    """Identity, Cast and DequantizeLinear pass a weight through their first input; an empty one passes
+    none (it was read as the weight of name '')."""
+    scale = numpy_helper.from_array(np.array(1.0, np.float32), "s")
+    node = helper.make_node(op, ["", "s"], ["z"], **({"to": TensorProto.FLOAT} if op == "Cast" else {}))
+    run = effplan("analyze", conv_file(tmp_path, before=[node], extra=[scale]))
+    assert run.code in (0, 2) and "internal error" not in run.err, run.err
+
+
+def test_a_5000_digit_integer_in_a_toml_file(effplan, tmp_path):
+    path = tmp_path / "b.toml"
+    path.write_text('[[budget]]\nmodel = "efficientnet-b0"\nmax_macs = ' + "9" * 5000 + "\n")
+    refused(effplan("check", str(path)), "a number of more digits than any figure needs")
+
+
+# ---- the baseline: strict JSON -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    from effplan.cli import main
+
+    folder = tmp_path_factory.mktemp("baseline")
+    (folder / "b.toml").write_text('[[budget]]\nmodel = "efficientnet-b0"\nmax_macs = "1G"\n')
+    main(["layers", "efficientnet-b0", "--format", "json", "-o", str(folder / "base.json")])
+    return folder
+
+
+@pytest.mark.parametrize("figure, text, words", [
+    ("macs", "NaN", ["'totals.macs' is NaN"]),
+    ("macs", "Infinity", ["'totals.macs' is Infinity"]),
+    ("macs", "-Infinity", ["'totals.macs' is -Infinity"]),
+    ("macs", "2e308", ["'totals.macs' is a number beyond 1e308"]),
+    ("params", "1" + "0" * 320, ["'totals.params' is a number of 321 digits"]),
+    ("flops", str(2**64), ["'totals.flops' is 18446744073709551616"]),
+])
+def test_a_baseline_with_no_finite_number_is_refused_naming_the_key(effplan, baseline, figure, text, words):
+    report = json.loads((baseline / "base.json").read_text())
+    raw = json.dumps(report).replace(f'"{figure}": {report["totals"][figure]},', f'"{figure}": {text},', 1)
+    assert raw != json.dumps(report)
+    (baseline / "bad.json").write_text(raw)
+    refused(effplan("check", str(baseline / "b.toml"), "--baseline", str(baseline / "bad.json")),
+            *words, "strict JSON")
+
+
+def test_a_baseline_of_finite_numbers_still_compares(effplan, baseline):
+    run = effplan("check", str(baseline / "b.toml"), "--baseline", str(baseline / "base.json"))
+    assert run.code == 0, run.err
+
+
+# ---- the bytes -------------------------------------------------------------------------------------
+
+def test_one_flipped_bit_protobuf_refuses_is_no_model(effplan, tmp_path):
+    """A flipped bit that makes the varint of a length run past its message: protobuf refuses the file."""
+    path = conv_file(tmp_path)
+    data = bytearray(open(path, "rb").read())
+    at = data.index(b"Conv") - 1  # the length of op_type
+    data[at] |= 0x80
+    (tmp_path / "m.onnx").write_bytes(bytes(data))
+    with pytest.raises(Exception):
+        onnx.load(str(tmp_path / "m.onnx"))
+    refused(effplan("analyze", str(tmp_path / "m.onnx")), "not a valid ONNX file (truncated or corrupt")
