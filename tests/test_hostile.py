@@ -8,6 +8,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from conftest import SPECS
+
 
 def refused(run, *words):
     assert run.code == 2 and run.err.count("\n") == 1 and "internal error" not in run.err, run
@@ -116,3 +118,32 @@ def test_one_flipped_bit_protobuf_refuses_is_no_model(effplan, tmp_path):
     with pytest.raises(Exception):
         onnx.load(str(tmp_path / "m.onnx"))
     refused(effplan("analyze", str(tmp_path / "m.onnx")), "not a valid ONNX file (truncated or corrupt")
+
+
+# ---- outputs never replace inputs ------------------------------------------------------------------
+
+def test_an_output_naming_an_input_is_refused(effplan, tmp_path, monkeypatch):
+    """`-o` resolving to the model, the spec, the budget or the baseline (by another spelling, or a link)
+    is refused in one line, and the file is left as it was."""
+    import os
+
+    model = conv_file(tmp_path)
+    (tmp_path / "b.toml").write_text('[[budget]]\nmodel = "efficientnet-b0"\nmax_macs = "1G"\n')
+    (tmp_path / "s.toml").write_text((SPECS / "efficientnet-b0.toml").read_text())
+    os.symlink(model, tmp_path / "link.onnx")
+    monkeypatch.chdir(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    for args in (["analyze", "m.onnx", "-o", "./m.onnx"], ["layers", str(tmp_path / "link.onnx"), "-o", "m.onnx"],
+                 ["check", "b.toml", "-o", "b.toml"], ["export", "s.toml", "-o", "s.toml"],
+                 ["layers", "s.toml", "-o", str(tmp_path / "s.toml")]):
+        refused(effplan(*args), "an output never replaces an input")
+    assert before == {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and p in before}
+
+
+def test_an_output_over_a_file_read_on_the_way_is_refused(effplan, tmp_path):
+    """A model named inside a budget file is no option of the command: the write itself refuses it."""
+    model = conv_file(tmp_path)
+    (tmp_path / "b.toml").write_text(f'[[budget]]\nmodel = "{model}"\nmax_macs = "1G"\n')
+    before = open(model, "rb").read()
+    refused(effplan("check", str(tmp_path / "b.toml"), "-o", model), "it is a file this command reads")
+    assert open(model, "rb").read() == before

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..base.errors import EffplanError, did_you_mean, quote
+from ..base.files import reads
 
 SPECS_DIR = Path(__file__).resolve().parents[1] / "specs"  # effplan/specs once installed
 if not (SPECS_DIR / "models").is_dir():  # running from a source tree without installing
@@ -244,6 +245,7 @@ def _channels_by_width(table, where: str) -> tuple[tuple[float, int], ...]:
 
 def read_toml(path: Path) -> dict:
     """Parse a TOML file; any failure is a one-line SpecError naming the file."""
+    reads(path)
     try:
         with open(path, "rb") as fh:
             data = fh.read(MAX_SPEC_BYTES + 1)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..base.errors import EffplanError, did_you_mean, quote
+from ..base.files import reads
 from ..plan.memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS
 from ..base.units import DTYPES, bytes_as_written, human_bytes, parse_bytes, parse_count, parse_seconds
 
@@ -383,6 +384,7 @@ def read_report(path: str) -> dict:
     """A saved `effplan layers --format json` (or `analyze`) report."""
     import json
 
+    reads(path)
     try:
         with open(path, "rb") as fh:  # bounded: --baseline /dev/zero would read forever
             data = fh.read(MAX_REPORT_BYTES + 1)

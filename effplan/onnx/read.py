@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError
 from onnx import TensorProto
 
 from ..base.errors import quote
+from ..base.files import reads
 from ..base.resources import memory_left
 from ..base.units import MAX_DIM, human_bytes
 from ..graph.builder import MAX_OPS
@@ -28,6 +29,7 @@ def load(path: str) -> onnx.ModelProto:
     """Parse a model file without its external data and without the values of its large weights (their
     shapes are what costs need), refusing in one line what protobuf refuses and what import cannot honour."""
     p = Path(path)
+    reads(path)
     if p.is_dir():
         raise OnnxError(f"{path}: is a directory, expected an .onnx file")
     try:
