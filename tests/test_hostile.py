@@ -147,3 +147,50 @@ def test_an_output_over_a_file_read_on_the_way_is_refused(effplan, tmp_path):
     before = open(model, "rb").read()
     refused(effplan("check", str(tmp_path / "b.toml"), "-o", model), "it is a file this command reads")
     assert open(model, "rb").read() == before
+
+
+# ---- renderers escape for their format -------------------------------------------------------------
+
+HOSTILE = "a|b <i>x</i> & \x07\n# c"
+
+
+def test_text_and_markdown_tables_keep_hostile_names_in_their_cell(effplan, tmp_path):
+    """A node name with '|', HTML, a control character and a newline starting a '#' line: each table keeps
+    one line per row, markdown the header's column count, and no raw HTML."""
+    path = conv_file(tmp_path)
+    model = onnx.load(path)
+    model.graph.node[0].name = HOSTILE
+    onnx.save(model, path)
+    text = effplan("layers", path, "--wide")
+    assert text.code == 0, text.err
+    rows = [line for line in text.out.splitlines() if not line.startswith("#")]
+    assert len(rows) == 2 + 2 + 1  # header, rule, the conv, a rule, the total
+    assert any(line.startswith("a|b <i>x</i> & \\x07\\n# c") for line in rows)
+    md = effplan("layers", path, "--format", "markdown")
+    table = [line for line in md.out.splitlines() if line.startswith("|")]
+    outside_comments = [line for line in md.out.splitlines() if not line.startswith("<!--")]
+    assert len(table) == 4 and "<i>" not in "\n".join(outside_comments) and "\x07" not in md.out
+    count = lambda line: len(line.replace("\\|", "")) - len(line.replace("\\|", "").replace("|", ""))  # noqa: E731
+    assert {count(line) for line in table} == {count(table[0])}
+    assert r"a\|b &lt;i&gt;x&lt;/i&gt; &amp; \\x07\\n# c" in md.out  # renders as the text view shows it
+
+
+def test_junit_holds_no_character_xml_forbids(effplan, tmp_path):
+    import xml.dom.minidom
+
+    (tmp_path / "b.toml").write_text(f'[[budget]]\nname = {json.dumps(HOSTILE + chr(0x1b))}\n'
+                                     'model = "efficientnet-b0"\nmax_macs = "1M"\n')
+    run = effplan("check", str(tmp_path / "b.toml"), "--format", "junit")
+    assert run.code == 1, run.err
+    document = xml.dom.minidom.parseString(run.out.encode())  # XML 1.0 forbids U+0000-U+001F but tab, LF, CR
+    case = document.getElementsByTagName("testcase")[0]
+    assert case.getAttribute("classname") == "effplan.a|b <i>x</i> & \\x07\n# c\\x1b"
+
+
+def test_a_name_starting_with_a_hash_is_no_comment_line_in_text(effplan, tmp_path):
+    path = conv_file(tmp_path)
+    model = onnx.load(path)
+    model.graph.node[0].name = "# not a comment"
+    onnx.save(model, path)
+    run = effplan("layers", path, "--wide")
+    assert any(line.startswith("\\# not a comment") for line in run.out.splitlines()), run.out
