@@ -1,17 +1,20 @@
-"""Reading ONNX files without onnx (onnx_wire.py) and shaping them by effplan's own rules: checked
-against onnx itself. What the wire reader decodes must equal what onnx's parser gives for the same
-file, and the graph import builds from it must equal the one built with ONNX's shape inference, on
-every fixture PyTorch's exporters wrote and on effplan's own exports."""
+"""Reading ONNX files (protobuf after wire.skim) and shaping them by effplan's own rules: checked against
+onnx itself. What import reads must equal what onnx.load gives for the same file, and the graph import
+builds from it must equal the one built with ONNX's shape inference, on every fixture PyTorch's exporters
+wrote and on effplan's own exports. tests/test_wire_differential.py compares mutated files."""
 import json
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper
 
 import effplan
 from effplan.onnx import importer as onnx_import, wire as onnx_wire
+from effplan.onnx.importer import read_file
 from effplan.onnx.wire import NotPlain, Tensor
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -37,8 +40,8 @@ def summary(model: onnx_wire.Model) -> dict:
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_the_wire_reader_reads_what_onnx_parses(path):
-    assert summary(onnx_wire.read(str(path))) == summary(onnx_wire.from_proto(onnx.load(str(path))))
+def test_import_reads_what_onnx_parses(path):
+    assert summary(read_file(str(path))) == summary(onnx_wire.from_proto(onnx.load(str(path))))
 
 
 def test_a_graph_written_in_pieces_is_merged_as_protobuf_merges_it(effplan, tmp_path):
@@ -47,34 +50,22 @@ def test_a_graph_written_in_pieces_is_merged_as_protobuf_merges_it(effplan, tmp_
     path = str(tmp_path / "b0.onnx")
     assert effplan("export", "efficientnet-b0", "--resolution", "32", "--width-mult", "0.25",
                    "--dynamic-batch", "-o", path).code == 0
-    read = onnx_wire.read(path)
+    read = read_file(path)
     assert summary(read) == summary(onnx_wire.from_proto(onnx.load(path, load_external_data=False)))
     assert len(read.initializers) > 1 and len(read.nodes) > 1
 
 
-def test_field_numbers_are_onnxs():
-    """The numbers the reader decodes by, as onnx's own descriptors give them."""
-    numbers = lambda message: {f.name: f.number for f in message.DESCRIPTOR.fields}  # noqa: E731
-    assert {k: numbers(onnx.ModelProto)[k] for k in ("ir_version", "graph", "opset_import", "metadata_props",
-                                                      "functions", "training_info")} == {
-        "ir_version": 1, "graph": 7, "opset_import": 8, "metadata_props": 14, "functions": 25, "training_info": 20}
-    assert {k: numbers(onnx.GraphProto)[k] for k in ("node", "name", "initializer", "input", "output",
-                                                      "value_info", "sparse_initializer")} == {
-        "node": 1, "name": 2, "initializer": 5, "input": 11, "output": 12, "value_info": 13, "sparse_initializer": 15}
-    assert {k: numbers(onnx.NodeProto)[k] for k in ("input", "output", "name", "op_type", "attribute", "domain")} \
-        == {"input": 1, "output": 2, "name": 3, "op_type": 4, "attribute": 5, "domain": 7}
-    assert {k: numbers(onnx.AttributeProto)[k] for k in ("name", "f", "i", "s", "t", "g", "floats", "ints",
-                                                          "strings", "type")} == {
-        "name": 1, "f": 2, "i": 3, "s": 4, "t": 5, "g": 6, "floats": 7, "ints": 8, "strings": 9, "type": 20}
-    assert {k: numbers(onnx.TensorProto)[k] for k in ("dims", "data_type", "float_data", "int32_data",
-                                                       "int64_data", "name", "raw_data", "double_data",
-                                                       "external_data", "data_location")} == {
-        "dims": 1, "data_type": 2, "float_data": 4, "int32_data": 5, "int64_data": 7, "name": 8, "raw_data": 9,
-        "double_data": 10, "external_data": 13, "data_location": 14}
-    assert (onnx.AttributeProto.FLOAT, onnx.AttributeProto.INT, onnx.AttributeProto.STRING,
-            onnx.AttributeProto.TENSOR, onnx.AttributeProto.FLOATS, onnx.AttributeProto.INTS,
-            onnx.AttributeProto.STRINGS) == (onnx_wire.FLOAT, onnx_wire.INT, onnx_wire.STRING, onnx_wire.TENSOR,
-                                             onnx_wire.FLOATS, onnx_wire.INTS, onnx_wire.STRINGS)
+def test_the_skims_tags_are_onnxs():
+    """The one-byte tags the skim descends by and cuts, as onnx's own descriptors give them: graph (a
+    message), initializer (a message) and raw_data (bytes, which protobuf never validates)."""
+    def tag(message, name):
+        f = message.DESCRIPTOR.fields_by_name[name]
+        return f.number << 3 | 2, f.type
+    message, data = FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_BYTES
+    assert tag(onnx.ModelProto, "graph") == (onnx_wire.GRAPH_TAG, message)
+    assert tag(onnx.GraphProto, "initializer") == (onnx_wire.INITIALIZER_TAG, message)
+    assert tag(onnx.TensorProto, "raw_data") == (onnx_wire.RAW_DATA_TAG, data)
+    assert onnx.GraphProto.DESCRIPTOR.fields_by_name["node"].number == 1  # what the skim counts
     assert TensorProto.EXTERNAL == onnx_wire.EXTERNAL
 
 
@@ -96,7 +87,7 @@ def test_own_shapes_equal_onnxs_inference_on_every_fixture(name, monkeypatch):
     """effplan's rules on the file read without onnx give the very graph (shapes, weights, folded shape
     arithmetic) that ONNX's shape inference gives on onnx's parse of it."""
     record, path = EXPORTED["files"][name], str(FIXTURES / name)
-    model = onnx_wire.read(path)
+    model = read_file(path)
     own = onnx_import.from_onnx(model, path, EXPORTED["batch"], record["dims"])  # NotPlain here fails the test
     forced_onnx_path(monkeypatch)
     theirs = onnx_import.from_onnx(onnx.load(path), path, EXPORTED["batch"], record["dims"])
@@ -110,7 +101,7 @@ def test_own_shapes_equal_onnxs_inference_on_effplans_exports(model, monkeypatch
     design = effplan.with_overrides(effplan.resolve(model), resolution=64)
     proto = to_onnx(effplan.build(design), design, with_data=False, dynamic_batch=True)
     onnx.save(proto, tmp_path / "m.onnx")
-    own = onnx_import.from_onnx(onnx_wire.read(str(tmp_path / "m.onnx")), "m", 3)
+    own = onnx_import.from_onnx(read_file(str(tmp_path / "m.onnx")), "m", 3)
     forced_onnx_path(monkeypatch)
     assert graph_summary(own) == graph_summary(onnx_import.from_onnx(proto, "m", 3))
 
@@ -122,45 +113,27 @@ def small_model(**graph_kw) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_what_the_reader_leaves_to_onnx(tmp_path):
-    """Files it does not take plainly raise NotPlain, and the file is then read by onnx, with the same result."""
+def test_bytes_protobuf_refuses_are_refused_in_the_users_words(effplan, tmp_path):
     path = tmp_path / "m.onnx"
-    custom = small_model()
-    custom.graph.node[0].domain = "com.example"
-    sub = small_model()
-    sub.graph.node.append(helper.make_node("If", ["c"], ["z"], then_branch=small_model().graph,
-                                           else_branch=small_model().graph))
-    for model in (custom, sub):
-        onnx.save(model, path)
-        with pytest.raises(NotPlain):
-            onnx_wire.read(str(path))
-    for data in (b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", b"\x3a\x05abc", b"junk" * 10):
+    for data in (b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", b"\x3a\x05abc", b"junk" * 10,
+                 small_model().SerializeToString() + b"\x00\x01"):
         path.write_bytes(data)
-        with pytest.raises(NotPlain):
-            onnx_wire.read(str(path))
+        with pytest.raises(DecodeError):
+            onnx.load(str(path))
+        run = effplan("analyze", str(path))
+        assert run.code == 2 and run.err.count("\n") == 1 and "not a valid ONNX file (truncated or corrupt" in run.err
+        assert "Error" not in run.err, run.err
+
+
+def test_text_that_is_not_utf8_is_refused(effplan, tmp_path):
     model = small_model()
     model.graph.node[0].name = "relu"
     raw = bytearray(model.SerializeToString())
     at = raw.index(b"relu")
     raw[at:at + 4] = b"r\xffl\xfe"  # not UTF-8
-    path.write_bytes(bytes(raw))
-    with pytest.raises(NotPlain):
-        onnx_wire.read(str(path))
-
-
-def test_analyze_reads_plain_files_without_importing_onnx(tmp_path):
-    """The point of the reader: `analyze` of a fixture never loads onnx (nor does roofline of a file)."""
-    import subprocess
-    import sys
-
-    path = FIXTURES / "timm_vit_opset17.onnx"
-    code = ("import sys; from effplan.cli import main\n"
-            f"sys.argv = ['effplan', 'analyze', {str(path)!r}, '--format', 'json']\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('onnx' in sys.modules, file=sys.stderr)")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert run.stderr.strip().splitlines()[-1] == "False", run.stderr
-    assert json.loads(run.stdout)["totals"]["macs"] > 0
+    (tmp_path / "m.onnx").write_bytes(bytes(raw))
+    run = effplan("analyze", str(tmp_path / "m.onnx"))
+    assert run.code == 2 and "graph.node.name is not valid UTF-8" in run.err, run.err
 
 
 def test_values_decoded_as_onnx_decodes_them(tmp_path):
@@ -177,7 +150,7 @@ def test_values_decoded_as_onnx_decodes_them(tmp_path):
         inits += [helper.make_tensor(f"r{i}", kind, a.shape, a.tobytes(), raw=True),
                   helper.make_tensor(f"t{i}", kind, a.shape, a.reshape(-1).tolist())]
     onnx.save(small_model(initializer=inits), tmp_path / "m.onnx")
-    read = onnx_wire.read(str(tmp_path / "m.onnx"))
+    read = read_file(str(tmp_path / "m.onnx"))
     assert [t.name for t in read.initializers] == [t.name for t in inits]
     for t, proto in zip(read.initializers, inits):
         expected = numpy_helper.to_array(proto)

@@ -1,4 +1,5 @@
-"""Outputs are whole or absent: every file effplan writes goes through atomic_file (write_atomic for text)."""
+"""Outputs are whole or absent, and never an input: every file effplan writes goes through atomic_file
+(write_atomic for text), which refuses to replace a file this command read (see `reads`)."""
 from __future__ import annotations
 
 import glob
@@ -8,6 +9,45 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import EffplanError
+
+
+_READ: set[tuple[int, int]] | None = None  # (device, inode) of each file the running CLI command read
+
+
+def reads(path) -> None:
+    """Note that the running command reads `path`: no output of it may replace that file. Outside a
+    command (effplan used as a library) nothing is noted: a program may read a file and then replace it."""
+    if _READ is None:
+        return
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return
+    _READ.add((st.st_dev, st.st_ino))
+
+
+def watch_reads(on: bool) -> None:
+    """A CLI command begins (on) or ends (off)."""
+    global _READ
+    _READ = set() if on else None
+
+
+def refuse_input(output: str, inputs: dict[str, object]) -> None:
+    """Refuse, before any work, an output that resolves to one of the files a command is given
+    (`inputs`: what names each value, e.g. "--baseline" -> path), links and relative paths followed."""
+    try:
+        target = os.stat(output)
+    except (OSError, ValueError):
+        return  # no file there yet: nothing to replace
+    for what, values in inputs.items():
+        for value in values if isinstance(values, (list, tuple)) else (values,):
+            try:
+                same = isinstance(value, str) and os.path.isfile(value) and os.path.samestat(os.stat(value), target)
+            except (OSError, ValueError):
+                same = False
+            if same:
+                raise EffplanError(f"-o {output} is the file given as {what}: an output never replaces an input; "
+                                   f"write it to another file")
 
 
 def write_atomic(path: str, text: str | bytes) -> None:
@@ -29,6 +69,9 @@ def atomic_file(path: str, mode: str = "wb"):
                 yield fh
             return
         target = Path(os.path.realpath(path))
+        if _READ and target.exists() and (target.stat().st_dev, target.stat().st_ino) in _READ:
+            raise EffplanError(f"cannot write {path}: it is a file this command reads; write the output to "
+                               f"another file")
         _remove_stale(target)
         if target.exists():  # keep the mode of the file replaced
             perms = target.stat().st_mode & 0o7777

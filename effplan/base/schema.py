@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import EffplanError, did_you_mean, quote
+from .files import reads
 
 REQUIRED = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()  # the default of a key a file must give
 EMPTY = type("Empty", (), {"__repr__": lambda self: "EMPTY"})()  # a table a file may leave out: its keys' defaults
@@ -341,6 +342,7 @@ def _field_type(tp, meta, default) -> Type:
 
 def read_toml(path: Path, error: type = DataError) -> dict:
     """Parse a TOML file; any failure is a one-line `error` naming the file."""
+    reads(path)
     try:
         with open(path, "rb") as fh:
             data = fh.read(MAX_FILE_BYTES + 1)

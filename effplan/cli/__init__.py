@@ -9,6 +9,7 @@ import click
 from ..base.errors import EffplanError, one_line
 from ..base.version import __version__
 from . import design, gate, hardware, memory, onnx, report, train
+from .options import guard_output
 
 
 
@@ -27,14 +28,17 @@ def cli():
 for _group in (design, onnx, memory, hardware, gate, report, train):
     for _command in vars(_group).values():
         if isinstance(_command, click.Command):
+            guard_output(_command)
             cli.add_command(_command)
 
 
 def main(argv=None) -> None:
     """Entry point: every user error is one line on stderr and exit code 2, never a traceback."""
+    from ..base.files import watch_reads
     from .options import NOTES
 
     NOTES.clear()
+    watch_reads(True)
     try:
         cli.main(args=argv, prog_name="effplan", standalone_mode=False)
         for note in NOTES:  # said once the command succeeded: an error stays the one line on stderr
@@ -62,6 +66,7 @@ def main(argv=None) -> None:
         sys.exit(70)
     finally:
         import gc
+        watch_reads(False)
         if argv is None:  # the process ends with the command: spare its exit a collection of every object
             gc.freeze()  # (0.03-0.07 s of `effplan table --phi 0..7`; refcounting still frees them)
         else:  # a caller that goes on (the tests, a notebook) gets its collector back whole

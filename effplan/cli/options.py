@@ -1,6 +1,7 @@
 """Options and argument parsing shared by every command: designs from --phi and friends, formats, outputs."""
 from __future__ import annotations
 
+import functools
 import math
 import sys
 
@@ -231,6 +232,23 @@ def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolutio
     if len(pairs) > MAX_DESIGNS:
         raise EffplanError(f"{len(pairs)} designs asked; at most {MAX_DESIGNS} at once")
     return pairs
+
+
+def guard_output(command: click.Command) -> None:
+    """Make `command` refuse, before its work, an -o that names one of the files it is given (a model, spec,
+    budget, device, runtime or baseline): outputs never replace inputs (base.files.refuse_input)."""
+    callback = command.callback
+    names = {p.name: (p.opts[-1] if isinstance(p, click.Option) else f"the {p.name.replace('_', ' ')} argument")
+             for p in command.params}
+
+    def run(**params):
+        if params.get("output"):
+            from ..base.files import refuse_input
+            refuse_input(params["output"], {names.get(k, k): v for k, v in params.items() if k != "output"})
+        return callback(**params)
+
+    if callback is not None and "output" in names:
+        command.callback = functools.update_wrapper(run, callback)
 
 
 def emit(text: str, output: str | None) -> None:

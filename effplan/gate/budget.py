@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..base.errors import EffplanError, quote
 from ..base.schema import Custom, Number, Table, Text, Where, read_table_list, validate
+from ..base.files import reads
 from ..plan.memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS
 from ..base.units import DTYPES, bytes_as_written, human_bytes, parse_bytes, parse_count, parse_seconds
 
@@ -372,22 +373,47 @@ def read_report(path: str) -> dict:
     """A saved `effplan layers --format json` (or `analyze`) report."""
     import json
 
+    reads(path)
     try:
         with open(path, "rb") as fh:  # bounded: --baseline /dev/zero would read forever
             data = fh.read(MAX_REPORT_BYTES + 1)
         if len(data) > MAX_REPORT_BYTES:
             raise EffplanError(f"--baseline {path}: larger than {MAX_REPORT_BYTES >> 20} MiB; not a layers report")
-        report = json.loads(data.decode("utf-8"))
+        report = json.loads(data.decode("utf-8"), parse_constant=_Constant)
     except OSError as exc:
         raise EffplanError(f"--baseline {path}: cannot read: {exc.strerror or exc}") from None
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise EffplanError(f"--baseline {path}: not JSON; save one with effplan layers --format json") from None
+    bad = _bad_number(report)
+    if bad:
+        raise EffplanError(f"--baseline {path}: {bad[0]} is {bad[1]}; a report holds finite numbers of magnitude "
+                           f"up to 2^63 (strict JSON)")
     if not isinstance(report, dict) or not isinstance(report.get("totals"), dict) \
             or not isinstance(report.get("layers"), list) or any(k not in report for k in MATCHED) \
             or not _figures_ok(report["totals"]) \
             or not all(isinstance(r, dict) and isinstance(r.get("name"), str) and _figures_ok(r) for r in report["layers"]):
         raise EffplanError(f"--baseline {path}: not an `effplan layers --format json` report")
     return report
+
+
+class _Constant(str):
+    """NaN, Infinity or -Infinity in a JSON text: no JSON number (Python's json reads them unless told)."""
+
+
+def _bad_number(value, limit: float = 2.0 ** 63) -> tuple[str, str] | None:
+    """(key path, text) of the first value that is no finite number within `limit`, or None."""
+    todo = [("", value)]
+    while todo:
+        where, v = todo.pop()
+        if isinstance(v, dict):
+            todo += [(f"{where}.{k}" if where else str(k), item) for k, item in reversed(list(v.items()))]
+        elif isinstance(v, list):
+            todo += [(f"{where}[{i}]", item) for i, item in reversed(list(enumerate(v)))]
+        elif isinstance(v, _Constant) or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                          and not abs(v) <= limit):  # NaN compares false; a huge int stays an int
+            text = "a number beyond 1e308" if isinstance(v, float) and math.isinf(v) else str(v)
+            return quote(where), text if len(text) <= 24 else f"a number of {len(text)} digits"
+    return None
 
 
 def _figures_ok(row: dict) -> bool:

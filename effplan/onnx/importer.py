@@ -1,7 +1,6 @@
 """ONNX import: deserialisation plus shape inference into effplan's graph, so one op table serves
-built and imported graphs alike. A file is read without onnx where it can be (onnx_wire.py) and shaped
-by effplan's own rules (each op's `infer`); where they cannot, onnx reads it (onnx_read.py, with its
-refusals) and ONNX's shape inference shapes it. Import never reads external weight data: initializer
+built and imported graphs alike. A file is read by protobuf (read.py, with its refusals) and shaped by
+effplan's own rules (each op's `infer`); where they cannot, ONNX's shape inference shapes it. Import never reads external weight data: initializer
 shapes are in the model proto itself. What an op type means on import (its weight slots, whether a weight
 passes through it, whether a constant operand is learned) is its entry in the op table (ops.py).
 """
@@ -69,6 +68,9 @@ def _order(model: Model, name: str) -> list[int]:
     known = {i.name for i in model.inputs} | {i.name for i in model.initializers}
     producer: dict[str, int] = {}
     for i, node in enumerate(nodes):
+        if not any(node.output):
+            raise OnnxError(f"{name}: node {quote(_label(node))} ({quote(node.op_type)}) has no named output; "
+                            f"every node writes at least one tensor")
         for t in filter(None, node.output):
             if t in known or t in producer:
                 first = "the graph's inputs" if t in known else f"node {_label(nodes[producer[t]])}"
@@ -152,7 +154,8 @@ def _constants(model: Model, order: list[int], weight_inputs: set[str]):
                                           and not outputs.intersection(node.output)):
             folded.add(i)
             for t in filter(None, node.output):
-                origin[t] = origin[node.input[0]] if _passes_weight(node.op_type) else t
+                passes = _passes_weight(node.op_type) and node.input[0] in origin  # an empty first input passes none
+                origin[t] = origin[node.input[0]] if passes else t
     return folded, origin
 
 
@@ -337,11 +340,11 @@ def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[s
                 origin.setdefault(t, t)  # a weight through Identity or Gather keeps its source
 
     def param_role(op: str, slot: int, t: str) -> str | None:
-        if types.get(t) not in FLOAT_TYPES:
-            return None  # shapes and indices
         roles = _roles(op)
         if slot < len(roles):
-            return roles[slot]
+            return roles[slot]  # of any type: an int8 or unknown-typed Conv weight is still the op's operand
+        if types.get(t) not in FLOAT_TYPES:
+            return None  # shapes and indices
         size = math.prod(_concrete(shapes.get(t), t))
         return f"input{slot}" if size > 1 and (op not in OPS or OPS[op].learned) else None
 
@@ -406,23 +409,13 @@ def resolution(graph) -> int | None:
 
 
 def read_file(path: str) -> Model:
-    """An ONNX file, read without onnx where it can be, else by onnx (with its refusals)."""
-    from . import wire as onnx_wire
-
-    try:
-        return onnx_wire.read(path)
-    except NotPlain:
-        return from_proto(load(path))
+    """An ONNX file as protobuf reads it (read.load, with its refusals)."""
+    return from_proto(load(path))
 
 
 def import_file(model: Model, path: str, batch: int | None = None, dims: dict[str, int] | None = None):
-    """(graph, model) of a file read by read_file: where effplan's rules cannot shape a model read without
-    onnx, onnx reads the file and that model is returned, for the caller to keep."""
-    try:
-        return from_onnx(model, str(path), batch, dims), model
-    except NotPlain:
-        model = from_proto(load(path))
-        return from_onnx(model, str(path), batch, dims), model
+    """(graph, model) of a file read by read_file."""
+    return from_onnx(model, str(path), batch, dims), model
 
 
 def load(path: str):

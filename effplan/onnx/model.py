@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 from ..base.errors import EffplanError
+from ..base.files import reads
 
 SUFFIX = ".onnx"
 
@@ -78,6 +79,7 @@ class Imported:
     def open(cls, path: str, dims: dict[str, int] | None = None) -> "Imported":
         """The file parsed once per process (the batch callback and the command both ask for it), parsed
         again when it changed on disk."""
+        reads(path)  # each command that opens it, parsed or cached: no output of it may replace the file
         stat = Path(path).stat() if Path(path).is_file() else None
         key = (str(path), stat and (stat.st_mtime_ns, stat.st_size), tuple(sorted((dims or {}).items())))
         if key not in _OPENED:

@@ -1,31 +1,35 @@
-"""Reading an ONNX file safely and cheaply: the protobuf without its weights' values (shapes are what
-costs need), external data that must stay inside the model's folder and inside its .data file,
-subgraphs that would hide work, text that must be UTF-8. onnx_import.py turns what this reads into
-effplan's graph."""
+"""Reading an ONNX file: protobuf parses it (onnx's message classes, after wire.skim has cut the bytes of
+large weights), so a file is accepted exactly when onnx.load accepts it and read with the values onnx
+reads; then what import cannot honour is refused: external data outside the model's folder or past the
+end of its .data file, subgraphs that would hide work, text that is not UTF-8, too many nodes.
+importer.py turns what this reads into effplan's graph."""
 from __future__ import annotations
 
 import math
+import mmap
 import os
 from pathlib import Path
 
 import onnx
 from google.protobuf.descriptor import FieldDescriptor  # loaded by onnx already
+from google.protobuf.message import DecodeError
 from onnx import TensorProto
 
 from ..base.errors import quote
+from ..base.files import reads
 from ..base.resources import memory_left
 from ..base.units import MAX_DIM, human_bytes
 from ..graph.builder import MAX_OPS
 from ..graph.ops import MATRIX, OPS
 from .common import OnnxError, tensor_bytes
-from .wire import _varint, keeps_values
-
+from .wire import Unfollowed, keeps_values, skim
 
 
 def load(path: str) -> onnx.ModelProto:
-    """Parse a model file without its external data and without the values of its weights (their
-    shapes are what costs need), checking that any external data stays inside the model's folder."""
+    """Parse a model file without its external data and without the values of its large weights (their
+    shapes are what costs need), refusing in one line what protobuf refuses and what import cannot honour."""
     p = Path(path)
+    reads(path)
     if p.is_dir():
         raise OnnxError(f"{path}: is a directory, expected an .onnx file")
     try:
@@ -34,119 +38,66 @@ def load(path: str) -> onnx.ModelProto:
         raise OnnxError(f"{path}: cannot read: {exc.strerror}") from None
     if size == 0:
         raise OnnxError(f"{path}: empty file, not an ONNX model")
-    try:
-        model = _parse_shapes_only(p)  # holds the file less its weights' values: little memory
-        if model is None:  # a text format (by its suffix), or bytes that are no protobuf: onnx's own reader
-            left = memory_left()
-            need = 2 * size + (64 << 20)  # its bytes and the parsed message (measured: EfficientNet-L2's 1.9 GB)
-            if left is not None and need > left:
-                raise OnnxError(f"{path}: parsing its {human_bytes(size)} needs about {human_bytes(need)} of "
-                                f"memory; {human_bytes(left)} is left")
-            model = onnx.load_model(str(p), load_external_data=False)
-    except OnnxError:
-        raise
-    except Exception as exc:  # protobuf raises DecodeError, RuntimeError or ValueError by version
-        raise OnnxError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+    form = onnx.serialization.registry.get_format_from_file_extension(p.suffix)
+    model = _parse(p, path, size) if form in (None, "protobuf") else _parse_text(p, path, size, form)
     if not model.HasField("graph") or not model.graph.node or model.ir_version < 1:
         raise OnnxError(f"{path}: not an ONNX model (no graph nodes)")
     bad = _invalid_text(model)
     if bad:
         raise OnnxError(f"{path}: the text of {bad} is not valid UTF-8; not a well-formed ONNX model")
     _refuse_unsupported(model.graph, path, p.resolve().parent)
+    _refuse_mistyped(model, path)
     return model
 
 
-# TensorProto fields that hold values: float_data, int32_data (also int8, fp16 ... bits), string_data,
-# int64_data, raw_data, double_data, uint64_data
-VALUE_FIELDS = frozenset({4, 5, 6, 7, 9, 10, 11})
-
-
-def _parse_shapes_only(p: Path) -> onnx.ModelProto | None:
-    """The model with the values of its weights left out (costs need only their dims; what shape
-    inference or evaluate.py reads stays: initializers up to SMALL_INITIALIZER elements, and the integer
-    ones evaluate.py folds): the file is mapped and its protobuf fields walked, so a 255 MiB file costs a
-    scan of its headers rather than a read and a copy of every weight. None where the file is no
-    protobuf (a text format by its suffix, or bytes this walk cannot follow): onnx's own reader then
-    answers."""
-    import mmap
-
-    if onnx.serialization.registry.get_format_from_file_extension(p.suffix) not in (None, "protobuf"):
-        return None
+def _parse(p: Path, path: str, size: int) -> onnx.ModelProto:
+    """The binary model: the file mapped, skimmed (wire.skim) and the rest parsed by protobuf; the whole
+    file parsed where the skim cannot follow it or read a cut tensor's header otherwise than protobuf."""
     try:
         with open(p, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            model = _strip(buf, 0, len(buf), {7: lambda b, s, e: _strip(b, s, e, {5: _tensor_header})})
-    except (OSError, IndexError, ValueError):  # OSError: no regular file to map (a pipe)
-        return None
-    return onnx.ModelProto.FromString(model)
+            try:
+                found, stopped = skim(buf), None
+            except Unfollowed as exc:
+                found, stopped = None, exc.at
+            if found is not None and found.nodes > MAX_OPS:
+                raise OnnxError(f"{path}: more than {MAX_OPS:,} nodes; at most {MAX_OPS:,}")
+            if found is not None:
+                model = _protobuf(b"".join(found.pieces), path, None)
+                inits = model.graph.initializer
+                if not any(i >= len(inits) or keeps_values(inits[i].dims, inits[i].data_type) for i in found.cut):
+                    return model
+            _room(path, size)
+            return _protobuf(buf[:], path, stopped)
+    except OSError as exc:  # no regular file to map (a pipe, a device)
+        raise OnnxError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def _strip(buf, start: int, end: int, inner: dict) -> bytes:
-    """The message in buf[start:end], its fields copied as they are but those numbered in `inner`,
-    which `inner[number](buf, start, end)` rewrites (a length-delimited message)."""
-    out, pos = [], start
-    while pos < end:
-        tag = pos
-        key, pos = _varint(buf, pos)
-        wire = key & 7
-        if wire == 0:
-            pos = _varint(buf, pos)[1]
-        elif wire == 2:
-            length, pos = _varint(buf, pos)
-            if key >> 3 in inner:
-                body = inner[key >> 3](buf, pos, pos + length)
-                out.append(_encode(key) + _encode(len(body)) + body)
-                pos += length
-                continue
-            pos += length
-        elif wire in (1, 5):
-            pos += 8 if wire == 1 else 4
-        else:
-            raise ValueError("a group or an unknown wire type")  # ONNX has no groups
-        if pos > end:
-            raise ValueError("a field past the end of its message")
-        out.append(buf[tag:pos])
-    return b"".join(out)
+def _room(path: str, size: int) -> None:
+    """Refuse a parse of the whole file that memory cannot hold."""
+    left = memory_left()
+    need = 2 * size + (64 << 20)  # its bytes and the parsed message (measured: EfficientNet-L2's 1.9 GB)
+    if left is not None and need > left:
+        raise OnnxError(f"{path}: parsing its {human_bytes(size)} needs about {human_bytes(need)} of "
+                        f"memory; {human_bytes(left)} is left")
 
 
-def _tensor_header(buf, start: int, end: int) -> bytes:
-    """An initializer (TensorProto) without its values, unless shape inference or evaluate.py reads them
-    (see _parse_shapes_only)."""
-    fields, dims, dtype, pos = [], [], 0, start
-    while pos < end:
-        tag = pos
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-            dims += [value] * (number == 1)  # dims, unpacked
-            dtype = value if number == 2 else dtype
-        elif wire == 2:
-            length, pos = _varint(buf, pos)
-            if number == 1:  # dims, packed
-                at = pos
-                while at < pos + length:
-                    value, at = _varint(buf, at)
-                    dims.append(value)
-            pos += length
-        elif wire in (1, 5):
-            pos += 8 if wire == 1 else 4
-        else:
-            raise ValueError("a group or an unknown wire type")
-        if pos > end:
-            raise ValueError("a field past the end of its message")
-        fields.append((number, tag, pos))
-    if keeps_values(dims, dtype):
-        return buf[start:end]
-    return b"".join(buf[tag:stop] for number, tag, stop in fields if number not in VALUE_FIELDS)
+def _protobuf(data: bytes, path: str, stopped: int | None) -> onnx.ModelProto:
+    try:
+        return onnx.ModelProto.FromString(data)
+    except DecodeError:
+        where = f" at byte {stopped:,}" if stopped is not None else ""
+        raise OnnxError(f"{path}: not a valid ONNX file (truncated or corrupt{where}: protobuf cannot parse "
+                        f"it)") from None
 
 
-def _encode(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+def _parse_text(p: Path, path: str, size: int, form: str) -> onnx.ModelProto:
+    """A model in one of onnx's text formats (by its suffix), read by onnx."""
+    _room(path, size)
+    try:
+        return onnx.load_model(str(p), format=form, load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - text_format's ParseError, json's, UnicodeDecodeError by format
+        reason = (str(exc).strip().splitlines() or ["cannot be parsed"])[0][:200]
+        raise OnnxError(f"{path}: not a valid ONNX {form} file ({reason})") from None
 
 
 def _invalid_text(message) -> str | None:
@@ -218,6 +169,28 @@ def _refuse_unsupported(g: onnx.GraphProto, path: str, folder: Path, depth: int 
                                     f"with convs or matrix products; effplan does not cost control flow, and "
                                     f"would drop them")
                 _refuse_unsupported(sub, path, folder, depth + 1)
+
+
+def _refuse_mistyped(model: onnx.ModelProto, path: str) -> None:
+    """Refuse an attribute of another type than ONNX's schema of the op declares (a Conv `group` given as a
+    list, a `kernel_shape` as one int): effplan's rules read attributes as ONNX defines them."""
+    version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    declared: dict[str, dict] = {}
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        if node.op_type not in declared:
+            try:
+                schema = onnx.defs.get_schema(node.op_type, max(version, 1), "")
+                declared[node.op_type] = {name: a.type for name, a in schema.attributes.items()}
+            except onnx.defs.SchemaError:  # an op this opset does not define: inference says so
+                declared[node.op_type] = {}
+        types = declared[node.op_type]
+        for a in node.attribute:
+            if a.name in types and a.type != types[a.name]:
+                kind = onnx.AttributeProto.AttributeType.Name
+                raise OnnxError(f"{path}: node {quote(label(node))} ({quote(node.op_type)}): attribute {quote(a.name)} "
+                                f"is {kind(a.type)}; ONNX's {node.op_type} takes {kind(types[a.name])}")
 
 
 def _check_extent(t: onnx.TensorProto, data: Path, where: str) -> None:

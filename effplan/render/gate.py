@@ -2,6 +2,8 @@
 annotations) and `effplan search` (the designs found, the Pareto front, the coefficient grid)."""
 from __future__ import annotations
 
+import re
+
 from ..base.version import __version__
 from .report import si
 from .tables import View, render_rows, to_json
@@ -60,6 +62,15 @@ def _unknown_line(budget: str, ops: dict, strict: bool) -> str:
             + ("; --strict fails on this" if strict else "; --strict fails on this instead of passing"))
 
 
+# characters XML 1.0 forbids (ElementTree writes them as they are, and CI parsers then reject the report)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_chars(xml: str) -> str:
+    """A serialised document with each character XML 1.0 forbids written as its escape (BEL as \\x07)."""
+    return _NOT_XML.sub(lambda m: repr(m.group())[1:-1], xml)
+
+
 def _data(text: str) -> str:
     """A GitHub workflow command's message."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
@@ -109,7 +120,7 @@ def render_check(rows: list[dict], growth: list[dict], fmt: str, source: str, ba
                 ET.SubElement(case, "failure", message="; ".join(_growth_line(g) for g in growth))
         if warnings:
             ET.SubElement(suite, "system-out").text = "\n".join(f"warning: {w}" for w in warnings)
-        return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+        return _xml_chars(ET.tostring(suites, encoding="unicode", xml_declaration=True)) + "\n"
     if fmt == "github":
         where = f"file={_property(source)},"
         lines = [f"::error {where}title={_property('effplan budget ' + r['budget'])}::{_data(_verdict(r))}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..base.version import __version__
 from ..plan.profile import Profile, block_name, describe, layers_report
-from .tables import View, render_rows, to_json
+from .tables import View, render_rows, text_cell as shown_name, to_json
 
 FORMATS = ("text", "csv", "json", "markdown")
 
@@ -98,9 +98,9 @@ def render_layers(profile: Profile, by: str, fmt: str, info: dict | None = None,
     if fmt == "csv":
         return render_rows(report["layers"], columns, fmt)
     where = f" at {report['resolution']}px" if report.get("resolution") else ""
-    summary = (f"# {report['model']}{where}: params {t.params:,} (+ {t.buffers:,} buffers: BN running statistics), "
+    summary = (f"# {shown_name(report['model'])}{where}: params {t.params:,} (+ {t.buffers:,} buffers: BN running statistics), "
                f"MACs {si(t.macs, 'G')}, FLOPs {si(t.flops, 'G')}, peak activation "
-               f"{t.peak_activation_bytes / (1 << 20):.1f} MiB at {profile.peak.node or 'input'}")
+               f"{t.peak_activation_bytes / (1 << 20):.1f} MiB at {shown_name(profile.peak.node or 'input')}")
     if report.get("depth_mult") is not None:
         summary = summary.replace(": params", f" (d {report['depth_mult']:.3f}, w {report['width_mult']:.3f}): params", 1)
     if note:
@@ -110,10 +110,10 @@ def render_layers(profile: Profile, by: str, fmt: str, info: dict | None = None,
         names = list(shared)
         summary += (f"\n# {len(shared)} initializers are read by several ops, each counting it as its own params "
                     f"(the file stores {report['totals']['distinct_weight_elements']:,} weight elements): "
-                    + ", ".join(f"{n} x{len(shared[n])}" for n in names[:4]) + (", ..." if len(names) > 4 else ""))
+                    + ", ".join(f"{shown_name(n)} x{len(shared[n])}" for n in names[:4]) + (", ..." if len(names) > 4 else ""))
     if profile.unknown_ops:
         summary += "\n# no cost function (params counted, no MACs or FLOPs): " + ", ".join(
-            f"{op} x{n}" for op, n in profile.unknown_ops.items())
+            f"{shown_name(op)} x{n}" for op, n in profile.unknown_ops.items())
     if top or sort:
         shown, of = len(report["layers"]), report.get("rows", len(report["layers"]))
         summary += (f"\n# {shown} of {of} rows" + (f", most {sort} first" if sort else "")
@@ -206,11 +206,11 @@ def render_memory(report: dict, rows: list[dict], fmt: str, view: View | None = 
     if fmt == "json":
         return to_json({**report, "layers": rows})
     t = report.get("training")
-    lines = [f"# effplan {__version__} | memory | {report['model']} at {report['resolution']}px, batch {report['batch']}, "
+    lines = [f"# effplan {__version__} | memory | {shown_name(report['model'])} at {report['resolution']}px, batch {report['batch']}, "
              f"{report['dtype']} | MiB = 2^20 bytes"]
     lines += [f"# {key}: {text}" for key, text in report["assumptions"].items()]
     lines.append(f"inference: peak activations {human_bytes(report['inference_peak_bytes'])} at "
-                 f"{report['peak_layer'] or 'input'} + weights {human_bytes(report['weight_bytes'])} = "
+                 f"{shown_name(report['peak_layer'] or 'input')} + weights {human_bytes(report['weight_bytes'])} = "
                  f"{human_bytes(report['inference_total_bytes'])}")
     gain = report["plain_order_peak_bytes"] - report["memory_aware_peak_bytes"]
     plain = human_bytes(report["plain_order_peak_bytes"])

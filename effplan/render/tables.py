@@ -89,8 +89,25 @@ def wrap_text(text: str, width: int) -> str:
 def markdown_preamble(text: str) -> str:
     """Header lines as HTML comments (a '# ' line would be an H1 heading on GitHub), other lines as
     paragraphs of their own."""
-    return "\n\n".join(f"<!-- {line[2:].replace('-->', '->')} -->" if line.startswith("# ") else line
-                        for line in text.splitlines() if line)
+    return "\n\n".join(f"<!-- {line[2:].replace('-->', '->').replace('--!>', '-!>')} -->" if line.startswith("# ")
+                        else markdown_cell(line) for line in text.splitlines() if line)
+
+
+def text_cell(text: str) -> str:
+    """A cell of a text table (or a name in a report's line) on its own line: control characters (a
+    newline, a tab) shown as escapes, a leading '#' (which tools read as a comment line) escaped."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return "\\" + text if text.startswith("#") else text
+
+
+def markdown_cell(text: str) -> str:
+    """A cell of a markdown table: on one line, its '|' no column break, its HTML shown as text."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    for char, escaped in (("\\", "\\\\"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|")):
+        text = text.replace(char, escaped)
+    return text
 
 
 def render_rows(rows: list[dict], columns, fmt: str, preamble: str = "", view: View | None = None,
@@ -108,7 +125,8 @@ def render_rows(rows: list[dict], columns, fmt: str, preamble: str = "", view: V
 
     view = view or View()
     listed = rows + ([total] if total else [])
-    cells = {key: [f(row[key]) if key in row else "" for row in listed] for _, key, f in columns}
+    escape = markdown_cell if fmt == "markdown" else text_cell
+    cells = {key: [escape(f(row[key])) if key in row else "" for row in listed] for _, key, f in columns}
     shown, hidden, width = columns, [], view.text_width()
     if view.columns:
         shown = named_columns(columns, view.columns)

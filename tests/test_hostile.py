@@ -1,0 +1,196 @@
+"""Reproducers of issue 22 ("Trust the bytes"), each a regression test: inputs that ended in an internal
+error (exit 70), a value protobuf would not read, an overwritten input, a runaway or a malformed output.
+Every refusal is one line and exit 2, in the user's words (no exception class)."""
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from conftest import SPECS
+
+
+def refused(run, *words):
+    assert run.code == 2 and run.err.count("\n") == 1 and "internal error" not in run.err, run
+    assert "Error" not in run.err, run.err  # no exception class
+    for word in words:
+        assert word in run.err, run.err
+
+
+def conv_file(tmp_path, name="m.onnx", w_type=TensorProto.FLOAT, out="y", before=(), extra=(), **attrs):
+    """x [1, 3, 8, 8] -> Conv(W [4, 3, 3, 3]) -> out; W of any element type (its bytes zero)."""
+    size = {TensorProto.INT8: 1}.get(w_type, 4)
+    inits = [TensorProto(name="W", data_type=w_type, dims=[4, 3, 3, 3], raw_data=bytes(108 * size)), *extra]
+    nodes = [*before, helper.make_node("Conv", ["x", "W"], [out], **attrs)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info(out or "y", TensorProto.FLOAT, None)], inits)
+    path = tmp_path / name
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    return str(path)
+
+
+# ---- internal errors -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("w_type", [TensorProto.INT8, 99])
+def test_a_conv_with_int8_or_unknown_typed_weights_is_costed(effplan, tmp_path, w_type):
+    """The weight's element type does not change a conv's work: 4 x 6 x 6 outputs of 3 x 3 x 3 MACs each."""
+    run = effplan("analyze", conv_file(tmp_path, w_type=w_type), "--format", "json")
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["totals"]["macs"] == 4 * 6 * 6 * 3 * 3 * 3
+
+
+@pytest.mark.parametrize("attrs, words", [
+    ({"group": [1]}, ["attribute 'group' is INTS; ONNX's Conv takes INT"]),
+    ({"kernel_shape": 3}, ["attribute 'kernel_shape' is INT; ONNX's Conv takes INTS"]),
+])
+def test_an_attribute_of_another_type_than_onnxs_is_refused(effplan, tmp_path, attrs, words):
+    path = conv_file(tmp_path, **attrs)
+    for command in ("analyze", "layers", "memory"):
+        refused(effplan(command, path), *words)
+
+
+def test_a_node_without_a_named_output_is_refused(effplan, tmp_path):
+    path = conv_file(tmp_path, out="")
+    for command in (["analyze"], ["memory", "--train"]):
+        refused(effplan(command[0], path, *command[1:]), "has no named output")
+
+
+@pytest.mark.parametrize("op", ["Identity", "Cast", "DequantizeLinear"])
+def test_a_weight_pass_through_with_an_empty_first_input(effplan, tmp_path, op):
+    """Identity, Cast and DequantizeLinear pass a weight through their first input; an empty one passes
+    none (it was read as the weight of name '')."""
+    scale = numpy_helper.from_array(np.array(1.0, np.float32), "s")
+    node = helper.make_node(op, ["", "s"], ["z"], **({"to": TensorProto.FLOAT} if op == "Cast" else {}))
+    run = effplan("analyze", conv_file(tmp_path, before=[node], extra=[scale]))
+    assert run.code in (0, 2) and "internal error" not in run.err, run.err
+
+
+def test_a_5000_digit_integer_in_a_toml_file(effplan, tmp_path):
+    path = tmp_path / "b.toml"
+    path.write_text('[[budget]]\nmodel = "efficientnet-b0"\nmax_macs = ' + "9" * 5000 + "\n")
+    refused(effplan("check", str(path)), "a number of more digits than any figure needs")
+
+
+# ---- the baseline: strict JSON -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    from effplan.cli import main
+
+    folder = tmp_path_factory.mktemp("baseline")
+    (folder / "b.toml").write_text('[[budget]]\nmodel = "efficientnet-b0"\nmax_macs = "1G"\n')
+    main(["layers", "efficientnet-b0", "--format", "json", "-o", str(folder / "base.json")])
+    return folder
+
+
+@pytest.mark.parametrize("figure, text, words", [
+    ("macs", "NaN", ["'totals.macs' is NaN"]),
+    ("macs", "Infinity", ["'totals.macs' is Infinity"]),
+    ("macs", "-Infinity", ["'totals.macs' is -Infinity"]),
+    ("macs", "2e308", ["'totals.macs' is a number beyond 1e308"]),
+    ("params", "1" + "0" * 320, ["'totals.params' is a number of 321 digits"]),
+    ("flops", str(2**64), ["'totals.flops' is 18446744073709551616"]),
+])
+def test_a_baseline_with_no_finite_number_is_refused_naming_the_key(effplan, baseline, figure, text, words):
+    report = json.loads((baseline / "base.json").read_text())
+    raw = json.dumps(report).replace(f'"{figure}": {report["totals"][figure]},', f'"{figure}": {text},', 1)
+    assert raw != json.dumps(report)
+    (baseline / "bad.json").write_text(raw)
+    refused(effplan("check", str(baseline / "b.toml"), "--baseline", str(baseline / "bad.json")),
+            *words, "strict JSON")
+
+
+def test_a_baseline_of_finite_numbers_still_compares(effplan, baseline):
+    run = effplan("check", str(baseline / "b.toml"), "--baseline", str(baseline / "base.json"))
+    assert run.code == 0, run.err
+
+
+# ---- the bytes -------------------------------------------------------------------------------------
+
+def test_one_flipped_bit_protobuf_refuses_is_no_model(effplan, tmp_path):
+    """A flipped bit that makes the varint of a length run past its message: protobuf refuses the file."""
+    path = conv_file(tmp_path)
+    data = bytearray(open(path, "rb").read())
+    at = data.index(b"Conv") - 1  # the length of op_type
+    data[at] |= 0x80
+    (tmp_path / "m.onnx").write_bytes(bytes(data))
+    with pytest.raises(Exception):
+        onnx.load(str(tmp_path / "m.onnx"))
+    refused(effplan("analyze", str(tmp_path / "m.onnx")), "not a valid ONNX file (truncated or corrupt")
+
+
+# ---- outputs never replace inputs ------------------------------------------------------------------
+
+def test_an_output_naming_an_input_is_refused(effplan, tmp_path, monkeypatch):
+    """`-o` resolving to the model, the spec, the budget or the baseline (by another spelling, or a link)
+    is refused in one line, and the file is left as it was."""
+    import os
+
+    model = conv_file(tmp_path)
+    (tmp_path / "b.toml").write_text('[[budget]]\nmodel = "efficientnet-b0"\nmax_macs = "1G"\n')
+    (tmp_path / "s.toml").write_text((SPECS / "efficientnet-b0.toml").read_text())
+    os.symlink(model, tmp_path / "link.onnx")
+    monkeypatch.chdir(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    for args in (["analyze", "m.onnx", "-o", "./m.onnx"], ["layers", str(tmp_path / "link.onnx"), "-o", "m.onnx"],
+                 ["check", "b.toml", "-o", "b.toml"], ["export", "s.toml", "-o", "s.toml"],
+                 ["layers", "s.toml", "-o", str(tmp_path / "s.toml")]):
+        refused(effplan(*args), "an output never replaces an input")
+    assert before == {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and p in before}
+
+
+def test_an_output_over_a_file_read_on_the_way_is_refused(effplan, tmp_path):
+    """A model named inside a budget file is no option of the command: the write itself refuses it."""
+    model = conv_file(tmp_path)
+    (tmp_path / "b.toml").write_text(f'[[budget]]\nmodel = "{model}"\nmax_macs = "1G"\n')
+    before = open(model, "rb").read()
+    refused(effplan("check", str(tmp_path / "b.toml"), "-o", model), "it is a file this command reads")
+    assert open(model, "rb").read() == before
+
+
+# ---- renderers escape for their format -------------------------------------------------------------
+
+HOSTILE = "a|b <i>x</i> & \x07\n# c"
+
+
+def test_text_and_markdown_tables_keep_hostile_names_in_their_cell(effplan, tmp_path):
+    """A node name with '|', HTML, a control character and a newline starting a '#' line: each table keeps
+    one line per row, markdown the header's column count, and no raw HTML."""
+    path = conv_file(tmp_path)
+    model = onnx.load(path)
+    model.graph.node[0].name = HOSTILE
+    onnx.save(model, path)
+    text = effplan("layers", path, "--wide")
+    assert text.code == 0, text.err
+    rows = [line for line in text.out.splitlines() if not line.startswith("#")]
+    assert len(rows) == 2 + 2 + 1  # header, rule, the conv, a rule, the total
+    assert any(line.startswith("a|b <i>x</i> & \\x07\\n# c") for line in rows)
+    md = effplan("layers", path, "--format", "markdown")
+    table = [line for line in md.out.splitlines() if line.startswith("|")]
+    outside_comments = [line for line in md.out.splitlines() if not line.startswith("<!--")]
+    assert len(table) == 4 and "<i>" not in "\n".join(outside_comments) and "\x07" not in md.out
+    count = lambda line: len(line.replace("\\|", "")) - len(line.replace("\\|", "").replace("|", ""))  # noqa: E731
+    assert {count(line) for line in table} == {count(table[0])}
+    assert r"a\|b &lt;i&gt;x&lt;/i&gt; &amp; \\x07\\n# c" in md.out  # renders as the text view shows it
+
+
+def test_junit_holds_no_character_xml_forbids(effplan, tmp_path):
+    import xml.dom.minidom
+
+    (tmp_path / "b.toml").write_text(f'[[budget]]\nname = {json.dumps(HOSTILE + chr(0x1b))}\n'
+                                     'model = "efficientnet-b0"\nmax_macs = "1M"\n')
+    run = effplan("check", str(tmp_path / "b.toml"), "--format", "junit")
+    assert run.code == 1, run.err
+    document = xml.dom.minidom.parseString(run.out.encode())  # XML 1.0 forbids U+0000-U+001F but tab, LF, CR
+    case = document.getElementsByTagName("testcase")[0]
+    assert case.getAttribute("classname") == "effplan.a|b <i>x</i> & \\x07\n# c\\x1b"
+
+
+def test_a_name_starting_with_a_hash_is_no_comment_line_in_text(effplan, tmp_path):
+    path = conv_file(tmp_path)
+    model = onnx.load(path)
+    model.graph.node[0].name = "# not a comment"
+    onnx.save(model, path)
+    run = effplan("layers", path, "--wide")
+    assert any(line.startswith("\\# not a comment") for line in run.out.splitlines()), run.out
