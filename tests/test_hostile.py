@@ -69,7 +69,7 @@ def test_a_weight_pass_through_with_an_empty_first_input(effplan, tmp_path, op):
 def test_a_5000_digit_integer_in_a_toml_file(effplan, tmp_path):
     path = tmp_path / "b.toml"
     path.write_text('[[budget]]\nmodel = "efficientnet-b0"\nmax_macs = ' + "9" * 5000 + "\n")
-    refused(effplan("check", str(path)), "a number of more digits than any figure needs")
+    refused(effplan("check", str(path)), "integer of thousands of digits")
 
 
 # ---- the baseline: strict JSON -------------------------------------------------------------------
