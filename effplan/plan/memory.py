@@ -239,6 +239,15 @@ class Training:
                 + self.transient_bytes)
 
 
+def refuse_untrainable(graph) -> None:
+    """One line for a graph that cannot be trained (an op whose Backward is `refused`: a file quantized
+    for inference)."""
+    for name in graph.nodes:
+        entry = OPS.get(graph.nodes[name]["op"])
+        if entry and entry.backward and entry.backward.refused:
+            raise EffplanError(f"cannot plan training: {entry.backward.refused} (layer {name})")
+
+
 def _saved_by(graph, name: str, act_bytes: int, scale: int, tensors: dict, swish: dict) -> dict[str, int]:
     """The tensors (or derived buffers, keyed by name) a node's backward needs, with their bytes.
     `swish` maps each Swish's Sigmoid to None and its Mul to the Sigmoid: the Mul stands for the
@@ -294,6 +303,7 @@ def training_memory(graph, precision: str = DEFAULT_PRECISION, optimizer: str = 
         raise EffplanError(f"unknown precision '{precision}'; known: {', '.join(PRECISIONS)}")
     if optimizer not in OPTIMIZER_SLOTS:
         raise EffplanError(f"unknown optimizer '{optimizer}'; known: {', '.join(OPTIMIZER_SLOTS)}")
+    refuse_untrainable(graph)
     act, weight, grad, state = PRECISIONS[precision]
     tensors = shapes or graph.graph["tensors"]
     pairs, gates = swish_pairs(graph), swish_gates(graph)

@@ -72,7 +72,7 @@ from ..graph.builder import swish_pairs
 from ..graph.ops import (ACTIVATION, MATRIX, NORM, OPS, POINTWISE, RESIDUAL, VECTOR, graph_weights, node_cost,
                          weight_counts)
 from .hardware import Device
-from .memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS, _saved_by,
+from .memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS, _saved_by, refuse_untrainable,
                      training_memory)
 from .roofline import Kernel, kernels as forward_kernels, unit_of
 from .runtime import Runtime, runtime_for, training_runtime_for
@@ -152,10 +152,14 @@ def _padded(macs: int, gemm: tuple, tile) -> int | None:
 
 
 def _needs_grad(graph) -> set[str]:
-    """Tensors that get a gradient: those computed from a trainable weight (not the input's own chain)."""
+    """Tensors that get a gradient: those computed from a trainable weight (not the input's own chain), and
+    not through an op whose output carries none (Backward.gradient: comparisons, shape arithmetic)."""
     needs: set[str] = set()
     for name in graph.nodes:  # stored order is topological
         node = graph.nodes[name]
+        entry = OPS.get(node["op"])
+        if entry and entry.backward and not entry.backward.gradient:
+            continue
         if any(w.trainable for w in node["weights"]) or any(t in needs for t in node["inputs"]):
             needs.update(node["outputs"])
     return needs
@@ -179,6 +183,7 @@ def batch_norm_statistics(graph, device: Device, dtype: str, act: int, rt: Runti
 def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime: Runtime | str = "eager") -> list[Kernel]:
     """The backward of one step, in reverse order of the forward; see the module's rules."""
     rt = runtime_for(device, runtime)
+    refuse_untrainable(graph)
     tile = device.matrix_tile.get(dtype) if rt.tile_padding else None
     act, _, grad, _ = PRECISIONS[precision]
     tensors, nodes = graph.graph["tensors"], graph.nodes
@@ -198,7 +203,7 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
         back = OPS[op].backward if op in OPS else None
         if back is None:
             raise EffplanError(f"training time: no backward rule for {op} (layer {name})")
-        dy = size(out) * act
+        dy = sum(size(t) for t in node["outputs"] if t in tensors) * act  # Split: every piece's gradient
         inputs = [t for t in node["inputs"] if t in tensors]
         wanted = [t for t in inputs if t in needs]
         params = weight_counts(node["weights"])[0]  # a product's weight gradient; BN's scale and shift's
@@ -217,12 +222,25 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
                                   dy + size(x) * act + params * grad, unit, device, dtype, rt,
                                   _padded(cost.macs, dw_gemm, on_tiles)))
             continue
+        if back.products and len(inputs) >= 2:  # a product of activations (attention's q @ k^T)
+            cost, unit = node_cost(graph, name, act), unit_of(graph, name)
+            gemm = OPS[op].gemm(node["attrs"], [tensors[t] for t in inputs], tensors[out], {}) if OPS[op].gemm else None
+            for i, t in enumerate(inputs):  # dA = dY B^T (M, K, N), dB = A^T dY (K, N, M): the forward's MACs each
+                if t in needs:
+                    shape = gemm and (gemm[0], *((gemm[1], gemm[3], gemm[2]) if i == 0 else (gemm[3], gemm[2], gemm[1])))
+                    others = sum(size(o) for o in inputs if o != t) * act
+                    result.append(_kernel(f"{name}#d{i}", f"{op}(operand gradient)", node, cost.macs, 2 * cost.macs,
+                                          dy + others + size(t) * act, unit, device, dtype, rt,
+                                          _padded(cost.macs, shape, tile if unit == MATRIX else None)))
+            continue
         if not back.kernel:
             continue
         if back.broadcast_only and all(tensors[t] == tensors[out] for t in inputs):
             continue  # dY passes to every operand untouched
         kind = "Swish" if name in swish else op
-        flops = SWISH_BACKWARD_FLOPS if kind == "Swish" else back.flops
+        flops = SWISH_BACKWARD_FLOPS if kind == "Swish" else back.flops_of(node["attrs"], tensors[out])
+        if flops is None and back.products:  # one operand (an einsum that sums or permutes): dY expanded back
+            flops = 0
         if flops is None:
             raise EffplanError(f"training time: no backward rule for {op} (layer {name})")
         saved = _saved_by(graph, name, act, 1, tensors, swish)
