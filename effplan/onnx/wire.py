@@ -62,6 +62,7 @@ class Node:
     attrs: dict
     doc_string: str = ""
     proto: object = None  # the NodeProto, on onnx's path (its per-node inference needs it)
+    scopes: dict = field(default_factory=dict)  # the exporter's module path, of its metadata_props (SCOPE_KEYS)
 
 
 @dataclass(slots=True)
@@ -242,9 +243,13 @@ def _graph(buf, start: int, end: int) -> Model:
     return Model(name, nodes, initializers, inputs, outputs, info, {})
 
 
+# metadata_props the dynamo exporter writes on each node with the module path it came from (importer.py reads them)
+SCOPE_KEYS = ("pkg.torch.onnx.name_scopes", "namespace")
+
+
 def _node(buf, start: int, end: int) -> Node:
     """A node: its fields are all length-delimited, walked inline (the reader's hottest loop)."""
-    inputs, outputs, attrs, name, op, domain, doc = [], [], {}, "", "", "", ""
+    inputs, outputs, attrs, name, op, domain, doc, scopes = [], [], {}, "", "", "", "", {}
     pos = start
     while pos < end:
         key = buf[pos]
@@ -279,10 +284,12 @@ def _node(buf, start: int, end: int) -> Node:
         elif number in (6, 8):  # doc_string, overload
             doc = str(buf[a:pos], "utf-8") if number == 6 else doc
         elif number == 9:
-            _entry(buf, a, pos)
+            key, value = _entry(buf, a, pos)
+            if key in SCOPE_KEYS:
+                scopes[key] = value
     if domain not in ("", "ai.onnx"):
         raise NotPlain(f"an op of domain {domain}")
-    return Node(name, op, "", tuple(inputs), tuple(outputs), attrs, doc)
+    return Node(name, op, "", tuple(inputs), tuple(outputs), attrs, doc, scopes=scopes)
 
 
 INT, FLOAT, STRING, TENSOR, INTS, FLOATS, STRINGS = 2, 1, 3, 4, 7, 6, 8  # AttributeProto.AttributeType
@@ -454,7 +461,8 @@ def from_proto(model) -> Model:
 
     g = model.graph
     nodes = [Node(n.name, n.op_type, n.domain, tuple(n.input), tuple(n.output),
-                  {a.name: attr(a) for a in n.attribute}, n.doc_string, n) for n in g.node]
+                  {a.name: attr(a) for a in n.attribute}, n.doc_string, n,
+                  {p.key: p.value for p in n.metadata_props if p.key in SCOPE_KEYS}) for n in g.node]
     return Model(g.name, nodes, [tensor(t) for t in g.initializer], [proto_value(v) for v in g.input],
                  [proto_value(v) for v in g.output], [proto_value(v) for v in g.value_info],
                  {o.domain or "": o.version for o in model.opset_import},
