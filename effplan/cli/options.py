@@ -315,7 +315,9 @@ def file_checks(design, batch: int, checkpoint: str = "none", fit: bool = False)
     graph = design.graph(batch)
     if checkpoint == "blocks" and not any(isinstance(graph.nodes[n]["stage"], int) for n in graph.nodes):
         raise EffplanError(f"--checkpoint blocks: no blocks were recovered from the node names of {design.path} "
-                           f"(effplan reads stages.S.blocks.B, layerS.B, features.S.B and blockSx_ paths)")
+                           f"(effplan reads module paths such as stages.S.blocks.B, layerS.B, sS.bB and blocks.B, in "
+                           f"node names or the dynamo exporter's node metadata, else starts a stage where the "
+                           f"resolution drops)")
 
 
 def _progress(label: str):

@@ -30,7 +30,11 @@ PLACE_RE = [  # names that say their own stage: torchvision's features.N.M (feat
     (re.compile(r"(?:^|[/.])features[._](\d+)(?:[._](\d+))?(?=[/._]|$)"), 0),
     (re.compile(r"(?:^|[/_])block(\d+)([a-z])_"), 0),
 ]
-NUMBERED = re.compile(r"[A-Za-z_]*[A-Za-z](\d+)")  # a container named with its number: layer2, s1, b1
+# a container named with its number (layer2, s1, b1), not a layer's own name (conv1, bn2, fc1)
+LAYER_NAME = r"conv|bn|norm|fc|act|relu|pool|proj|linear|dense"
+NUMBERED = re.compile(rf"(?!{LAYER_NAME})([A-Za-z_]*[A-Za-z])(\d+)", re.I)
+NOT_STAGES = {"head", "classifier", "fc", "mlp", "attn", "se", "proj", "downsample", "shortcut", "qkv", "norm", "pool"}
+BLOCK_LISTS = {"blocks", "block", "layers", "layer", "b", "units", "unit", "res"}  # a stage's list of blocks
 
 
 def _roles(op: str) -> tuple[str, ...]:
@@ -280,6 +284,8 @@ def module_path(node) -> str:
     if "namespace" in scopes:  # ': pkg.Net/stages: torch...Sequential/stages.0: ...Block/relu: aten.relu.default'
         parts = [p.split(":")[0].strip() for p in scopes["namespace"].split("/")]
         return parts[-2] if len(parts) >= 2 else ""
+    if "/" not in node.name:  # a dotted module name (blocks.2.0.act), as some exporters name nodes
+        return node.name
     segments, path = [s for s in node.name.split("/") if s][:-1], []  # the last segment names the op
     for s in segments:
         if path and s.startswith(path[-1] + "."):  # stages.0 inside stages: the longer name stands for both
@@ -290,16 +296,29 @@ def module_path(node) -> str:
 
 
 def _indices(path: str) -> list[int]:
-    """The container numbers along a module path, from 0: a Python index (stages.0, blocks.3) as it is, a
-    numbered container (layer2, s1, b1) less 1; the last name is the op's own module (conv1), never a container."""
+    """The stage and block numbers along a module path, from 0: a Python index (stages.0, blocks.3) as it is, a
+    numbered container (layer2, s1, b1) less 1. The first indexes any list but a head's or a layer's parts
+    (classifier.1, mlp.0); the second follows the first at once (blocks.0.0, layer1.0) or indexes a list of
+    blocks (stages.0.blocks.1, s1.b1), never a block's own parts (blocks.0.mlp.0). The path's last name is the
+    op's own module (conv1), never a container."""
     parts = path.split(".")
-    found = []
+    numbers, previous = [], -1  # previous: where the last number taken stands
     for i, part in enumerate(parts):
-        if part.isdigit():
-            found.append(int(part))
+        if part.isdigit() and i > 0:
+            number, name, at = int(part), parts[i - 1].lower(), i - 1  # its list is the name before it
         elif i < len(parts) - 1 and (m := NUMBERED.fullmatch(part)):
-            found.append(max(int(m[1]) - 1, 0))
-    return found
+            number, name, at = max(int(m[2]) - 1, 0), m[1].lower(), i - 1
+        else:
+            continue
+        if not numbers and (name in NOT_STAGES or re.match(LAYER_NAME, name)):
+            return []
+        if numbers and not (at == previous or name in BLOCK_LISTS):
+            break
+        numbers.append(number)
+        previous = i
+        if len(numbers) == 2:
+            break
+    return numbers
 
 
 def _name_place(name: str, path: str, nested: bool):
