@@ -124,3 +124,51 @@ def test_every_own_model_trains(effplan, module):
     for export in EXPORTS:
         r = effplan("train", str(FIXTURES / f"{module}_{export}.onnx"), "--device", "a100-80gb", "--batch", "4")
         assert r.code == 0, (export, r.err)
+
+
+# ---- folded BatchNormalization is never silent
+
+FOLDED = "has no BatchNormalization but"
+
+
+@pytest.mark.parametrize("command", [("memory", "--train"), ("fit", "--train", "--memory", "1GiB"),
+                                     ("train", "--device", "a100-80gb", "--batch", "2")])
+def test_every_training_output_of_an_eval_export_says_bn_looks_folded(effplan, command):
+    for module, export in (("resnetish", "ts_eval"), ("regnetish", "dynamo")):
+        r = effplan(command[0], str(FIXTURES / f"{module}_{export}.onnx"), *command[1:])
+        notes = [line for line in r.err.splitlines() if FOLDED in line]
+        assert r.code == 0 and len(notes) == 1, r.err
+        assert "training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False" in notes[0]
+        assert "--unfold-bn" in notes[0]
+    for module, export in (("resnetish", "ts_train"), ("convnextish", "ts_eval"), ("vitish", "dynamo")):
+        r = effplan(command[0], str(FIXTURES / f"{module}_{export}.onnx"), *command[1:])  # BN kept, or none to fold
+        assert r.code == 0 and FOLDED not in r.err, (module, r.err)
+
+
+def test_inference_outputs_say_nothing_of_training(effplan):
+    r = effplan("memory", str(FIXTURES / "resnetish_ts_eval.onnx"))
+    assert r.code == 0 and FOLDED not in r.err
+
+
+@pytest.mark.parametrize("export", ["ts_eval", "dynamo"])
+@pytest.mark.parametrize("module", ["resnetish", "regnetish"])
+def test_unfold_bn_restores_what_pytorch_counts_and_saves(module, export):
+    """--unfold-bn's rule (a BN after each conv with a bias on a map wider than 1x1: the SE convs on pooled maps
+    keep theirs) gives back PyTorch's params and buffers exactly, and autograd's saved bytes."""
+    from effplan.graph.ops import graph_weights
+    from effplan.onnx.model import Imported
+
+    graph = Imported(str(FIXTURES / f"{module}_{export}.onnx"), unfold_bn=True).graph(MEASURED["batch"])
+    measured = MEASURED["modules"][module]
+    assert graph_weights(graph) == (measured["params"], measured["buffers"])
+    saved = training_memory(graph, "fp32", "sgd").activation_bytes
+    assert saved == pytest.approx(measured["saved_bytes"], rel=0.01)
+    folded = training_memory(own(module, export), "fp32", "sgd").activation_bytes
+    assert folded < 0.75 * measured["saved_bytes"]  # what the note warns of
+
+
+def test_unfold_bn_takes_files_only(effplan):
+    r = effplan("memory", "efficientnet-b0", "--unfold-bn")
+    assert r.code == 2 and r.err.count("\n") == 1 and "is a built design" in r.err
+    r = effplan("memory", str(FIXTURES / "resnetish_ts_eval.onnx"), "--train", "--unfold-bn")
+    assert r.code == 0 and "BatchNormalization restored after 8 biased convs (--unfold-bn)" in r.err
