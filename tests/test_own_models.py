@@ -172,3 +172,37 @@ def test_unfold_bn_takes_files_only(effplan):
     assert r.code == 2 and r.err.count("\n") == 1 and "is a built design" in r.err
     r = effplan("memory", str(FIXTURES / "resnetish_ts_eval.onnx"), "--train", "--unfold-bn")
     assert r.code == 0 and "BatchNormalization restored after 8 biased convs (--unfold-bn)" in r.err
+
+
+# ---- params as PyTorch counts them
+
+def test_a_swin_blocks_params_and_buffers_are_pytorchs():
+    """A train-mode export keeps the relative-position table and its Gather: the table counts as itself (49 x 2
+    per block), not as the 16 x 16 x 2 biases gathered from it; the attention mask, an initializer named as the
+    module's buffer (attn_mask), is a buffer."""
+    from effplan.graph.ops import graph_weights
+
+    measured = MEASURED["modules"]["swinish"]
+    assert graph_weights(own("swinish", "ts_train")) == (measured["params"], measured["buffers"])
+
+
+@pytest.mark.parametrize("export", ["ts_eval", "dynamo"])
+def test_a_folded_table_is_counted_as_stored_and_said_so(effplan, export):
+    """Constant folding leaves the gathered biases (2 x 16 x 16 per block) and no table: counted as stored,
+    the masks still buffers, and analyze says which constants it counted and why."""
+    from effplan.graph.ops import graph_weights
+
+    measured = MEASURED["modules"]["swinish"]
+    graph = own("swinish", export)
+    assert graph_weights(graph) == (measured["params"] - 2 * 49 * 2 + 2 * 2 * 16 * 16, measured["buffers"])
+    assert sorted(graph.graph["computed_params"].values()) == [512, 512]
+    r = effplan("analyze", str(FIXTURES / f"swinish_{export}.onnx"))
+    assert r.code == 0 and "1,024 params are constants the exporter computed" in r.out
+
+
+@pytest.mark.parametrize("module", ["convnextish", "vitish"])
+def test_params_equal_pytorchs_from_both_exporters(module):
+    from effplan.graph.ops import graph_weights
+
+    for export in EXPORTS:
+        assert graph_weights(own(module, export))[0] == MEASURED["modules"][module]["params"], export

@@ -24,6 +24,11 @@ from .common import OnnxError
 from .wire import SMALL_INITIALIZER, Model, NotPlain, from_proto, proto_value
 
 BUFFER_ROLES = ("mean", "var")
+# initializers named as a module's buffer (exporters name them by the module path): PyTorch counts them apart
+BUFFER_NAME = re.compile(r"(?:^|[._])(?:\w*mask|\w*_index|running_mean|running_var|num_batches_tracked|position_ids)$")
+# a module path (layers.0.attn.proj.bias) names a parameter or buffer of the model; any other name (val_12,
+# onnx::Reshape_234, unsqueeze_1) is a constant the exporter computed: a folded or gathered table
+MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(?:\.\w+)+$")
 FLOAT_TYPES = dtypes.FLOAT_PRECISIONS
 PLACE_RE = [  # names that say their own stage: torchvision's features.N.M (features.0 is the stem) and
     # Keras's block2b_expand_conv (stage 2, block b). Every other module path goes by _indices
@@ -429,7 +434,9 @@ def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[s
         if slot < len(roles):
             return roles[slot]
         size = math.prod(_concrete(shapes.get(t), t))
-        return f"input{slot}" if size > 1 and (op not in OPS or OPS[op].learned) else None
+        # a learned constant operand (a bias, a token), or a table reshaped by a live op on its way (Reshape)
+        passes = slot == 0 and _passes_weight(op)
+        return f"input{slot}" if size > 1 and (op not in OPS or OPS[op].learned or passes) else None
 
     graph = DiGraph(name=name, inputs=[v.name for v in data_inputs], outputs=[o.name for o in light.outputs],
                     tensors={}, weight_inputs=sorted(weight_inputs))
@@ -440,7 +447,7 @@ def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[s
     graph.graph["batch"] = first[0] if first else 1
     live = [i for i in order if i not in folded]
     places = _places([nodes[i] for i in live], shapes)
-    used, owners, producer, edges = set(), {}, {}, []  # owners: source initializer -> the ops that own it as a weight
+    used, owners, producer, edges, computed = set(), {}, {}, [], {}  # owners: source initializer -> the ops that own it as a weight
     for i, (stage, block, layer) in zip(live, places):
         node = nodes[i]
         node_name = node.name or f"{node.op_type}_{i}"
@@ -454,8 +461,11 @@ def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[s
             elif t and (role := param_role(node.op_type, slot, t)):
                 shape, source = _concrete(shapes.get(t), t), origin[t]
                 stored = math.prod(_concrete(shapes.get(source), source))
-                weights.append(Weight(role, shape, trainable=role not in BUFFER_ROLES) if stored == math.prod(shape)
-                               else SourcedWeight(role, shape, role not in BUFFER_ROLES, stored))
+                trainable = role not in BUFFER_ROLES and not BUFFER_NAME.search(source)
+                weights.append(Weight(role, shape, trainable) if stored == math.prod(shape)
+                               else SourcedWeight(role, shape, trainable, stored))
+                if trainable and role.startswith("input") and not MODULE_NAME.match(source):
+                    computed.setdefault(source, (shape, stored))
                 owners.setdefault(source, []).append(node_name)
         outs = tuple(filter(None, node.output))
         for o in outs:
@@ -469,7 +479,22 @@ def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[s
     # initializer once: an exporter's merged equal tensors (all-zero biases) and tied weights differ here
     graph.graph["distinct_weight_elements"] = sum(math.prod(shapes[s]) for s in owners)
     graph.graph["shared_initializers"] = {s: ops for s, ops in owners.items() if len(ops) > 1}
+    # learned operands (an Add's bias table) whose constant the exporter computed (no module path names it):
+    # counted at the size stored, which may be a gathered table's expansion (computed_params_note)
+    graph.graph["computed_params"] = {s: stored for s, (_, stored) in computed.items()}
     return graph
+
+
+def computed_params_note(graph) -> str | None:
+    """Which constants were counted as params though no module path names them, and why."""
+    computed = graph.graph.get("computed_params") or {}
+    if not computed:
+        return None
+    listed = ", ".join(f"{name} ({size:,})" for name, size in list(computed.items())[:3])
+    return (f"{sum(computed.values()):,} params are constants the exporter computed ({listed}"
+            f"{', ...' if len(computed) > 3 else ''}), counted at the size the file stores them: where one is a "
+            f"table gathered by an index (a relative-position bias), PyTorch counts the smaller table; export with "
+            f"do_constant_folding=False to keep the table and its Gather")
 
 
 def _concrete(shape, tensor: str) -> tuple:
