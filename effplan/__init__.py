@@ -4,17 +4,22 @@
     >>> p = effplan.analyze(effplan.resolve("efficientnet-b0"))
     >>> p.totals.params
     5288548
+
+Every function that takes a model takes a built-in name, a spec file, a Design, or an ONNX file's path
+("model.onnx"), and returns the same report object for each: effplan.analyze("model.onnx").totals.params.
 """
 from .base.version import __version__
 
-from .plan.profile import Profile, analyze, profile  # noqa: E402
+from .plan.profile import Profile, profile  # noqa: E402
+from .plan.profile import analyze as _analyze  # noqa: E402
 from .design.blocks import build  # noqa: E402
 from .base.errors import EffplanError  # noqa: E402
 from .design.scaling import Coefficients, Design, compound, resolve, with_overrides  # noqa: E402
 from .design.spec import ModelSpec, load_spec  # noqa: E402
 
-from .plan.memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, fit, inference_peak, largest_batch,  # noqa: E402
+from .plan.memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, inference_peak, largest_batch,  # noqa: E402
                           memory_by_batch, training_memory)
+from .plan.memory import fit as _fit  # noqa: E402
 
 # Heavier names load on first use, so `import effplan` (and `effplan table`) never imports onnx
 # or matplotlib: name -> (module, attribute).
@@ -39,7 +44,35 @@ def __getattr__(name: str):
 
 
 def _design(model):
+    """A model as the API takes it: a name or spec file path (resolved), an ONNX file's path (opened once, as
+    every command opens one), or a Design or opened file as it is."""
+    if isinstance(model, str) and model.lower().endswith(".onnx"):
+        from .onnx.model import Imported
+
+        return Imported.open(model)
     return resolve(model) if isinstance(model, str) else model
+
+
+def analyze(model, batch: int = 1, dtype: str = "fp32", strict: bool = False) -> Profile:
+    """The per-layer profile (a Profile: `.totals`, `.rows`) of a design, model name or ONNX file at a batch."""
+    return _analyze(_design(model), batch, dtype, strict)
+
+
+def fit(model, memory, **options):
+    """The largest batch (a Fit: `.batch`) of a design, model name or ONNX file within `memory` ('16GiB', or
+    bytes) less `reserve` (default 10%); `options` as effplan.memory_by_batch (train=True: a training step)."""
+    return _fit(_design(model), memory, **options)
+
+
+def train(model, device, *, batch: int | None = None, **options):
+    """A training run (a Run: `.stages`, each with its step and hours) of a design, model name or ONNX file on a
+    device (a catalog name, a device file or a Device), as `effplan train` times it; `options` as
+    plan.training_run.training_run (devices, epochs, dataset_size, runtime, precision, optimizer, checkpoint...)."""
+    from .plan.hardware import Device, load_device
+    from .plan.training_run import training_run
+
+    found = device if isinstance(device, Device) else load_device(device)
+    return training_run(_design(model), found, batch=batch, **options)
 
 
 def memory(model, batch: int = 1, dtype: str = "fp32", *, train: bool = False, precision: str = DEFAULT_PRECISION,
@@ -102,4 +135,4 @@ def search(model, limits: dict, *, batch: int = 1, dtype: str = "fp32", device=N
 
 __all__ = ["Coefficients", "Design", "EffplanError", "ModelSpec", "Profile", "analyze", "build", "check",
            "compound", "export", "fit", "inference_peak", "largest_batch", "memory_by_batch", "load_spec", "memory", "profile", "resolve", "roofline",
-           "search", "training_memory", "with_overrides", *_LAZY]
+           "search", "train", "training_memory", "with_overrides", *_LAZY]

@@ -30,7 +30,7 @@ def memory(model, query, train, optimizer, precision, checkpoint, inplace, fold_
     from ..render.report import memory_report, render_memory
 
     design = one_design(model, query)
-    file_checks(design, batch, checkpoint)
+    file_checks(design, batch, checkpoint, train=train)
     training = training_memory(build(design, batch), precision, optimizer, checkpoint) if train else None
     report, rows = memory_report(inference_graph(design, batch, fold_bn), design, batch, dtype, inplace=inplace,
                                  fold_bn=fold_bn, fuse_se=fuse_se, order=order, training=training, by=by)
@@ -75,7 +75,7 @@ def fit(models, query, train, optimizer, precision, checkpoint, inplace, fold_bn
     capacity, budget = memory_budget(memory_given, reserve)
     results = []
     for design, _ in designs_from(models, **query):
-        file_checks(design, 1, checkpoint if train else "none", fit=True)
+        file_checks(design, 1, checkpoint if train else "none", fit=True, train=train)
         memory_at = memory_by_batch(design, train=train, dtype=dtype, precision=precision, optimizer=optimizer,
                                     checkpoint=checkpoint, inplace=inplace, fold_bn=fold_bn, fuse_se=fuse_se,
                                     order=order)

@@ -132,6 +132,10 @@ def analyze(path, batch, dim_items, by, dtype, strict, sort_key, top, fmt, view,
     if not notes and "Conv" in ops and "BatchNormalization" not in ops:
         notes.append("no BatchNormalization after the convs: folded into them (an inference export), or the model "
                      "has none; a training model's params add BN scale and shift, its buffers the running statistics")
+    from ..onnx.importer import computed_params_note
+
+    if computed_params_note(graph):
+        notes.append(computed_params_note(graph))
     if graph.graph["weight_inputs"]:
         fed = graph.graph["weight_inputs"]
         notes.append(f"{len(fed)} weights are graph inputs, fed at run time (exported without parameters), "

@@ -54,6 +54,11 @@ DIM = click.option("--dim", "dim_items", multiple=True, metavar="NAME=VALUE",
                    help="An ONNX file: the size of a named symbolic dimension, e.g. --dim seq=128 (repeatable).")
 
 
+UNFOLD_BN = click.option("--unfold-bn", is_flag=True,
+                         help="An ONNX file exported in eval mode: restore a BatchNormalization after each conv "
+                              "with a bias on a map wider than 1x1 (docs/training-own-models.md).")
+
+
 def parse_dims(items) -> dict[str, int]:
     """--dim NAME=VALUE items as {name: size}."""
     from ..base.units import MAX_DIM
@@ -109,6 +114,7 @@ def design_options(fn=None, *, single: bool = False):
         click.option("--classes", type=click.IntRange(1, MAX_CHANNELS), default=None,
                      help="Classifier outputs (default: the spec's)."),
         DIM,
+        UNFOLD_BN,
     ]
     import functools
 
@@ -123,7 +129,7 @@ def design_options(fn=None, *, single: bool = False):
 
 
 DESIGN_KEYS = ("phi_text", "alpha", "beta", "gamma", "depth_rounding", "resolution_text", "width_mult", "depth_mult",
-               "scale_items", "classes", "dim_items")
+               "scale_items", "classes", "dim_items", "unfold_bn")
 
 
 def parse_phis(text: str) -> list[float]:
@@ -193,7 +199,7 @@ def parse_resolutions(text: str | None) -> list[int | None]:
 
 
 def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolution_text, width_mult, depth_mult,
-                 scale_items, classes, dim_items=()):
+                 scale_items, classes, dim_items=(), unfold_bn=False):
     """(design, its phi = 0 baseline) for every model, phi and resolution asked; an .onnx file gives
     (its Imported model, None): a file is never rescaled."""
     from ..onnx.model import Imported, is_file_model, refuse_rescaling
@@ -208,6 +214,9 @@ def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolutio
                      ("--depth-rounding", None if depth_rounding == "ceil" else depth_rounding)]
         refuse_rescaling(files[0], [flag for flag, value in rescaling if value is not None])
     dims = parse_dims(dim_items)
+    if unfold_bn and not files:
+        raise EffplanError(f"--unfold-bn restores BatchNormalization in an ONNX file exported in eval mode; "
+                           f"{names[0]} is a built design, which has its BatchNormalization")
     if dims and not files:
         raise EffplanError(f"--dim binds a named symbolic dimension of an ONNX file; {names[0]} is a built design "
                            f"(its sizes come from --resolution, --width-mult and --depth-mult)")
@@ -220,7 +229,7 @@ def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolutio
     pairs = []
     for name in names:
         if is_file_model(name):
-            pairs.append((Imported.open(name, dims), None))
+            pairs.append((Imported.open(name, dims, unfold_bn), None))
             continue
         design = resolve(name)
         for resolution in resolutions:
@@ -322,18 +331,24 @@ def train_options(fn):
     return fn
 
 
-def file_checks(design, batch: int, checkpoint: str = "none", fit: bool = False) -> None:
+def file_checks(design, batch: int, checkpoint: str = "none", fit: bool = False, train: bool = False) -> None:
     """What an ONNX file cannot give, refused in one line: block checkpointing where no blocks were
-    recovered from its node names, the largest batch of a file whose batch is fixed."""
+    recovered from its node names, the largest batch of a file whose batch is fixed. With `train`, the
+    file's BatchNormalization note (folded at export, or restored by --unfold-bn) on stderr."""
     if design.spec is not None:
         return
+    note = design.training_note() if train else None
+    if note and note not in NOTES:
+        NOTES.append(note)
     if fit and not design.symbolic_batch:
         raise EffplanError(f"{design.path} has a fixed batch: fit needs a symbolic batch dimension "
                            f"(torch.onnx.export(..., dynamic_axes={{'input': {{0: 'N'}}}}))")
     graph = design.graph(batch)
     if checkpoint == "blocks" and not any(isinstance(graph.nodes[n]["stage"], int) for n in graph.nodes):
         raise EffplanError(f"--checkpoint blocks: no blocks were recovered from the node names of {design.path} "
-                           f"(effplan reads stages.S.blocks.B, layerS.B, features.S.B and blockSx_ paths)")
+                           f"(effplan reads module paths such as stages.S.blocks.B, layerS.B, sS.bB and blocks.B, in "
+                           f"node names or the dynamo exporter's node metadata, else starts a stage where the "
+                           f"resolution drops)")
 
 
 def _progress(label: str):

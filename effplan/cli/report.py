@@ -67,7 +67,7 @@ def _model_page(pair, devices, options) -> str:
 
     design, base = pair
     batch, dtype = options["batch"], options["dtype"]
-    file_checks(design, batch, options["checkpoint"])
+    file_checks(design, batch, options["checkpoint"], train=options.get("train", False))
     profile = analyze(design, batch, dtype)
     base_macs = None
     if base is not None:

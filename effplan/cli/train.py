@@ -5,7 +5,7 @@ import click
 
 from ..gate.budget import MAX_BATCH
 from .options import (CHECKPOINT, FORMAT, OPTIMIZER, PRECISION, OUTPUT, RUNTIME, batch_option, design_options,
-                      describe_design, emit, one_design, view_options, warn)
+                      describe_design, emit, file_checks, one_design, view_options, warn)
 
 
 @click.command()
@@ -50,6 +50,7 @@ def train(model, query, device, devices, hosts, network_gbs, link_gbs, batch, gl
 
     found = load_device(device)
     design = one_design(model, query)
+    file_checks(design, batch or 1, checkpoint, train=True)
     link = run_link(found, devices, hosts, network_gbs, link_gbs)
     stages = parse_progressive(progressive) if progressive else None
     run = training_run(design, found, batch=batch, global_batch=global_batch, devices=devices, epochs=epochs,

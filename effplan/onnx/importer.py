@@ -23,15 +23,22 @@ from .common import OnnxError
 from .wire import SMALL_INITIALIZER, Model, NotPlain, from_proto, proto_value
 
 BUFFER_ROLES = ("mean", "var")
+# initializers named as a module's buffer (exporters name them by the module path): PyTorch counts them apart
+BUFFER_NAME = re.compile(r"(?:^|[._])(?:\w*mask|\w*_index|running_mean|running_var|num_batches_tracked|position_ids)$")
+# a module path (layers.0.attn.proj.bias) names a parameter or buffer of the model; any other name (val_12,
+# onnx::Reshape_234, unsqueeze_1) is a constant the exporter computed: a folded or gathered table
+MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(?:\.\w+)+$")
 FLOAT_TYPES = dtypes.FLOAT_PRECISIONS
-PLACE_RE = [  # module paths exporters write -> (stage, block), with what to add to the stage number: a
-    # Python index (blocks.0) counts from 0, a name (layer1, block1a) from 1; torchvision's features.0 is the stem
-    (re.compile(r"(?:^|[/.])features[._](\d+)(?:[._](\d+))?(?=[/._]|$)"), 0),  # torchvision features.N.M
-    (re.compile(r"(?:^|[/.])stages[._](\d+)[._]blocks[._](\d+)(?=[/._]|$)"), 1),  # timm stages.S.blocks.B
-    (re.compile(r"(?:^|[/.])(?:blocks|layers)[._](\d+)[._](\d+)(?=[/._]|$)"), 1),  # timm blocks.S.B
-    (re.compile(r"(?:^|[/.])layer(\d+)[._](\d+)(?=[/._]|$)"), 0),  # torchvision ResNet layer1.0
-    (re.compile(r"(?:^|[/_])block(\d+)([a-z])_"), 0),  # Keras block2b_expand_conv: stage 2, block b
+PLACE_RE = [  # names that say their own stage: torchvision's features.N.M (features.0 is the stem) and
+    # Keras's block2b_expand_conv (stage 2, block b). Every other module path goes by _indices
+    (re.compile(r"(?:^|[/.])features[._](\d+)(?:[._](\d+))?(?=[/._]|$)"), 0),
+    (re.compile(r"(?:^|[/_])block(\d+)([a-z])_"), 0),
 ]
+# a container named with its number (layer2, s1, b1), not a layer's own name (conv1, bn2, fc1)
+LAYER_NAME = r"conv|bn|norm|fc|act|relu|pool|proj|linear|dense"
+NUMBERED = re.compile(rf"(?!{LAYER_NAME})([A-Za-z_]*[A-Za-z])(\d+)", re.I)
+NOT_STAGES = {"head", "classifier", "fc", "mlp", "attn", "se", "proj", "downsample", "shortcut", "qkv", "norm", "pool"}
+BLOCK_LISTS = {"blocks", "block", "layers", "layer", "b", "units", "unit", "res"}  # a stage's list of blocks
 
 
 def _roles(op: str) -> tuple[str, ...]:
@@ -274,22 +281,106 @@ def _doc_place(doc: str):
     return None
 
 
-def _name_place(name: str):
-    """(stage, block) from a module path, or None."""
+def module_path(node) -> str:
+    """The dotted module path a node came from: the dynamo exporter's metadata (name_scopes, else namespace:
+    the deepest module's), else TorchScript's node name, whose slash segments nest in any way
+    (/stages/stages.0/blocks/blocks.0/conv/Conv and /s1/b1/conv/Conv: stages.0.blocks.0.conv, s1.b1.conv)."""
+    scopes = node.scopes
+    if "pkg.torch.onnx.name_scopes" in scopes:  # ['', 'stages', 'stages.0', 'stages.0.0', 'stages.0.0.bn', 'op']
+        names = re.findall(r"'([^']*)'", scopes["pkg.torch.onnx.name_scopes"])
+        return names[-2] if len(names) >= 2 else ""
+    if "namespace" in scopes:  # ': pkg.Net/stages: torch...Sequential/stages.0: ...Block/relu: aten.relu.default'
+        parts = [p.split(":")[0].strip() for p in scopes["namespace"].split("/")]
+        return parts[-2] if len(parts) >= 2 else ""
+    if "/" not in node.name:  # a dotted module name (blocks.2.0.act), as some exporters name nodes
+        return node.name
+    segments, path = [s for s in node.name.split("/") if s][:-1], []  # the last segment names the op
+    for s in segments:
+        if path and s.startswith(path[-1] + "."):  # stages.0 inside stages: the longer name stands for both
+            path[-1] = s
+        else:
+            path.append(s)
+    return ".".join(path)
+
+
+def _indices(path: str) -> list[int]:
+    """The stage and block numbers along a module path, from 0: a Python index (stages.0, blocks.3) as it is, a
+    numbered container (layer2, s1, b1) less 1. The first indexes any list but a head's or a layer's parts
+    (classifier.1, mlp.0); the second follows the first at once (blocks.0.0, layer1.0) or indexes a list of
+    blocks (stages.0.blocks.1, s1.b1), never a block's own parts (blocks.0.mlp.0). The path's last name is the
+    op's own module (conv1), never a container."""
+    parts = path.split(".")
+    numbers, previous = [], -1  # previous: where the last number taken stands
+    for i, part in enumerate(parts):
+        if part.isdigit() and i > 0:
+            number, name, at = int(part), parts[i - 1].lower(), i - 1  # its list is the name before it
+        elif i < len(parts) - 1 and (m := NUMBERED.fullmatch(part)):
+            number, name, at = max(int(m[2]) - 1, 0), m[1].lower(), i - 1
+        else:
+            continue
+        if not numbers and (name in NOT_STAGES or re.match(LAYER_NAME, name)):
+            return []
+        if numbers and not (at == previous or name in BLOCK_LISTS):
+            break
+        numbers.append(number)
+        previous = i
+        if len(numbers) == 2:
+            break
+    return numbers
+
+
+def _name_place(name: str, path: str, nested: bool):
+    """(stage, block) from a node's name and module path, or None. A path with two container numbers is
+    (stage, block) (stages.0.blocks.1, layer2.0, s1.b1); with one, a block of the one stage of a file where no
+    path has two (ViT's blocks.3), else the place before (a stage's downsample, a head's classifier.1)."""
     for pattern, offset in PLACE_RE:
-        found = list(pattern.finditer(name))
+        found = list(pattern.finditer(path)) or list(pattern.finditer(name))
         if found:
             stage, block = found[-1].groups()  # the deepest module: features.3.1, not features.3
             stage = int(stage) + offset
             block = ord(block) - ord("a") if block and block.isalpha() else int(block or 0)
             return ("stem", 0) if stage == 0 else (stage, block)
-    return None
+    numbers = _indices(path)
+    if len(numbers) >= 2:
+        return numbers[0] + 1, numbers[1]
+    return (1, numbers[0]) if len(numbers) == 1 and not nested else None
 
 
-def _places(nodes: list) -> list[tuple]:
-    """(stage, block, layer) of each node: effplan's doc_string, else its module path. Ops before the
-    first placed op are the stem, ops after the last the head, ops between take the place before."""
-    found = [_doc_place(n.doc_string) or _name_place(n.name) for n in nodes]
+def _resolution_places(nodes: list, shapes: dict) -> list[tuple | None]:
+    """Places from the graph itself, for a file whose names say nothing: the stem runs until the first op
+    that lowers the spatial resolution, then each further drop starts a stage; a block ends at a residual Add
+    (two same-shaped activations); the ops after the last one with a spatial output (side > 1) are the head."""
+    def side(node):
+        out = shapes.get(node.output[0]) if node.output else None
+        return math.prod(out[2:]) if out and len(out) == 4 and all(out) else None
+
+    sides = [side(n) for n in nodes]
+    last = max((i for i, s in enumerate(sides) if s and s > 1), default=-1)
+    data = next((shapes.get(t) for n in nodes for t in n.input if t and len(shapes.get(t) or ()) == 4), None)
+    smallest = math.prod(data[2:]) if data and all(data) else None
+    places, drops, block = [], 0, 0
+    for i, (node, s) in enumerate(zip(nodes, sides)):
+        if s is not None:
+            if smallest is not None and s < smallest:
+                drops, block = drops + 1, 0
+            smallest = s if smallest is None else min(smallest, s)
+        stage = "stem" if drops <= 1 else drops - 1  # the first drop is the stem's own
+        places.append(("head", 0) if i > last >= 0 else (stage, block))
+        inputs = [shapes.get(t) for t in node.input if t]
+        if node.op_type == "Add" and len(inputs) == 2 and inputs[0] == inputs[1] and s and stage != "stem":
+            block += 1
+    return places
+
+
+def _places(nodes: list, shapes: dict | None = None) -> list[tuple]:
+    """(stage, block, layer) of each node: effplan's doc_string, else its module path (names or the dynamo
+    exporter's metadata), else (no node placed by either) the resolution rule. Ops before the first placed
+    op are the stem, ops after the last the head, ops between take the place before."""
+    paths = [module_path(n) for n in nodes]
+    nested = any(len(_indices(p)) >= 2 for p in paths)
+    found = [_doc_place(n.doc_string) or _name_place(n.name, p, nested) for n, p in zip(nodes, paths)]
+    if shapes is not None and not any(found):
+        found = _resolution_places(nodes, shapes)
     last = max((i for i, p in enumerate(found) if p), default=-1)
     places, current = [], ("stem", 0, "")
     for i, p in enumerate(found):
@@ -346,7 +437,9 @@ def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[s
         if types.get(t) not in FLOAT_TYPES:
             return None  # shapes and indices
         size = math.prod(_concrete(shapes.get(t), t))
-        return f"input{slot}" if size > 1 and (op not in OPS or OPS[op].learned) else None
+        # a learned constant operand (a bias, a token), or a table reshaped by a live op on its way (Reshape)
+        passes = slot == 0 and _passes_weight(op)
+        return f"input{slot}" if size > 1 and (op not in OPS or OPS[op].learned or passes) else None
 
     graph = DiGraph(name=name, inputs=[v.name for v in data_inputs], outputs=[o.name for o in light.outputs],
                     tensors={}, weight_inputs=sorted(weight_inputs))
@@ -356,8 +449,8 @@ def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[s
     first = next((tensors[t] for t in graph.graph["inputs"] if len(tensors[t]) >= 2), None)
     graph.graph["batch"] = first[0] if first else 1
     live = [i for i in order if i not in folded]
-    places = _places([nodes[i] for i in live])
-    used, owners, producer, edges = set(), {}, {}, []  # owners: source initializer -> the ops that own it as a weight
+    places = _places([nodes[i] for i in live], shapes)
+    used, owners, producer, edges, computed = set(), {}, {}, [], {}  # owners: source initializer -> the ops that own it as a weight
     for i, (stage, block, layer) in zip(live, places):
         node = nodes[i]
         node_name = node.name or f"{node.op_type}_{i}"
@@ -371,8 +464,11 @@ def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[s
             elif t and (role := param_role(node.op_type, slot, t)):
                 shape, source = _concrete(shapes.get(t), t), origin[t]
                 stored = math.prod(_concrete(shapes.get(source), source))
-                weights.append(Weight(role, shape, trainable=role not in BUFFER_ROLES) if stored == math.prod(shape)
-                               else SourcedWeight(role, shape, role not in BUFFER_ROLES, stored))
+                trainable = role not in BUFFER_ROLES and not BUFFER_NAME.search(source)
+                weights.append(Weight(role, shape, trainable) if stored == math.prod(shape)
+                               else SourcedWeight(role, shape, trainable, stored))
+                if trainable and role.startswith("input") and not MODULE_NAME.match(source):
+                    computed.setdefault(source, (shape, stored))
                 owners.setdefault(source, []).append(node_name)
         outs = tuple(filter(None, node.output))
         for o in outs:
@@ -386,7 +482,22 @@ def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[s
     # initializer once: an exporter's merged equal tensors (all-zero biases) and tied weights differ here
     graph.graph["distinct_weight_elements"] = sum(math.prod(shapes[s]) for s in owners)
     graph.graph["shared_initializers"] = {s: ops for s, ops in owners.items() if len(ops) > 1}
+    # learned operands (an Add's bias table) whose constant the exporter computed (no module path names it):
+    # counted at the size stored, which may be a gathered table's expansion (computed_params_note)
+    graph.graph["computed_params"] = {s: stored for s, (_, stored) in computed.items()}
     return graph
+
+
+def computed_params_note(graph) -> str | None:
+    """Which constants were counted as params though no module path names them, and why."""
+    computed = graph.graph.get("computed_params") or {}
+    if not computed:
+        return None
+    listed = ", ".join(f"{name} ({size:,})" for name, size in list(computed.items())[:3])
+    return (f"{sum(computed.values()):,} params are constants the exporter computed ({listed}"
+            f"{', ...' if len(computed) > 3 else ''}), counted at the size the file stores them: where one is a "
+            f"table gathered by an index (a relative-position bias), PyTorch counts the smaller table; export with "
+            f"do_constant_folding=False to keep the table and its Gather")
 
 
 def _concrete(shape, tensor: str) -> tuple:

@@ -26,11 +26,13 @@ class Imported:
     depth_rounding = None
     spec = None
 
-    def __init__(self, path: str, name: str | None = None, dims: dict[str, int] | None = None):
+    def __init__(self, path: str, name: str | None = None, dims: dict[str, int] | None = None,
+                 unfold_bn: bool = False):
         from .importer import read_file
 
         self.path = str(path)
         self.dims = dict(dims or {})  # --dim NAME=VALUE: the file's other symbolic dimensions
+        self.unfold_bn = unfold_bn  # --unfold-bn: BatchNormalization restored after each biased conv (unfold_batch_norm)
         self.model = read_file(self.path)
         self.meta = dict(self.model.metadata)
         self.name = name or Path(self.path).name  # the file, not the model it says it holds: two files differ
@@ -76,16 +78,16 @@ class Imported:
         return dims[0] if len(dims) >= 2 and isinstance(dims[0], int) and dims[0] > 0 else None
 
     @classmethod
-    def open(cls, path: str, dims: dict[str, int] | None = None) -> "Imported":
+    def open(cls, path: str, dims: dict[str, int] | None = None, unfold_bn: bool = False) -> "Imported":
         """The file parsed once per process (the batch callback and the command both ask for it), parsed
         again when it changed on disk."""
         reads(path)  # each command that opens it, parsed or cached: no output of it may replace the file
         stat = Path(path).stat() if Path(path).is_file() else None
-        key = (str(path), stat and (stat.st_mtime_ns, stat.st_size), tuple(sorted((dims or {}).items())))
+        key = (str(path), stat and (stat.st_mtime_ns, stat.st_size), tuple(sorted((dims or {}).items())), unfold_bn)
         if key not in _OPENED:
             if len(_OPENED) >= 8:  # a command opens a few files: keep the latest few
                 _OPENED.pop(next(iter(_OPENED)))
-            _OPENED[key] = cls(path, dims=dims)
+            _OPENED[key] = cls(path, dims=dims, unfold_bn=unfold_bn)
         return _OPENED[key]
 
     def _any_graph(self):
@@ -99,8 +101,72 @@ class Imported:
 
             graph, self.model = import_file(self.model, self.path, batch, self.dims)
             graph.graph["name"] = self.name
-            self._graphs[batch] = graph
+            self._graphs[batch] = unfold_batch_norm(graph) if self.unfold_bn else graph
         return self._graphs[batch]
+
+    def training_note(self) -> str | None:
+        """The one line every training output of this file says when its BatchNormalization looks folded."""
+        graph = self._any_graph()
+        if self.unfold_bn:
+            restored = sum(1 for n in graph.nodes if n.endswith(UNFOLDED))
+            return f"{self.name}: BatchNormalization restored after {restored} biased convs (--unfold-bn)"
+        convs = foldable_convs(graph) if not any(graph.nodes[n]["op"] in NORMS for n in graph.nodes) else []
+        if not convs:
+            return None
+        return (f"{self.name} has no BatchNormalization but {len(convs)} convs with biases: BN looks folded at export, "
+                f"and training memory and time leave it out; export with training=torch.onnx.TrainingMode.TRAINING, "
+                f"do_constant_folding=False (or the dynamo exporter on a model in train mode), or pass --unfold-bn")
+
+
+UNFOLDED = "#bn"
+NORMS = {"BatchNormalization", "LayerNormalization", "GroupNormalization", "InstanceNormalization"}
+
+
+def foldable_convs(graph) -> list[str]:
+    """Convs whose bias may be a folded BatchNormalization: a bias, an output wider than 1x1 (a squeeze-excitation
+    conv on a pooled map never had BN), and no norm reading it."""
+    tensors, found = graph.graph["tensors"], []
+    from ..graph.composite import composites
+
+    if any(c.kind == "LayerNormalization" for c in composites(graph).values()):
+        return []
+    for name in graph.nodes:
+        node = graph.nodes[name]
+        out = tensors[node["outputs"][0]] if node["outputs"] else ()
+        if node["op"] == "Conv" and any(w.role == "B" for w in node["weights"]) and math.prod(out[2:]) > 1:
+            found.append(name)
+    return found
+
+
+def unfold_batch_norm(graph):
+    """The training graph of an eval-mode export: each foldable conv (foldable_convs) loses its bias and a
+    BatchNormalization follows it (scale and shift: params; running mean and variance: buffers; one per output
+    channel), as the conv-BN pair it was folded from. A file with any norm is left as it is."""
+    from ..graph.builder import Weight
+    from ..graph.digraph import DiGraph
+
+    if any(graph.nodes[n]["op"] in NORMS for n in graph.nodes):
+        return graph
+    convs = set(foldable_convs(graph))
+    attrs = {k: v for k, v in graph.graph.items() if k != "derived"}
+    out = DiGraph(**{**attrs, "tensors": dict(graph.graph["tensors"])})
+    for name in graph.nodes:
+        node = dict(graph.nodes[name])
+        if name not in convs:
+            out.add_node(name, **node)
+            continue
+        (y,) = node["outputs"][:1]
+        raw, channels = f"{y}{UNFOLDED}", graph.graph["tensors"][y][1]
+        out.graph["tensors"][raw] = graph.graph["tensors"][y]
+        out.add_node(name, **{**node, "outputs": (raw,), "weights": tuple(w for w in node["weights"] if w.role != "B")})
+        out.add_node(f"{name}{UNFOLDED}", op="BatchNormalization", attrs={"epsilon": 1e-5}, inputs=(raw,),
+                     outputs=(y,), stage=node["stage"], block=node["block"], layer=node["layer"],
+                     weights=(Weight("scale", (channels,)), Weight("B", (channels,)),
+                              Weight("mean", (channels,), False), Weight("var", (channels,), False)))
+    producer = {t: n for n in out.nodes for t in out.nodes[n]["outputs"]}
+    out.add_edges_from((producer[t], n, {"tensor": t}) for n in out.nodes for t in dict.fromkeys(out.nodes[n]["inputs"])
+                       if t in producer)
+    return out
 
 
 _OPENED: dict[tuple, Imported] = {}

@@ -64,6 +64,7 @@ class Node:
     attrs: dict
     doc_string: str = ""
     proto: object = None  # the NodeProto, on onnx's path (its per-node inference needs it)
+    scopes: dict = field(default_factory=dict)  # the exporter's module path, of its metadata_props (SCOPE_KEYS)
 
 
 @dataclass(slots=True)
@@ -227,6 +228,10 @@ def _encode(value: int) -> bytes:
     return bytes(out)
 
 
+# metadata_props the dynamo exporter writes on each node with the module path it came from (importer.py reads them)
+SCOPE_KEYS = ("pkg.torch.onnx.name_scopes", "namespace")
+
+
 # ---- onnx's objects --------------------------------------------------------------------------------
 
 def from_proto(model) -> Model:
@@ -271,7 +276,8 @@ def from_proto(model) -> Model:
         if len(attrs) < len(n.attribute):
             raise OnnxError(f"node {quote(n.name or n.op_type)}: an attribute is given twice; not a well-formed "
                             f"ONNX model")
-        return Node(n.name, n.op_type, _domain(n.domain), tuple(n.input), tuple(n.output), attrs, n.doc_string, n)
+        return Node(n.name, n.op_type, _domain(n.domain), tuple(n.input), tuple(n.output), attrs, n.doc_string, n,
+                    {p.key: p.value for p in n.metadata_props if p.key in SCOPE_KEYS})
 
     KNOWN_ATTRIBUTES = set(AttributeProto.AttributeType.values()) - {AttributeProto.UNDEFINED}
     g = model.graph

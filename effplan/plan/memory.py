@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..base.errors import EffplanError
-from ..graph.builder import _derived, gelu_chains, readers, swish_pairs
+from ..graph.builder import _derived, readers
+from ..graph.composite import composites
 from ..graph.ops import INDICES, INPUT, INPUTS, MASK, OPS, OUTPUT, STATISTICS, graph_weights, weight_bytes
 
 
@@ -51,7 +52,8 @@ def live_steps(graph, *, order=None, inplace: bool = False, fuse_se: bool = Fals
 
     A tensor is live from the start of its producer until its last reader has run; while a node
     runs, its inputs and outputs are live together. The graph input counts, weights do not.
-    Swish (x * Sigmoid(x)) is one op, as frameworks run it: its gate is never stored.
+    A composite op (graph/composite.py: Swish, GELU, HardSwish, a decomposed LayerNorm) is one op, as
+    frameworks run it: the tensors inside it are never stored.
     `inplace`: an elementwise op writes over an input of its output's shape that no later op reads
     (never the graph input). `fuse_se`: squeeze-excitation multiplies run inside the next conv.
     Computed once per graph and options (`fit` asks at several batches, a command asks again).
@@ -91,7 +93,8 @@ def _live_steps(graph, order, inplace: bool, fuse_se: bool):
 
 
 def swish_gates(graph) -> set[str]:
-    return {graph.nodes[sig]["outputs"][0] for sig in swish_pairs(graph)}
+    """The tensors inside composite ops (Swish's gate, GELU's Div and Erf outputs...): never stored."""
+    return _derived(graph, "inner", lambda g: {t for c in composites(g).values() for t in c.inner})
 
 
 def inference_peak(graph, dtype_bytes: int, *, order=None, inplace: bool = False, fuse_se: bool = False,
@@ -202,8 +205,8 @@ def inference_memory(graph, dtype_bytes: int, *, order: str = "plain", inplace: 
 
 # ---- training ----
 
-# What each op's backward keeps is in its entry of the op table (graph/ops.py). Swish is one op
-# (SiLU), as frameworks run it, saving its input; its Sigmoid and Mul are not counted apart.
+# What each op's backward keeps is in its entry of the op table (graph/ops.py). A composite op
+# (graph/composite.py) saves what its one op saves: Swish (SiLU, no entry of its own) its input.
 SWISH_SAVES = (INPUT,)
 OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}  # state tensors per parameter
 # (activation and activation-gradient bytes, weight bytes per param, weight-gradient bytes, optimizer bytes per slot)
@@ -239,19 +242,30 @@ class Training:
                 + self.transient_bytes)
 
 
-def _saved_by(graph, name: str, act_bytes: int, scale: int, tensors: dict, swish: dict) -> dict[str, int]:
+def refuse_untrainable(graph) -> None:
+    """One line for a graph that cannot be trained (an op whose Backward is `refused`: a file quantized
+    for inference)."""
+    for name in graph.nodes:
+        entry = OPS.get(graph.nodes[name]["op"])
+        if entry and entry.backward and entry.backward.refused:
+            raise EffplanError(f"cannot plan training: {entry.backward.refused} (layer {name})")
+
+
+def _saved_by(graph, name: str, act_bytes: int, scale: int, tensors: dict, parts: dict) -> dict[str, int]:
     """The tensors (or derived buffers, keyed by name) a node's backward needs, with their bytes.
-    `swish` maps each Swish's Sigmoid to None and its Mul to the Sigmoid: the Mul stands for the
-    whole op, the Sigmoid saves nothing."""
+    `parts` (composites(graph)) maps each node of a composite op to it: its last node stands for the
+    whole op, saving what the op saves; the others save nothing."""
     node = graph.nodes[name]
     op, inputs = node["op"], [t for t in node["inputs"] if t in tensors]
     if op not in OPS:
         raise EffplanError(f"training memory: no rule for what {op} saves for backward (layer {name})")
-    saves = OPS[op].saves
-    if name in swish:
-        if swish[name] is None:
+    saves, groups = OPS[op].saves, None
+    if name in parts:
+        whole = parts[name]
+        if name != whole.nodes[-1]:
             return {}
-        saves, inputs = SWISH_SAVES, list(graph.nodes[swish[name]]["inputs"])
+        op, inputs, groups = whole.kind, [whole.input], whole.groups * scale
+        saves = OPS[op].saves if op in OPS else SWISH_SAVES
     (out,) = node["outputs"][:1]
     saved = {}
     for what in saves:
@@ -263,7 +277,7 @@ def _saved_by(graph, name: str, act_bytes: int, scale: int, tensors: dict, swish
             saved[out] = math.prod(tensors[out]) * act_bytes * scale
         elif what == STATISTICS:  # fp32, counted at the full batch
             at_batch = (tensors[out][0] * scale, *tensors[out][1:])
-            saved[f"{name}#stats"] = 2 * OPS[op].statistics(node["attrs"], at_batch) * 4
+            saved[f"{name}#stats"] = 2 * (groups or OPS[op].statistics(node["attrs"], at_batch)) * 4
         elif what == INDICES:
             saved[f"{name}#indices"] = math.prod(tensors[out]) * 8 * scale
         elif what == MASK:
@@ -294,13 +308,11 @@ def training_memory(graph, precision: str = DEFAULT_PRECISION, optimizer: str = 
         raise EffplanError(f"unknown precision '{precision}'; known: {', '.join(PRECISIONS)}")
     if optimizer not in OPTIMIZER_SLOTS:
         raise EffplanError(f"unknown optimizer '{optimizer}'; known: {', '.join(OPTIMIZER_SLOTS)}")
+    refuse_untrainable(graph)
     act, weight, grad, state = PRECISIONS[precision]
     tensors = shapes or graph.graph["tensors"]
-    pairs, gates = swish_pairs(graph), swish_gates(graph)
-    swish = {**dict.fromkeys(pairs), **{mul: sig for sig, mul in pairs.items()}}
-    for chain in gelu_chains(graph).values():  # GELU as five ops: the last stands for it, keeping x
-        swish.update({**dict.fromkeys(chain[:-1]), chain[-1]: chain[0]})
-    saved = {name: _saved_by(graph, name, act, scale, tensors, swish) for name in graph.nodes}
+    parts, gates = composites(graph), swish_gates(graph)
+    saved = {name: _saved_by(graph, name, act, scale, tensors, parts) for name in graph.nodes}
     everything: dict[str, int] = {}
     for per_node in saved.values():
         everything.update(per_node)

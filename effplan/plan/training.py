@@ -68,18 +68,20 @@ from dataclasses import dataclass
 
 from ..base.errors import EffplanError
 from ..graph.builder import readers as tensor_readers
-from ..graph.builder import swish_pairs
-from ..graph.ops import (ACTIVATION, MATRIX, NORM, OPS, POINTWISE, RESIDUAL, VECTOR, graph_weights, node_cost,
-                         weight_counts)
+from ..graph.composite import composites
+from ..graph.ops import (ACTIVATION, MATRIX, NORM, OPS, POINTWISE, RESIDUAL, VECTOR, Backward, graph_weights,
+                         node_cost, weight_counts)
 from .hardware import Device
-from .memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS, _saved_by,
+from .memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS, _saved_by, refuse_untrainable,
                      training_memory)
 from .roofline import Kernel, kernels as forward_kernels, unit_of
 from .runtime import Runtime, runtime_for, training_runtime_for
 
-# What each op's backward computes is its entry's `backward` in the op table (graph/ops.py). Swish is one
-# op (SiLU), as frameworks run it: silu_backward, s = sigmoid(x) (3), dy * s * (1 + x * (1 - s)) (5).
+# What each op's backward computes is its entry's `backward` in the op table (graph/ops.py). A composite op
+# (graph/composite.py) is one backward kernel, its op's; Swish (SiLU, no entry of its own): silu_backward,
+# s = sigmoid(x) (3), dy * s * (1 + x * (1 - s)) (5).
 SWISH_BACKWARD_FLOPS = 8
+SWISH_BACKWARD = Backward(SWISH_BACKWARD_FLOPS)
 
 # Optimizer state: (slots as memory.py, FLOPs per parameter). Adam: m (3), v (4), update (5: sqrt,
 # +eps, divide, times lr, subtract; bias corrections fold into the step size); AdamW adds the
@@ -152,10 +154,14 @@ def _padded(macs: int, gemm: tuple, tile) -> int | None:
 
 
 def _needs_grad(graph) -> set[str]:
-    """Tensors that get a gradient: those computed from a trainable weight (not the input's own chain)."""
+    """Tensors that get a gradient: those computed from a trainable weight (not the input's own chain), and
+    not through an op whose output carries none (Backward.gradient: comparisons, shape arithmetic)."""
     needs: set[str] = set()
     for name in graph.nodes:  # stored order is topological
         node = graph.nodes[name]
+        entry = OPS.get(node["op"])
+        if entry and entry.backward and not entry.backward.gradient:
+            continue
         if any(w.trainable for w in node["weights"]) or any(t in needs for t in node["inputs"]):
             needs.update(node["outputs"])
     return needs
@@ -179,12 +185,12 @@ def batch_norm_statistics(graph, device: Device, dtype: str, act: int, rt: Runti
 def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime: Runtime | str = "eager") -> list[Kernel]:
     """The backward of one step, in reverse order of the forward; see the module's rules."""
     rt = runtime_for(device, runtime)
+    refuse_untrainable(graph)
     tile = device.matrix_tile.get(dtype) if rt.tile_padding else None
     act, _, grad, _ = PRECISIONS[precision]
     tensors, nodes = graph.graph["tensors"], graph.nodes
     needs = _needs_grad(graph)
-    pairs = swish_pairs(graph)
-    swish = {**dict.fromkeys(pairs), **{mul: sig for sig, mul in pairs.items()}}
+    parts = composites(graph)
     readers = tensor_readers(graph)
     size = lambda t: math.prod(tensors[t])  # noqa: E731
     result = []
@@ -193,15 +199,18 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
         node = nodes[name]
         op = node["op"]
         out = node["outputs"][0]
-        if out not in needs or (name in swish and swish[name] is None):
-            continue  # nothing upstream needs this gradient; a Swish's Sigmoid runs inside its Mul
-        back = OPS[op].backward if op in OPS else None
+        whole = parts.get(name)
+        if out not in needs or (whole and name != whole.nodes[-1]):
+            continue  # nothing upstream needs this gradient; a composite's part runs inside its last node's kernel
+        kind = whole.kind if whole else op
+        back = OPS[kind].backward if kind in OPS else SWISH_BACKWARD if whole else None
         if back is None:
             raise EffplanError(f"training time: no backward rule for {op} (layer {name})")
-        dy = size(out) * act
-        inputs = [t for t in node["inputs"] if t in tensors]
+        dy = sum(size(t) for t in node["outputs"] if t in tensors) * act  # Split: every piece's gradient
+        inputs = [whole.input] if whole else [t for t in node["inputs"] if t in tensors]
         wanted = [t for t in inputs if t in needs]
-        params = weight_counts(node["weights"])[0]  # a product's weight gradient; BN's scale and shift's
+        members = whole.nodes if whole else (name,)  # a product's weight gradient; BN's scale and shift's
+        params = sum(weight_counts(nodes[n]["weights"])[0] for n in members)
         if back.products and node["weights"]:
             cost = node_cost(graph, name, act)
             unit = unit_of(graph, name)
@@ -217,19 +226,31 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
                                   dy + size(x) * act + params * grad, unit, device, dtype, rt,
                                   _padded(cost.macs, dw_gemm, on_tiles)))
             continue
+        if back.products and len(inputs) >= 2:  # a product of activations (attention's q @ k^T)
+            cost, unit = node_cost(graph, name, act), unit_of(graph, name)
+            entry = OPS[op]
+            gemm = entry.gemm(node["attrs"], [tensors[t] for t in inputs], tensors[out], {}) if entry.gemm else None
+            for i, t in enumerate(inputs):  # dA = dY B^T (M, K, N), dB = A^T dY (K, N, M): the forward's MACs each
+                if t in needs:
+                    g, m, n, k = gemm or (0, 0, 0, 0)
+                    shape = gemm and ((g, m, k, n) if i == 0 else (g, k, n, m))
+                    others = sum(size(o) for o in inputs if o != t) * act
+                    result.append(_kernel(f"{name}#d{i}", f"{op}(operand gradient)", node, cost.macs, 2 * cost.macs,
+                                          dy + others + size(t) * act, unit, device, dtype, rt,
+                                          _padded(cost.macs, shape, tile if unit == MATRIX else None)))
+            continue
         if not back.kernel:
             continue
         if back.broadcast_only and all(tensors[t] == tensors[out] for t in inputs):
             continue  # dY passes to every operand untouched
-        kind = "Swish" if name in swish else op
-        flops = SWISH_BACKWARD_FLOPS if kind == "Swish" else back.flops
+        flops = back.flops_of(node["attrs"], tensors[out])
+        if flops is None and back.products:  # one operand (an einsum that sums or permutes): dY expanded back
+            flops = 0
         if flops is None:
             raise EffplanError(f"training time: no backward rule for {op} (layer {name})")
-        saved = _saved_by(graph, name, act, 1, tensors, swish)
+        saved = _saved_by(graph, name, act, 1, tensors, parts)
         if back.shape_only:
             saved = {t: b for t, b in saved.items() if t not in tensors}
-        if kind == "Swish":
-            wanted = [t for t in nodes[swish[name]]["inputs"] if t in needs]
         written = sum(size(t) for t in wanted) * act
         elements = size(inputs[0]) if back.per_input else size(out)
         result.append(_kernel(f"{name}#d", f"{kind}(backward)", node, 0, flops * elements,
@@ -237,9 +258,11 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
         if OPS[op].fusion in ELEMENTWISE:
             chains[result[-1].name] = (out, tuple(wanted))
     producer = {t: n for n in nodes for t in nodes[n]["outputs"]}
+    inner = {t for c in parts.values() for t in c.inner}
+    unit = lambda n: parts[n].nodes[-1] if n in parts else n  # noqa: E731  (a composite reads x once)
     for t, names in readers.items():  # gradients of a tensor read by several ops are summed
-        taking = [n for n in names if t in needs and nodes[n]["outputs"][0] in needs and not
-                  (n in swish and swish[n] is None)]
+        taking = list(dict.fromkeys(unit(n) for n in names if t in needs and t not in inner
+                                    and nodes[unit(n)]["outputs"][0] in needs))
         if len(taking) > 1:
             node = nodes[producer[t]] if t in producer else nodes[names[0]]
             for i in range(len(taking) - 1):

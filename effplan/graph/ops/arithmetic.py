@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import infer as rules
-from .table import INPUT, INPUTS, MASK, OUTPUT, POINTWISE, RESIDUAL, Backward, elementwise
+from .table import INPUT, INPUTS, MASK, NO_GRADIENT, OUTPUT, POINTWISE, RESIDUAL, Backward, elementwise
 from .values import binary, div, unary
 
 # Backward FLOPs per element, each from its gradient formula in derivatives.yaml. Memory-bound on every
@@ -26,32 +26,46 @@ elementwise(1, "Min", saves=(INPUTS,), fusion=POINTWISE,
             infer=rules.broadcasting)
 elementwise(1, "Mod", saves=(INPUTS,), fusion=POINTWISE,
             evaluate=lambda attrs, x, y: np.fmod(x, y) if attrs.get("fmod", 0) else np.mod(x, y),
-            infer=rules.broadcasting)
+            backward=Backward(3), infer=rules.broadcasting)  # fmod/remainder: dy; -dy * trunc(a / b): 3
 elementwise(1, "Neg", saves=(), fusion=POINTWISE, evaluate=unary(np.negative), backward=Backward(1),
             infer=rules.same)
 elementwise(1, "Abs", saves=(INPUT,), fusion=POINTWISE, evaluate=unary(np.abs),
-            infer=rules.same)
-elementwise(1, "Ceil", saves=(), fusion=POINTWISE, evaluate=unary(np.ceil), infer=rules.same)
-elementwise(1, "Floor", saves=(), fusion=POINTWISE, evaluate=unary(np.floor), infer=rules.same)
+            backward=Backward(2), infer=rules.same)  # abs: dy * sgn(x)
+# ceil, floor: zeros_like(grad) in derivatives.yaml; comparisons and logic: not differentiable
+elementwise(1, "Ceil", saves=(), fusion=POINTWISE, evaluate=unary(np.ceil), infer=rules.same,
+            backward=NO_GRADIENT)
+elementwise(1, "Floor", saves=(), fusion=POINTWISE, evaluate=unary(np.floor), infer=rules.same,
+            backward=NO_GRADIENT)
 # comparisons and logic: one op per element, no gradient
 for _op, _fn in (("Equal", np.equal), ("Less", np.less), ("Greater", np.greater), ("LessOrEqual", np.less_equal),
                  ("GreaterOrEqual", np.greater_equal), ("And", np.logical_and), ("Or", np.logical_or)):
-    elementwise(1, _op, saves=(), fusion=POINTWISE, evaluate=binary(_fn), infer=rules.compare)
+    elementwise(1, _op, saves=(), fusion=POINTWISE, evaluate=binary(_fn), infer=rules.compare,
+                backward=NO_GRADIENT)
 del _op, _fn
 elementwise(1, "Not", saves=(), fusion=POINTWISE, evaluate=unary(np.logical_not),
-            infer=rules.logical_not)
+            backward=NO_GRADIENT, infer=rules.logical_not)
 elementwise(1, "Exp", saves=(OUTPUT,), fusion=POINTWISE, backward=Backward(1), infer=rules.same)
 elementwise(1, "Tanh", saves=(OUTPUT,), fusion=POINTWISE, backward=Backward(3), infer=rules.same)
 elementwise(1, "Sqrt", saves=(OUTPUT,), fusion=POINTWISE, evaluate=unary(np.sqrt), backward=Backward(2),
             infer=rules.same)
 # erf, like exp and tanh, one transcendental; GELU x * 0.5 * (1 + erf(x / sqrt 2)): divide, erf, add and
 # two multiplies, the five ops exporters write it as at opset <= 19. PyTorch's GELU keeps its input.
-elementwise(1, "Erf", saves=(INPUT,), fusion=POINTWISE, infer=rules.same)
-elementwise(1, "Pow", saves=(INPUTS,), fusion=POINTWISE, infer=rules.power)
-elementwise(1, "Reciprocal", saves=(OUTPUT,), fusion=POINTWISE, infer=rules.same)
+# erf: 2/sqrt(pi) * exp(-x^2) * dy: square, negate, exp, two multiplies
+elementwise(1, "Erf", saves=(INPUT,), fusion=POINTWISE, backward=Backward(5), infer=rules.same)
+# pow_backward: dy * e * x^(e - 1): a power and two multiplies (the exponent's own gradient, x^e log x, is not
+# asked: exporters write constant exponents)
+elementwise(1, "Pow", saves=(INPUTS,), fusion=POINTWISE, backward=Backward(3),
+            infer=rules.power)
+elementwise(1, "Reciprocal", saves=(OUTPUT,), fusion=POINTWISE, backward=Backward(3),  # -dy * y * y
+            infer=rules.same)
+# where: where(c, dy, 0) and where(c, 0, dy), a select for each of the two operands
 elementwise(1, "Where", saves=(MASK,), fusion=POINTWISE,
             evaluate=lambda attrs, c, x, y: np.where(c, x, y),  # a select; backward keeps the condition
-            infer=rules.where)
-# on activations: x / scale + zero point, clamped (rounding is the conversion): 3; back: (q - zero point) * scale: 2
-elementwise(3, "QuantizeLinear", saves=(), fusion=POINTWISE, infer=rules.quantize)
-elementwise(2, "DequantizeLinear", saves=(), fusion=POINTWISE, passes_weight=True, infer=rules.dequantize)
+            backward=Backward(2), infer=rules.where)
+# on activations: x / scale + zero point, clamped (rounding is the conversion): 3; back: (q - zero point) * scale: 2.
+# Training a quantized graph is quantization-aware training, which a file quantized for inference does not hold
+QUANTIZED = Backward(refused="the file is quantized for inference (QuantizeLinear/DequantizeLinear); "
+                             "export the float model to plan its training")
+elementwise(3, "QuantizeLinear", saves=(), fusion=POINTWISE, backward=QUANTIZED, infer=rules.quantize)
+elementwise(2, "DequantizeLinear", saves=(), fusion=POINTWISE, passes_weight=True, backward=QUANTIZED,
+            infer=rules.dequantize)

@@ -32,7 +32,9 @@ def _conv_unit(attrs, inputs, weights) -> str:
 
 
 CONV_WEIGHTS = ("X", "W", "B")
-# PyTorch's convolution_backward (cuDNN's backward-data and backward-filter) and mm's two products
+# PyTorch's convolution_backward (cuDNN's backward-data and backward-filter) and mm's two products; for a
+# product of two activations (attention's q @ k^T, bmm and matmul in derivatives.yaml): grad @ b^T and
+# a^T @ grad, each the forward's MACs
 PRODUCTS = Backward(products=True)
 
 
@@ -59,8 +61,10 @@ def _conv_transpose_unit(attrs, inputs, weights) -> str:
 
 
 # a convolution on the matrix unit, but fused with nothing: runtimes anchor Conv, Gemm and MatMul only
+# convolution_backward with transposed=True: dX is a conv of dY with W, dW the same products as the forward's
 @register("ConvTranspose", saves=(INPUT,), unit=_conv_transpose_unit, fusion=CONTRACTION,
-          gemm=_conv_transpose_gemm, weights=CONV_WEIGHTS, weighted=True, infer=rules.conv_transpose)
+          gemm=_conv_transpose_gemm, weights=CONV_WEIGHTS, weighted=True, backward=PRODUCTS,
+          infer=rules.conv_transpose)
 def conv_transpose_cost(attrs, inputs, output, weights):
     # every input element meets (Cout/group) * Kh * Kw weights (W is [Cin, Cout/group, Kh, Kw])
     macs = math.prod(inputs[0]) * math.prod(_kernel(weights, inputs)[1:])
@@ -91,7 +95,9 @@ def _einsum_sizes(equation: str, inputs) -> dict[str, int]:
     return sizes
 
 
-@register("Einsum", saves=(INPUTS,), unit=MATRIX, fusion=CONTRACTION, infer=rules.einsum)
+# einsum's gradient is one einsum per operand (torch.einsum decomposes to bmm): the forward's MACs each
+@register("Einsum", saves=(INPUTS,), unit=MATRIX, fusion=CONTRACTION, backward=PRODUCTS,
+          infer=rules.einsum)
 def einsum_cost(attrs, inputs, output, weights):
     # a product of operands: every output element sums over the contracted indices (the letters no
     # output keeps), one multiply-add each: prod(output) * prod(contracted sizes). One operand

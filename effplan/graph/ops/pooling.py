@@ -32,9 +32,12 @@ def window_pool_cost(attrs, inputs, output, weights):
 
 
 
-@register("ReduceSum", saves=(), fusion=REDUCTION, unit=VECTOR, infer=rules.reduce)
+# sum_backward: dY expanded back to the input's shape, written once (0 FLOPs, per input element);
+# prod_backward: dY * result / x, two per input element
+@register("ReduceSum", saves=(), fusion=REDUCTION, unit=VECTOR,
+          backward=Backward(0, per_input=True), infer=rules.reduce)
 @register("ReduceProd", saves=(INPUT, OUTPUT), fusion=REDUCTION, unit=VECTOR,
-          evaluate=reduce_prod, infer=rules.reduce)
+          evaluate=reduce_prod, backward=Backward(2, per_input=True), infer=rules.reduce)
 def sum_cost(attrs, inputs, output, weights):
     return 0, math.prod(inputs[0])  # one add (multiply) per input element, over any axes
 

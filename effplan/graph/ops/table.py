@@ -64,7 +64,8 @@ IN_PLACE = frozenset({NORM, ACTIVATION, RESIDUAL, POINTWISE, VIEW})
 class Backward:
     """What an op's backward computes in training, from its gradient formula in PyTorch's
     tools/autograd/derivatives.yaml (plan/training.py says how each is timed)."""
-    flops: int | None = None  # per element of its output gradient (per_input: of its input); None: no rule
+    # per element of its output gradient (per_input: of its input), or (attrs, output shape) -> that; None: no rule
+    flops: int | Callable | None = None
     per_input: bool = False  # `flops` count per element of its first input (BN, global pooling)
     shape_only: bool = False  # its saved input is read for its shape only (pooling's backward reads dY)
     kernel: bool = True  # False: its input gradients are dY or views of it (narrow, cat): no kernel
@@ -72,9 +73,17 @@ class Backward:
     products: bool = False  # with weights: dX and dW, two matrix products of the forward's MACs each
     taps: Callable | None = None  # products: (weight shapes by role) -> kernel taps per input channel
     statistics: int = 0  # training's forward first runs a batch-statistics kernel: FLOPs per input element
+    gradient: bool = True  # False: its output carries no gradient (integers, booleans, a step function)
+    refused: str = ""  # why a graph holding it cannot be trained at all
+
+    def flops_of(self, attrs, output) -> int | None:
+        return self.flops(attrs, output) if callable(self.flops) else self.flops
 
 
 VIEW_GRADIENT = Backward(kernel=False)
+# derivatives.yaml marks them non-differentiable (comparisons, logic, shape arithmetic) or gives zeros_like
+# (ceil, floor): nothing flows back through them, so no kernel and nothing upstream waits on them
+NO_GRADIENT = Backward(kernel=False, gradient=False)
 
 
 @dataclass(frozen=True)

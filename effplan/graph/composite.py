@@ -1,0 +1,131 @@
+"""Composite ops: chains of ONNX ops that a framework runs as one op, recognised once per graph.
+
+Exporters write what PyTorch runs as one op (one kernel, one set of saved tensors) as several ONNX nodes:
+  Swish (SiLU)        x * Sigmoid(x)
+  Gelu                x * 0.5 * (1 + Erf(x / sqrt 2)); or 0.5 x (1 + Tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+  HardSwish           x * HardSigmoid(x); or x * Clip(x + 3, 0, 6) / 6
+  HardSigmoid         Clip(x + 3, 0, 6) / 6
+  LayerNormalization  (x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps), then times scale plus bias (opset < 17)
+Each is a single-entry, single-exit region of elementwise ops (and LayerNorm's two means): every node reads
+only x, constants or the region's own tensors, and nothing outside reads a tensor inside but its output.
+memory.py counts what the one op saves (Swish, Gelu, HardSwish, HardSigmoid: x; LayerNorm: x and a mean and
+inverse std per row) and never stores the tensors inside; training.py times one backward kernel for it.
+The layer rows still show every node. Attention (MatMul -> Softmax -> MatMul) is left as its ops: PyTorch's
+eager attention runs and saves them so (a fused scaled_dot_product_attention is a choice of the model's
+code, which the file does not record).
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+from .builder import _derived, readers
+
+PARTS = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Erf", "Tanh", "Sigmoid", "HardSigmoid", "Clip",
+                   "ReduceMean"})
+LARGEST = 10  # nodes in one composite (tanh GELU with its constants folded: 8; affine LayerNorm: 9)
+
+
+@dataclass(frozen=True)
+class Composite:
+    kind: str  # the op the framework runs: an op table entry, or "Swish"
+    nodes: tuple[str, ...]  # in graph order; the last writes the output
+    input: str  # x
+    inner: frozenset  # tensors inside, never stored
+    groups: int = 0  # LayerNorm: rows normalised, at the graph's batch
+
+
+def composites(graph) -> dict[str, Composite]:
+    """Node -> the composite it belongs to, for every composite op in the graph (computed once per graph)."""
+    return _derived(graph, "composites", _composites)
+
+
+def _composites(graph) -> dict[str, Composite]:
+    nodes, tensors, read = graph.nodes, graph.graph["tensors"], readers(graph)
+    position = {n: i for i, n in enumerate(nodes)}
+    outputs = set(graph.graph["outputs"])
+    claimed: dict[str, Composite] = {}
+    inside: set[str] = set()
+    for x in [*graph.graph["inputs"], *(t for n in nodes for t in nodes[n]["outputs"][:1])]:
+        found = None if x in inside else _recognise(graph, x, read, position, outputs, tensors, claimed)
+        if found:
+            claimed.update(dict.fromkeys(found.nodes, found))
+            inside |= found.inner
+    return claimed
+
+
+def _recognise(graph, x, read, position, outputs, tensors, claimed) -> Composite | None:
+    """The largest recognised region growing from x, or None."""
+    nodes = graph.nodes
+    members, made = [], {x}
+    grew = True
+    while grew and len(members) < LARGEST:
+        grew = False
+        for t in list(made):
+            for n in read.get(t, ()):
+                if n in members or n in claimed or nodes[n]["op"] not in PARTS:
+                    continue
+                if all(i in made for i in nodes[n]["inputs"]):
+                    members.append(n)
+                    made.update(nodes[n]["outputs"])
+                    grew = True
+    members.sort(key=position.get)
+    best = None
+    for end in members:  # the region ending at each member: its ancestors inside
+        region = _ancestors(graph, end, set(members))
+        ordered = sorted(region, key=position.get)
+        inner = {t for n in ordered[:-1] for t in nodes[n]["outputs"]}
+        if any(set(read.get(t, ())) - region or t in outputs for t in inner):
+            continue  # something outside reads a tensor inside
+        kind = _kind(graph, ordered, x)
+        if kind and (best is None or len(ordered) > len(best.nodes)):
+            groups = 0
+            if kind == "LayerNormalization":
+                mean = next(n for n in ordered if nodes[n]["op"] == "ReduceMean")
+                groups = math.prod(tensors[nodes[mean]["outputs"][0]])
+            best = Composite(kind, tuple(ordered), x, frozenset(inner), groups)
+    return best
+
+
+def _ancestors(graph, end: str, within: set) -> set:
+    region, todo = set(), [end]
+    producer = {t: n for n in within for t in graph.nodes[n]["outputs"]}
+    while todo:
+        n = todo.pop()
+        if n not in region:
+            region.add(n)
+            todo += [producer[t] for t in graph.nodes[n]["inputs"] if t in producer]
+    return region
+
+
+def _kind(graph, ordered: list, x: str) -> str | None:
+    """The op a region runs as, or None. Only LayerNorm holds weights: its scale and bias, at its end."""
+    kind = _shape_of(graph, ordered, x)
+    weighted = [i for i, n in enumerate(ordered) if graph.nodes[n]["weights"]]
+    if weighted and (kind != "LayerNormalization" or weighted[0] < len(ordered) - 2):
+        return None
+    return kind
+
+
+def _shape_of(graph, ordered: list, x: str) -> str | None:
+    nodes = graph.nodes
+    ops = Counter(nodes[n]["op"] for n in ordered)
+    size, kinds = len(ordered), set(ops)
+    # a multiply of x by a tensor of the region (the gate), not by a constant
+    gated = sum(1 for n in ordered if nodes[n]["op"] == "Mul" and x in nodes[n]["inputs"]
+                and len(nodes[n]["inputs"]) == 2 and nodes[n]["inputs"] != (x, x))
+    if kinds == {"Sigmoid", "Mul"} and size == 2:
+        return "Swish"
+    if ops["Erf"] == 1 and kinds <= {"Erf", "Div", "Mul", "Add"} and size == 5 and gated == 1:
+        return "Gelu"
+    if ops["Tanh"] == 1 and kinds <= {"Tanh", "Mul", "Add", "Pow"} and 6 <= size <= 9 and gated >= 1:
+        return "Gelu"
+    if kinds == {"HardSigmoid", "Mul"} and size == 2:
+        return "HardSwish"
+    if ops["Clip"] == 1 and ops["Add"] == 1 and kinds <= {"Clip", "Add", "Div", "Mul"} and 3 <= size <= 4:
+        return "HardSwish" if gated == 1 else "HardSigmoid" if gated == 0 else None
+    if ops["ReduceMean"] == 2 and ops["Sub"] == 1 and ops["Sqrt"] == 1 and ops["Div"] == 1 \
+            and kinds <= {"ReduceMean", "Sub", "Pow", "Mul", "Add", "Sqrt", "Div"} and 7 <= size <= 9:
+        return "LayerNormalization"
+    return None

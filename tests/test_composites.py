@@ -1,0 +1,107 @@
+"""Composite ops recognised once per graph (graph/composite.py): what the exporter writes as several nodes,
+memory and training time treat as the one op PyTorch runs; the layer rows keep every node. Each graph:
+x [2, 4, 8] (64 elements, fp32) -> a scale by a learned [8] weight (h, needing a gradient) -> the chain."""
+import math
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import effplan
+from effplan.graph.composite import composites
+from effplan.onnx.importer import from_onnx
+from effplan.plan.memory import inference_peak, training_memory
+from effplan.plan.training import backward_kernels
+
+from test_training_time import DEVICE
+
+N, F = 64, 4
+
+
+def chain(nodes, consts=(), opset=13):
+    v = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)  # noqa: E731
+    nodes = [helper.make_node("Mul", ["x", "w"], ["h"], name="scale"), *nodes,
+             helper.make_node("Relu", ["y"], ["z"], name="after")]
+    inits = [numpy_helper.from_array(np.ones(8, np.float32), "w"),
+             *[numpy_helper.from_array(np.asarray(a, np.float32 if isinstance(a, float) else None), n)
+               for n, a in consts]]
+    g = helper.make_graph(nodes, "t", [v("x", [2, 4, 8])], [v("z", [2, 4, 8])], inits)
+    return from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)]))
+
+
+def node(op, inputs, out, **attrs):
+    return helper.make_node(op, inputs, [out], name=out, **attrs)
+
+
+GELU_ERF = ([node("Div", ["h", "sqrt2"], "d"), node("Erf", ["d"], "e"), node("Add", ["e", "one"], "a"),
+             node("Mul", ["h", "a"], "m"), node("Mul", ["m", "half"], "y")],
+            [("sqrt2", 1.4142135), ("one", 1.0), ("half", 0.5)])
+GELU_TANH = ([node("Pow", ["h", "three"], "p"), node("Mul", ["p", "c"], "pc"), node("Add", ["h", "pc"], "s"),
+              node("Mul", ["s", "k"], "sk"), node("Tanh", ["sk"], "t"), node("Add", ["t", "one"], "a"),
+              node("Mul", ["h", "a"], "m"), node("Mul", ["m", "half"], "y")],
+             [("three", 3.0), ("c", 0.044715), ("k", 0.7978846), ("one", 1.0), ("half", 0.5)])
+HARD_SWISH = ([node("Add", ["h", "three"], "a"), node("Clip", ["a", "zero", "six"], "c"),
+               node("Div", ["c", "six"], "g"), node("Mul", ["h", "g"], "y")],
+              [("three", 3.0), ("zero", 0.0), ("six", 6.0)])
+HARD_SIGMOID = (HARD_SWISH[0][:2] + [node("Div", ["c", "six"], "y")], HARD_SWISH[1])
+SWISH = ([node("Sigmoid", ["h"], "s"), node("Mul", ["h", "s"], "y")], [])
+LAYER_NORM = ([node("ReduceMean", ["h"], "mu", axes=[-1]), node("Sub", ["h", "mu"], "d"),
+               node("Pow", ["d", "two"], "sq"), node("ReduceMean", ["sq"], "var", axes=[-1]),
+               node("Add", ["var", "eps"], "ve"), node("Sqrt", ["ve"], "std"), node("Div", ["d", "std"], "n"),
+               node("Mul", ["n", "g"], "ng"), node("Add", ["ng", "b"], "y")],
+              [("two", 2.0), ("eps", 1e-5), ("g", np.ones(8, np.float32)), ("b", np.zeros(8, np.float32))])
+
+
+@pytest.mark.parametrize("pattern, kind, size", [(GELU_ERF, "Gelu", 5), (GELU_TANH, "Gelu", 8),
+                                                 (HARD_SWISH, "HardSwish", 4), (HARD_SIGMOID, "HardSigmoid", 3),
+                                                 (SWISH, "Swish", 2), (LAYER_NORM, "LayerNormalization", 9)])
+def test_each_chain_is_one_op_once(pattern, kind, size):
+    graph = chain(*pattern)
+    found = set(composites(graph).values())
+    assert [(c.kind, len(c.nodes), c.input) for c in found] == [(kind, size, "h")]
+    assert len(effplan.profile(graph).rows) == size + 2  # the layer rows keep every node
+
+
+@pytest.mark.parametrize("pattern", [GELU_ERF, GELU_TANH, HARD_SWISH, HARD_SIGMOID, SWISH])
+def test_an_activation_chain_saves_its_input_alone_and_stores_nothing_inside(pattern):
+    """PyTorch's gelu/hardswish/hardsigmoid/silu save x: h (256 bytes), besides the scale's own input x and the
+    Relu after it, which saves its output (256 each). At inference the tensors inside are never live: the peak
+    is while one op runs with its input and output (x and h, or h and y: 512)."""
+    graph = chain(*pattern)
+    t = training_memory(graph, "fp32", "sgd")
+    assert t.activation_bytes == 3 * N * F
+    assert inference_peak(graph, 4).bytes == 2 * N * F
+
+
+def test_a_decomposed_layer_norm_saves_x_and_a_mean_and_rstd_per_row_and_runs_one_backward():
+    """native_layer_norm saves its input and a mean and rstd per row (8 rows, fp32); its backward is LayerNorm's
+    one kernel: 13 FLOPs per element, reading h, the statistics and dY, writing dh and the 16 weights' gradient."""
+    graph = chain(*LAYER_NORM)
+    t = training_memory(graph, "fp32", "sgd")
+    assert t.activation_bytes == N * F + 2 * 8 * 4 + N * F + N * F  # x (the scale's), h + stats, the Relu's output
+    kernels = [k for k in backward_kernels(graph, DEVICE, "fp32", "fp32", "eager") if k.name.startswith("y#")]
+    assert [(k.op, k.flops, k.bytes) for k in kernels] == [
+        ("LayerNormalization(backward)", 13 * N, N * F + 2 * 8 * 4 + N * F + N * F + 16 * F)]
+
+
+def test_a_gelu_chain_is_one_backward_kernel_and_its_input_one_reader():
+    """gelu_backward: 8 per element (op table), reading h and dY, writing dh; h is read twice inside the chain
+    (Div, Mul) but once by GELU: no gradient accumulation."""
+    graph = chain(*GELU_ERF)
+    kernels = backward_kernels(graph, DEVICE, "fp32", "fp32", "eager")
+    assert [(k.name, k.flops, k.bytes) for k in kernels if not k.name.startswith(("after", "scale"))] == [
+        ("y#d", 8 * N, 3 * N * F)]
+
+
+def test_a_chain_whose_inside_is_read_elsewhere_is_no_composite():
+    """Erf's output also read by the graph's end: the chain is not one op, each node keeps its own rule."""
+    nodes, consts = GELU_ERF
+    graph = chain(nodes + [node("Add", ["e", "y"], "y2")], consts)
+    assert composites(graph) == {}
+
+
+def test_the_residual_after_an_activation_is_not_swallowed():
+    nodes, consts = SWISH
+    graph = chain([*nodes[:1], node("Mul", ["h", "s"], "sw"), node("Add", ["sw", "h"], "y")], consts)
+    assert [(c.kind, c.nodes) for c in set(composites(graph).values())] == [("Swish", ("s", "sw"))]
+    assert math.prod(graph.graph["tensors"]["y"]) == N

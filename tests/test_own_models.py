@@ -1,0 +1,208 @@
+"""Networks of your own, exported both ways (scripts/make_own_models.py: a ResNet-, RegNet-, ConvNeXt-, ViT- and
+Swin-like module, each by the TorchScript exporter in eval and train mode and by the dynamo exporter), against
+what PyTorch itself said about them when they were exported (tests/fixtures/own_models.json: its parameter
+count, and the bytes autograd saved for backward, measured with saved_tensors_hooks)."""
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from onnx import StringStringEntryProto, TensorProto, helper
+
+from effplan.onnx.importer import _indices, analyze_file, from_onnx
+from effplan.plan.memory import training_memory
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MEASURED = json.loads((FIXTURES / "own_models.json").read_text())
+MODULES = list(MEASURED["modules"])
+EXPORTS = ("ts_train", "ts_eval", "dynamo")
+
+
+def own(module: str, export: str):
+    return analyze_file(str(FIXTURES / f"{module}_{export}.onnx"), MEASURED["batch"])[0]
+
+
+def groups(graph) -> Counter:
+    return Counter((graph.nodes[n]["stage"], graph.nodes[n]["block"]) for n in graph.nodes)
+
+
+# ---- stages and blocks from any exporter
+
+@pytest.mark.parametrize("path, numbers", [
+    ("stages.0.blocks.1.conv_dw", [0, 1]),  # timm ConvNeXt: stage 1, block 1
+    ("blocks.3.attn.qkv", [3]),  # ViT: one list of blocks
+    ("s1.b2.conv1.conv", [0, 1]),  # timm RegNet: numbered from 1
+    ("layer2.0.conv1", [1, 0]),  # torchvision ResNet
+    ("blocks.0.0.conv_dw", [0, 0]),  # timm EfficientNet: a list of lists
+    ("layers.0.blocks.1.attn", [0, 1]),  # Swin
+    ("blocks.0.mlp.0", [0]),  # a block's own parts are no blocks
+    ("classifier.1", []), ("conv1.0", []), ("conv1", []),  # a head's parts, a layer's
+])
+def test_module_paths_give_stage_and_block_numbers(path, numbers):
+    assert _indices(path) == numbers
+
+
+def places(names, scopes=None):
+    nodes = [helper.make_node("Relu", [f"t{i}"], [f"t{i + 1}"], name=n) for i, n in enumerate(names)]
+    for node, scope in zip(nodes, scopes or ()):
+        if scope:
+            node.metadata_props.append(StringStringEntryProto(key="pkg.torch.onnx.name_scopes", value=scope))
+    v = [helper.make_tensor_value_info(t, TensorProto.FLOAT, [1, 4]) for t in ("t0", f"t{len(names)}")]
+    model = helper.make_model(helper.make_graph(nodes, "g", v[:1], v[1:]))
+    graph = from_onnx(model)
+    return [(graph.nodes[n]["stage"], graph.nodes[n]["block"]) for n in graph.nodes]
+
+
+def test_torchscript_slash_paths_in_any_nesting():
+    assert places(["/stem/stem.0/Conv", "/stages/stages.0/blocks/blocks.1/conv_dw/Conv",
+                   "/stages/stages.1/blocks/blocks.0/mlp/fc1/MatMul", "/head/fc/Gemm"]) == \
+        [("stem", 0), (1, 1), (2, 0), ("head", 0)]
+    assert places(["/patch_embed/proj/Conv", "/blocks/blocks.0/attn/MatMul", "/blocks/blocks.3/mlp/fc2/MatMul",
+                   "/norm/LayerNormalization"]) == [("stem", 0), (1, 0), (1, 3), ("head", 0)]
+    assert places(["/stem/conv/Conv", "/s1/b1/conv1/conv/Conv", "/s2/b3/se/fc1/Conv", "/head/fc/Gemm"]) == \
+        [("stem", 0), (1, 0), (2, 2), ("head", 0)]
+
+
+def test_the_dynamo_exporters_module_path_in_node_metadata():
+    """dynamo names nodes node_Conv_3; the module path is in metadata_props (name_scopes: the deepest module
+    before the op's own name)."""
+    assert places(["node_Conv_0", "node_Conv_1", "node_Add_2", "node_Gemm_3"],
+                  ["['', 'stem', 'conv2d']", "['', 'stages', 'stages.0', 'stages.0.1', 'stages.0.1.conv', 'conv2d_1']",
+                   "['', 'stages', 'stages.1', 'stages.1.0', 'add']", "['', 'head', 'linear']"]) == \
+        [("stem", 0), (1, 1), (2, 0), ("head", 0)]
+
+
+def test_where_names_say_nothing_a_stage_starts_where_the_resolution_drops():
+    """Convs named a..f: the stem ends at the first stride-2 conv (32 -> 16); 16 -> 8 starts stage 1; two
+    residual Adds end blocks 0 and 1; 8 -> 4 starts stage 2; the global pool and the classifier are the head."""
+    v = lambda t, s: helper.make_tensor_value_info(t, TensorProto.FLOAT, s)  # noqa: E731
+    from onnx import numpy_helper
+    import numpy as np
+
+    w = lambda n, co, ci: numpy_helper.from_array(np.zeros((co, ci, 3, 3), np.float32), n)  # noqa: E731
+    conv = lambda x, y, wt, s, name: helper.make_node("Conv", [x, wt], [y], name=name, strides=[s, s],  # noqa: E731
+                                                      pads=[1, 1, 1, 1])
+    nodes = [conv("x", "a", "w3", 2, "a"), conv("a", "b", "w8", 2, "b"), conv("b", "c", "w8", 1, "c"),
+             helper.make_node("Add", ["b", "c"], ["d"], name="add0"), conv("d", "e", "w8", 1, "e"),
+             helper.make_node("Add", ["d", "e"], ["f"], name="add1"), conv("f", "g", "w8", 2, "g"),
+             helper.make_node("GlobalAveragePool", ["g"], ["p"], name="pool"),
+             helper.make_node("Flatten", ["p"], ["y"], name="flat")]
+    model = helper.make_model(helper.make_graph(nodes, "g", [v("x", [1, 3, 32, 32])], [v("y", [1, 8])],
+                                                [w("w3", 8, 3), w("w8", 8, 8)]))
+    graph = from_onnx(model)
+    assert [(n, graph.nodes[n]["stage"], graph.nodes[n]["block"]) for n in graph.nodes] == [
+        ("a", "stem", 0), ("b", 1, 0), ("c", 1, 0), ("add0", 1, 0), ("e", 1, 1), ("add1", 1, 1), ("g", 2, 0),
+        ("pool", "head", 0), ("flat", "head", 0)]
+
+
+# what each module's file holds: its stages (stem, then numbered, then head) and its blocks
+STAGES = {"resnetish": {"stem", 1, 2, "head"}, "regnetish": {"stem", 1, 2, "head"},
+          "convnextish": {"stem", 1, 2, "head"}, "vitish": {"stem", 1, "head"}, "swinish": {"stem", 1, "head"}}
+BLOCKS = {"resnetish": {(1, 0), (1, 1), (2, 0)}, "regnetish": {(1, 0), (1, 1), (2, 0)},
+          "convnextish": {(1, 0), (1, 1), (2, 0)}, "vitish": {(1, 0), (1, 1)}, "swinish": {(1, 0), (1, 1)}}
+
+
+@pytest.mark.parametrize("export", EXPORTS)
+@pytest.mark.parametrize("module", MODULES)
+def test_every_exporter_gives_the_modules_stages_and_blocks(module, export):
+    found = groups(own(module, export))
+    assert {s for s, _ in found} == STAGES[module]
+    assert {p for p in found if isinstance(p[0], int)} == BLOCKS[module]
+
+
+# ---- training memory as autograd saves it
+
+@pytest.mark.parametrize("module", MODULES)
+def test_a_train_mode_export_saves_what_autograd_saved(module):
+    """Within 5% of the bytes PyTorch's autograd saved for the same module at the same batch (fp32)."""
+    saved = training_memory(own(module, "ts_train"), "fp32", "sgd").activation_bytes
+    assert saved == pytest.approx(MEASURED["modules"][module]["saved_bytes"], rel=0.05)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_own_model_trains(effplan, module):
+    for export in EXPORTS:
+        r = effplan("train", str(FIXTURES / f"{module}_{export}.onnx"), "--device", "a100-80gb", "--batch", "4")
+        assert r.code == 0, (export, r.err)
+
+
+# ---- folded BatchNormalization is never silent
+
+FOLDED = "has no BatchNormalization but"
+
+
+@pytest.mark.parametrize("command", [("memory", "--train"), ("fit", "--train", "--memory", "1GiB"),
+                                     ("train", "--device", "a100-80gb", "--batch", "2")])
+def test_every_training_output_of_an_eval_export_says_bn_looks_folded(effplan, command):
+    for module, export in (("resnetish", "ts_eval"), ("regnetish", "dynamo")):
+        r = effplan(command[0], str(FIXTURES / f"{module}_{export}.onnx"), *command[1:])
+        notes = [line for line in r.err.splitlines() if FOLDED in line]
+        assert r.code == 0 and len(notes) == 1, r.err
+        assert "training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False" in notes[0]
+        assert "--unfold-bn" in notes[0]
+    for module, export in (("resnetish", "ts_train"), ("convnextish", "ts_eval"), ("vitish", "dynamo")):
+        r = effplan(command[0], str(FIXTURES / f"{module}_{export}.onnx"), *command[1:])  # BN kept, or none to fold
+        assert r.code == 0 and FOLDED not in r.err, (module, r.err)
+
+
+def test_inference_outputs_say_nothing_of_training(effplan):
+    r = effplan("memory", str(FIXTURES / "resnetish_ts_eval.onnx"))
+    assert r.code == 0 and FOLDED not in r.err
+
+
+@pytest.mark.parametrize("export", ["ts_eval", "dynamo"])
+@pytest.mark.parametrize("module", ["resnetish", "regnetish"])
+def test_unfold_bn_restores_what_pytorch_counts_and_saves(module, export):
+    """--unfold-bn's rule (a BN after each conv with a bias on a map wider than 1x1: the SE convs on pooled maps
+    keep theirs) gives back PyTorch's params and buffers exactly, and autograd's saved bytes."""
+    from effplan.graph.ops import graph_weights
+    from effplan.onnx.model import Imported
+
+    graph = Imported(str(FIXTURES / f"{module}_{export}.onnx"), unfold_bn=True).graph(MEASURED["batch"])
+    measured = MEASURED["modules"][module]
+    assert graph_weights(graph) == (measured["params"], measured["buffers"])
+    saved = training_memory(graph, "fp32", "sgd").activation_bytes
+    assert saved == pytest.approx(measured["saved_bytes"], rel=0.01)
+    folded = training_memory(own(module, export), "fp32", "sgd").activation_bytes
+    assert folded < 0.75 * measured["saved_bytes"]  # what the note warns of
+
+
+def test_unfold_bn_takes_files_only(effplan):
+    r = effplan("memory", "efficientnet-b0", "--unfold-bn")
+    assert r.code == 2 and r.err.count("\n") == 1 and "is a built design" in r.err
+    r = effplan("memory", str(FIXTURES / "resnetish_ts_eval.onnx"), "--train", "--unfold-bn")
+    assert r.code == 0 and "BatchNormalization restored after 8 biased convs (--unfold-bn)" in r.err
+
+
+# ---- params as PyTorch counts them
+
+def test_a_swin_blocks_params_and_buffers_are_pytorchs():
+    """A train-mode export keeps the relative-position table and its Gather: the table counts as itself (49 x 2
+    per block), not as the 16 x 16 x 2 biases gathered from it; the attention mask, an initializer named as the
+    module's buffer (attn_mask), is a buffer."""
+    from effplan.graph.ops import graph_weights
+
+    measured = MEASURED["modules"]["swinish"]
+    assert graph_weights(own("swinish", "ts_train")) == (measured["params"], measured["buffers"])
+
+
+@pytest.mark.parametrize("export", ["ts_eval", "dynamo"])
+def test_a_folded_table_is_counted_as_stored_and_said_so(effplan, export):
+    """Constant folding leaves the gathered biases (2 x 16 x 16 per block) and no table: counted as stored,
+    the masks still buffers, and analyze says which constants it counted and why."""
+    from effplan.graph.ops import graph_weights
+
+    measured = MEASURED["modules"]["swinish"]
+    graph = own("swinish", export)
+    assert graph_weights(graph) == (measured["params"] - 2 * 49 * 2 + 2 * 2 * 16 * 16, measured["buffers"])
+    assert sorted(graph.graph["computed_params"].values()) == [512, 512]
+    r = effplan("analyze", str(FIXTURES / f"swinish_{export}.onnx"))
+    assert r.code == 0 and "1,024 params are constants the exporter computed" in r.out
+
+
+@pytest.mark.parametrize("module", ["convnextish", "vitish"])
+def test_params_equal_pytorchs_from_both_exporters(module):
+    from effplan.graph.ops import graph_weights
+
+    for export in EXPORTS:
+        assert graph_weights(own(module, export))[0] == MEASURED["modules"][module]["params"], export
