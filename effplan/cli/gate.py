@@ -6,7 +6,7 @@ import sys
 import click
 
 from ..base.errors import EffplanError
-from .options import BATCH, DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, emit, _progress, view_options
+from .options import BATCH, DEVICE_DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, emit, _progress, view_options
 
 
 @click.command()
@@ -82,7 +82,7 @@ def check(budget_file, fmt, baseline, tolerance, strict, view, output):
               help="With --coefficients: how far alpha*beta^2*gamma^2 may be from 2.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Pareto plot (.svg or .png).")
 @BATCH
-@DTYPE
+@DEVICE_DTYPE
 @OPTIMIZER
 @PRECISION
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "markdown", "html"]), default="text",
@@ -136,4 +136,6 @@ def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inferen
     if fmt == "html":
         from ..render.html import search_page
         return emit(search_page(designs, front, stats, constraints, model, objective), output)
-    emit(render_search(designs, front, stats, constraints, model, objective, fmt, view), output)
+    from ..base.units import dtype_origin
+    origin = dtype_origin(dtype, constraints.device)
+    emit(render_search(designs, front, stats, constraints, model, objective, fmt, view, origin), output)
