@@ -64,3 +64,17 @@ def test_fit_on_several_devices_answers_for_each(effplan):
     assert rows[1]["batch"] > rows[0]["batch"]
     text = effplan(*args, "--device", "t4", "--device", "a100-80gb", "--wide").out
     assert "t4: 16.00 GiB" in text and "a100-80gb: 80.00 GiB" in text
+
+
+def test_budgets_and_search_say_which_was_meant(effplan, tmp_path):
+    budget = tmp_path / "b.toml"
+    budget.write_text('[[budget]]\nmodel = "mobilenet-v2"\nresolution = 64\nmax_training_memory = "16gb"\n'
+                      'max_inference_memory = "1GiB"\n')
+    run = effplan("check", str(budget), "--format", "json")
+    assert run.code == 0
+    assert run.err.count("warning") == 1 and 'max_training_memory: 16gb = 14.90 GiB; a "16 GB" GPU' in run.err
+    (row,) = [r for r in run.json()["checks"] if r["limit_key"] == "max_training_memory"]
+    assert row["limit"] == 16 * GB and row["limit_text"] == "16GB"  # the decimal figure, shown in its own units
+    run = effplan("search", "mobilenet-v2", "--max-inference-memory", "80GB", "--depth", "1", "--width", "1",
+                  "--resolution", "64", "--format", "json")
+    assert run.code == 0 and "--max-inference-memory: 80GB = 74.51 GiB" in run.err  # 80e9 / 2^30

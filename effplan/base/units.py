@@ -195,10 +195,11 @@ def bytes_as_written(value: float, written) -> tuple[str, str] | None:
     """(value, limit) as text for a byte limit: the limit as written, the value in the same system
     ('4MB' beside 21.32 MB, not 3.81 MiB; '1GiB' beside 29.52 MiB); None when no text was written."""
     match = _NUMBER.match(written) if isinstance(written, str) else None
-    if not match or match.group(2) not in BYTE_UNITS:
+    unit = byte_unit(match.group(2)) if match else ""
+    if unit not in BYTE_UNITS:
         return None
-    decimal = BYTE_UNITS[match.group(2)] % 1024 != 0
-    return (si_bytes if decimal else human_bytes)(value), f"{match.group(1)}{match.group(2)}"
+    decimal = BYTE_UNITS[unit] % 1024 != 0
+    return (si_bytes if decimal else human_bytes)(value), f"{match.group(1)}{unit}"
 
 
 class RangeError(ValueError):
