@@ -120,17 +120,20 @@ def check(budgets) -> list[dict]:
     return run(load_budgets(budgets) if isinstance(budgets, str) else budgets)
 
 
-def search(model, limits: dict, *, batch: int = 1, dtype: str = "fp32", device=None, top: int = 10,
+def search(model, limits: dict, *, batch: int = 1, dtype: str | None = None, device=None, top: int = 10,
            depths="1..3:0.1", widths="1..2:0.05", resolutions=None) -> list[dict]:
     """The designs of a base spec that fit `limits` ({"max_macs": "2G", "max_inference_memory":
     "300MiB"}, the keys of a budget), best (most MACs) first: the largest φ and the best of the
-    depth x width x resolution grid, as `effplan search` finds them."""
+    depth x width x resolution grid, as `effplan search` finds them. `dtype` defaults to the device's
+    (its half precision, else fp32), fp32 without a device: one rule everywhere (base/units.cost_dtype)."""
     from .gate import search as engine
     from .gate.budget import parse_limits
 
-    return engine.run(engine.searchable(model) if isinstance(model, str) else model,
-                      parse_limits(limits, lambda key: key), batch=batch, dtype=dtype, device=device, top=top,
-                      depths=depths, widths=widths, resolutions=resolutions)[0]
+    designs, _, _, constraints = engine.run(engine.searchable(model) if isinstance(model, str) else model,
+                                            parse_limits(limits, lambda key: key), batch=batch, dtype=dtype,
+                                            device=device, top=top, depths=depths, widths=widths,
+                                            resolutions=resolutions)
+    return [{**d, "dtype": constraints.dtype} for d in designs]  # as `effplan search --format json`
 
 
 __all__ = ["Coefficients", "Design", "EffplanError", "ModelSpec", "Profile", "analyze", "build", "check",

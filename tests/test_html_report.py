@@ -57,14 +57,17 @@ def pages(tmp_path_factory):
     return paths
 
 
+AT_T4 = ("--dtype", "fp16")  # one device: the whole page at its precision, as `table --device` (the T4's: fp16)
+
+
 def test_model_page_embeds_the_json_reports(pages):
     data = data_of(pages["model"].read_text())
-    layers = json.loads(run("layers", *SMALL, "--format", "json")[1])
+    layers = json.loads(run("layers", *SMALL, *AT_T4, "--format", "json")[1])
     assert data["layers"] == layers
-    assert data["rollups"]["stage"] == json.loads(run("layers", *SMALL, "--by", "stage", "--format", "json")[1])["layers"]
-    (row,) = json.loads(run("table", *SMALL, "--format", "json")[1])
+    assert data["rollups"]["stage"] == json.loads(run("layers", *SMALL, *AT_T4, "--by", "stage", "--format", "json")[1])["layers"]
+    (row,) = json.loads(run("table", *SMALL, *AT_T4, "--format", "json")[1])
     assert data["summary"] == row
-    memory = json.loads(run("memory", *SMALL, "--train", "--by", "layer", "--format", "json")[1])
+    memory = json.loads(run("memory", *SMALL, *AT_T4, "--train", "--by", "layer", "--format", "json")[1])
     assert {k: v for k, v in data["memory"].items() if k != "layers"} == {k: v for k, v in memory.items() if k != "layers"}
     assert [(r["name"], r["live_bytes"], r["saved_bytes"]) for r in data["memory"]["layers"]] == [
         (r["name"], r["live_bytes"], r["saved_bytes"]) for r in memory["layers"]]
@@ -79,7 +82,7 @@ def test_model_page_embeds_the_json_reports(pages):
 
 def test_compare_check_and_search_pages_embed_the_json_reports(pages, tmp_path):
     data = data_of(pages["compare"].read_text())
-    assert data["rows"] == json.loads(run("table", "--phi", "0..2", "--format", "json")[1])
+    assert data["rows"] == json.loads(run("table", "--phi", "0..2", *AT_T4, "--format", "json")[1])
     at_t4 = json.loads(run("table", "--phi", "0..2", "--device", "t4", "--format", "json")[1])
     assert data["devices"][0]["rows"] == [{k: r[k] for k in ("latency_s", "images_per_s")} for r in at_t4]
     (tmp_path / "budgets.toml").write_text(BUDGETS)
@@ -208,3 +211,53 @@ def test_other_pages_in_a_browser(browser, pages, tmp_path):
     page.screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000
     assert errors == []
+
+
+def test_model_page_answers_fit_and_training(browser, pages):
+    """The top kernels, the largest batch per device and the training time, each as its own command says."""
+    page, errors = open_page(browser, pages["model"])
+    (device,) = data_of(pages["model"].read_text())["devices"]
+    roofline = json.loads(run("roofline", *SMALL, "--device", "t4", "--sort", "time_s", "--top", "10",
+                              "--format", "json")[1])
+    assert page.locator("table.top tbody tr").count() == 10
+    assert [page.inner_text(f"table.top tbody tr:nth-child({i}) td:first-child") for i in (1, 2, 10)] == [
+        roofline["layers"][i]["name"] for i in (0, 1, 9)]
+    assert f"{roofline['kept']['share']:.1%}" in page.inner_text("#app")
+    (infer,) = json.loads(run("fit", *SMALL, "--device", "t4", "--format", "json")[1])
+    (trained,) = json.loads(run("fit", *SMALL, "--device", "t4", "--train", "--format", "json")[1])
+    cells = [page.inner_text(f"table.fit tbody tr td:nth-child({i})") for i in range(1, 9)]
+    assert cells[:4] == ["t4", "16.00 GiB", f"{infer['batch']} (fp16)", f"{trained['batch']} (mixed, adamw)"]
+    whole = json.loads(run("train", *SMALL, "--device", "t4", "--format", "json")[1])  # the recipe's 350 epochs
+    assert cells[7] == f"{whole['totals']['hours']:.2f} h, 350 epochs"
+    assert device["training"]["hours"] == whole["totals"]["hours"]
+    assert errors == []
+
+
+def test_tables_scroll_inside_their_box_and_the_page_does_not(browser, pages):
+    page = browser.new_page(viewport={"width": 700, "height": 800})
+    page.goto(pages["model"].as_uri())
+    page.wait_for_selector("body[data-rendered]", timeout=10_000)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.evaluate("(() => { const b = document.querySelector('#layers .scroll');"
+                         " return b.scrollWidth > b.clientWidth; })()")  # the layer table scrolls in its box
+    assert page.locator("details.header li").count() >= 3  # the text header, one item a line
+
+
+def test_comparison_page_has_a_chart(browser, tmp_path):
+    out = tmp_path / "c.html"
+    assert run("report", "resnet-18", "mobilenet-v2", "--resolution", "64", "--device", "t4", "-o", str(out))[0] == 0
+    data = data_of(out.read_text())
+    assert not data["compound"] and "phi" not in [k for _, k in data["metrics"]]  # neither is compound-scaled
+    page, errors = open_page(browser, out)
+    # MACs, params, inference and training memory, latency on t4: a bar per design each
+    assert page.locator("svg.bars .mark").count() == 5 * 2
+    assert "resnet-18" in hover_tip(page, "svg.bars .mark >> nth=0")
+    assert "φ" not in page.inner_text("table.compare thead")
+    assert errors == []
+
+
+def test_shared_pages_name_no_local_paths(pages):
+    for kind in ("check", "model", "compare"):
+        text = pages[kind].read_text()
+        assert str(pages[kind].parent) not in text, kind
+    assert "<title>effplan check: budgets.toml</title>" in pages["check"].read_text()

@@ -11,8 +11,9 @@ MAX_QUANTITY = 1e30  # bytes, counts or seconds past this are typos or hostile; 
 
 _NUMBER = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-zµ%]*)\s*$")
 
-# Bytes: SI with B (GB = 10^9), binary with iB or a bare letter of either case (g = G = GiB, as docker
-# and java read 16g). No bare number: is 12 twelve bytes or twelve GiB? The user says.
+# Bytes: SI with B (GB = gb = 10^9), binary with iB or a bare letter of either case (g = G = GiB, as docker
+# and java read 16g). No bare number: is 12 twelve bytes or twelve GiB? The user says. Case is free
+# (GIB, gib, Gb): `byte_unit` reads a unit by its letters; this table names the forms shown in errors.
 BYTE_UNITS = {"B": 1,
               **{f"{p}B": 1000 ** i for i, p in enumerate("kMGTP", start=1)},
               **{f"{p}B": 1000 ** i for i, p in enumerate("KMGTP", start=1)},
@@ -25,6 +26,33 @@ TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 # The number formats effplan knows (--dtype, device peaks, budgets), with their bytes a value.
 # tf32: fp32 storage, tf32 matrix math.
 DTYPES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+DEFAULT_DTYPE = "fp32"  # without a device
+
+
+def cost_dtype(dtype: str | None, device=None) -> str:
+    """The one rule for the precision a design is costed at, in every command and the API: the one asked;
+    else, on a device, the precision inference runs at there (its half precision, else fp32:
+    `Device.preferred_dtype`); else fp32. A budget or a search without a dtype follows it too. `device` may
+    be a list: one device decides for the whole report; with several, each device's own figures (latency,
+    fit) are at its own precision and the figures of no device (memory, bytes) at fp32."""
+    if dtype:
+        return dtype
+    if isinstance(device, (list, tuple)):
+        device = device[0] if len(device) == 1 else None
+    return device.preferred_dtype if device is not None else DEFAULT_DTYPE
+
+
+def dtype_origin(asked: str | None, device=None) -> str:
+    """Why a report is at its precision, for its header: '(asked)', '(the device's default ...)'."""
+    if asked:
+        return "as asked"
+    if isinstance(device, (list, tuple)):
+        if len(device) > 1:
+            return "each device at its default, its half precision, else fp32; the rest fp32; --dtype changes it"
+        device = device[0] if device else None
+    if device is not None:
+        return f"{device.name}'s default: its half precision, else fp32; --dtype changes it"
+    return "the default without a device; --dtype changes it"
 
 
 def _split(text, what: str, units: dict) -> tuple[float, str]:
@@ -56,13 +84,47 @@ def example(units: dict) -> str:
     return {id(BYTE_UNITS): "16GiB", id(COUNT_UNITS): "2.5G", id(TIME_UNITS): "12ms"}.get(id(units), "")
 
 
+def byte_unit(unit: str) -> str:
+    """A byte unit in its table form, whatever its case: gb -> GB, GIB -> GiB, Ki -> Ki; g stays g (= GiB)."""
+    if unit in BYTE_UNITS or len(unit) < 2:
+        return unit
+    prefix, rest = unit[0], unit[1:].lower()
+    return {"b": prefix.upper().replace("K", "k") + "B", "ib": prefix.upper() + "iB", "i": prefix.upper() + "i"}.get(
+        rest, unit)
+
+
 def parse_bytes(text, what: str = "memory") -> int:
     match = _NUMBER.match(str(text))
     if isinstance(text, (int, float)) and not isinstance(text, bool) or match and not match.group(2):
         raise EffplanError(f"{what}: '{text}': a bare number is ambiguous; give a unit: {text}GiB (2^30), "
                            f"{text}GB (10^9), {text}g (= GiB) or {text}B")
+    if match:
+        text = match.group(1) + byte_unit(match.group(2))
     value, unit = _split(text, what, BYTE_UNITS)
     return int(value * BYTE_UNITS[unit])
+
+
+GiB = 1 << 30
+
+
+def size_note(text, devices: dict[str, int] | None = None) -> str | None:
+    """A decimal size within 10% of a catalog device's memory (`devices`: name -> bytes) or of a power-of-two
+    GiB figure was most likely meant as that: '24GB = 22.35 GiB; a "24 GB" GPU has 24 GiB: write 24GiB'.
+    None for a binary size, or one near neither."""
+    match = _NUMBER.match(str(text))
+    unit = byte_unit(match.group(2)) if match else ""
+    if unit not in BYTE_UNITS or BYTE_UNITS[unit] % 1024 == 0 or BYTE_UNITS[unit] < 1000 ** 3:
+        return None
+    size = parse_bytes(text)
+    figures: dict[int, list] = {1 << k: [] for k in range(30, 51)}
+    for name, memory in (devices or {}).items():
+        figures.setdefault(memory, []).append(name)
+    near = min(figures, key=lambda v: abs(size - v) / v)
+    if abs(size - near) / near > 0.10:
+        return None
+    gib = f"{near / GiB:g}"
+    names = f" ({', '.join(sorted(figures[near])[:3])})" if figures[near] else ""
+    return f'{text} = {size / GiB:.2f} GiB; a "{gib} GB" GPU{names} has {gib} GiB: write {gib}GiB'
 
 
 def parse_count(text, what: str = "value") -> float:
@@ -133,10 +195,11 @@ def bytes_as_written(value: float, written) -> tuple[str, str] | None:
     """(value, limit) as text for a byte limit: the limit as written, the value in the same system
     ('4MB' beside 21.32 MB, not 3.81 MiB; '1GiB' beside 29.52 MiB); None when no text was written."""
     match = _NUMBER.match(written) if isinstance(written, str) else None
-    if not match or match.group(2) not in BYTE_UNITS:
+    unit = byte_unit(match.group(2)) if match else ""
+    if unit not in BYTE_UNITS:
         return None
-    decimal = BYTE_UNITS[match.group(2)] % 1024 != 0
-    return (si_bytes if decimal else human_bytes)(value), f"{match.group(1)}{match.group(2)}"
+    decimal = BYTE_UNITS[unit] % 1024 != 0
+    return (si_bytes if decimal else human_bytes)(value), f"{match.group(1)}{unit}"
 
 
 class RangeError(ValueError):

@@ -2,6 +2,7 @@
 2 bad input, 70 internal error. One module per command group."""
 from __future__ import annotations
 
+import shutil
 import sys
 
 import click
@@ -13,7 +14,11 @@ from .options import guard_output
 
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+HELP_WIDTH = max(40, shutil.get_terminal_size((80, 24)).columns)  # COLUMNS, else the terminal's, else 80
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": HELP_WIDTH,
+                               "terminal_width": HELP_WIDTH})
 @click.version_option(__version__, prog_name="effplan")
 def cli():
     """Static FLOPs, parameter and memory planner for compound-scaled CNNs."""
@@ -25,10 +30,17 @@ def cli():
     gc.freeze()
 
 
+def summary(command: click.Command) -> str:
+    """A command's first paragraph, whole: the command list shows it wrapped, never cut with '...'."""
+    first = (command.help or "").split("\n\n")[0]
+    return " ".join(first.split())
+
+
 for _group in (design, onnx, memory, hardware, gate, report, train):
     for _command in vars(_group).values():
         if isinstance(_command, click.Command):
             guard_output(_command)
+            _command.short_help = _command.short_help or summary(_command)
             cli.add_command(_command)
 
 

@@ -6,7 +6,7 @@ import click
 
 from ..base.errors import EffplanError, did_you_mean, quote
 from ..plan.profile import design_rows
-from .options import FORMAT, BATCH, DIM, DTYPES, DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, design_options, DESIGN_KEYS, designs_from, emit, one_design, view_options, LAYER_SORT, LAYER_TOP, LAYER_BY, STRICT
+from .options import FORMAT, BATCH, DEVICE_DTYPE, DIM, DTYPES, DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, design_options, DESIGN_KEYS, designs_from, emit, one_design, view_options, LAYER_SORT, LAYER_TOP, LAYER_BY, STRICT
 
 
 @click.command()
@@ -20,9 +20,7 @@ from .options import FORMAT, BATCH, DIM, DTYPES, DTYPE, RUNTIME, OPTIMIZER, PREC
                                                        "training_step_s"]),
               default=None, help="Order rows by this figure, smallest first.")
 @BATCH
-@click.option("--dtype", type=DTYPES, default=None,
-              help="Element type of weights and activations (default fp32; with --device, the device's half "
-                   "precision as in effplan roofline).")
+@DEVICE_DTYPE
 @OPTIMIZER
 @PRECISION
 @FORMAT
@@ -45,21 +43,24 @@ def table(models, query, device, runtime, train, sort_key, batch, dtype, optimiz
         raise EffplanError("--train needs --device (the training step is timed on it)")
     if sort_key == "training_step_s" and not train:
         raise EffplanError("--sort training_step_s needs --train")
-    if dtype is None and device:
-        from ..plan.hardware import load_device
-        dtype = load_device(device).preferred_dtype
-    dtype = dtype or "fp32"
+    from ..base.units import cost_dtype, dtype_origin
+    from ..plan.hardware import load_device
+    found = load_device(device) if device else None
+    dtype, origin = cost_dtype(dtype, found), dtype_origin(dtype, found)
     pairs = designs_from(models, **query)
     rows = design_rows(pairs, batch, dtype, precision, optimizer, device, runtime, train)
     if sort_key == "latency_s" and not device:
         raise EffplanError("--sort latency_s needs --device")
     if sort_key:
         rows.sort(key=lambda r: r[sort_key])
-    columns = TABLE_COLUMNS + (DEVICE_COLUMNS if device else []) + (TRAIN_COLUMNS if train else [])
+    phi_columns = set() if compound_scaled(pairs) else {"phi", "macs_ratio", "two_pow_phi"}  # text only
+    columns = ([c for c in TABLE_COLUMNS if c[1] not in phi_columns] + (DEVICE_COLUMNS if device else [])
+               + (TRAIN_COLUMNS if train else []))
     if fmt == "json":
         emit(to_json(rows), output)
     else:
-        preamble = header(batch, dtype, precision, optimizer, device, rows[0].get("runtime") if rows else None)
+        preamble = header(batch, dtype, precision, optimizer, device, rows[0].get("runtime") if rows else None,
+                          origin)
         if train and rows:
             preamble += (f"\n# train step = forward, backward and {optimizer} update of a batch of {batch} on one "
                          f"{device}, runtime {rows[0]['training_runtime']}, {precision} (effplan train)")
@@ -90,28 +91,62 @@ def layers(model, query, by, strict, sort_key, top, batch, dtype, fmt, view, out
 @click.command()
 @click.argument("models", nargs=-1, required=True)
 @DIM
+@click.option("--device", "devices", multiple=True, metavar="NAME|FILE",
+              help="Add roofline latency and images/s on this device (repeatable).")
+@RUNTIME
 @BATCH
-@DTYPE
+@DEVICE_DTYPE
 @FORMAT
 @view_options
 @OUTPUT
-def compare(models, dim_items, batch, dtype, fmt, view, output):
-    """Designs side by side, one column each: effplan compare efficientnet-b4 efficientnetv2-s resnet-50."""
-    from ..render.report import TABLE_COLUMNS, header
+def compare(models, dim_items, devices, runtime, batch, dtype, fmt, view, output):
+    """Designs side by side, one column each, with latency per --device.
+
+    \b
+    effplan compare efficientnet-b4 efficientnetv2-s resnet-50
+    effplan compare efficientnet-b4 efficientnetv2-s --device t4 --device a100-80gb --batch 8
+    """
+    from ..base.units import cost_dtype, dtype_origin
+    from ..plan.hardware import load_device
+    from ..plan.profile import analyze, device_rows
+    from ..render.report import DEVICE_COLUMNS, TABLE_COLUMNS, header
     from ..render.tables import render_rows, to_json
 
+    if runtime and not devices:
+        raise EffplanError("--runtime needs --device")
+    found = {name: load_device(name) for name in dict.fromkeys(devices)}  # an unknown name fails first
     pairs = designs_from(models, **{**dict.fromkeys(DESIGN_KEYS), "depth_rounding": "ceil", "scale_items": (),
                                     "dim_items": dim_items})
-    rows = design_rows(pairs, batch, dtype)
+    at = cost_dtype(dtype, list(found.values()))
+    profiles = [analyze(design, batch, at) for design, _ in pairs]
+    rows = design_rows(pairs, batch, at, profiles=profiles)
+    for name, device in found.items():
+        device_dtype = cost_dtype(dtype, device)
+        for row, extra in zip(rows, device_rows([p.graph for p in profiles], name, device_dtype, batch, runtime)):
+            row.setdefault("devices", []).append({"dtype": device_dtype, **extra})
     if fmt == "json":
         return emit(to_json(rows), output)
-    metrics = [(h, key, f) for h, key, f in TABLE_COLUMNS if key not in ("model", "macs_ratio", "two_pow_phi")]
+    hidden = {"model", "macs_ratio", "two_pow_phi"} | (set() if compound_scaled(pairs) else {"phi"})
+    metrics = [(h, key, f) for h, key, f in TABLE_COLUMNS if key not in hidden]
     exact = fmt == "csv"
     body = [{"metric": key if exact else h, **{r["model"]: r[key] if exact else f(r[key]) for r in rows}}
             for h, key, f in metrics]
+    for i, (name, device) in enumerate(found.items()):
+        for h, key, f in DEVICE_COLUMNS:
+            d = rows[0]["devices"][i]
+            label = f"{key}@{d['device']}" if exact else f"{h} ({d['device']}, {d['dtype']}, {d['runtime']})"
+            body.append({"metric": label, **{r["model"]: r["devices"][i][key] if exact else f(r["devices"][i][key])
+                                             for r in rows}})
     columns = [("metric", "metric", str)] + [(r["model"], r["model"], str) for r in rows]
     later_first = tuple(r["model"] for r in reversed(rows))  # designs past the terminal's width are hidden
-    emit(render_rows(body, columns, fmt, "" if fmt == "csv" else header(batch, dtype), view, later_first), output)
+    preamble = header(batch, at, origin=dtype_origin(dtype, list(found.values())))
+    emit(render_rows(body, columns, fmt, "" if fmt == "csv" else preamble, view, later_first), output)
+
+
+def compound_scaled(pairs) -> bool:
+    """Whether any design was scaled by a compound coefficient (published or by the formula): only then do
+    the φ columns say something."""
+    return any(getattr(design, "coefficients", None) in ("published", "formula") for design, _ in pairs)
 
 
 @click.command()

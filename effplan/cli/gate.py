@@ -6,7 +6,21 @@ import sys
 import click
 
 from ..base.errors import EffplanError
-from .options import BATCH, DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, emit, _progress, view_options
+from .options import BATCH, DEVICE_DTYPE, RUNTIME, OPTIMIZER, PRECISION, OUTPUT, emit, _progress, view_options, warn
+
+
+def size_notes(written: list[tuple[str, str]]) -> None:
+    """A warning for each size written in GB that a GPU's GiB figure was most likely meant as (base/units.size_note)."""
+    from ..base.units import BYTE_UNITS, byte_unit, size_note
+
+    decimal = [(where, text) for where, text in written if isinstance(text, str) and text.rstrip()[-2:].lower() == "gb"
+               and byte_unit(text.rstrip()[-2:]) in BYTE_UNITS]
+    if decimal:
+        from .memory import catalog_memories
+        devices = catalog_memories()
+        for where, text in decimal:
+            if note := size_note(text, devices):
+                warn(f"{where}: {note}")
 
 
 @click.command()
@@ -37,6 +51,7 @@ def check(budget_file, fmt, baseline, tolerance, strict, view, output):
 
     share = parse_share(tolerance, "--tolerance")
     budgets = load_budgets(budget_file)
+    size_notes([(f"{b.where}.{key}", text) for b in budgets for key, text in b.written.items()])
     rows = check_budgets(budgets)
     growth = baseline_growth(budgets, rows, baseline, share) if baseline else []
     if fmt == "html":
@@ -82,7 +97,7 @@ def check(budget_file, fmt, baseline, tolerance, strict, view, output):
               help="With --coefficients: how far alpha*beta^2*gamma^2 may be from 2.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Pareto plot (.svg or .png).")
 @BATCH
-@DTYPE
+@DEVICE_DTYPE
 @OPTIMIZER
 @PRECISION
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "markdown", "html"]), default="text",
@@ -116,6 +131,7 @@ def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inferen
              "max_training_memory": max_training_memory, "max_latency": max_latency, "min_throughput": min_throughput,
              "max_training_step_time": max_training_step_time, "min_training_throughput": min_training_throughput}
     limits = parse_limits({k: v for k, v in given.items() if v is not None}, lambda key: "--" + key.replace("_", "-"))
+    size_notes([("--" + k.replace("_", "-"), v) for k, v in given.items() if v is not None])
     if not limits:
         raise EffplanError("give at least one constraint: --max-macs, --max-params, --max-inference-memory, ...")
     if (max_latency or min_throughput) and not device:
@@ -136,4 +152,6 @@ def search(model, max_macs, max_flops, max_params, max_weight_bytes, max_inferen
     if fmt == "html":
         from ..render.html import search_page
         return emit(search_page(designs, front, stats, constraints, model, objective), output)
-    emit(render_search(designs, front, stats, constraints, model, objective, fmt, view), output)
+    from ..base.units import dtype_origin
+    origin = dtype_origin(dtype, constraints.device)
+    emit(render_search(designs, front, stats, constraints, model, objective, fmt, view, origin), output)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..base.errors import EffplanError
-from .options import FORMAT, BATCH, DTYPES, OUTPUT, RUNTIME, design_options, emit, describe_design, one_design, \
+from .options import FORMAT, BATCH, DEVICE_DTYPE, DTYPES, OUTPUT, RUNTIME, design_options, emit, describe_design, one_design, \
     view_options, warn
 
 
@@ -13,11 +13,13 @@ from .options import FORMAT, BATCH, DTYPES, OUTPUT, RUNTIME, design_options, emi
 @click.argument("model")
 @design_options(single=True)
 @click.option("--device", required=True, help="A catalog device (effplan devices) or a device file.")
-@click.option("--dtype", type=DTYPES, default=None,
-              help="Precision of weights, activations and arithmetic (default: the device's half precision, "
-                   "fp16 or bf16, else fp32).")
+@DEVICE_DTYPE
 @click.option("--by", type=click.Choice(["layer", "block", "stage"]), default="layer", show_default=True,
               help="Rows per kernel, block or stage.")
+@click.option("--sort", "sort_key", type=click.Choice(["time_s", "macs", "flops", "bytes", "intensity", "tile_loss"]),
+              default=None, help="Order rows by this figure, largest first (time_s: where the time goes).")
+@click.option("--top", type=click.IntRange(1), default=None, metavar="N",
+              help="Only the first N rows (with --sort, the N largest); the totals stay the whole model's.")
 @RUNTIME
 @click.option("--no-fuse", is_flag=True, help="Same as --runtime eager: one kernel per framework op, nothing fused.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, metavar="FILE.svg|.png",
@@ -26,8 +28,13 @@ from .options import FORMAT, BATCH, DTYPES, OUTPUT, RUNTIME, design_options, emi
 @FORMAT
 @view_options
 @OUTPUT
-def roofline(model, query, device, dtype, by, runtime, no_fuse, plot, batch, fmt, view, output):
-    """Per-kernel roofline latency of one design on a device."""
+def roofline(model, query, device, dtype, by, sort_key, top, runtime, no_fuse, plot, batch, fmt, view, output):
+    """Per-kernel roofline latency of one design on a device.
+
+    \b
+    effplan roofline efficientnet-b4 --device t4 --sort time_s --top 10
+    effplan roofline efficientnet-b4 --device a100-80gb --by stage --plot b4.svg
+    """
     from ..design.blocks import build
     from ..plan.hardware import load_device
     from ..render.report import render_roofline, roofline_report
@@ -40,8 +47,15 @@ def roofline(model, query, device, dtype, by, runtime, no_fuse, plot, batch, fmt
     found = load_device(device)
     if no_fuse and runtime is not None:
         raise EffplanError("--no-fuse is --runtime eager: give one of them")
-    result = estimate(build(design, batch), found, dtype, batch, runtime="eager" if no_fuse else runtime)
+    from ..base.units import cost_dtype, dtype_origin
+    result = estimate(build(design, batch), found, cost_dtype(dtype, found), batch,
+                      runtime="eager" if no_fuse else runtime)
     report, rows = roofline_report(result, design, by)
+    report["dtype_origin"] = dtype_origin(dtype, found)
+    from ..render.report import sort_top
+    rows, report["kept"] = sort_top(rows, sort_key, top)
+    if report["kept"]:
+        report["kept"]["rows"] = {"layer": "kernels"}.get(by, f"{by}s")
     if plot is not None:
         from ..render.plot import plot_roofline
         plot_roofline(result, report, plot)

@@ -8,7 +8,7 @@ import click
 from ..base.errors import EffplanError
 from ..gate.budget import MAX_BATCH
 from ..plan.memory import DEFAULT_RESERVE, inference_graph
-from .options import FORMAT, BATCH, DTYPE, OUTPUT, design_options, designs_from, emit, one_design, train_options, file_checks, view_options
+from .options import FORMAT, BATCH, DEVICE_DTYPE, DTYPE, OUTPUT, design_options, designs_from, emit, one_design, train_options, file_checks, view_options
 
 
 @click.command()
@@ -41,50 +41,67 @@ def memory(model, query, train, optimizer, precision, checkpoint, inplace, fold_
 @click.argument("models", nargs=-1, required=True)
 @design_options
 @train_options
-@click.option("--device", default=None, help="A catalog device (its memory), e.g. a100-80gb.")
-@click.option("--memory", "memory_text", default=None, metavar="SIZE", help="Memory to fit in, e.g. 16GiB.")
+@click.option("--device", "devices", multiple=True, metavar="NAME|FILE",
+              help="A catalog device or a device file: its own memory (repeat for several), e.g. a100-80gb.")
+@click.option("--memory", "memory_text", default=None, metavar="SIZE",
+              help="Memory to fit in: 16GiB (= 16g, 2^30 bytes each) or 16GB (10^9 bytes each).")
 @click.option("--reserve", default=DEFAULT_RESERVE, show_default=True, metavar="SHARE|SIZE",
               help="Kept back for the runtime's context, workspace and fragmentation: 10% or 1.5GiB.")
 @click.option("--batch", "asked", type=click.IntRange(1, MAX_BATCH), default=None,
               help="Does this batch fit? Yes or no with the margin; exit 1 when it does not.")
-@DTYPE
+@DEVICE_DTYPE
 @FORMAT
 @view_options
 @OUTPUT
-def fit(models, query, train, optimizer, precision, checkpoint, inplace, fold_bn, fuse_se, order, device, memory_text,
+def fit(models, query, train, optimizer, precision, checkpoint, inplace, fold_bn, fuse_se, order, devices, memory_text,
         reserve, asked, dtype, fmt, view, output):
-    """The largest batch that fits a device or an amount of memory (inference, or --train); with
+    """The largest batch that fits each device, or an amount of memory (inference, or --train); with
     --batch B, whether B fits (exit 0 yes, 1 no). Exit 1 also when not even batch 1 fits.
 
     \b
-    effplan fit efficientnet-b7 --device a100-80gb --train --precision mixed --optimizer adamw
+    effplan fit efficientnet-b7 --device a100-80gb --device t4 --train
     effplan fit efficientnetv2-s --memory 16GiB --train --resolution 128,192,256,300,384
     effplan fit efficientnet-b3 --memory 16g --train --batch 64
     """
+    from ..base.units import cost_dtype, size_note
     from ..plan.memory import largest_batch, memory_budget, memory_by_batch
     from ..render.report import fit_report
 
-    if (device is None) == (memory_text is None):
-        raise EffplanError("give one of --device NAME or --memory SIZE")
-    if device:
-        from ..plan.hardware import load_device
-        found = load_device(device)
-        memory_given, where = found.memory_bytes, found.name
-    else:
-        memory_given, where = memory_text, memory_text
-    capacity, budget = memory_budget(memory_given, reserve)
-    results = []
-    for design, _ in designs_from(models, **query):
+    if bool(devices) == (memory_text is not None):
+        raise EffplanError("give one of --device NAME (repeatable) or --memory SIZE")
+    pairs = designs_from(models, **query)
+    for design, _ in pairs:
         file_checks(design, 1, checkpoint if train else "none", fit=True, train=train)
-        memory_at = memory_by_batch(design, train=train, dtype=dtype, precision=precision, optimizer=optimizer,
-                                    checkpoint=checkpoint, inplace=inplace, fold_bn=fold_bn, fuse_se=fuse_se,
-                                    order=order)
-        results.append((design, largest_batch(memory_at, budget), memory_at(asked) if asked else None))
+    notes = []
+    if devices:
+        from ..plan.hardware import load_device
+        targets = [(found.name, found.memory_bytes, found) for found in map(load_device, dict.fromkeys(devices))]
+    else:
+        targets = [(memory_text, memory_text, None)]
+        notes = [note for note in [size_note(memory_text, catalog_memories())] if note]
+    results = []
+    for where, given, found in targets:
+        capacity, budget = memory_budget(given, reserve)
+        at = cost_dtype(dtype, found)
+        for design, _ in pairs:
+            memory_at = memory_by_batch(design, train=train, dtype=at, precision=precision, optimizer=optimizer,
+                                        checkpoint=checkpoint, inplace=inplace, fold_bn=fold_bn, fuse_se=fuse_se,
+                                        order=order)
+            results.append({"design": design, "device": where, "capacity": capacity, "budget": budget,
+                            "dtype": None if train else at, "fit": largest_batch(memory_at, budget),
+                            "at": memory_at(asked) if asked else None})
     mode = (f"training: {precision} precision, {optimizer}, checkpoint {checkpoint}" if train
-            else f"inference: {dtype}, peak activations + weights"
+            else "inference: peak activations + weights at the dtype shown"
                  + "".join(f", {flag}" for flag, on in (("in-place", inplace), ("BN folded", fold_bn),
                                                           ("SE fused", fuse_se), ("memory-aware order", order == "aware"))
                            if on))
-    emit(fit_report(results, where, capacity, budget, reserve, mode, fmt, asked, view), output)
-    if any(fit.batch == 0 or at is not None and at > budget for _, fit, at in results):
+    emit(fit_report(results, reserve, mode, fmt, asked, view, notes), output)
+    if any(r["fit"].batch == 0 or r["at"] is not None and r["at"] > r["budget"] for r in results):
         sys.exit(1)
+
+
+def catalog_memories() -> dict[str, int]:
+    """Each catalog device's memory, by name (for the note on a decimal size near one)."""
+    from ..plan.hardware import builtin_device_paths, load_device
+
+    return {name: load_device(name).memory_bytes for name in builtin_device_paths()}

@@ -76,10 +76,15 @@ def parse_dims(items) -> dict[str, int]:
 DTYPES = click.Choice(list(DTYPE_SIZES))  # base/units.py's DTYPES
 RUNTIME = click.option("--runtime", default=None, metavar="NAME|FILE",
                        help="How the device runs the graph (effplan runtimes): eager, compiled, fused, xla, "
-                            "onnxruntime-cpu, or a runtime file (default: the device class's; training: its "
-                            "training runtime, plan/runtime.py DEFAULT_TRAINING_RUNTIME).")
+                            "onnxruntime-cpu, or a runtime file (default: the device class's, as effplan runtimes "
+                            "lists; training: eager on GPUs and NPUs, xla on TPUs, eager-cpu on CPUs).")
 DTYPE = click.option("--dtype", type=DTYPES, default="fp32",
                      show_default=True, help="Element type of weights and activations.")
+# the one precision rule (base/units.cost_dtype), for every command that costs on a device
+DEVICE_DTYPE = click.option("--dtype", type=DTYPES, default=None,
+                            help="Precision of weights, activations and arithmetic. Default: on a device, the one "
+                                 "inference runs at there (its half precision: fp16, or bf16 on TPUs; else fp32); "
+                                 "without a device, fp32.")
 OPTIMIZER = click.option("--optimizer", type=click.Choice(list(OPTIMIZER_SLOTS)), default=DEFAULT_OPTIMIZER,
                          show_default=True, help="Optimizer whose state training memory holds.")
 PRECISION = click.option("--precision", type=click.Choice(list(PRECISIONS)), default=DEFAULT_PRECISION,
@@ -318,11 +323,12 @@ def view_options(fn):
             raise EffplanError("--columns: give column names, e.g. --columns model,params,macs")
         if wide and names:
             raise EffplanError("--wide and --columns exclude each other")
-        return fn(view=View(wide, names), **kwargs)
+        return fn(view=View(wide, names, to_file=bool(kwargs.get("output"))), **kwargs)
     packed = click.option("--columns", "columns_text", default=None, metavar="A,B,C",
                           help="Text and markdown: only these columns (keys as in CSV, or headers).")(packed)
     return click.option("--wide", is_flag=True,
-                        help="Text: every column (by default, columns are hidden to fit the terminal).")(packed)
+                        help="Text on a terminal: every column (by default, columns that do not fit its width are "
+                             "hidden; files and pipes get every column).")(packed)
 
 
 def train_options(fn):

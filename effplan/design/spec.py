@@ -105,6 +105,15 @@ class Classifier:
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """The training recipe the model's authors published, where the spec records one: `effplan train`'s
+    default epochs."""
+
+    epochs: int | None = bounded(1, 1 << 20, default=None)
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     description: str
@@ -120,6 +129,7 @@ class ModelSpec:
     norm: str = choice("bn", "none")  # "none": convs carry a bias instead (SqueezeNet)
     bn_epsilon: float = bounded(0.0, 1.0, default=1e-5)
     rounding: Rounding = field(default_factory=Rounding)
+    recipe: Recipe = field(default_factory=Recipe)
     path: str = field(default="", metadata={"internal": True})
 
 

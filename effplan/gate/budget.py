@@ -15,7 +15,7 @@ from ..base.errors import EffplanError, quote
 from ..base.schema import Custom, Number, Table, Text, Where, read_table_list, validate
 from ..base.files import reads
 from ..plan.memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS
-from ..base.units import DTYPES, bytes_as_written, human_bytes, parse_bytes, parse_count, parse_seconds
+from ..base.units import DTYPES, bytes_as_written, cost_dtype, human_bytes, parse_bytes, parse_count, parse_seconds
 
 
 MAX_BATCH = 1 << 20  # the largest batch any command takes: figures stay far from integer limits
@@ -84,7 +84,7 @@ class Budget:
     width_mult: float | None = None
     depth_mult: float | None = None
     batch: int = 1
-    dtype: str = "fp32"
+    dtype: str | None = None  # None: base/units.cost_dtype, the one rule (the device's default, else fp32)
     device: str | None = None
     runtime: str | None = None  # plan/runtime.py: a name or file; None: the device class's default
     optimizer: str = DEFAULT_OPTIMIZER
@@ -139,7 +139,7 @@ ENTRY = Table({
     "width_mult": Number(lo=0.01, hi=64, default=None),
     "depth_mult": Number(lo=0.01, hi=64, default=None),
     "batch": _int(1, MAX_BATCH, 1),
-    "dtype": Text(choices=tuple(DTYPES), default="fp32"),
+    "dtype": Text(choices=tuple(DTYPES)),  # None: base/units.cost_dtype
     "device": Text(default=None),
     "runtime": Text(default=None),  # plan/runtime.py: a name or file
     "optimizer": Text(choices=tuple(OPTIMIZER_SLOTS), default=DEFAULT_OPTIMIZER),
@@ -331,7 +331,8 @@ def check(budgets: list[Budget]) -> list[dict]:
         graph, train, about = _named(budget, lambda: budget_graphs(budget))
         wanted = {LIMITS[k].figure for k in budget.limits}
         device = _named(budget, lambda: load_device(budget.device)) if budget.device else None
-        values = figures(graph, budget.batch, budget.dtype, device, budget.precision, budget.optimizer, train, wanted,
+        dtype = cost_dtype(budget.dtype, device)
+        values = figures(graph, budget.batch, dtype, device, budget.precision, budget.optimizer, train, wanted,
                          _runtime_path(budget))
         if TRAINING_TIME & set(budget.limits):
             values.update(_named(budget, lambda: training_time(budget, device)))
@@ -347,7 +348,7 @@ def check(budgets: list[Budget]) -> list[dict]:
             if spec.scope == "run":
                 scope = f"{budget.epochs} epochs of {budget.dataset_size:,} images, " + scope
             rows.append({"budget": budget.name, "entry": i, **about, "batch": budget.batch, "scope": scope,
-                         "dtype": budget.dtype, "device": budget.device,
+                         "dtype": dtype, "device": budget.device,
                          "runtime": runtime_for(device, _runtime_path(budget)).name if device else None,
                          "limit_key": key, "figure": spec.figure,
                          "value": value, "limit": limit, "margin": margin, "passed": margin >= 0,
@@ -421,20 +422,30 @@ def _figures_ok(row: dict) -> bool:
     return all(isinstance(row[k], (int, float)) and not isinstance(row[k], bool) for k in COMPARED if k in row)
 
 
+def model_names(report: dict) -> set[str]:
+    """The names a report's model goes by: a built-in's name; an ONNX file's stem, whether the report
+    gives the file (`layers FILE`: model 'net.onnx') or its stem and `source` (`analyze FILE`)."""
+    names = {str(report["model"])}
+    for path in (report["model"], report.get("source")):
+        if isinstance(path, str) and path.endswith(".onnx"):
+            names.add(Path(path).stem)
+    return names
+
+
 def baseline_budget(budgets: list[Budget], rows: list[dict], baseline: dict, path: str) -> Budget:
     """The budget whose design the baseline report is of: the same model, resolution, batch and dtype.
     None matching is bad input, naming the field that differs."""
     designs = {r["entry"]: r for r in rows}  # budget[i] -> its design
-    same = [i for i in designs if designs[i]["model"] == baseline["model"]]
+    same = [i for i in designs if model_names(designs[i]) & model_names(baseline)]
     if not same:
         checked = sorted({r["model"] for r in rows})
         raise EffplanError(f"--baseline {path}: a report of model {quote(baseline['model'])}, which no budget checks "
                            f"(they check {', '.join(checked)})")
     for i in same:
-        if all(designs[i][k] == baseline[k] for k in MATCHED):
+        if all(designs[i][k] == baseline[k] for k in MATCHED[1:]):
             return budgets[i]
     design = designs[same[0]]
-    field_ = next(k for k in MATCHED if design[k] != baseline[k])
+    field_ = next(k for k in MATCHED[1:] if design[k] != baseline[k])
     raise EffplanError(f"--baseline {path}: {field_} {quote(baseline[field_])} differs from the {design[field_]!r} of "
                        f"{budgets[same[0]].where}; compare against a report of the same design")
 
@@ -447,7 +458,8 @@ def baseline_growth(budgets: list[Budget], rows: list[dict], path: str, toleranc
     baseline = read_report(path)
     budget = baseline_budget(budgets, rows, baseline, path)
     graph, _, about = budget_graphs(budget)
-    return compare_baseline(baseline, layers_report(profile(graph, None, budget.batch, budget.dtype), "layer", about),
+    dtype = next(r["dtype"] for r in rows if r["entry"] == budgets.index(budget))
+    return compare_baseline(baseline, layers_report(profile(graph, None, budget.batch, dtype), "layer", about),
                             tolerance)
 
 

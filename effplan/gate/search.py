@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..base.errors import EffplanError, did_you_mean, quote
-from ..base.units import RangeError, parse_range
+from ..base.units import RangeError, cost_dtype, parse_range
 from .grid import design_at, evaluate, evaluate_grid
 
 MAX_GRID = 1_000_000  # designs in one search: a few arrays of this size stay well within memory
@@ -369,7 +369,7 @@ def coefficient_grid(design, tolerance: float = 0.1, step: float = 0.05, progres
     return rows
 
 
-def run(design, limits: dict, *, batch: int = 1, dtype: str = "fp32", device=None, runtime=None, precision: str = "mixed",
+def run(design, limits: dict, *, batch: int = 1, dtype: str | None = None, device=None, runtime=None, precision: str = "mixed",
         optimizer: str = "adamw", depths="1..3:0.1", widths="1..2:0.05", resolutions=None, top: int = 10,
         objective_kind: str = "macs", accuracy_file: str | None = None, mnas_w: float = -0.07, progress=None,
         timed: int | None = None):
@@ -407,7 +407,7 @@ def run(design, limits: dict, *, batch: int = 1, dtype: str = "fp32", device=Non
     if (ranks_training or TRAINING_STEP & set(limits)) and device.runtime:
         from ..plan.runtime import training_runtime
         training_runtime(device.runtime)
-    constraints = Constraints(limits, batch, dtype, device, precision, optimizer, time_steps=ranks_training)
+    constraints = Constraints(limits, batch, cost_dtype(dtype, device), device, precision, optimizer, time_steps=ranks_training)
     score = objective(objective_kind, limits, accuracy_file, mnas_w)
     depths, widths = grid(depths, "--depth"), grid(widths, "--width")
     sides = (grid(resolutions, "--resolution", integer=True) if resolutions

@@ -133,7 +133,9 @@ def render_check(rows: list[dict], growth: list[dict], fmt: str, source: str, ba
                                                                       else ""))
         return "\n".join(lines) + "\n"
     text = render_rows(rows, CHECK_COLUMNS, "text",
-                       f"# effplan {__version__} | check {source} | margin = share of the limit left (negative: over)",
+                       f"# effplan {__version__} | check {source} | margin = share of the limit left (negative: over) | "
+                       f"precision: the budget's dtype, else its device's default (its half precision, else fp32), "
+                       f"else fp32",
                        view, CHECK_OPTIONAL)
     text += "".join(f"baseline: {_growth_line(g)}\n" for g in growth)
     text += "".join(f"{'FAIL' if strict else 'warning'}: {w}\n" for w in warnings)
@@ -141,19 +143,27 @@ def render_check(rows: list[dict], growth: list[dict], fmt: str, source: str, ba
         f"; {len(growth)} figures grew against {baseline}" if growth else "") + "\n"
 
 
+def search_rows(designs: list[dict], constraints) -> list[dict]:
+    """The designs as `search --format json` gives them: with the precision they were costed at, and the
+    runtime where a device times them."""
+    extra = {"dtype": constraints.dtype}
+    if constraints.device:
+        from ..plan.runtime import runtime_for
+        extra["runtime"] = runtime_for(constraints.device).name
+    return [{**d, **extra} for d in designs]
+
+
 def render_search(designs: list[dict], front: list[dict], stats: dict, constraints, model: str,
-                  objective: str, fmt: str, view: View | None = None) -> str:
+                  objective: str, fmt: str, view: View | None = None, origin: str | None = None) -> str:
     """`effplan search`: the ranked designs (JSON: best first, each marked `pareto`), then in text the
     Pareto front of every feasible design evaluated, as a table."""
     from ..gate.budget import LIMITS
     from ..gate.search import skipped_note
 
-    runtime = None
-    if constraints.device:
-        from ..plan.runtime import runtime_for
-        runtime = runtime_for(constraints.device).name
+    designs = search_rows(designs, constraints)
+    runtime = designs[0].get("runtime") if designs else None
     if fmt == "json":
-        return to_json([{**d, "runtime": runtime} for d in designs] if runtime else designs)
+        return to_json(designs)
     extra = [("train GiB", "training_bytes", lambda v: f"{v / (1 << 30):.2f}"),
              ("latency ms", "latency_s", lambda v: f"{v * 1e3:.3f}"),
              ("images/s", "images_per_s", lambda v: f"{v:,.0f}"),
@@ -165,6 +175,7 @@ def render_search(designs: list[dict], front: list[dict], stats: dict, constrain
     wanted = ", ".join(f"{k} {LIMITS[k].show(v)}" for k, v in constraints.limits.items())
     grid_found = sum(d["search"] == "grid" for d in designs)
     preamble = (f"# effplan {__version__} | search {model} | {wanted} | batch {constraints.batch}, {constraints.dtype}"
+                + (f" ({origin})" if origin else "")
                 + (f" on {constraints.device.name}, runtime {runtime}" if constraints.device else "")
                 + f" | objective {objective}\n"
                 f"# {stats['evaluated']:,} of {stats['evaluated'] + stats['skipped']:,} grid designs evaluated "

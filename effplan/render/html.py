@@ -15,10 +15,11 @@ import functools
 import html
 import importlib.resources
 import json
+from pathlib import PurePath
 
 from ..base.version import __version__
 from .plot import COLORS
-from .gate import CHECK_COLUMNS, SEARCH_COLUMNS, render_check
+from .gate import CHECK_COLUMNS, SEARCH_COLUMNS, render_check, search_rows
 from .report import DEVICE_COLUMNS, TABLE_COLUMNS, header
 from .tables import _finite, _plain
 
@@ -41,7 +42,7 @@ def embed(data) -> str:
 
 def page(data: dict) -> str:
     """The whole HTML document for `data` (its `kind`: model, compare, check or search)."""
-    data = {**data, "version": __version__}
+    data = shareable({**data, "version": __version__})
     css, script = assets()
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -64,12 +65,32 @@ def device_data(result, design) -> dict:
     """One device's roofline: the report, every kernel (with its achieved FLOP/s), time per stage and bound."""
     from .report import roofline_report
 
+    from .report import sort_top
+
     report, rows = roofline_report(result, design, "layer")
     for r in rows:
         r["flops_per_s"] = r["flops"] / r["time_s"] if r["time_s"] else None
         del r["nodes"]
     totals = {**report["totals"], **{k + "_text": v for k, v in _cells(report["totals"], DEVICE_COLUMNS).items()}}
-    return {**report, "totals": totals, "kernels": rows, "stage_bound": _stage_bound(rows)}
+    top, kept = sort_top(rows, "time_s", TOP_KERNELS)  # where the time goes, as `roofline --sort time_s --top`
+    return {**report, "totals": totals, "kernels": rows, "stage_bound": _stage_bound(rows),
+            "top_kernels": [r["name"] for r in top], "top_kept": kept}
+
+
+TOP_KERNELS = 10
+PHI_KEYS = ("phi", "macs_ratio", "two_pow_phi")
+COMPOUND = ("published", "formula")  # a design's `coefficients` when φ scaled it (base, custom: not)
+
+
+def shareable(data):
+    """A page meant to be shared names files, not where they lie here: every `source` and `baseline` path as its
+    file name."""
+    if isinstance(data, dict):
+        return {k: (PurePath(v).name if k in ("source", "baseline") and isinstance(v, str) and ("/" in v or "\\" in v)
+                    else shareable(v)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [shareable(v) for v in data]
+    return data
 
 
 def model_page(profile, base_macs, step, memory: tuple, devices: list[dict], options: dict) -> str:
@@ -84,7 +105,8 @@ def model_page(profile, base_macs, step, memory: tuple, devices: list[dict], opt
     layers = layers_report(profile, "layer")
     data = {
         "kind": "model", "title": f"effplan report: {row['model']}",
-        "header": header(profile.batch, profile.dtype, step.precision, step.optimizer),
+        "header": header(profile.batch, profile.dtype, step.precision, step.optimizer,
+                         origin=options.get("dtype_origin")),
         "options": options, "summary": row, "summary_text": _cells(row, TABLE_COLUMNS),
         "summary_columns": _columns(TABLE_COLUMNS),
         "layers": layers,
@@ -99,11 +121,14 @@ def model_page(profile, base_macs, step, memory: tuple, devices: list[dict], opt
 def compare_page(rows: list[dict], devices: list[dict], options: dict) -> str:
     """`effplan report M1 M2 ...` or `--phi 0..7`: the designs side by side and, where a model has
     several φ, the scaling curves against 2^φ. `devices`: [{"device", "rows": design_rows at it}]."""
-    metrics = [c for c in TABLE_COLUMNS if c[1] not in ("model",)]
+    compound = any(r.get("coefficients") in COMPOUND for r in rows)  # φ says something only then
+    metrics = [c for c in TABLE_COLUMNS if c[1] != "model" and (compound or c[1] not in PHI_KEYS)]
     data = {
+        "compound": compound,
         "kind": "compare", "title": f"effplan report: {', '.join(dict.fromkeys(r['model'] for r in rows))} "
                                     f"({len(rows)} designs)",
-        "header": header(options["batch"], options["dtype"], options.get("precision"), options.get("optimizer")),
+        "header": header(options["batch"], options["dtype"], options.get("precision"), options.get("optimizer"),
+                         origin=options.get("dtype_origin")),
         "options": options, "rows": rows, "text": [_cells(r, TABLE_COLUMNS) for r in rows],
         "metrics": _columns(metrics),
         "devices": [{"device": d["device"], "dtype": d["dtype"], "runtime": d["rows"][0].get("runtime"),
@@ -117,9 +142,10 @@ def check_page(rows, growth, source: str, baseline, strict: bool) -> str:
     """`effplan check --format html`: every limit with its margin, the baseline growth, the verdict
     (the JSON report's content)."""
     report = json.loads(render_check(rows, growth, "json", source, baseline, strict))
-    data = {"kind": "check", "title": f"effplan check: {source}", "report": report,
+    name = PurePath(source).name  # the file, not where it lies on this machine
+    data = {"kind": "check", "title": f"effplan check: {name}", "report": report,
             "text": [_cells(r, CHECK_COLUMNS) for r in rows], "columns": _columns(CHECK_COLUMNS),
-            "header": f"effplan {__version__} | check {source} | margin = share of the limit left (negative: over)"}
+            "header": f"effplan {__version__} | check {name} | margin = share of the limit left (negative: over)"}
     return page(data)
 
 
@@ -128,6 +154,7 @@ def search_page(designs, front, stats, constraints, model: str, objective: str) 
     designs found (best first) and the limits drawn, MACs against inference memory."""
     from ..gate.budget import LIMITS
 
+    designs = search_rows(designs, constraints)
     columns = [c for c in SEARCH_COLUMNS if all(c[1] in d for d in designs)]
     fitting = stats.get("fitting", {})
     data = {"kind": "search", "title": f"effplan search: {model}", "model": model, "objective": objective,

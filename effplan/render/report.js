@@ -103,8 +103,10 @@ function table(parent, cols, rows, total, opts) {
 // ---- the sections ----
 function title(extra) {
   add(app, 'h1', {}, esc(D.title));
-  add(app, 'div', {class: 'note'}, esc(D.header));
   if (extra) add(app, 'div', {class: 'note'}, extra);
+  const [first, ...rest] = D.header.replace(/^#\s*/, '').split(' | ');  // the text report's header, one item a line
+  const conv = add(app, 'details', {class: 'header'}); add(conv, 'summary', {class: 'note'}, esc(first + ': what the figures count'));
+  add(conv, 'ul', {class: 'note'}, rest.map(s => `<li>${esc(s)}</li>`).join(''));
 }
 function cards(parent, items) { add(parent, 'div', {class: 'cards'}, items.map(([t, v]) => `<div class="card"><b>${esc(v)}</b><span>${esc(t)}</span></div>`).join('')); }
 function extras(obj, known) {  // fields newer reports add (a runtime, a step time): shown as they come
@@ -178,6 +180,40 @@ function roofline(d) {
   legend(one, Object.entries(COLORS).map(([k, c]) => [c, k + (k.startsWith('matrix') ? ' ●' : ' ▲')]));
   if (left) add(one, 'p', {class: 'note'}, `${left} kernels with no FLOPs or no bytes are not drawn.`);
   stageBars(add(row, 'div'), d);
+  topKernels(sec, d);
+}
+
+function topKernels(sec, d) {  // where the time goes: the slowest kernels, as `effplan roofline --sort time_s --top`
+  const k = d.top_kept, byName = new Map(d.kernels.map(r => [r.name, r]));
+  add(sec, 'h3', {}, esc(`Top kernels: the ${d.top_kernels.length} of ${k.of} with the most time, ${F.pct(k.share)} of the latency`));
+  const cols = [['name', 'name', F.text, 1], ['op', 'op', F.text, 1], ['stage', 'stage', F.text, 1], ['unit', 'unit', F.text, 1],
+                ['bound', 'bound', F.text, 1], ['macs', 'MACs', F.int], ['bytes', 'MB moved', v => (v / 1e6).toFixed(3)],
+                ['time_s', 'time µs', F.us], ['share', 'share', F.pct]];
+  table(sec, cols, d.top_kernels.map(n => byName.get(n)), null, {cls: 'top'});
+}
+
+function fitAndTraining() {  // per device: the largest batch that fits, and (with --train) how long a run takes
+  const ds = D.devices.filter(d => d.fit || d.training);
+  if (!ds.length) return;
+  const sec = add(app, 'section', {id: 'fit'});
+  const train = ds.some(d => d.training);
+  add(sec, 'h2', {}, train ? 'What fits, and how long training takes' : 'What fits');
+  const f0 = ds.find(d => d.fit);
+  if (f0) add(sec, 'p', {class: 'note'}, esc(`Largest batch within each device's memory less a ${f0.fit.reserve} reserve for the runtime's context, workspace and fragmentation (effplan fit --device).`
+    + (train ? ' Training: effplan train on one device at the largest batch that fits, for the authors\' recipe where the spec records one (else one epoch).' : '')));
+  let head = '<tr><th class="t">device</th><th>memory</th><th>inference batch</th>' + (train ? '<th>training batch</th><th>step ms</th><th>images/s</th><th>epoch min</th><th>run</th>' : '') + '</tr>';
+  let body = '';
+  for (const d of ds) {
+    const f = d.fit, t = d.training;
+    body += `<tr><td class="t">${esc(d.device)}</td><td>${f ? esc((f.capacity_bytes / 2 ** 30).toFixed(2) + ' GiB') : '-'}</td><td>${f ? esc(`${f.inference.batch} (${f.inference.dtype})`) : '-'}</td>`;
+    if (train) {
+      body += `<td>${f && f.training ? esc(`${f.training.batch} (${f.training.precision}, ${f.training.optimizer})`) : '-'}</td>`;
+      body += t && !t.error ? `<td>${esc((t.step_s * 1e3).toFixed(2))}</td><td>${esc(F.int(Math.round(t.images_per_s)))}</td><td>${esc((t.epoch_s / 60).toFixed(1))}</td><td class="t" data-tip="${esc(t.recipe || 'no recipe recorded: one epoch')}">${esc(`${t.hours.toFixed(2)} h, ${t.epochs} epochs`)}</td>`
+        : `<td colspan="4" class="t">${esc(t ? t.error : '-')}</td>`;
+    }
+    body += '</tr>';
+  }
+  add(add(sec, 'div', {class: 'scroll'}), 'table', {class: 'fit'}, `<thead>${head}</thead><tbody>${body}</tbody>`);
 }
 
 function stageBars(sec, d) {
@@ -241,10 +277,11 @@ function training(sec, m, rows) {
 
 function modelPage() {
   const o = D.options;
-  title(esc(`batch ${o.batch}; layers and memory at ${o.dtype}; each device at ${o.device_dtype || "its own half precision (as effplan roofline)"}`));
+  title(esc(`batch ${o.batch}; ${o.dtype} (${o.dtype_origin})`));
   summary();
   layerTable();
   for (const d of D.devices) roofline(d);
+  fitAndTraining();
   memoryCharts();
 }
 
@@ -252,12 +289,37 @@ function comparePage() {
   title();
   const sec = add(app, 'section', {id: 'compare'});
   add(sec, 'h2', {}, 'Side by side');
-  const head = '<tr><th class="t">metric</th>' + D.rows.map(r => `<th>${esc(r.model)}${nd(r.phi) ? '' : ' φ' + F.g(r.phi)}</th>`).join('') + '</tr>';
+  const head = '<tr><th class="t">metric</th>' + D.rows.map(r => `<th>${esc(r.model)}${nd(r.phi) || !D.compound ? '' : ' φ' + F.g(r.phi)}</th>`).join('') + '</tr>';
   let body = D.metrics.map(([hd, k]) => `<tr><td class="t">${esc(hd)}</td>` + D.text.map(t => `<td>${esc(t[k] || '-')}</td>`).join('') + '</tr>').join('');
   for (const d of D.devices) body += `<tr><td class="t">latency ms, ${esc(d.device)} ${esc(d.dtype)}${d.runtime ? ', ' + esc(d.runtime) : ''}</td>` + d.text.map(t => `<td>${esc(t.latency_s)}</td>`).join('') + '</tr>'
     + `<tr><td class="t">images/s, ${esc(d.device)}</td>` + d.text.map(t => `<td>${esc(t.images_per_s)}</td>`).join('') + '</tr>';
   add(add(sec, 'div', {class: 'scroll'}), 'table', {class: 'compare'}, `<thead>${head}</thead><tbody>${body}</tbody>`);
+  compareBars();
   scaling();
+}
+
+function compareBars() {  // each figure as bars, one per design, scaled to the largest design's (its text in the tip)
+  const figures = [['macs', 'MACs'], ['params', 'params'], ['inference_bytes', 'inference memory'], ['training_bytes', 'training memory']]
+    .map(([k, label]) => ({label, values: D.rows.map(r => r[k]), text: D.text.map(t => t[k])}))
+    .concat(D.devices.map(d => ({label: `latency on ${d.device} (${d.dtype})`, values: d.rows.map(r => r.latency_s), text: d.text.map(t => t.latency_s + ' ms')})))
+    .filter(f => f.values.every(v => !nd(v)));
+  const sec = add(app, 'section', {id: 'bars'});
+  add(sec, 'h2', {}, 'Side by side, as bars');
+  add(sec, 'p', {class: 'note'}, 'Each figure against the largest design\'s (the longest bar); hover a bar for its value.');
+  const n = D.rows.length, barH = 12, groupH = n * barH + 22, hgt = M.t + figures.length * groupH + 10, left = 230;
+  const x = scale(0, 1, left, W - M.r, false);
+  const palette = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f'];
+  let s = '';
+  figures.forEach((f, fi) => {
+    const top = Math.max(...f.values), y0 = M.t + fi * groupH;
+    s += `<text x="${left - 6}" y="${y0 + 12}" text-anchor="end" font-weight="bold">${esc(f.label)}</text>`;
+    f.values.forEach((v, i) => {
+      const yy = y0 + 16 + i * barH, name = D.rows[i].model + (nd(D.rows[i].phi) || !D.compound ? '' : ` φ${F.g(D.rows[i].phi)}`);
+      s += `<text x="${left - 6}" y="${yy + 9}" text-anchor="end">${esc(name)}</text>`;
+      s += `<rect class="mark" x="${left}" y="${yy}" width="${Math.max(x(top ? v / top : 0) - left, 0.5)}" height="${barH - 2}" fill="${palette[i % palette.length]}" data-tip="${esc(`${name}\n${f.label}: ${f.text[i]}`)}"/>`;
+    });
+  });
+  chart(sec, 'bars', s, W, hgt);
 }
 
 function scaling() {

@@ -9,12 +9,14 @@ from .tables import View, render_rows, text_cell as shown_name, to_json
 FORMATS = ("text", "csv", "json", "markdown")
 
 def header(batch: int, dtype: str, precision: str | None = None, optimizer: str | None = None,
-           device: str | None = None, runtime: str | None = None) -> str:
+           device: str | None = None, runtime: str | None = None, origin: str | None = None) -> str:
+    """The header line of a design table; `origin`: why it is at `dtype` (base/units.dtype_origin)."""
     training = (f" | infer = peak activations + weights | train = one {precision} step with {optimizer}: saved "
                 f"activations, weights, gradients, optimizer state, backward transient") if precision else ""
     if device:
         training += f" | latency = roofline on {device} at {dtype}, as the {runtime} runtime runs it (effplan roofline)"
-    return (f"# effplan {__version__} | batch {batch}, {dtype} | MACs = conv+gemm multiply-accumulates (paper's FLOPS)"
+    at = f"{dtype} ({origin})" if origin else dtype
+    return (f"# effplan {__version__} | batch {batch}, {at} | MACs = conv+gemm multiply-accumulates (paper's FLOPS)"
             f" | FLOPs = 2*MACs + elementwise | params = trainable (BN scale+shift; running stats apart) | bytes in MiB ="
             f" 2^20, GiB = 2^30{training}")
 
@@ -265,26 +267,32 @@ def memory_report(graph, design, batch: int, dtype: str, *, inplace=False, fold_
     return report, memory_rows(graph, m.plain, m.aware, training, size, by)
 
 
-def fit_report(results, where: str, capacity: int, budget: int, reserve: str, mode: str, fmt: str,
-               asked: int | None = None, view: View | None = None) -> str:
-    """`effplan fit`: one row per design (JSON: always a list). With `asked`, whether that batch
-    fits: `fits` and `margin_bytes` (the budget left at that batch; negative when over)."""
+def fit_report(results: list[dict], reserve: str, mode: str, fmt: str, asked: int | None = None,
+               view: View | None = None, notes=()) -> str:
+    """`effplan fit`: one row per design and device (or memory) (JSON: always a list). With `asked`, whether
+    that batch fits: `fits` and `margin_bytes` (the budget left at that batch; negative when over)."""
     from ..base.units import human_bytes
 
-    rows = [{**describe(d), "batch": f.batch, "bytes_at_batch": f.bytes_at_batch,
-             "bytes_at_next_batch": f.bytes_at_next_batch, "budget_bytes": f.budget_bytes,
-             "capacity_bytes": capacity, "reserve": reserve, "fixed_bytes": f.fixed_bytes,
-             "per_sample_bytes": f.per_sample_bytes, "mode": mode,
-             **({"asked_batch": asked, "bytes_at_asked_batch": at, "margin_bytes": budget - at, "fits": at <= budget}
-                if asked else {})} for d, f, at in results]
+    rows = []
+    for r in results:
+        f, at, budget = r["fit"], r["at"], r["budget"]
+        rows.append({**describe(r["design"]), "device": r["device"], **({"dtype": r["dtype"]} if r["dtype"] else {}),
+                     "batch": f.batch, "bytes_at_batch": f.bytes_at_batch,
+                     "bytes_at_next_batch": f.bytes_at_next_batch, "budget_bytes": f.budget_bytes,
+                     "capacity_bytes": r["capacity"], "reserve": reserve, "fixed_bytes": f.fixed_bytes,
+                     "per_sample_bytes": f.per_sample_bytes, "mode": mode,
+                     **({"asked_batch": asked, "bytes_at_asked_batch": at, "margin_bytes": budget - at,
+                         "fits": at <= budget} if asked else {})})
     if fmt == "json":
         return to_json(rows)
-    columns = [("model", "model", str), ("res", "resolution", str), ("batch", "batch", str),
+    where = [("device", "device", str)] if len({r["device"] for r in rows}) > 1 else []
+    where += [("dtype", "dtype", str)] if any("dtype" in r for r in rows) else []
+    columns = [("model", "model", str), ("res", "resolution", str), *where, ("batch", "batch", str),
                ("memory at batch", "bytes_at_batch", human_bytes), ("at batch+1", "bytes_at_next_batch", human_bytes),
                ("fixed", "fixed_bytes", human_bytes), ("per sample", "per_sample_bytes", human_bytes)]
     optional = ("bytes_at_next_batch", "fixed_bytes", "per_sample_bytes", "resolution")  # hidden first to last
     if asked:
-        columns = [("model", "model", str), ("res", "resolution", str), ("batch", "asked_batch", str),
+        columns = [("model", "model", str), ("res", "resolution", str), *where, ("batch", "asked_batch", str),
                    ("fits", "fits", lambda v: "yes" if v else "NO"),
                    ("memory", "bytes_at_asked_batch", human_bytes),
                    ("margin", "margin_bytes", lambda v: ("" if v >= 0 else "-") + human_bytes(abs(v))),
@@ -292,10 +300,14 @@ def fit_report(results, where: str, capacity: int, budget: int, reserve: str, mo
         optional = ("batch", "resolution")
     if fmt == "csv":
         return render_rows(rows, columns, fmt)
-    preamble = (f"# effplan {__version__} | fit | {where}: {human_bytes(capacity)}, reserve {reserve} for the runtime's "
-                f"context, workspace and fragmentation -> budget {human_bytes(budget)}\n# {mode}; memory(batch) = "
-                f"fixed + batch x per sample, solved for the largest batch within the budget (batch 0: not even one fits)")
-    return render_rows(rows, columns, fmt, preamble, view, optional)
+    targets = list({r["device"]: r for r in results}.values())
+    lines = [f"# effplan {__version__} | fit | " + "; ".join(
+        f"{r['device']}: {human_bytes(r['capacity'])}" for r in targets)
+        + f", reserve {reserve} for the runtime's context, workspace and fragmentation -> budget "
+        + ", ".join(human_bytes(r["budget"]) for r in targets),
+        f"# {mode}; memory(batch) = fixed + batch x per sample, solved for the largest batch within the budget "
+        f"(batch 0: not even one fits)", *(f"# {note}" for note in notes)]
+    return render_rows(rows, columns, fmt, "\n".join(lines), view, optional)
 
 
 ROOFLINE_COLUMNS = [
@@ -313,13 +325,39 @@ ROOFLINE_COLUMNS = [
 ]
 
 
+KERNEL_SORT_KEYS = ("time_s", "macs", "flops", "bytes", "intensity", "tile_loss")
+
+
+def kernel_row(k, total: float) -> dict:
+    """One kernel's row (roofline's, and train's kernel view): its figures and its share of `total` seconds."""
+    return {"name": k.name, "op": k.op, "stage": k.stage, "block": k.block, "macs": k.macs, "flops": k.flops,
+            "bytes": k.bytes, "intensity": k.intensity, "unit": k.unit, "bound": k.bound, "time_s": k.time_s,
+            "share": k.time_s / total, "compute_s": k.compute_s, "memory_s": k.memory_s,
+            "overhead_s": k.overhead_s, "tile_loss": k.tile_loss, "nodes": list(k.nodes)}
+
+
+def sort_top(rows: list[dict], key: str | None, top: int | None) -> tuple[list[dict], dict | None]:
+    """Rows by `key`, largest first (stable: ties keep run order), and the first `top`; with what was kept:
+    {"sort", "top", "of", "share"} (the kept rows' share of the time), None when all rows are kept in order."""
+    if key is None and top is None:
+        return rows, None
+    ordered = sorted(rows, key=lambda r: -r[key]) if key else rows
+    kept = ordered[:top] if top else ordered
+    return kept, {"sort": key, "top": top, "of": len(rows), "share": sum(r["share"] for r in kept)}
+
+
+def kept_line(kept: dict | None, what: str = "rows") -> str:
+    """'the 10 of 226 kernels with the most time_s: 41.2% of the latency' for a header."""
+    if not kept:
+        return ""
+    order = f" with the most {kept['sort']}" if kept["sort"] else " first in run order"
+    n = min(kept["top"] or kept["of"], kept["of"])
+    return f"# the {n} of {kept['of']} {kept.get('rows', what)}{order}: {kept['share']:.1%} of the time"
+
+
 def roofline_rows(result, by: str) -> list[dict]:
     """Per kernel, or summed per block or stage (unit and bound: those holding most of the time)."""
-    total = result.latency_s
-    rows = [{"name": k.name, "op": k.op, "stage": k.stage, "block": k.block, "macs": k.macs, "flops": k.flops,
-             "bytes": k.bytes, "intensity": k.intensity, "unit": k.unit, "bound": k.bound, "time_s": k.time_s,
-             "share": k.time_s / total, "compute_s": k.compute_s, "memory_s": k.memory_s,
-             "overhead_s": k.overhead_s, "tile_loss": k.tile_loss, "nodes": list(k.nodes)} for k in result.kernels]
+    rows = [kernel_row(k, result.latency_s) for k in result.kernels]
     if by == "layer":
         return rows
     groups: dict = {}
@@ -386,12 +424,13 @@ ROOFLINE_OPTIONAL = ("tile_loss", "stage", "intensity", "bytes", "macs", "unit",
 
 def render_roofline(report: dict, rows: list[dict], fmt: str, view: View | None = None) -> str:
     if fmt == "json":
-        return to_json({**report, "layers": rows})
+        return to_json({**report, "layers": rows})  # `kept` (roofline --sort/--top) says which rows these are
     if fmt == "csv":
         return render_rows(rows, ROOFLINE_COLUMNS, fmt)
     t, f = report["totals"], report["device_figures"]
     lines = [f"# effplan {__version__} | roofline | {report['model']} at {report['resolution']}px on {report['device']}, "
-             f"{report['dtype']}, batch {report['batch']}, runtime {report['runtime']}",
+             f"{report['dtype']}" + (f" ({report['dtype_origin']})" if report.get("dtype_origin") else "")
+             + f", batch {report['batch']}, runtime {report['runtime']}",
              f"# device: matrix {f['matrix_flops_per_s'] / 1e12:g} TFLOP/s, vector {f['vector_flops_per_s'] / 1e12:g} "
              f"TFLOP/s{_vector_note(report)}, {f['bandwidth_bytes_per_s'] / 1e9:g} GB/s; efficiency matrix {f['efficiency']['matrix']:g}, "
              f"vector {f['efficiency']['vector']:g}, bandwidth {f['efficiency']['bandwidth']:g}; launch "
@@ -400,6 +439,8 @@ def render_roofline(report: dict, rows: list[dict], fmt: str, view: View | None 
              f"latency {t['latency_s'] * 1e3:.3f} ms, {t['images_per_s']:,.0f} images/s, {t['kernels']} kernels, "
              f"MACs {si(t['macs'], 'G')}, {t['bytes'] / 1e6:.1f} MB moved, utilisation {t['utilisation']:.1%} of "
              f"the matrix peak"]
+    if report.get("kept"):
+        lines.insert(-1, kept_line(report["kept"], "rows"))
     return render_rows(rows, ROOFLINE_COLUMNS, fmt, "\n".join(lines), view, ROOFLINE_OPTIONAL)
 
 
@@ -483,4 +524,22 @@ def render_train(report: dict, fmt: str, view=None) -> str:
              f"{report['epochs']} epochs of {report['dataset_size']:,} images: {t['hours']:.2f} h"
              f" ({t['device_hours']:.1f} device-hours)"
              + (f", cost {t['cost']:,.2f}" if t["cost"] is not None else "")]
-    return render_rows(rows, STAGE_COLUMNS, fmt, "\n".join(lines), view, TRAIN_OPTIONAL)
+    text = render_rows(rows, STAGE_COLUMNS, fmt, "\n".join(lines), view, TRAIN_OPTIONAL)
+    if "kernels" in report:  # train --sort/--top: the last stage's step, kernel by kernel
+        head = kept_line(report["kernels_kept"], "kernels of the step") or "# every kernel of the step, in run order"
+        text += "\n" + render_rows(report["kernels"], TRAIN_KERNEL_COLUMNS, fmt, head, view, ROOFLINE_OPTIONAL)
+    return text
+
+
+TRAIN_KERNEL_COLUMNS = [("phase", "phase", str), *ROOFLINE_COLUMNS]
+
+
+def step_kernel_rows(step) -> list[dict]:
+    """A training step's kernels in run order (forward, recompute, backward, optimizer), each with its phase
+    and its share of the step's time."""
+    phases = [("forward", step.forward), ("recompute", step.recompute), ("backward", step.backward),
+              ("optimizer", (step.optimizer_step,))]
+    rows = [{"phase": phase, **kernel_row(k, step.time_s)} for phase, kernels in phases for k in kernels]
+    for r in rows:
+        del r["nodes"]
+    return rows

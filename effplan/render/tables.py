@@ -7,12 +7,14 @@ import io
 import json
 import math
 import shutil
+import sys
 import textwrap
 from dataclasses import dataclass
 
 from ..base.errors import EffplanError, did_you_mean
 
-TEXT_KEYS = {"metric", "model", "name", "op", "stage", "family", "kind", "description", "budget", "limit_key", "search"}
+TEXT_KEYS = {"metric", "model", "name", "op", "stage", "family", "kind", "description", "budget", "limit_key", "search",
+             "device", "dtype", "phase"}
 
 
 def csv_cell(value):
@@ -24,17 +26,28 @@ def csv_cell(value):
     return value
 
 
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
 @dataclass(frozen=True)
 class View:
-    """The columns text output shows: those that fit `width` (None: the terminal's; COLUMNS overrides,
-    80 when there is no terminal), every one (`wide`), or the ones named (`columns`: keys or headers,
-    in text and markdown). CSV and JSON always keep every column."""
+    """The columns text output shows: every one where the text is kept (a file, `to_file`; a pipe; any
+    stdout that is not a terminal), on a terminal those that fit its width (`width`, else COLUMNS, else the
+    terminal's), every one (`wide`), or the ones named (`columns`: keys or headers, in text and markdown).
+    CSV and JSON always keep every column."""
     wide: bool = False
     columns: tuple[str, ...] = ()
     width: int | None = None
+    to_file: bool = False
 
-    def text_width(self) -> int:
-        return self.width or shutil.get_terminal_size((80, 24)).columns
+    def text_width(self) -> int | None:
+        """The width text must fit, or None where nothing is hidden or wrapped."""
+        if self.width:
+            return self.width
+        if self.to_file or not stdout_is_terminal():
+            return None
+        return shutil.get_terminal_size((80, 24)).columns
 
 
 MIN_CUT = 20  # a free-text column is cut to fit, but never below this; then it is hidden
@@ -76,8 +89,10 @@ def fit_columns(columns, cells: dict, optional, width: int) -> tuple[list, list]
     return [c for c in columns if c[1] in shown], [k for k in optional if k not in shown]
 
 
-def wrap_text(text: str, width: int) -> str:
-    """Long header and note lines wrapped to the width; a '# ' line goes on as '#   '."""
+def wrap_text(text: str, width: int | None) -> str:
+    """Long header and note lines wrapped to the width (None: kept whole); a '# ' line goes on as '#   '."""
+    if width is None:
+        return text
     lines = []
     for line in text.splitlines():
         indent = "#   " if line.startswith("# ") else "  "
@@ -130,7 +145,7 @@ def render_rows(rows: list[dict], columns, fmt: str, preamble: str = "", view: V
     shown, hidden, width = columns, [], view.text_width()
     if view.columns:
         shown = named_columns(columns, view.columns)
-    elif fmt == "text" and not view.wide:
+    elif fmt == "text" and not view.wide and width is not None:
         shown, hidden = fit_columns(columns, cells, optional, width)
     body = list(zip(*(cells[key] for _, key, _ in shown))) if listed else []
     align = ["left" if key in TEXT_KEYS else "right" for _, key, _ in shown]
@@ -141,8 +156,10 @@ def render_rows(rows: list[dict], columns, fmt: str, preamble: str = "", view: V
         table = "\n".join(lines[:-1] + [lines[1], lines[-1]])
     if fmt == "markdown":
         return (markdown_preamble(preamble) + "\n\n" if preamble else "") + table + "\n"
-    note = (f"# {len(hidden)} columns hidden to fit {width} characters: {', '.join(hidden)} (--wide shows "
-            f"every column, --columns a,b,c chooses)" if hidden else "")
+    headers = {key: h for h, key, _ in columns}
+    note = (f"# {len(hidden)} {'column' if len(hidden) == 1 else 'columns'} hidden to fit the terminal's {width} "
+            f"characters: {', '.join(headers[k] for k in hidden)} (--wide shows every column, --columns a,b,c "
+            f"chooses; files and pipes get them all)" if hidden else "")
     return "".join(part + "\n" for part in (wrap_text(preamble, width), table, wrap_text(note, width)) if part)
 
 
