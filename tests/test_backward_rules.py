@@ -171,7 +171,7 @@ def test_train_takes_the_transformer_and_padded_files_it_refused(effplan, name):
     every file trains end to end."""
     from test_own_model import fixture
 
-    r = effplan("train", fixture(name), "--device", "a100-80gb", "--batch", "4", "--format", "json")
+    r = effplan("train", fixture(name), "--device", "a100-80gb", "--batch", "4", "--epochs", "1", "--format", "json")
     assert r.code == 0, r.err
     assert r.json()["stages"][0]["backward_s"] > 0
 
@@ -179,5 +179,5 @@ def test_train_takes_the_transformer_and_padded_files_it_refused(effplan, name):
 def test_train_refuses_a_quantized_file_in_one_line(effplan):
     from test_own_model import fixture
 
-    r = effplan("train", fixture("qdq"), "--device", "a100-80gb", "--batch", "4")
+    r = effplan("train", fixture("qdq"), "--device", "a100-80gb", "--batch", "4", "--epochs", "1")
     assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and "quantized for inference" in r.err

@@ -122,7 +122,7 @@ def test_a_train_mode_export_saves_what_autograd_saved(module):
 @pytest.mark.parametrize("module", MODULES)
 def test_every_own_model_trains(effplan, module):
     for export in EXPORTS:
-        r = effplan("train", str(FIXTURES / f"{module}_{export}.onnx"), "--device", "a100-80gb", "--batch", "4")
+        r = effplan("train", str(FIXTURES / f"{module}_{export}.onnx"), "--device", "a100-80gb", "--batch", "4", "--epochs", "1")
         assert r.code == 0, (export, r.err)
 
 
@@ -132,7 +132,7 @@ FOLDED = "has no BatchNormalization but"
 
 
 @pytest.mark.parametrize("command", [("memory", "--train"), ("fit", "--train", "--memory", "1GiB"),
-                                     ("train", "--device", "a100-80gb", "--batch", "2")])
+                                     ("train", "--device", "a100-80gb", "--batch", "2", "--epochs", "1")])
 def test_every_training_output_of_an_eval_export_says_bn_looks_folded(effplan, command):
     for module, export in (("resnetish", "ts_eval"), ("regnetish", "dynamo")):
         r = effplan(command[0], str(FIXTURES / f"{module}_{export}.onnx"), *command[1:])

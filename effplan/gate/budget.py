@@ -139,7 +139,7 @@ ENTRY = Table({
     "width_mult": Number(lo=0.01, hi=64, default=None),
     "depth_mult": Number(lo=0.01, hi=64, default=None),
     "batch": _int(1, MAX_BATCH, 1),
-    "dtype": Text(choices=tuple(DTYPES)),  # None: base/units.cost_dtype
+    "dtype": Text(choices=tuple(DTYPES), default=None),  # None: base/units.cost_dtype
     "device": Text(default=None),
     "runtime": Text(default=None),  # plan/runtime.py: a name or file
     "optimizer": Text(choices=tuple(OPTIMIZER_SLOTS), default=DEFAULT_OPTIMIZER),
