@@ -101,7 +101,7 @@ class Number(Type):
         if isinstance(value, bool) or not isinstance(value, int if self.whole else (int, float)):
             self.fail(where, value, "an integer" if self.whole else "a number")
         if isinstance(value, int) and abs(value) >= MAX_INT:
-            self.fail(where, value, "an integer of at most 63 bits")
+            self.fail(where, value, "an integer of at most 63 bits" if self.whole else "a number below 2^63")
         if isinstance(value, float) and not math.isfinite(value):
             self.fail(where, value, "a finite number")
         if self.choices and value not in self.choices:

@@ -36,13 +36,10 @@ REORDERS = ("none", "cudnn-internal", "nchwc")
 # backward runs) or after-backward (one cross-replica sum once backward ends: not overlapped)
 ALLREDUCE = ("bucketed", "after-backward")
 
+
 def _table(keys: dict, **kw) -> Table:
     """A runtime table: its keys, and the free text any of them may carry."""
     return Table({"source": Free(), "note": Free(), **keys}, **kw)
-
-
-def _ops():
-    return OPS
 
 
 def _epilogue_known():
@@ -60,9 +57,9 @@ RUNTIME = _table({
                           'seconds from 0 to 1, or "device" (the device file\'s launch_overhead_us)')),
                       "overlap": Text(choices=OVERLAPS),
                       "source": Text(expect="the launch overhead's source")}),
-    "kernels": _table({"single_kernel": Rows(Table({"name": Text(), "ops": Names(_ops, default=REQUIRED),
+    "kernels": _table({"single_kernel": Rows(Table({"name": Text(), "ops": Names(OPS, default=REQUIRED),
                                                     "match": Text(choices=MATCHES), "source": Free()}), default=()),
-                       "standalone": Names(_ops), "views": Names(_ops),
+                       "standalone": Names(OPS), "views": Names(OPS),
                        "conv_bias": Text(choices=CONV_BIAS, default="folded"), "conv_bias_source": Free()}),
     "fusion": _table({"enabled": Flag(default=False), "anchors": Names(lambda: {*OPS, ANCHOR}),
                       "epilogue": Names(_epilogue_known), "epilogue_kernel": Text(choices=EPILOGUE_KERNELS, default="same"),
