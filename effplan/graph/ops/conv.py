@@ -1,9 +1,10 @@
-"""Convolution and matrix products: Conv, ConvTranspose, Gemm, MatMul, Einsum."""
+"""Convolution and matrix products: Conv, ConvTranspose, Gemm, MatMul, Einsum, Attention."""
 import math
 
 from .. import infer as rules
 from ..shapes import conv_shape, gemm_shape
-from .table import ANCHOR, CONTRACTION, IMPORTED_ONLY, INPUT, INPUTS, MATRIX, VECTOR, Backward, register
+from .table import (ANCHOR, CONTRACTION, IMPORTED_ONLY, INPUT, INPUTS, MATRIX, OUTPUT, STATISTICS, VECTOR,
+                    Backward, register)
 
 
 def _kernel(weights, inputs):
@@ -107,3 +108,17 @@ def einsum_cost(attrs, inputs, output, weights):
     macs = math.prod(output) * math.prod(size for letter, size in sizes.items() if letter not in kept)
     return macs, 2 * macs
 
+
+# Scaled dot-product attention as one op (ONNX Attention-23, PyTorch's scaled_dot_product_attention): Q (B, H, L, Dk),
+# K (B, Hkv, S, Dk), V (B, Hkv, S, Dv). What it saves is what the fused backends PyTorch picks keep (flash and
+# memory-efficient attention on CUDA, flash attention for CPU): Q, K, V, the output and one fp32 logsumexp per
+# query row, stated as half a STATISTICS group (two fp32 values); never the L x S probabilities (the math
+# fallback's). Its backward recomputes the probabilities: no per-element rule, refused by name in training time.
+@register("Attention", shape=IMPORTED_ONLY, saves=(INPUTS, OUTPUT, STATISTICS), unit=MATRIX, fusion=CONTRACTION,
+          statistics=lambda attrs, output: (math.prod(output[:-1]) + 1) // 2, infer=rules.attention)
+def attention_cost(attrs, inputs, output, weights):
+    # Q K^T then P V: prod(B, H, L) * S * (Dk + Dv) MACs; per score, the scale (1) and the softmax (3, as Softmax's
+    # entry), and the mask's add where a mask is given
+    rows, keys = math.prod(output[:-1]), inputs[1][-2]
+    macs = rows * keys * (inputs[0][-1] + output[-1])
+    return macs, 2 * macs + (4 + (len(inputs) > 3)) * rows * keys
