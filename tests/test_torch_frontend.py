@@ -216,7 +216,10 @@ def test_attention_is_one_op(graph):
     att = cost(graph, name)
     assert att.macs == 2 * b * h * length * length * d  # Q K^T and P V
     assert att.flops == 2 * att.macs + 4 * b * h * length * length  # scale and softmax per score
-    assert graph.graph["tensors"][name] == (b, h, length, d)
+    # written in the fused backends' layout, (B, L, H x D): the transpose and reshape after it move nothing
+    assert graph.graph["tensors"][name] == (b, length, h * d) and graph.nodes[name]["attrs"]["q_num_heads"] == h
+    assert [graph.nodes[n]["inputs"] for n in graph.nodes if n.endswith("attn.proj") or n == "stages.2.blocks.0.proj"] \
+        == [(name,)]
 
 
 def test_normalisation_and_activations(graph, zoo):
@@ -291,6 +294,8 @@ def test_places_of_other_layouts():
     assert [p[:2] for p in places(resnet)] == [("stem", 0)] * 2 + [(1, 0), (1, 1), (2, 0), ("head", 0)]
     vit = ["patch_embed.proj", "blocks.0.attn.qkv", "blocks.0.mlp.fc1", "blocks.1.attn.qkv", "norm", "head"]
     assert [p[:2] for p in places(vit)] == [("stem", 0), (1, 0), (1, 0), (1, 1), ("head", 0), ("head", 0)]
+    regnet = ["stem.conv", "s1.b1.conv1", "s1.b2.conv1", "s2.b1.se.fc1", "head.fc"]
+    assert [p[:2] for p in places(regnet)] == [("stem", 0), (1, 0), (1, 1), (2, 0), ("head", 0)]
     torchvision = ["features.0.0", "features.0.1", "features.1.0.block.0", "features.2.1.block.0", "classifier.1"]
     assert [p[:2] for p in places(torchvision)] == [("stem", 0), ("stem", 0), (1, 0), (2, 1), ("head", 0)]
 

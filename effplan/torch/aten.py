@@ -119,6 +119,12 @@ def _attention(a):
     return "Attention", attrs, [a["query"], a["key"], a["value"], a.get("attn_mask")]
 
 
+def _dropout(a):
+    if not a.get("p", 0.5) or a.get("train") is False:
+        return "Identity", {}, [a["input"]]
+    return "Dropout", {"ratio": a.get("p", 0.5)}, [a["input"]]
+
+
 def _clip(low, high):
     return lambda a: ("Clip", {"min": a.get(low[0], low[1]) if low else None,
                                "max": a.get(high[0], high[1]) if high else None}, [a["self"]])
@@ -168,11 +174,8 @@ RULES = {
     "neg": _same("Neg"), "abs": _same("Abs"), "exp": _same("Exp"), "sqrt": _same("Sqrt"), "erf": _same("Erf"),
     "reciprocal": _same("Reciprocal"), "floor": _same("Floor"), "ceil": _same("Ceil"),
     "where": lambda a: ("Where", {}, [a["condition"], a["self"], a["other"]]),
-    # dropout: identity at inference, a mask in training
-    "dropout": lambda a: ("Dropout", {"ratio": a.get("p", 0.5)}, [a["input"]]),
-    "feature_dropout": lambda a: ("Dropout", {"ratio": a.get("p", 0.5)}, [a["input"]]),
-    "alpha_dropout": lambda a: ("Dropout", {"ratio": a.get("p", 0.5)}, [a["input"]]),
-    "native_dropout": lambda a: ("Dropout", {"ratio": a.get("p", 0.5)}, [a["input"]]),
+    # dropout: a mask in training; at p = 0 or in eval mode PyTorch returns its input (nothing kept)
+    **{name: _dropout for name in ("dropout", "feature_dropout", "alpha_dropout", "native_dropout")},
     # views and data movement (free, each with the op table's reason)
     **{name: _view("Reshape") for name in ("view", "reshape", "_unsafe_view", "flatten", "unflatten", "view_as",
                                            "reshape_as")},
@@ -198,7 +201,7 @@ def aten_name(target) -> str | None:
     if schema is None or not schema.name.startswith("aten::"):
         return None
     name = schema.name[len("aten::"):]
-    return name[:-1] if name.endswith("_") and not name.startswith("_") and name[:-1] in RULES else name
+    return name[:-1] if name.endswith("_") and not name.startswith("_") else name  # relu_: relu, in place
 
 
 def bind(node) -> dict:

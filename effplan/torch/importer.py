@@ -84,6 +84,19 @@ def _module_path(node) -> tuple[str, str]:
 
 INDEXED = re.compile(r"^([A-Za-z_]*?)(\d+)$")  # '3' (a Sequential's child) or 'layer3' (a numbered name)
 BLOCK_CONTAINERS = {"blocks", "layers", "block", "layer"}
+NAMED_BLOCKS = {"b", "block", "blk", "unit"}  # timm's RegNet s1.b1: blocks numbered from 1
+
+
+def _block(rest: list[str]):
+    """(block, the layer's path tokens) from what follows a stage's index; (None, rest) outside a block."""
+    found = INDEXED.match(rest[0]) if rest else None
+    if found and not found.group(1):
+        return int(found.group(2)), rest[1:]
+    if found and found.group(1) in NAMED_BLOCKS:
+        return int(found.group(2)) - 1, rest[1:]
+    if len(rest) > 1 and rest[0] in BLOCK_CONTAINERS and rest[1].isdigit():
+        return int(rest[1]), rest[2:]
+    return None, rest
 
 
 def places(paths: list[str]) -> list[tuple]:
@@ -91,7 +104,7 @@ def places(paths: list[str]) -> list[tuple]:
     holds the most ops (timm's stages.S, torchvision's layerS or features.S, a ViT's blocks.B): its index
     is the stage, counted from 1 (from 0 for torchvision's features, whose 0 is the stem; a numbered name
     such as layer1 keeps its number), and the next index (right after it, or after a blocks/layers child)
-    the block. Ops of a stage outside its blocks (a downsample) join the block after them. Ops before the
+    the block (or a numbered block name: RegNet's s1.b1). Ops of a stage outside its blocks (a downsample) join the block after them. Ops before the
     trunk are the stem, ops after it the head; ops between take the place before them. A trunk with one
     level (a ViT's blocks.B) is one stage whose blocks are its indices."""
     keys = []
@@ -108,7 +121,7 @@ def places(paths: list[str]) -> list[tuple]:
         return [("stem", 0, path) for path in paths]
     trunk = max(counts, key=counts.get)
     prefix, name, at = trunk
-    one_level = all(not any(t.isdigit() for t in p.split(".")[at + 1:]) for p, k in zip(paths, keys) if k == trunk)
+    one_level = all(_block(p.split(".")[at + 1:])[0] is None for p, k in zip(paths, keys) if k == trunk)
     offset = 0 if name or prefix.endswith("features") else 1
     found: list = []
     for path, key in zip(paths, keys):
@@ -121,11 +134,7 @@ def places(paths: list[str]) -> list[tuple]:
         if one_level:
             found.append((1, index, ".".join(rest)))
             continue
-        block, layer = None, rest
-        if rest and rest[0].isdigit():
-            block, layer = int(rest[0]), rest[1:]
-        elif len(rest) > 1 and rest[0] in BLOCK_CONTAINERS and rest[1].isdigit():
-            block, layer = int(rest[1]), rest[2:]
+        block, layer = _block(rest)
         stage = index + offset
         found.append(("stem", 0, ".".join(rest)) if stage == 0 else (stage, block, ".".join(layer)))
     following: dict = {}  # a stage's ops outside its blocks join the next block of that stage
@@ -199,6 +208,9 @@ def to_graph(program, name: str, batch: int):
         rows.append(node)
         tensor_of[node.name] = ""  # an activation: named below
 
+    merged = _attention_layouts(rows)
+    by_name = {n.name: n for n in rows}
+    rows = [n for n in rows if n.name not in merged]
     places_of = places([_module_path(n)[0] for n in rows])
     graph = DiGraph(name=name, inputs=inputs, outputs=[], tensors=tensors, batch=batch)
     owned, used_names, producer, edges = set(), set(), {}, []
@@ -279,7 +291,14 @@ def to_graph(program, name: str, batch: int):
             op, attrs, slots = describe(node.target), {}, list(node.all_input_nodes)
         else:
             op, attrs, slots = rule(bind(node))
-        add(node_name, op, attrs, slots, node, place)
+        outs = None
+        if node.name in merged.values():  # attention written in its fused layout: (B, L, H x D)
+            views = [k for k, v in merged.items() if v == node.name]
+            attrs["q_num_heads"] = shape(node.meta["val"], node_name)[1]
+            outs = (node_name,)
+            tensors[node_name] = shape(by_name[views[-1]].meta["val"], node_name)
+            tensor_of.update(dict.fromkeys(views, node_name))
+        add(node_name, op, attrs, slots, node, place, outs=outs)
 
     outputs = []
     for node in program.graph.nodes:
@@ -307,3 +326,25 @@ def _flatten(items):
             yield from _flatten(item)
         else:
             yield item
+
+
+def _attention_layouts(rows) -> dict[str, str]:
+    """{transpose or reshape node: its attention node} where an attention output (B, H, L, D) is only read by
+    transpose(1, 2), only read by a reshape to (B, L, H x D): the fused backends (flash and memory-efficient
+    attention, on CUDA and the CPU) write their output as (B, L, H, D) and return a transposed view, so that
+    transpose and reshape move nothing. The attention op then writes (B, L, H x D) itself, and what reads it
+    (the output projection) reads the very tensor attention keeps, as autograd sees it."""
+    merged = {}
+    for node in rows:
+        if aten_name(node.target) != "scaled_dot_product_attention" or len(node.users) != 1:
+            continue
+        (transpose,) = node.users
+        if aten_name(transpose.target) != "transpose" or sorted(transpose.args[1:3]) != [1, 2] \
+                or len(transpose.users) != 1:
+            continue
+        (reshape,) = transpose.users
+        out = reshape.meta.get("val")
+        if aten_name(reshape.target) in ("reshape", "view", "_unsafe_view", "flatten") and _is_tensor(out) \
+                and len(out.shape) == 3:
+            merged[transpose.name] = merged[reshape.name] = node.name
+    return merged
