@@ -6,6 +6,8 @@ Time (whole process, median of interleaved runs, the first round untimed):
             effplan's front-end does before its own work: the floor under it)
   fvcore    python: import torch, timm and fvcore, build NAME with weights on the CPU, FlopCountAnalysis.total()
             (only where fvcore imports)
+In this process, the two phases of effplan's front-end: torch.export of the meta module, then effplan's
+import of the program into its graph (importer.to_graph), each timed once.
 Checked, in this process:
   params    effplan's params against sum(p.numel()) of the module (exact)
   macs      effplan's Conv, Gemm, MatMul and Einsum MACs against fvcore's conv, linear and matrix-product
@@ -93,6 +95,17 @@ def checks(name: str, with_fvcore: bool) -> dict:
     from effplan.graph.ops import graph_weights, node_cost
     from effplan.plan.memory import training_memory
 
+    from effplan.torch.importer import to_graph
+    from effplan.torch.model import export
+
+    with torch.device("meta"):  # in this process: torch.export's time, and effplan's import of its program
+        meta = timm.create_model(name, pretrained=False)
+    start = time.perf_counter()
+    program = export(meta, meta.pretrained_cfg["input_size"], False, None, name)
+    exported = time.perf_counter()
+    to_graph(program, name, 1)
+    phases = {"in_process_export_s": round(exported - start, 3),
+              "in_process_import_s": round(time.perf_counter() - exported, 3)}
     torch.manual_seed(0)
     module = timm.create_model(name, pretrained=False)
     shape = module.pretrained_cfg["input_size"]
@@ -104,7 +117,7 @@ def checks(name: str, with_fvcore: bool) -> dict:
            "macs": dense, "stages": len({eval_graph.nodes[n]["stage"] for n in eval_graph.nodes
                                          if isinstance(eval_graph.nodes[n]["stage"], int)}),
            "saved": training_memory(train_graph, precision="fp32").activation_bytes,
-           "autograd_saved": autograd_saved_bytes(module, torch.randn(1, *shape))}
+           "autograd_saved": autograd_saved_bytes(module, torch.randn(1, *shape)), **phases}
     if with_fvcore:
         from fvcore.nn import FlopCountAnalysis
 

@@ -392,6 +392,12 @@ def test_one_line_errors(effplan, args, message):
     assert re.search(message, run.err.strip()), run.err
 
 
+@pytest.mark.parametrize("command", [["export", "-o", "never.onnx"], ["measure"]])
+def test_commands_that_write_onnx_refuse_a_pytorch_model(effplan, command, tmp_path):
+    run = effplan(command[0], "test_torch_frontend:tiny", "--input-shape", "3,8,8", *command[1:])
+    assert run.code == 2 and run.err.count("\n") == 1 and "torch.onnx.export" in run.err
+
+
 def test_without_torch_the_prefix_names_the_extra(effplan, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
     run = effplan("layers", "timm:convnext_atto")

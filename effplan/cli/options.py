@@ -239,6 +239,9 @@ def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolutio
             pairs.append((Imported.open(name, dims), None))
             continue
         if is_torch_model(name):
+            if ctx and ctx.command.name in ("export", "measure"):  # they write (and run) an ONNX file of effplan's
+                raise EffplanError(f"effplan {ctx.command.name} takes a built design or an ONNX file; {name} is a "
+                                   f"PyTorch model: export it with torch.onnx.export, then give the file")
             pairs.append((open_model(name, input_shape, training), None))
             continue
         design = resolve(name)
