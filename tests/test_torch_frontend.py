@@ -129,6 +129,17 @@ class WithDropout(nn.Module):
         return self.drop(self.conv(x))
 
 
+class Tied(nn.Module):
+    """One weight read twice, the second time through a transpose (folded): counted once."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 6)
+
+    def forward(self, x):
+        return F.linear(self.fc(x), self.fc.weight.t())
+
+
 class DataDependent(nn.Module):
     def forward(self, x):
         return x if x.sum() > 0 else -x
@@ -278,6 +289,15 @@ def test_params_and_buffers_match_pytorch(net, graph, zoo):
     assert effplan.graph.ops.graph_weights(zoo)[0] == sum(p.numel() for p in zoo_module.parameters())
 
 
+def test_a_tied_weight_counts_once():
+    with torch.device("meta"):
+        module = Tied()
+    graph = effplan.from_torch(module, (8,), train=False).graph(3)
+    gemms = [n for n in graph.nodes if graph.nodes[n]["op"] == "Gemm"]
+    assert [cost(graph, n).macs for n in gemms] == [3 * 6 * 8, 3 * 8 * 6]
+    assert effplan.graph.ops.graph_weights(graph) == (6 * 8 + 6, 0) == (sum(p.numel() for p in module.parameters()), 0)
+
+
 def test_stages_and_blocks_come_from_module_paths(graph):
     place = {n: (graph.nodes[n]["stage"], graph.nodes[n]["block"]) for n in graph.nodes}
     assert place["stem.0"] == place["stem.2"] == ("stem", 0)
@@ -403,6 +423,12 @@ def test_without_torch_the_prefix_names_the_extra(effplan, monkeypatch):
     run = effplan("layers", "timm:convnext_atto")
     assert run.code == 2 and run.err.count("\n") == 1
     assert "pip install 'effplan[torch]'" in run.err
+
+
+def test_a_missing_model_package_is_named(effplan, monkeypatch):
+    monkeypatch.setitem(sys.modules, "timm", None)
+    run = effplan("layers", "timm:resnet50")
+    assert run.code == 2 and run.err.count("\n") == 1 and "needs timm, which is not installed" in run.err
 
 
 def test_effplan_and_its_other_commands_never_import_torch():
