@@ -125,9 +125,9 @@ def _dropout(a):
     return "Dropout", {"ratio": a.get("p", 0.5)}, [a["input"]]
 
 
-def _clip(low, high):
-    return lambda a: ("Clip", {"min": a.get(low[0], low[1]) if low else None,
-                               "max": a.get(high[0], high[1]) if high else None}, [a["self"]])
+def _clip(low: str, high: str):
+    """Clip between two of the op's arguments (hardtanh's min_val and max_val, clamp's min and max)."""
+    return lambda a: ("Clip", {"min": a.get(low), "max": a.get(high)}, [a["self"]])
 
 
 def _cat(op: str = "Concat"):
@@ -153,9 +153,8 @@ RULES = {
     "relu": _same("Relu"), "sigmoid": _same("Sigmoid"), "tanh": _same("Tanh"), "hardswish": _same("HardSwish"),
     "hardsigmoid": _same("HardSigmoid"),
     "gelu": lambda a: ("Gelu", {"approximate": a.get("approximate", "none")}, [a["self"]]),
-    "relu6": _clip(("", 0.0), ("", 6.0)),
-    "hardtanh": _clip(("min_val", -1.0), ("max_val", 1.0)),
-    "clamp": _clip(("min", None), ("max", None)),
+    "relu6": lambda a: ("Clip", {"min": 0.0, "max": 6.0}, [a["self"]]),
+    "hardtanh": _clip("min_val", "max_val"), "clamp": _clip("min", "max"),
     "leaky_relu": lambda a: ("LeakyRelu", {"alpha": a.get("negative_slope", 0.01)}, [a["self"]]),
     "prelu": lambda a: ("PRelu", {}, [a["self"], a["weight"]]),
     "softmax": lambda a: ("Softmax", {"axis": a["dim"]}, [a["self"]]),
