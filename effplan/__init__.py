@@ -22,12 +22,13 @@ from .plan.memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, inference_peak, 
 from .plan.memory import fit as _fit  # noqa: E402
 
 # Heavier names load on first use, so `import effplan` (and `effplan table`) never imports onnx
-# or matplotlib: name -> (module, attribute).
+# matplotlib or torch: name -> (module, attribute).
 _LAZY = {
     "load_device": ("plan.hardware", "load_device"),
     "Device": ("plan.hardware", "Device"),
     "to_onnx": ("onnx.export", "to_onnx"),
     "analyze_onnx": ("onnx.importer", "analyze_file"),
+    "from_torch": ("torch.model", "from_torch"),  # torch only when called: an optional extra
     "load_budgets": ("gate.budget", "load_budgets"),
     "Constraints": ("gate.search", "Constraints"),
     "largest_phi": ("gate.search", "largest_phi"),

@@ -111,6 +111,7 @@ CASES = [
        "HardSwish", "LeakyRelu", "Identity", "Softmax", "LogSoftmax")],
     ("Softmax", {"axis": 1}, [x(2, 3, 4)], 11, 1),
     ("Gelu", {"approximate": "tanh"}, [x(2, 3, 4, elem=F16)], 20, 1),
+    ("Attention", {}, [x(2, 4, 5, 8), x(2, 2, 7, 8), x(2, 2, 7, 6)], 23, 1),  # grouped-query: 4 heads, 2 kv
     ("Not", {}, [x(2, 3, elem=B)], 13, 1),
     ("Clip", {}, [x(2, 3), scalar(0, F), scalar(6, F)], 13, 1),
     ("Clip", {}, [x(2, 3), EMPTY, scalar(6, F)], 13, 1),

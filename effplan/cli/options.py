@@ -120,6 +120,9 @@ def design_options(fn=None, *, single: bool = False):
                      help="Classifier outputs (default: the spec's)."),
         DIM,
         UNFOLD_BN,
+        click.option("--input-shape", "input_shape_text", default=None, metavar="C,H,W",
+                     help="A PyTorch model (timm:NAME, torchvision:NAME, PACKAGE.MODULE:CALLABLE): one sample's "
+                          "input shape, where the model does not state it."),
     ]
     import functools
 
@@ -134,7 +137,7 @@ def design_options(fn=None, *, single: bool = False):
 
 
 DESIGN_KEYS = ("phi_text", "alpha", "beta", "gamma", "depth_rounding", "resolution_text", "width_mult", "depth_mult",
-               "scale_items", "classes", "dim_items", "unfold_bn")
+               "scale_items", "classes", "dim_items", "unfold_bn", "input_shape_text")
 
 
 def parse_phis(text: str) -> list[float]:
@@ -204,20 +207,34 @@ def parse_resolutions(text: str | None) -> list[int | None]:
 
 
 def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolution_text, width_mult, depth_mult,
-                 scale_items, classes, dim_items=(), unfold_bn=False):
+                 scale_items, classes, dim_items=(), unfold_bn=False, input_shape_text=None):
     """(design, its phi = 0 baseline) for every model, phi and resolution asked; an .onnx file gives
-    (its Imported model, None): a file is never rescaled."""
+    (its Imported model, None): a file is never rescaled; so does a PyTorch model (timm:NAME...), exported
+    in the command's mode (--train, or the train command: the train-mode graph)."""
     from ..onnx.model import Imported, is_file_model, refuse_rescaling
     from ..design.scaling import base_design, compound, resolve, with_overrides
+    from ..torch.source import is_torch_model, open_model, parse_input_shape
 
     names = list(models) or ["efficientnet-b0"]
+    ctx = click.get_current_context(silent=True)
+    training = bool(ctx and (ctx.params.get("train") or ctx.command.name == "train"))
+    input_shape = parse_input_shape(input_shape_text)
+    if input_shape and not any(is_torch_model(name) for name in names):
+        raise EffplanError("--input-shape sets a PyTorch model's input (timm:NAME, torchvision:NAME, "
+                           "PACKAGE.MODULE:CALLABLE); a built design's comes from --resolution")
     files = [name for name in names if is_file_model(name)]
-    if files:
+    fixed = files or [name for name in names if is_torch_model(name)]
+    if fixed:
         rescaling = [("--phi", phi_text), ("--alpha", alpha), ("--beta", beta), ("--gamma", gamma),
                      ("--resolution", resolution_text), ("--width-mult", width_mult), ("--depth-mult", depth_mult),
                      ("--scale", scale_items or None), ("--classes", classes),
                      ("--depth-rounding", None if depth_rounding == "ceil" else depth_rounding)]
-        refuse_rescaling(files[0], [flag for flag, value in rescaling if value is not None])
+        given = [flag for flag, value in rescaling if value is not None]
+        if files:
+            refuse_rescaling(files[0], given)
+        elif given:
+            raise EffplanError(f"{given[0]} rescales a built design; {fixed[0]} is a PyTorch model, which fixes its "
+                               f"own widths and depth (--input-shape C,H,W sets its input)")
     dims = parse_dims(dim_items)
     if unfold_bn and not files:
         raise EffplanError(f"--unfold-bn restores BatchNormalization in an ONNX file exported in eval mode; "
@@ -235,6 +252,12 @@ def designs_from(models, phi_text, alpha, beta, gamma, depth_rounding, resolutio
     for name in names:
         if is_file_model(name):
             pairs.append((Imported.open(name, dims, unfold_bn), None))
+            continue
+        if is_torch_model(name):
+            if ctx and ctx.command.name in ("export", "measure"):  # they write (and run) an ONNX file of effplan's
+                raise EffplanError(f"effplan {ctx.command.name} takes a built design or an ONNX file; {name} is a "
+                                   f"PyTorch model: export it with torch.onnx.export, then give the file")
+            pairs.append((open_model(name, input_shape, training), None))
             continue
         design = resolve(name)
         for resolution in resolutions:

@@ -382,6 +382,15 @@ def matmul(attrs, shapes, types, values, opset, outputs):
 
 
 @_rule(1)
+def attention(attrs, shapes, types, values, opset, outputs):
+    """Attention-23 on 4-D Q (B, Hq, L, Dk), K (B, Hkv, S, Dk), V (B, Hkv, S, Dv): Y is (B, Hq, L, Dv)."""
+    q, k, v = _shape(shapes, 0), _shape(shapes, 1), _shape(shapes, 2)
+    if not len(q) == len(k) == len(v) == 4 or q[-1] != k[-1] or k[-2] != v[-2] or q[1] % k[1] or k[1] != v[1]:
+        raise CannotInfer(f"Attention of {q}, {k} and {v}")
+    return [((*q[:3], v[-1]), _type(types, 0))]
+
+
+@_rule(1)
 def einsum(attrs, shapes, types, values, opset, outputs):
     """Explicit equations of letters ("bij,bjk->bik"): each output letter's size, read off the operands."""
     equation = attrs["equation"].replace(" ", "")

@@ -1,8 +1,9 @@
-"""Convolution and matrix products: Conv, ConvTranspose, Gemm, MatMul, Einsum."""
+"""Convolution and matrix products: Conv, ConvTranspose, Gemm, MatMul, Einsum, Attention."""
 import math
 
 from .. import infer as rules
-from .table import ANCHOR, CONTRACTION, INPUT, INPUTS, MATRIX, VECTOR, Backward, register
+from .table import (ANCHOR, CONTRACTION, INPUT, INPUTS, MATRIX, OUTPUT, STATISTICS, VECTOR, Backward,
+                    register)
 
 
 def _kernel(weights, inputs):
@@ -112,3 +113,22 @@ def einsum_cost(attrs, inputs, output, weights):
     macs = math.prod(output) * math.prod(size for letter, size in sizes.items() if letter not in kept)
     return macs, 2 * macs
 
+
+def _query_rows(attrs, output):
+    """B x H x L: the output is (B, H, L, Dv), or (B, L, H x Dv) with q_num_heads H (ONNX's 3-D form)."""
+    return math.prod(output[:-1]) * (attrs.get("q_num_heads", 1) if len(output) == 3 else 1)
+
+
+# Scaled dot-product attention as one op (ONNX Attention-23, PyTorch's scaled_dot_product_attention): Q (B, H, L, Dk),
+# K (B, Hkv, S, Dk), V (B, Hkv, S, Dv). What it saves is what the fused backends PyTorch picks keep (flash and
+# memory-efficient attention on CUDA, flash attention for CPU): Q, K, V, the output and one fp32 logsumexp per
+# query row, stated as half a STATISTICS group (two fp32 values); never the L x S probabilities (the math
+# fallback's). Its backward recomputes the probabilities: no per-element rule, refused by name in training time.
+@register("Attention", saves=(INPUTS, OUTPUT, STATISTICS), unit=MATRIX, fusion=CONTRACTION,
+          statistics=lambda attrs, output: (_query_rows(attrs, output) + 1) // 2, infer=rules.attention)
+def attention_cost(attrs, inputs, output, weights):
+    # Q K^T then P V: B*H*L * S * (Dk + Dv) MACs, S keys to each query row, whatever the layout: S * (|Q| + |Y|).
+    # Per score, the scale (1) and the softmax (3, as Softmax's entry), and the mask's add where one is given
+    keys = inputs[1][-2]
+    macs = keys * (math.prod(inputs[0]) + math.prod(output))
+    return macs, 2 * macs + (4 + (len(inputs) > 3)) * _query_rows(attrs, output) * keys
