@@ -79,6 +79,10 @@ class Traced:
     def __repr__(self) -> str:
         return f"Traced({self.name!r}, {self.input_shape}, {'train' if self.train else 'eval'})"
 
+    def training_note(self) -> None:
+        """Nothing to say: a module keeps its BatchNormalization (an ONNX file may have folded it)."""
+        return None
+
     @property
     def resolution(self) -> int | None:
         return self.input_shape[-1] if len(self.input_shape) == 3 else None
