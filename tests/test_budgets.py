@@ -205,7 +205,7 @@ def test_onnx_file_in_a_budget(effplan, tmp_path):
     for key, value in (("resolution", "128"), ("phi", "1"), ("width_mult", "1.4"), ("depth_mult", "2.0")):
         bad = budget(tmp_path, f'[[budget]]\nmodel = "m.onnx"\n{key} = {value}\nmax_params = "3.6M"\n', "bad.toml")
         run = effplan("check", bad)
-        assert run.code == 2 and f"budget[0].{key}: an ONNX model fixes its own design" in run.err
+        assert run.code == 2 and f"budget[0].{key}: an ONNX file or PyTorch model fixes its own design" in run.err
 
 
 def erf_model(path):

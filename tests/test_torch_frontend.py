@@ -449,3 +449,23 @@ def test_the_python_api_takes_the_model_everywhere(trained):
     assert effplan.roofline(trained, "a100-80gb", batch=2).latency_s > 0
     assert math.isclose(effplan.analyze(trained, batch=2).totals.macs, sum(
         cost(trained.graph(2), n).macs for n in trained.graph(2).nodes))
+
+
+def test_a_budget_file_names_a_pytorch_model(effplan, tmp_path):
+    """Conv 3 -> 4, 3x3 on 10x10: 4 * 8 * 8 * 3 * 9 = 6,912 MACs and 4 * 3 * 9 + 4 = 112 params per image;
+    the limit one below each fails, and the training-memory limit plans the train-mode export."""
+    def check(macs, params):
+        path = tmp_path / "b.toml"
+        path.write_text(f'[[budget]]\nmodel = "test_torch_frontend:tiny"\ninput_shape = "3,10,10"\nbatch = 2\n'
+                        f'max_macs = "{macs}"\nmax_params = "{params}"\nmax_training_memory = "1GiB"\n')
+        return effplan("check", str(path), "--format", "json")
+
+    passing = check(2 * 6912, 112)
+    assert passing.code == 0, passing.err
+    assert [r["value"] for r in passing.json()["checks"]][:2] == [2 * 6912, 112]
+    assert check(2 * 6912 - 1, 112).code == 1 and check(2 * 6912, 111).code == 1
+    path = tmp_path / "bad.toml"
+    path.write_text('[[budget]]\nmodel = "test_torch_frontend:tiny"\ninput_shape = "3,10,10"\nphi = 1\n'
+                    'max_macs = "1G"\n')
+    run = effplan("check", str(path))
+    assert run.code == 2 and "budget[0].phi: an ONNX file or PyTorch model fixes its own design" in run.err

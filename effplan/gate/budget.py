@@ -14,6 +14,7 @@ from pathlib import Path
 from ..base.errors import EffplanError, quote
 from ..base.schema import Custom, Number, Table, Text, Where, read_table_list, validate
 from ..base.files import reads
+from ..torch.source import is_torch_model  # the argument's form only: torch is imported for such a model alone
 from ..plan.memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS
 from ..base.units import DTYPES, bytes_as_written, cost_dtype, human_bytes, parse_bytes, parse_count, parse_seconds
 
@@ -70,7 +71,7 @@ TRAINING_TIME = frozenset(k for k, v in LIMITS.items() if v.scope in ("train", "
 RUN_KEYS = ("epochs", "dataset_size", "progressive")  # the run max_training_hours bounds
 IMAGENET = 1281167  # ImageNet-1k training images: the default dataset_size
 DESIGN_KEYS = ("model", "name", "phi", "resolution", "batch", "dtype", "device", "runtime", "optimizer", "precision",
-               "train_batch", "width_mult", "depth_mult", "devices", *RUN_KEYS)
+               "train_batch", "width_mult", "depth_mult", "devices", "input_shape", *RUN_KEYS)
 SHAPED_KEYS = ("phi", "resolution", "width_mult", "depth_mult", "progressive")  # an ONNX file fixes these itself
 
 
@@ -94,6 +95,7 @@ class Budget:
     epochs: int | None = None  # the run max_training_hours bounds
     dataset_size: int = IMAGENET
     progressive: tuple | None = None  # (min side, max side, stages), plan/training_run.parse_progressive
+    input_shape: str | None = None  # a PyTorch model's one-sample shape, "C,H,W" (--input-shape)
     folder: Path = field(default=Path("."), compare=False)
     where: str = "budget"  # the file and entry, for errors: budgets.toml: budget[2]
     written: dict = field(default_factory=dict, compare=False)  # limit key -> the text the file gave
@@ -132,7 +134,8 @@ def _int(lo, hi, default=None):
 # A [[budget]] entry: its limits (each parsed in its unit), then the design they bound.
 ENTRY = Table({
     **{key: Custom(lambda value, where, key=key: limit_value(key, value, where), default=None) for key in LIMITS},
-    "model": Text(nonempty=True, expect="a built-in name, a spec file or an .onnx file"),
+    "model": Text(nonempty=True, expect="a built-in name, a spec file, an .onnx file or a PyTorch model"),
+    "input_shape": Text(default=None),  # a PyTorch model's "C,H,W", where it does not state it
     "name": Text(default=None),
     "phi": Number(lo=0, hi=16, default=None),
     "resolution": _int(8, 16384),
@@ -164,11 +167,12 @@ def load_budgets(path: str) -> list[Budget]:
     for i, entry in enumerate(entries):
         where = Where(str(path), f"budget[{i}]")
         v = validate(ENTRY, entry, where, EffplanError)
-        if v["model"].endswith(".onnx"):
+        if v["model"].endswith(".onnx") or is_torch_model(v["model"]):
             shaped = [k for k in SHAPED_KEYS if k in entry]
             if shaped:
-                raise EffplanError(f"{where / shaped[0]}: an ONNX model fixes its own design; {shaped[0]} applies "
-                                   f"to built-in names and spec files (batch, dtype and device apply to both)")
+                raise EffplanError(f"{where / shaped[0]}: an ONNX file or PyTorch model fixes its own design; "
+                                   f"{shaped[0]} applies to built-in names and spec files (batch, dtype and device "
+                                   f"apply to all)")
         limits = {k: v[k] for k in LIMITS if v[k] is not None}
         if not limits:
             raise EffplanError(f"{where}: no limits; give at least one of {', '.join(LIMITS)}")
@@ -235,6 +239,12 @@ def _resolve(budget: Budget):
         from ..plan.runtime import load_runtime
         load_runtime(_runtime_path(budget))
     model = budget.model
+    from ..torch.source import open_model, parse_input_shape
+    if is_torch_model(model):  # its inference graph; budget_graphs plans training on the train-mode export
+        return open_model(model, parse_input_shape(budget.input_shape)), device
+    if budget.input_shape is not None:
+        raise EffplanError(f"{budget.where}.input_shape: sets a PyTorch model's input (timm:NAME, "
+                           f"PACKAGE.MODULE:CALLABLE); {quote(model)} takes its size from resolution")
     if model.endswith(".onnx"):
         path = model if Path(model).is_absolute() else str(budget.folder / model)
         if not Path(path).is_file():
@@ -280,6 +290,7 @@ def training_time(budget: Budget, device) -> dict:
     if isinstance(design, str):
         from ..onnx.model import Imported
         design = Imported(design)
+    design = _train_mode(budget, design)
     run = training_run(design, device, batch=budget.train_batch or budget.batch, devices=budget.devices,
                        epochs=budget.epochs or 1, dataset_size=budget.dataset_size, progressive=budget.progressive,
                        runtime=budget.runtime, precision=budget.precision, optimizer=budget.optimizer)
@@ -299,9 +310,20 @@ def budget_graphs(budget: Budget):
         train = build(model, budget.train_batch) if budget.train_batch else None
         return graph, train, {"model": Path(budget.model).stem, "phi": None, "resolution": model.resolution,
                               "source": design}
+    if design.spec is None:  # a PyTorch model: inference on its eval graph, training on its train-mode one
+        train = _train_mode(budget, design).graph(budget.train_batch or budget.batch)
+        return design.graph(budget.batch), train, {"model": budget.model, "phi": None, "resolution": design.resolution}
     graph = build(design, budget.batch)
     train = build(design, budget.train_batch) if budget.train_batch else None
     return graph, train, {"model": design.name, "phi": design.phi, "resolution": design.resolution}
+
+
+def _train_mode(budget: Budget, design):
+    """A PyTorch model's train-mode export (dropout, batch statistics), which training figures plan; else the design."""
+    if getattr(design, "coefficients", None) != "torch":
+        return design
+    from ..torch.source import open_model, parse_input_shape
+    return open_model(budget.model, parse_input_shape(budget.input_shape), train=True)
 
 
 def _named(budget: Budget, step):
