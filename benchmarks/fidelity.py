@@ -20,30 +20,10 @@ from pathlib import Path
 import effplan
 from effplan.design.blocks import build
 from effplan.plan.hardware import builtin_device_paths, load_device
+from effplan.plan.measure import spearman
 from effplan.plan.roofline import roofline
 
 DATA = Path(__file__).parent / "data" / "throughput.csv"
-
-
-def ranks(values):
-    order = sorted(range(len(values)), key=values.__getitem__)
-    result = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            result[order[k]] = (i + j) / 2
-        i = j + 1
-    return result
-
-
-def spearman(a, b):
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = statistics.fmean(ra), statistics.fmean(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    return cov / math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
 
 
 def estimate(row, cache={}):
