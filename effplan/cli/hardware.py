@@ -22,11 +22,13 @@ from .options import FORMAT, BATCH, DTYPES, OUTPUT, RUNTIME, design_options, emi
 @click.option("--no-fuse", is_flag=True, help="Same as --runtime eager: one kernel per framework op, nothing fused.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, metavar="FILE.svg|.png",
               help="Write the roofline chart and the per-stage time bars (needs matplotlib).")
+@click.option("--input-rate", type=click.FloatRange(min=0, min_open=True), default=None, metavar="IMAGES/S",
+              help="Cap throughput at the input pipeline's rate (default: the input pipeline is not modelled).")
 @BATCH
 @FORMAT
 @view_options
 @OUTPUT
-def roofline(model, query, device, dtype, by, runtime, no_fuse, plot, batch, fmt, view, output):
+def roofline(model, query, device, dtype, by, runtime, no_fuse, plot, input_rate, batch, fmt, view, output):
     """Per-kernel roofline latency of one design on a device."""
     from ..design.blocks import build
     from ..plan.hardware import load_device
@@ -40,7 +42,8 @@ def roofline(model, query, device, dtype, by, runtime, no_fuse, plot, batch, fmt
     found = load_device(device)
     if no_fuse and runtime is not None:
         raise EffplanError("--no-fuse is --runtime eager: give one of them")
-    result = estimate(build(design, batch), found, dtype, batch, runtime="eager" if no_fuse else runtime)
+    result = estimate(build(design, batch), found, dtype, batch, runtime="eager" if no_fuse else runtime,
+                      input_rate=input_rate)
     report, rows = roofline_report(result, design, by)
     if plot is not None:
         from ..render.plot import plot_roofline

@@ -56,6 +56,45 @@ class RuntimeSpecError(EffplanError):
     pass
 
 
+# [host] (optional): what the host pays beyond each kernel's launch ([launch] overhead_s, the per-kernel cost of a
+# Python call, the dispatcher and cudaLaunchKernel). Declared apart, one row a key: (type, lower, upper, meaning).
+HOST_KEYS = {
+    "step_s": (float, 0.0, 1.0, "seconds the host spends per step outside any kernel (the Python loop, the "
+                                "synchronisation that ends the step, a CUDA graph's or compiled program's launch)"),
+    "backward_op_s": (float, 0.0, 1.0, "seconds per backward kernel: the autograd engine's C++ dispatch and launch "
+                                       "(default: [launch] overhead_s)"),
+    "weight_casts": (bool, None, None, "at half precision every weighted conv/GEMM casts its fp32 weight first "
+                                       "(torch.autocast): one kernel and one host op each, every step"),
+}
+
+TABLES["host"] = set(HOST_KEYS)  # the generic key check; types and bounds: host_from_table
+
+
+def host_from_table(table, where: str) -> dict:
+    """The [host] table's keys, checked against HOST_KEYS; {} when absent. Needs a source when present."""
+    if not table:
+        return {}
+    if not isinstance(table, dict):
+        raise RuntimeSpecError(f"{where}: [host] must be a table")
+    found = {}
+    for key, value in table.items():
+        if key in DOCS:
+            continue
+        if key not in HOST_KEYS:
+            raise RuntimeSpecError(f"{where}: [host] unknown key {quote(key)}{did_you_mean(key, set(HOST_KEYS) | DOCS)}")
+        kind, low, high, meaning = HOST_KEYS[key]
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise RuntimeSpecError(f"{where}: host.{key}: expected true or false, got {quote(value)}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise RuntimeSpecError(f"{where}: host.{key}: expected seconds from {low:g} to {high:g} ({meaning}), "
+                                   f"got {quote(value)}")
+        found[key] = kind(value)
+    if not isinstance(table.get("source"), str):
+        raise RuntimeSpecError(f"{where}: host.source: the host figures need their source")
+    return found
+
+
 @dataclass(frozen=True)
 class Runtime:
     name: str
@@ -80,11 +119,17 @@ class Runtime:
     trains: bool = False  # [training]: whether effplan train may time a step under it
     allreduce: str = "after-backward"  # [training]: one of ALLREDUCE
     training_source: str = ""
+    host_step_s: float = 0.0  # [host] step_s: serial, once a step
+    backward_op_s: float | None = None  # [host] backward_op_s; None: the launch overhead
+    weight_casts: bool = False  # [host] weight_casts
     sources: tuple[str, ...] = ()
     path: str = field(default="", compare=False)
 
     def overhead(self, device) -> float:
         return device.launch_overhead_s if self.overhead_s is None else self.overhead_s
+
+    def backward_overhead(self, device) -> float:
+        return self.overhead(device) if self.backward_op_s is None else self.backward_op_s
 
     def anchors_at(self, op: str) -> bool:
         return op in self.anchors or (ANCHOR in self.anchors and op in OPS and OPS[op].fusion == ANCHOR)
@@ -98,7 +143,9 @@ class Runtime:
         return {"name": self.name, "description": self.description, "device_classes": list(self.device_classes),
                 "launch_overhead_s": self.overhead_s, "launch_overlap": self.overlap,
                 "fusion": self.fusion, "epilogue_kernel": self.epilogue_kernel, "tile_padding": self.tile_padding,
-                "trains": self.trains, "allreduce": self.allreduce if self.trains else None, "path": self.path}
+                "trains": self.trains, "allreduce": self.allreduce if self.trains else None,
+                "host_step_s": self.host_step_s, "backward_op_s": self.backward_op_s, "weight_casts": self.weight_casts,
+                "path": self.path}
 
 
 def _strings(value, where: str, known=None) -> tuple[str, ...]:
@@ -199,6 +246,7 @@ def runtime_from_table(table: dict, where: str, stem: str | None = None) -> Runt
     max_adds = fusion.get("max_adds", 1)
     if isinstance(max_adds, bool) or not isinstance(max_adds, int) or not 0 <= max_adds <= 8:
         raise RuntimeSpecError(f"{at('fusion.max_adds')}: expected an integer from 0 to 8, got {quote(max_adds)}")
+    host = host_from_table(table.get("host", {}), where)
     return Runtime(
         name=name, description=head["description"], device_classes=classes,
         overhead_s=None if overhead == "device" else float(overhead),
@@ -216,7 +264,8 @@ def runtime_from_table(table: dict, where: str, stem: str | None = None) -> Runt
         reorders=_choice(table.get("layout", {}), "reorders", REORDERS, at("layout"), "none"),
         trains=_flag(training, "trains", at("training")),
         allreduce=_choice(training, "allreduce", ALLREDUCE, at("training"), "after-backward"),
-        training_source=training.get("source", ""), sources=sources)
+        training_source=training.get("source", ""), sources=sources, host_step_s=host.get("step_s", 0.0),
+        backward_op_s=host.get("backward_op_s"), weight_casts=host.get("weight_casts", False))
 
 
 def builtin_runtime_paths() -> dict[str, Path]:

@@ -63,6 +63,7 @@ Data parallel (`devices` > 1): the gradients (params x gradient bytes) are summe
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -74,7 +75,7 @@ from ..graph.ops import (ACTIVATION, MATRIX, NORM, OPS, POINTWISE, RESIDUAL, VEC
 from .hardware import Device
 from .memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS, _saved_by,
                      training_memory)
-from .roofline import Kernel, kernels as forward_kernels, unit_of
+from .roofline import Kernel, kernels as forward_kernels, sequence, unit_of
 from .runtime import Runtime, runtime_for, training_runtime_for
 
 # What each op's backward computes is its entry's `backward` in the op table (graph/ops.py). Swish is one
@@ -247,7 +248,8 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
                                       3 * size(t) * act, VECTOR, device, dtype, rt))
     if rt.fusion and rt.pointwise_chains:
         result = fuse_backward(result, chains, lambda t: size(t) * act, device, dtype, rt)
-    return result
+    host = rt.backward_overhead(device)  # the autograd engine launches these: [host] backward_op_s
+    return [dataclasses.replace(k, overhead_s=host) for k in result]
 
 
 ELEMENTWISE = frozenset({NORM, ACTIVATION, RESIDUAL, POINTWISE})  # fusion classes whose backward chains fuse
@@ -296,6 +298,8 @@ def optimizer_bytes_per_param(precision: str, optimizer: str, half: str) -> int:
 def optimizer_kernel(params: int, device: Device, precision: str, optimizer: str, dtype: str, rt: Runtime) -> Kernel:
     update_dtype = "fp32" if "fp32" in device.vector else dtype
     moved = params * optimizer_bytes_per_param(precision, optimizer, dtype)
+    if rt.weight_casts and precision == "mixed":  # the half copies are the forward's cast kernels here
+        moved -= params * HALF_COPY_BYTES
     node = {"stage": "optimizer", "block": 0}
     return _kernel("optimizer", f"{optimizer} update", node, 0, params * OPTIMIZER_FLOPS[optimizer], moved,
                    VECTOR, device, update_dtype, rt)
@@ -400,11 +404,16 @@ def training_step(graph, device: Device, *, runtime: str | Runtime | None = None
         raise EffplanError(f"--devices must be at least 1, got {devices}")
     dtype = compute_dtype(device, precision)
     act = PRECISIONS[precision][0]
-    forward = forward_kernels(graph, device, dtype, rt) + batch_norm_statistics(graph, device, dtype, act, rt)
+    casts = rt.weight_casts and precision == "mixed"  # autocast casts each weight in the forward (roofline)
+    forward = forward_kernels(graph, device, dtype, rt, casts=casts) + batch_norm_statistics(graph, device, dtype, act, rt)
     backward = backward_kernels(graph, device, dtype, precision, rt)
-    recompute = tuple(k for k in forward if isinstance(k.stage, int)) if checkpoint == "blocks" else ()
+    recompute = [k for k in forward if isinstance(k.stage, int)] if checkpoint == "blocks" else []
     params = graph_weights(graph)[0]
     update = optimizer_kernel(params, device, precision, optimizer, dtype, rt)
+    # one stream: forward, the recomputed blocks and the backward, then the update (roofline.sequence)
+    timed = sequence([*forward, *recompute, *backward, update])
+    cut = [len(forward), len(forward) + len(recompute), len(timed) - 1]
+    forward, recompute, backward, update = timed[:cut[0]], timed[cut[0]:cut[1]], timed[cut[1]:cut[2]], timed[-1]
     gradient_bytes = params * PRECISIONS[precision][2]
     if devices > 1 and link is None:
         link = device_link(device)
@@ -417,7 +426,7 @@ def training_step(graph, device: Device, *, runtime: str | Runtime | None = None
     batch = graph.graph["tensors"][graph.graph["inputs"][0]][0]
     memory = training_memory(graph, precision, optimizer, checkpoint).total_bytes
     return Step(device, rt, precision, optimizer, checkpoint, dtype, batch, devices, tuple(forward),
-                tuple(backward), recompute, update, params, gradient_bytes, link if devices > 1 else None, whole,
+                tuple(backward), tuple(recompute), update, params, gradient_bytes, link if devices > 1 else None, whole,
                 exposed, memory)
 
 

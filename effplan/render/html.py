@@ -55,7 +55,7 @@ def _stage_bound(rows: list[dict]) -> list[dict]:
     """Kernel time per stage, summed by what bounds each kernel (the report's per-kernel rows)."""
     stages: dict = {}
     for r in rows:
-        s = stages.setdefault(str(r["stage"]), {"stage": r["stage"], "compute": 0.0, "memory": 0.0, "overhead": 0.0})
+        s = stages.setdefault(str(r["stage"]), {"stage": r["stage"], "compute": 0.0, "memory": 0.0, "host": 0.0})
         s[r["bound"]] += r["time_s"]
     return list(stages.values())
 
