@@ -1,6 +1,7 @@
 """The standing fidelity check: effplan's images/s against measured throughput (benchmarks/data/throughput.csv).
 
-    python benchmarks/fidelity.py [--runtime eager] [--device rtx-4090] [--layout nchw] [--markdown]
+    python benchmarks/fidelity.py [--runtime eager] [--device rtx-4090] [--layout nchw] [--rows]
+    python benchmarks/fidelity.py --dle [--rows]   # DeepLearningExamples: development and check sets apart
 
 Per (device, runtime, layout) group of rows whose device has a file in specs/hardware/: Spearman rank
 correlation, median estimate/measured, median |log2(estimate/measured)| and the worst row, over the rows
@@ -58,7 +59,20 @@ def main(argv=None):
     parser.add_argument("--device", action="append", help="only these devices (repeatable)")
     parser.add_argument("--layout", action="append", help="only these layouts: nchw, nhwc (repeatable)")
     parser.add_argument("--rows", action="store_true", help="print every row's estimate")
+    parser.add_argument("--dle", action="store_true", help="NVIDIA DeepLearningExamples rows instead: development "
+                        "(A100) and check (V100, T4) sets apart, training, inference by batch, 8-GPU speed-up")
     args = parser.parse_args(argv)
+    if args.dle:
+        import fidelity_dle as dle
+        found = dle.rows()
+        for row in found:
+            row["estimate"] = dle.estimate(row)
+        print(dle.table(found))
+        if args.rows:
+            for r in found:
+                print(f"{r['set']},{r['gpu']},{r['model']},{r['precision']},{r['mode']},{r['batch']},{r['gpus']},"
+                      f"{r['measured']:.0f},{r['estimate']:.0f},{r['estimate'] / r['measured']:.2f}")
+        return
     devices = builtin_device_paths()
     with open(DATA, newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["device"] in devices

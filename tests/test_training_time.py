@@ -405,3 +405,15 @@ def test_search_ranks_by_training_throughput_as_effplan_train_times_it(effplan, 
 def test_the_training_objective_needs_a_device(effplan, args, message):
     run = effplan("search", "efficientnet-b0", "--max-macs", "1G", "--objective", "train-throughput", *args)
     assert (run.code, run.err) == (2, f"effplan: error: {message}\n")
+
+
+def test_tf32_trains_on_the_tf32_matrix_unit_with_fp32_tensors():
+    # conv b's weight gradient: 65,536 MACs = 131,072 FLOPs on a 40 TFLOP/s TF32 unit at half efficiency
+    # (20 TFLOP/s): 6.5536 ns; its bytes at fp32: dY 4096 x 4 + X 2048 x 4 + dW 512 x 4 = 26,624 B (26.6 ns)
+    tf32 = device_from_table({**TOY, "matrix": {**TOY["matrix"], "tf32": 40.0}}, "toy")
+    step = training_step(toy_net(), tf32, precision="tf32", optimizer="sgd", runtime="xla")
+    assert step.dtype == "tf32"
+    dw = next(k for k in step.backward if k.name.endswith("b.conv#dW"))
+    assert dw.compute_s == pytest.approx(131_072 / 20e12) and dw.bytes == 26_624
+    with pytest.raises(EffplanError, match="no TF32 matrix unit"):
+        training_step(toy_net(), DEVICE, precision="tf32")

@@ -96,7 +96,9 @@ DDP_BUCKET_BYTES = 25 << 20  # a bucketed all-reduce's bucket (DDP's bucket_cap_
 
 def compute_dtype(device: Device, precision: str) -> str:
     """The precision the step's arithmetic runs at: mixed is the device's half precision
-    (Device.half_dtype), else the precision asked."""
+    (Device.half_dtype), else the precision asked. tf32 keeps fp32 tensors and runs convolutions and matrix
+    products on the TF32 matrix unit (PyTorch docs, 'CUDA semantics: TensorFloat-32 (TF32) on Ampere (and
+    later) devices': torch.backends.cudnn.allow_tf32 defaults to True; elementwise work stays fp32)."""
     if precision not in PRECISIONS:
         raise EffplanError(f"unknown precision '{precision}'; known: {', '.join(PRECISIONS)}")
     if precision == "mixed":
@@ -105,6 +107,8 @@ def compute_dtype(device: Device, precision: str) -> str:
             raise EffplanError(f"device {device.name} has no half-precision matrix unit for mixed precision; "
                                f"use --precision fp32")
         return half
+    if precision == "tf32" and "tf32" not in device.matrix:
+        raise EffplanError(f"device {device.name} has no TF32 matrix unit; use --precision fp32 or mixed")
     return precision
 
 
