@@ -127,3 +127,24 @@ def table(all_rows: list[dict]) -> str:
         for name, measured, estimated in speedups([r for r in all_rows if r["set"] == which]):
             lines.append(f"| {which} | {name} | {measured:.2f} | {estimated:.2f} | {estimated / measured:.2f} |")
     return "\n".join(lines)
+
+
+def write_plain(path: Path, which: str = "development") -> int:
+    """The `which` set's rows in `effplan calibrate --from`'s plain CSV (one host: 16-64 GPU rows left out)."""
+    found = [r for r in rows() if r["set"] == which and int(r["gpus"]) <= 8]
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["model", "batch", "images_per_s", "resolution", "precision", "mode", "gpus", "runtime",
+                      "optimizer", "source"])
+        for r in found:
+            batch = r["batch"] or TRAINING_BATCH[(r["gpu"], r["precision"])][r["model"]]
+            out.writerow([r["model"], batch, r["images_per_s"], r["resolution"], r["precision"], r["mode"], r["gpus"],
+                          "eager", OPTIMIZER[r["model"]] if r["mode"] == "training" else "",
+                          f"NVIDIA/DeepLearningExamples {r['source']}@{r['commit'][:12]}"])
+    return len(found)
+
+
+if __name__ == "__main__":
+    import sys
+    print(write_plain(Path(sys.argv[1]) if len(sys.argv) > 1 else DATA.with_name("dle_a100_development.csv")),
+          "rows written")

@@ -52,12 +52,25 @@ def roofline(model, query, device, dtype, by, runtime, no_fuse, plot, input_rate
 
 
 @click.command()
-@click.option("--name", default="local-cpu", show_default=True, help="The device's name in the file.")
+@click.option("--name", default=None, help="The device's name in the file (default: local-cpu; with --from, "
+                                           "DEVICE-calibrated).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="The device file to write (default: NAME.toml here).")
-def calibrate(name, output):
+@click.option("--from", "source", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Fit --device's efficiencies to measured throughput instead (timm benchmark.py CSV or a plain "
+                   "CSV: model, batch, images_per_s or ms, resolution, precision, mode, gpus, runtime).")
+@click.option("--device", default=None, help="With --from: the device file whose efficiencies are fitted.")
+@click.option("--fit", "names", default="matrix,vector,bandwidth", show_default=True,
+              help="With --from: the efficiencies to fit, at most 6 (matrix, vector, bandwidth, kernel classes).")
+def calibrate(name, output, source, device, names):
     """Measure this machine into a device file: GEMM peak, and inside a small network run by onnxruntime its
-    dense and depthwise conv rates, memory-bound bandwidth and per-kernel cost; each over 5 rounds, with spread."""
+    dense and depthwise conv rates, memory-bound bandwidth and per-kernel cost; each over 5 rounds, with spread.
+    With --from FILE: fit a device's named efficiencies to measured throughput (least squares on log ratios,
+    k-fold cross-validated) and write the device file recording what it was fitted on."""
+    if source is not None:
+        from .calibrate import calibrate_from
+        return calibrate_from(source, device, names, name, output)
+    name = name or "local-cpu"
     from ..plan.hardware import device_from_table
     from ..plan.measure import calibrate as run
     from ..plan.measure import load_warnings, unsteady_warnings

@@ -20,6 +20,15 @@ OPTIONAL = {"matrix_tile", "interconnect", "nchwc_block"}  # keys a device file 
 # [interconnect], GB/s (10^9 B/s) per device, as datasheets give them: nvlink and pcie the total over both
 # directions (NVLink over all its links), ici one way over one link (a TPU ring runs along one torus axis).
 INTERCONNECT = ("nvlink_gbs", "pcie_gbs", "ici_link_gbs")
+# [efficiency]: matrix, vector and bandwidth (shares of peak) are required; a kernel class (KERNEL_CLASSES) may
+# have its own factor on top of them (default 1: a depthwise weight-gradient kernel that reaches 0.3 of what a
+# generic kernel on its unit and bandwidth reaches is depthwise_wgrad = 0.3). Declared apart, one row a key, so
+# the shared validator can take them in: name -> (lower, upper).
+KERNEL_CLASSES = ("conv", "conv_dgrad", "conv_wgrad", "depthwise", "depthwise_dgrad", "depthwise_wgrad", "grouped",
+                  "grouped_dgrad", "grouped_wgrad", "gemm", "elementwise")
+EFFICIENCY_KEYS = {"matrix": (0.0, 1.0), "vector": (0.0, 1.0), "bandwidth": (0.0, 1.0),
+                   **{k: (0.0, 4.0) for k in KERNEL_CLASSES}}
+FIT_NOTES = ("fitted_on", "cv_error")  # strings `effplan calibrate --from` writes beside the figures it fitted
 
 
 class DeviceError(EffplanError):
@@ -42,6 +51,7 @@ class Device:
     matrix_tile: dict = field(default_factory=dict)  # precision -> (m, n, k): a GEMM dim d costs ceil(d/p)*p
     interconnect: dict = field(default_factory=dict)  # INTERCONNECT key -> bytes/s (see INTERCONNECT)
     nchwc_block: int = 0  # a CPU's onnxruntime NCHWc channel block (MLAS: 8 on AVX2, 16 on AVX-512); 0: none
+    fit: dict = field(default_factory=dict)  # FIT_NOTES found in [efficiency]
     path: str = ""
     runtime: str = ""  # not in the file: a runtime a caller binds to the device (search); "" = the class default
 
@@ -76,6 +86,10 @@ class Device:
     @property
     def achievable_bandwidth(self) -> float:
         return self.bandwidth * self.efficiency["bandwidth"]
+
+    def class_efficiency(self, kind: str) -> float:
+        """A kernel class's factor on top of its unit's and the bandwidth's efficiency (1 where not given)."""
+        return self.efficiency.get(kind, 1.0)
 
     def as_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "class": self.kind,
@@ -123,12 +137,7 @@ def device_from_table(table: dict, where: str) -> Device:
                 raise DeviceError(f"{where}: {unit}.{quote(precision)}: unknown precision"
                                   f"{did_you_mean(precision, DTYPES)}; known: {', '.join(DTYPES)}")
         peaks[unit] = {p: _positive(v, f"{where}: {unit}.{p}") * 1e12 for p, v in table[unit].items()}
-    efficiency = table["efficiency"]
-    if not isinstance(efficiency, dict) or set(efficiency) != {"matrix", "vector", "bandwidth"}:
-        raise DeviceError(f"{where}: efficiency: expected exactly matrix, vector and bandwidth")
-    for key, value in efficiency.items():
-        if _positive(value, f"{where}: efficiency.{key}") > 1:
-            raise DeviceError(f"{where}: efficiency.{key}: a share of peak, at most 1, got {value}")
+    efficiency, fit = _efficiency(table["efficiency"], f"{where}: efficiency")
     return Device(
         name=str(table["name"]), description=str(table["description"]), kind=table["class"],
         memory_bytes=int(_positive(table["memory_gb"], f"{where}: memory_gb") * (1 << 30)),
@@ -136,10 +145,32 @@ def device_from_table(table: dict, where: str) -> Device:
         onchip_bytes=int(_positive(table["onchip_mb"], f"{where}: onchip_mb") * (1 << 20)),
         launch_overhead_s=_positive(table["launch_overhead_us"], f"{where}: launch_overhead_us") * 1e-6,
         matrix=peaks["matrix"], vector=peaks["vector"],
-        efficiency={k: float(v) for k, v in efficiency.items()}, sources=dict(sources),
+        efficiency=efficiency, fit=fit, sources=dict(sources),
         matrix_tile=_tiles(table.get("matrix_tile", {}), f"{where}: matrix_tile"),
         interconnect=_interconnect(table.get("interconnect", {}), f"{where}: interconnect"),
         nchwc_block=_block(table.get("nchwc_block", 0), f"{where}: nchwc_block"))
+
+
+def _efficiency(table, where: str) -> tuple[dict, dict]:
+    """[efficiency]: EFFICIENCY_KEYS within their bounds (matrix, vector, bandwidth required), FIT_NOTES strings."""
+    if not isinstance(table, dict) or not {"matrix", "vector", "bandwidth"} <= set(table):
+        raise DeviceError(f"{where}: expected matrix, vector and bandwidth (and optionally kernel classes: "
+                          f"{', '.join(KERNEL_CLASSES)})")
+    figures, fit = {}, {}
+    for key, value in table.items():
+        if key in FIT_NOTES:
+            if not isinstance(value, str):
+                raise DeviceError(f"{where}.{key}: expected a string")
+            fit[key] = value
+            continue
+        if key not in EFFICIENCY_KEYS:
+            raise DeviceError(f"{where}: unknown key {quote(key)}{did_you_mean(key, [*EFFICIENCY_KEYS, *FIT_NOTES])}")
+        low, high = EFFICIENCY_KEYS[key]
+        if not low < _positive(value, f"{where}.{key}") <= high:
+            raise DeviceError(f"{where}.{key}: expected more than {low:g} and at most {high:g}"
+                              f"{' (a share of peak)' if high == 1 else ''}, got {value}")
+        figures[key] = float(value)
+    return figures, fit
 
 
 def _block(value, where: str) -> int:

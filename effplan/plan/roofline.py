@@ -55,6 +55,7 @@ class Kernel:
     fixed_s: float = 0.0  # host time nothing overlaps: the runtime's per-step host cost, on a step's first kernel
 
     wait_s: float | None = None  # device idle before it, waiting for the host to launch it (see sequence)
+    kind: str = "elementwise"  # its class (hardware.KERNEL_CLASSES): the device's class efficiency applies
 
     @property
     def device_s(self) -> float:
@@ -271,6 +272,17 @@ def nchwc_reorders(graph, groups: list[list[str]], block: int) -> list[tuple[int
     return found
 
 
+def kernel_class(graph, name: str) -> str:
+    """A node's kernel class (hardware.KERNEL_CLASSES): a Conv is conv (one group), depthwise (one input channel a
+    group) or grouped; Gemm and MatMul gemm; every other op elementwise (memory-bound elementwise and reductions)."""
+    node = graph.nodes[name]
+    if node["op"] == "Conv":
+        weight = next((w.shape for w in node["weights"] if w.role == "W"), None)
+        group = node["attrs"].get("group", 1)
+        return "conv" if group == 1 else "depthwise" if weight is not None and weight[1] == 1 else "grouped"
+    return "gemm" if node["op"] in ("Gemm", "MatMul") else "elementwise"
+
+
 def unit_of(graph, name: str) -> str:
     node, tensors = graph.nodes[name], graph.graph["tensors"]
     return OPS[node["op"]].unit_of(node["attrs"], [tensors[t] for t in node["inputs"]],
@@ -351,6 +363,7 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
             loss = 1 - main_cost.macs / padded if tile is not None else 0.0
         vector_flops = total_flops - (main_cost.flops if unit == "matrix" else 0)
         record = {"group": group, "node": node, "main": group[main], "reads": reads, "writes": writes,
+                  "kind": kernel_class(graph, group[main]),
                   "weights": weight_bytes, "macs": sum(c.macs for c in costs), "flops": total_flops,
                   "unit": unit, "matrix": matrix_flops, "vector": vector_flops, "loss": loss,
                   "op": "+".join(nodes[n]["op"] for n in group), "extra": {}, "at": at}
@@ -365,7 +378,7 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
                           extra={before: tensors[out]})
             record["matrix" if unit == "matrix" else "vector"] -= elements
             records.append(record)
-            record = {**record, "reads": {before}, "writes": writes, "weights": bias_bytes, "macs": 0,
+            record = {**record, "reads": {before}, "writes": writes, "weights": bias_bytes, "macs": 0, "kind": "elementwise",
                       "flops": elements, "unit": "vector", "matrix": 0, "vector": elements, "loss": 0.0,
                       "op": "Add(bias)", "extra": {before: tensors[out]}}
         records.append(record)
@@ -393,9 +406,12 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
     for i, (r, kept) in enumerate(zip(records, onchip)):
         moved = sum(size_of(t, r) for t in r["reads"] | r["writes"]) + r["weights"] - kept
         node = r["node"]
+        factor = device.class_efficiency(r["kind"])
         result.append(Kernel(r["main"], r["op"], node["stage"], node["block"], tuple(r["group"]), r["macs"],
-                             r["flops"], moved, r["unit"], r["matrix"] / rates["matrix"] + r["vector"] / rates["vector"],
-                             moved / bandwidth, overhead, rt.overlap, r["loss"], rt.host_step_s if i == 0 else 0.0))
+                             r["flops"], moved, r["unit"],
+                             (r["matrix"] / rates["matrix"] + r["vector"] / rates["vector"]) / factor,
+                             moved / bandwidth / factor, overhead, rt.overlap, r["loss"],
+                             rt.host_step_s if i == 0 else 0.0, kind=r["kind"]))
     return sequence(result)
 
 
@@ -409,7 +425,7 @@ def _weight_cast(record: dict, size: int) -> dict:
     kernel that reads 4 bytes a weight and writes `size`. The bias (a vector) is cast too but rides in the same
     count: the record's weight bytes are at half precision already."""
     elements = record["weights"] // size
-    return {**record, "group": [], "main": f"{record['main']}#cast", "reads": set(), "writes": set(),
+    return {**record, "group": [], "main": f"{record['main']}#cast", "reads": set(), "writes": set(), "kind": "elementwise",
             "weights": elements * (4 + size), "macs": 0, "flops": 0, "unit": "vector", "matrix": 0, "vector": 0,
             "loss": 0.0, "op": "Cast(weight)", "extra": {}}
 
@@ -423,7 +439,7 @@ def _with_reorders(records: list, reorders: list, nodes, tensors) -> list:
             _, t, kind = pending.pop(0)
             copy = f"{t}#{kind}"
             owner = record or result[-1]
-            result.append({"group": [], "node": owner["node"], "main": f"{t}.{kind}", "reads": {t},
+            result.append({"group": [], "node": owner["node"], "main": f"{t}.{kind}", "reads": {t}, "kind": "elementwise",
                            "writes": {copy}, "weights": 0, "macs": 0, "flops": 0, "unit": "vector", "matrix": 0,
                            "vector": 0, "loss": 0.0, "op": kind, "extra": {copy: tensors[t]}, "at": owner["at"]})
             if record is not None and t in record["reads"]:

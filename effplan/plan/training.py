@@ -75,7 +75,7 @@ from ..graph.ops import (ACTIVATION, MATRIX, NORM, OPS, POINTWISE, RESIDUAL, VEC
 from .hardware import Device
 from .memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS, _saved_by,
                      training_memory)
-from .roofline import Kernel, kernels as forward_kernels, sequence, unit_of
+from .roofline import Kernel, kernel_class, kernels as forward_kernels, sequence, unit_of
 from .runtime import Runtime, runtime_for, training_runtime_for
 
 # What each op's backward computes is its entry's `backward` in the op table (graph/ops.py). Swish is one
@@ -114,14 +114,17 @@ def compute_dtype(device: Device, precision: str) -> str:
 
 # ---- the kernels of one step ----
 
-def _kernel(name, op, node, macs, flops, moved, unit, device, dtype, rt: Runtime, padded: int | None = None) -> Kernel:
+def _kernel(name, op, node, macs, flops, moved, unit, device, dtype, rt: Runtime, padded: int | None = None,
+            kind: str = "elementwise") -> Kernel:
     """A kernel timed as roofline times one: its FLOPs on `unit` (matrix work padded to the tile:
-    `padded` MACs), its bytes at the achievable bandwidth, the runtime's launch overhead."""
+    `padded` MACs), its bytes at the achievable bandwidth, both at its class's efficiency (`kind`), the
+    runtime's launch overhead."""
     extra = 2 * (padded - macs) if padded is not None else 0
     loss = 1 - macs / padded if padded else 0.0
+    factor = device.class_efficiency(kind)
     return Kernel(name, op, node["stage"], node["block"], (name,), int(macs), int(flops), int(moved), unit,
-                  (flops + extra) / device.compute(unit, dtype), moved / device.achievable_bandwidth,
-                  rt.overhead(device), rt.overlap, loss)
+                  (flops + extra) / device.compute(unit, dtype) / factor, moved / device.achievable_bandwidth / factor,
+                  rt.overhead(device), rt.overlap, loss, kind=kind)
 
 
 def _ceil_to(dim: int, multiple: int) -> int:
@@ -214,13 +217,15 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
             bias = size(out) if any(w.role == "B" for w in node["weights"]) else 0
             dx_gemm, dw_gemm = gradient_gemms(graph, name) or (None, None)
             on_tiles = tile if unit == MATRIX else None
+            kind = kernel_class(graph, name)  # conv, depthwise, grouped: its gradients have classes of their own
+            grads = (f"{kind}_dgrad", f"{kind}_wgrad") if kind != "gemm" else ("gemm", "gemm")
             if x in needs:
                 result.append(_kernel(f"{name}#dX", f"{op}(input gradient)", node, cost.macs, 2 * cost.macs,
                                       dy + params * act + size(x) * act, unit, device, dtype, rt,
-                                      _padded(cost.macs, dx_gemm, on_tiles)))
+                                      _padded(cost.macs, dx_gemm, on_tiles), grads[0]))
             result.append(_kernel(f"{name}#dW", f"{op}(weight gradient)", node, cost.macs, 2 * cost.macs + bias,
                                   dy + size(x) * act + params * grad, unit, device, dtype, rt,
-                                  _padded(cost.macs, dw_gemm, on_tiles)))
+                                  _padded(cost.macs, dw_gemm, on_tiles), grads[1]))
             continue
         if not back.kernel:
             continue
