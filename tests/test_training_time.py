@@ -68,7 +68,8 @@ def test_a_dense_conv_backward_is_two_convolutions_of_the_forwards_macs():
     assert ks[0].time_s == pytest.approx(xla_time(131_072, 50e12, 13_312))
     assert ks[2].time_s == pytest.approx(xla_time(16_384, 10e12, 12_544))
     eager = backward_kernels(toy_net(), DEVICE, "fp16", "mixed", "eager")  # async launches: a 26.5 µs floor
-    assert [k.time_s for k in eager] == [2.65e-5] * 4  # (outside a step's stream: see the eager-cpu test)
+    assert [k.time_s for k in eager] == [2.65e-5] * 5  # (outside a step's stream: see the eager-cpu test)
+    # (5: eager runs BN's backward as a reduction and an elementwise pass: see the next test but one)
 
 
 def test_a_depthwise_conv_computes_both_gradients_on_the_vector_unit():
@@ -285,13 +286,18 @@ def test_compiled_and_xla_fuse_an_elementwise_backward_chain():
     # Relu backward reads its saved output and dY, writes dX: 3 x 4096 = 12,288 B, 2048 FLOPs (a select each).
     # BN backward (as the first test): 12,544 B, 8 x 2048 FLOPs. Under compiled and xla they run as one
     # kernel: Relu's dX (BN's dY, 4096 B) is neither written nor read: 12,288 + 12,544 - 2 x 4096 = 16,640 B.
+    # Eager runs BN's backward as PyTorch's CUDA kernels do, in two passes, each reading the saved input
+    # (4096 B), its statistics (2 x 16 x 4 B) and dY (4096 B): the reduction (5 FLOPs an element) writes the
+    # scale and shift gradients (32 x 4 B): 8,448 B; the elementwise pass (5 FLOPs) writes dX: 8,320 + 4,096 B.
     g = toy_net("Relu")
     eager = {k.op: (k.flops, k.bytes) for k in backward_kernels(g, DEVICE, "fp16", "mixed", "eager")}
-    assert eager["Relu(backward)"] == (2048, 12_288) and eager["BatchNormalization(backward)"] == (16_384, 12_544)
+    assert eager["Relu(backward)"] == (2048, 12_288)
+    assert eager["BatchNormalization(backward reduce)"] == (10_240, 8_448)
+    assert eager["BatchNormalization(backward)"] == (10_240, 12_416)
     for runtime in ("compiled", "xla"):
         fused = {k.op: (k.flops, k.bytes) for k in backward_kernels(g, DEVICE, "fp16", "mixed", runtime)}
         assert fused["Relu(backward)+BatchNormalization(backward)"] == (18_432, 16_640)
-        assert len(fused) == len(eager) - 1
+        assert len(fused) == len(eager) - 2
 
 
 def test_a_cpu_trains_under_eager_cpu_paying_its_own_overhead_serially():
@@ -417,3 +423,19 @@ def test_tf32_trains_on_the_tf32_matrix_unit_with_fp32_tensors():
     assert dw.compute_s == pytest.approx(131_072 / 20e12) and dw.bytes == 26_624
     with pytest.raises(EffplanError, match="no TF32 matrix unit"):
         training_step(toy_net(), DEVICE, precision="tf32")
+
+
+def test_the_update_is_launched_as_the_runtime_says():
+    from effplan.plan.training import optimizer_launches
+    # 213 parameter tensors (EfficientNet-B0's) are 2 chunks of at most 110; AdamW is 8 operations
+    assert [optimizer_launches(213, "adamw", way) for way in ("single", "fused", "foreach", "for-loop")] == [
+        1, 2, 16, 1704]
+    assert optimizer_launches(4, "momentum", "foreach") == 3 and optimizer_launches(4, "sgd", "for-loop") == 4
+    # eager (foreach), mixed fp16, SGD on the toy's 4 tensors (1,696 params): GradScaler's unscale (one chunk,
+    # reading and writing each fp32 gradient: 8 B a param) and its scale update, then one foreach add. The update
+    # moves 2 x 4 (fp32 master read and written) + 4 (gradient) = 12 B a param; the half copies are the
+    # forward's cast kernels under eager, and the scaler's 8 B are its own kernel.
+    step = training_step(toy_net(), DEVICE, precision="mixed", optimizer="sgd")
+    assert [k.op for k in step.update] == ["GradScaler unscale+inf check", "GradScaler update", "sgd update"]
+    assert [k.bytes for k in step.update] == [8 * 1696, 8, 12 * 1696]
+    assert sum(k.op == "Cast(weight)" for k in step.forward) == 2  # conv a and conv b

@@ -153,8 +153,8 @@ def case_of(m: Measurement, device: Device, resolve) -> Case:
             step = training_step(graph, device, runtime=m.runtime, precision=precision, devices=m.gpus, **extra)
         except EffplanError as exc:
             raise CalibrationError(f"row {m.row}: {exc}") from None
-        kernels = [*step.forward, *step.recompute, *step.backward, step.optimizer_step]
-        backward = set(range(len(step.forward) + len(step.recompute), len(kernels) - 1))
+        kernels = [*step.forward, *step.recompute, *step.backward, *step.update]
+        backward = set(range(len(step.forward) + len(step.recompute), len(kernels) - len(step.update)))
         comm = (step.allreduce_s, step.gradient_bytes, step.runtime.allreduce)
     arrays = {name: np.array([getattr(k, name) for k in kernels], dtype=float)
               for name in ("compute_s", "memory_s", "overhead_s")}

@@ -65,7 +65,10 @@ HOST_KEYS = {
                                        "(default: [launch] overhead_s)"),
     "weight_casts": (bool, None, None, "at half precision every weighted conv/GEMM casts its fp32 weight first "
                                        "(torch.autocast): one kernel and one host op each, every step"),
+    "optimizer_launch": (str, None, None, "how the update is launched (plan/training.py OPTIMIZER_LAUNCHES): single "
+                                          "(one compiled kernel), fused, foreach or for-loop"),
 }
+OPTIMIZER_LAUNCH_CHOICES = ("single", "fused", "foreach", "for-loop")
 
 TABLES["host"] = set(HOST_KEYS)  # the generic key check; types and bounds: host_from_table
 
@@ -83,7 +86,11 @@ def host_from_table(table, where: str) -> dict:
         if key not in HOST_KEYS:
             raise RuntimeSpecError(f"{where}: [host] unknown key {quote(key)}{did_you_mean(key, set(HOST_KEYS) | DOCS)}")
         kind, low, high, meaning = HOST_KEYS[key]
-        if kind is bool:
+        if kind is str:
+            if value not in OPTIMIZER_LAUNCH_CHOICES:
+                raise RuntimeSpecError(f"{where}: host.{key}: expected one of {', '.join(OPTIMIZER_LAUNCH_CHOICES)}, "
+                                       f"got {quote(value)}")
+        elif kind is bool:
             if not isinstance(value, bool):
                 raise RuntimeSpecError(f"{where}: host.{key}: expected true or false, got {quote(value)}")
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
@@ -122,6 +129,7 @@ class Runtime:
     host_step_s: float = 0.0  # [host] step_s: serial, once a step
     backward_op_s: float | None = None  # [host] backward_op_s; None: the launch overhead
     weight_casts: bool = False  # [host] weight_casts
+    optimizer_launch: str = "single"  # [host] optimizer_launch
     sources: tuple[str, ...] = ()
     path: str = field(default="", compare=False)
 
@@ -265,7 +273,8 @@ def runtime_from_table(table: dict, where: str, stem: str | None = None) -> Runt
         trains=_flag(training, "trains", at("training")),
         allreduce=_choice(training, "allreduce", ALLREDUCE, at("training"), "after-backward"),
         training_source=training.get("source", ""), sources=sources, host_step_s=host.get("step_s", 0.0),
-        backward_op_s=host.get("backward_op_s"), weight_casts=host.get("weight_casts", False))
+        backward_op_s=host.get("backward_op_s"), weight_casts=host.get("weight_casts", False),
+        optimizer_launch=host.get("optimizer_launch", "single"))
 
 
 def builtin_runtime_paths() -> dict[str, Path]:

@@ -91,7 +91,22 @@ OPTIMIZER_FLOPS = {"sgd": 2, "momentum": 4, "adam": 12, "adamw": 14}
 MASTER_BYTES = {p: weight - (act if p == "mixed" else 0) for p, (act, weight, _, _) in PRECISIONS.items()}
 HALF_COPY_BYTES = MASTER_BYTES["mixed"] + PRECISIONS["mixed"][0]  # autocast reads the master, writes the copy
 SCALER_BYTES = 8  # fp16 mixed precision: GradScaler's unscale reads and writes each fp32 gradient
-DDP_BUCKET_BYTES = 25 << 20  # a bucketed all-reduce's bucket (DDP's bucket_cap_mb=25)
+DDP_BUCKET_BYTES = 25 << 20
+# BatchNorm's backward in training where elementwise chains do not fuse (eager), as PyTorch's CUDA kernels run it
+# (aten/src/ATen/native/cuda/Normalization.cuh: batch_norm_backward_reduce, then batch_norm_backward_elemt; cuDNN's
+# batch-norm backward likewise makes a reduction pass and an elementwise pass): FLOPs per input element of
+# (the reduction: x_hat 2, sum dy 1, sum dy x_hat 2; the elementwise pass: x_hat again 2, dx 3). Each reads the
+# saved input and dY; the reduction writes the scale and shift gradients, the elementwise pass dX.
+BN_BACKWARD = (5, 5)
+# The update as launched (runtime [host] optimizer_launch): single (compiled into one kernel: XLA), fused (one
+# kernel per chunk of tensors: torch.optim's fused=True), foreach (one launch per operation per chunk: the default
+# on CUDA since PyTorch 2.0, torch.optim docs 'Algorithms: foreach and fused implementations'), for-loop (one launch
+# per operation per parameter tensor: foreach=False). A chunk: multi_tensor_apply's at most 110 tensors a launch
+# (aten/src/ATen/native/cuda/MultiTensorApply.cuh depth_to_max_tensors for one tensor list; fewer for more lists,
+# not modelled). Operations per update (torch/optim/sgd.py, adam.py, adamw.py _multi_tensor_*): SGD 1 (add), momentum
+# 3 (buffer mul, add, param add), Adam about 7 (lerp, mul, addcmul, sqrt, div, add, addcdiv), AdamW 8 (+ decay mul).
+OPTIMIZER_OPS = {"sgd": 1, "momentum": 3, "adam": 7, "adamw": 8}
+CHUNK_TENSORS = 110  # a bucketed all-reduce's bucket (DDP's bucket_cap_mb=25)
 
 
 def compute_dtype(device: Device, precision: str) -> str:
@@ -242,6 +257,13 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
             wanted = [t for t in nodes[swish[name]]["inputs"] if t in needs]
         written = sum(size(t) for t in wanted) * act
         elements = size(inputs[0]) if back.per_input else size(out)
+        if back.statistics and not (rt.fusion and rt.pointwise_chains):  # BN_BACKWARD: two kernels
+            reads = sum(saved.values()) + dy
+            result.append(_kernel(f"{name}#dreduce", f"{kind}(backward reduce)", node, 0,
+                                  BN_BACKWARD[0] * elements, reads + params * grad, VECTOR, device, dtype, rt))
+            result.append(_kernel(f"{name}#d", f"{kind}(backward)", node, 0, BN_BACKWARD[1] * elements,
+                                  reads + written, VECTOR, device, dtype, rt))
+            continue
         result.append(_kernel(f"{name}#d", f"{kind}(backward)", node, 0, flops * elements,
                               sum(saved.values()) + dy + written + params * grad, VECTOR, device, dtype, rt))
         if OPS[op].fusion in ELEMENTWISE:
@@ -304,14 +326,36 @@ def optimizer_bytes_per_param(precision: str, optimizer: str, half: str) -> int:
     return moved
 
 
-def optimizer_kernel(params: int, device: Device, precision: str, optimizer: str, dtype: str, rt: Runtime) -> Kernel:
+def optimizer_launches(tensors: int, optimizer: str, launch: str) -> int:
+    """Kernels the update launches for `tensors` parameter tensors (OPTIMIZER_OPS, CHUNK_TENSORS)."""
+    chunks = max(1, -(-tensors // CHUNK_TENSORS))
+    return {"single": 1, "fused": chunks, "foreach": OPTIMIZER_OPS[optimizer] * chunks,
+            "for-loop": OPTIMIZER_OPS[optimizer] * max(1, tensors)}[launch]
+
+
+def optimizer_kernels(params: int, device: Device, precision: str, optimizer: str, dtype: str, rt: Runtime,
+                      tensors: int = 1) -> list[Kernel]:
+    """The update as the runtime launches it: its bytes and FLOPs shared evenly over optimizer_launches kernels,
+    each paying the runtime's launch; with fp16 mixed precision under a launching runtime, GradScaler's
+    unscale-and-inf-check (one foreach launch a chunk: torch.cuda.amp.GradScaler, _amp_foreach_non_finite_check_
+    and_unscale_) and scale update (one kernel) before it."""
     update_dtype = "fp32" if "fp32" in device.vector else dtype
     moved = params * optimizer_bytes_per_param(precision, optimizer, dtype)
     if rt.weight_casts and precision == "mixed":  # the half copies are the forward's cast kernels here
         moved -= params * HALF_COPY_BYTES
     node = {"stage": "optimizer", "block": 0}
-    return _kernel("optimizer", f"{optimizer} update", node, 0, params * OPTIMIZER_FLOPS[optimizer], moved,
-                   VECTOR, device, update_dtype, rt)
+    launches = optimizer_launches(tensors, optimizer, rt.optimizer_launch)
+    flops = params * OPTIMIZER_FLOPS[optimizer]
+    out = []
+    if rt.optimizer_launch != "single" and precision == "mixed" and dtype == "fp16":
+        chunks = max(1, -(-tensors // CHUNK_TENSORS))
+        moved -= params * SCALER_BYTES
+        out += [_kernel(f"optimizer#unscale{i}", "GradScaler unscale+inf check", node, 0, params // chunks,
+                        params * SCALER_BYTES // chunks, VECTOR, device, update_dtype, rt) for i in range(chunks)]
+        out.append(_kernel("optimizer#scale", "GradScaler update", node, 0, 1, 8, VECTOR, device, update_dtype, rt))
+    name = lambda i: "optimizer" if launches == 1 else f"optimizer#{i}"  # noqa: E731
+    return out + [_kernel(name(i), f"{optimizer} update", node, 0, flops / launches, moved / launches, VECTOR,
+                          device, update_dtype, rt) for i in range(launches)]
 
 
 # ---- data parallel ----
@@ -368,7 +412,7 @@ class Step:
     forward: tuple[Kernel, ...]
     backward: tuple[Kernel, ...]
     recompute: tuple[Kernel, ...]
-    optimizer_step: Kernel
+    update: tuple[Kernel, ...]  # the optimizer's kernels as launched
     params: int
     gradient_bytes: int
     link: Link | None
@@ -390,7 +434,17 @@ class Step:
 
     @property
     def optimizer_s(self) -> float:
-        return self.optimizer_step.time_s
+        return sum(k.time_s for k in self.update)
+
+    @property
+    def optimizer_step(self) -> Kernel:
+        """The update's kernels as one (their bytes, FLOPs and times summed; they share one shape)."""
+        if len(self.update) == 1:
+            return self.update[0]
+        total = lambda attr: sum(getattr(k, attr) for k in self.update)  # noqa: E731
+        return dataclasses.replace(self.update[-1], name="optimizer", bytes=total("bytes"), flops=total("flops"),
+                                   compute_s=total("compute_s"), memory_s=total("memory_s"),
+                                   overhead_s=total("overhead_s"), wait_s=total("wait_s"))
 
     @property
     def time_s(self) -> float:
@@ -418,11 +472,12 @@ def training_step(graph, device: Device, *, runtime: str | Runtime | None = None
     backward = backward_kernels(graph, device, dtype, precision, rt)
     recompute = [k for k in forward if isinstance(k.stage, int)] if checkpoint == "blocks" else []
     params = graph_weights(graph)[0]
-    update = optimizer_kernel(params, device, precision, optimizer, dtype, rt)
+    tensors = sum(w.trainable for n in graph.nodes for w in graph.nodes[n]["weights"])
+    update = optimizer_kernels(params, device, precision, optimizer, dtype, rt, tensors)
     # one stream: forward, the recomputed blocks and the backward, then the update (roofline.sequence)
-    timed = sequence([*forward, *recompute, *backward, update])
-    cut = [len(forward), len(forward) + len(recompute), len(timed) - 1]
-    forward, recompute, backward, update = timed[:cut[0]], timed[cut[0]:cut[1]], timed[cut[1]:cut[2]], timed[-1]
+    timed = sequence([*forward, *recompute, *backward, *update])
+    cut = [len(forward), len(forward) + len(recompute), len(timed) - len(update)]
+    forward, recompute, backward, update = timed[:cut[0]], timed[cut[0]:cut[1]], timed[cut[1]:cut[2]], timed[cut[2]:]
     gradient_bytes = params * PRECISIONS[precision][2]
     if devices > 1 and link is None:
         link = device_link(device)
@@ -435,7 +490,7 @@ def training_step(graph, device: Device, *, runtime: str | Runtime | None = None
     batch = graph.graph["tensors"][graph.graph["inputs"][0]][0]
     memory = training_memory(graph, precision, optimizer, checkpoint).total_bytes
     return Step(device, rt, precision, optimizer, checkpoint, dtype, batch, devices, tuple(forward),
-                tuple(backward), tuple(recompute), update, params, gradient_bytes, link if devices > 1 else None, whole,
+                tuple(backward), tuple(recompute), tuple(update), params, gradient_bytes, link if devices > 1 else None, whole,
                 exposed, memory)
 
 
