@@ -439,3 +439,28 @@ def test_the_update_is_launched_as_the_runtime_says():
     assert [k.op for k in step.update] == ["GradScaler unscale+inf check", "GradScaler update", "sgd update"]
     assert [k.bytes for k in step.update] == [8 * 1696, 8, 12 * 1696]
     assert sum(k.op == "Cast(weight)" for k in step.forward) == 2  # conv a and conv b
+
+
+def test_ddp_buckets_are_all_reduced_as_the_backward_fills_them():
+    from effplan.plan.roofline import Kernel
+    from effplan.plan.training import bucketed_allreduce_s
+    # Three backward kernels of 1 ms completing 2, 10 and 20 MiB of gradients; 2 devices (a ring moves
+    # 2 (2 - 1) / 2 = 1 x the bytes) at 1 GB/s bus bandwidth, 0.1 ms a call. The first bucket (1 MiB cap) is
+    # full after kernel 1 with 2 MiB: sent from 1 ms to 1 + 2.097152 + 0.1 = 3.197 ms. The next (25 MiB cap)
+    # fills at kernel 3 (30 MiB) at 3 ms and waits for the first: 3.197 + 31.457280 + 0.1 = 34.754 ms; the
+    # backward ended at 3 ms, so 31.754 ms are exposed, of 33.754 ms of all-reduce.
+    ks = [Kernel(f"k{i}", "x", 1, 0, (), 0, 0, 0, "vector", 0.0, 1e-3, 0.0, "async", wait_s=0.0) for i in range(3)]
+    grads = {"k0": 2 << 20, "k1": 10 << 20, "k2": 20 << 20}
+    whole, exposed = bucketed_allreduce_s(ks, grads, 2, Link(1e9, "nvlink", "made up", 1e-4))
+    assert whole == pytest.approx(2.097152e-3 + 31.45728e-3 + 2e-4)
+    assert exposed == pytest.approx(3.197152e-3 + 31.45728e-3 + 1e-4 - 3e-3)
+
+
+def test_a_step_reports_its_speedup_over_one_device():
+    # two devices over a 1 GB/s link, after-backward (xla): the whole all-reduce adds to the step, so the
+    # speed-up is 2 x (step without it) / (step with it)
+    one = training_step(toy_net(), DEVICE, precision="fp32", optimizer="sgd", runtime="xla")
+    two = training_step(toy_net(), DEVICE, precision="fp32", optimizer="sgd", runtime="xla", devices=2,
+                        link=Link(1e9, "nvlink", "made up"))
+    assert two.communication_s == pytest.approx(1696 * 4 / 1e9)  # 2 (2 - 1) / 2 x 6,784 gradient bytes
+    assert two.speedup == pytest.approx(2 * one.time_s / (one.time_s + 1696 * 4 / 1e9))

@@ -19,7 +19,9 @@ SOURCED = ("description", *FIGURES, "matrix", "vector", "efficiency")
 OPTIONAL = {"matrix_tile", "interconnect", "nchwc_block"}  # keys a device file may leave out; when present, sourced
 # [interconnect], GB/s (10^9 B/s) per device, as datasheets give them: nvlink and pcie the total over both
 # directions (NVLink over all its links), ici one way over one link (a TPU ring runs along one torus axis).
-INTERCONNECT = ("nvlink_gbs", "pcie_gbs", "ici_link_gbs")
+INTERCONNECT = ("nvlink_gbs", "pcie_gbs", "ici_link_gbs", "allreduce_busbw_gbs", "allreduce_latency_us")
+# allreduce_busbw_gbs: the bus bandwidth NCCL's all-reduce reaches in a node of these devices (nccl-tests busbw,
+# GB/s); allreduce_latency_us: its time per call for small messages (microseconds, not GB/s)
 # [efficiency]: matrix, vector and bandwidth (shares of peak) are required; a kernel class (KERNEL_CLASSES) may
 # have its own factor on top of them (default 1: a depthwise weight-gradient kernel that reaches 0.3 of what a
 # generic kernel on its unit and bandwidth reaches is depthwise_wgrad = 0.3). Declared apart, one row a key, so
@@ -187,7 +189,7 @@ def _interconnect(table, where: str) -> dict:
         if key not in INTERCONNECT:
             raise DeviceError(f"{where}: unknown key {quote(key)}{did_you_mean(key, INTERCONNECT)}; "
                               f"known: {', '.join(INTERCONNECT)}")
-    return {k: _positive(v, f"{where}.{k}") * 1e9 for k, v in table.items()}
+    return {k: _positive(v, f"{where}.{k}") * (1e-6 if k == "allreduce_latency_us" else 1e9) for k, v in table.items()}
 
 
 def _tiles(table, where: str) -> dict:

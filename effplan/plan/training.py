@@ -92,6 +92,7 @@ MASTER_BYTES = {p: weight - (act if p == "mixed" else 0) for p, (act, weight, _,
 HALF_COPY_BYTES = MASTER_BYTES["mixed"] + PRECISIONS["mixed"][0]  # autocast reads the master, writes the copy
 SCALER_BYTES = 8  # fp16 mixed precision: GradScaler's unscale reads and writes each fp32 gradient
 DDP_BUCKET_BYTES = 25 << 20
+DDP_FIRST_BUCKET_BYTES = 1 << 20  # DDP's first bucket (dist._DEFAULT_FIRST_BUCKET_BYTES): small, so it starts early
 # BatchNorm's backward in training where elementwise chains do not fuse (eager), as PyTorch's CUDA kernels run it
 # (aten/src/ATen/native/cuda/Normalization.cuh: batch_norm_backward_reduce, then batch_norm_backward_elemt; cuDNN's
 # batch-norm backward likewise makes a reduction pass and an elementwise pass): FLOPs per input element of
@@ -362,16 +363,19 @@ def optimizer_kernels(params: int, device: Device, precision: str, optimizer: st
 
 @dataclass(frozen=True)
 class Link:
-    bytes_per_s: float  # one way, per device
+    bytes_per_s: float  # the all-reduce's bus bandwidth per device (NCCL's busBw): one way over the ring
     kind: str  # nvlink, pcie, ici, network, none
     source: str
-
+    latency_s: float = 0.0  # per all-reduce call
 
 def device_link(device: Device) -> Link | None:
     """The slowest link of a ring of these devices in one host (one way, per device), from the device
     file's [interconnect] (bytes/s, plan/hardware.py), or None."""
     x = device.interconnect
     source = device.sources.get("interconnect", "")
+    latency = x.get("allreduce_latency_us", 0.0)
+    if "allreduce_busbw_gbs" in x:  # what NCCL's all-reduce reaches in a node of these devices (nccl-tests busbw)
+        return Link(x["allreduce_busbw_gbs"], "nvlink" if "nvlink_gbs" in x else "pcie", source, latency)
     if "nvlink_gbs" in x:  # total bidirectional over all links; NCCL's rings use every link, each way
         return Link(x["nvlink_gbs"] / 2, "nvlink", source)
     if "ici_link_gbs" in x:  # a ring along one torus axis: one ICI link a hop, one way
@@ -388,6 +392,30 @@ def ring_allreduce_s(gradient_bytes: int, devices: int, link_bytes_per_s: float)
     return 2 * (devices - 1) / devices * gradient_bytes / link_bytes_per_s
 
 
+def bucketed_allreduce_s(backward: list, gradient_of: dict, devices: int, link: Link) -> tuple[float, float]:
+    """(the whole all-reduce, the part the step waits for) as DDP runs it: gradients fill buckets in the order the
+    backward writes them (the first bucket 1 MiB, then 25 MiB: torch.nn.parallel.DistributedDataParallel,
+    bucket_cap_mb=25 and dist._DEFAULT_FIRST_BUCKET_BYTES); a bucket is all-reduced once it is full (the last
+    when the backward ends), one NCCL call after another on the communication stream, each call costing the
+    link's latency plus 2 (N - 1) / N of its bytes at the bus bandwidth. `gradient_of`: kernel name -> the
+    gradient bytes it completes. What ends after the backward is exposed; at least the last bucket."""
+    clock, cap, filled, ready = 0.0, DDP_FIRST_BUCKET_BYTES, 0, []
+    for k in backward:
+        clock += float(k.time_s)
+        filled += gradient_of.get(k.name, 0)
+        if filled >= cap:
+            ready.append((clock, filled))
+            cap, filled = DDP_BUCKET_BYTES, 0
+    if filled:
+        ready.append((clock, filled))
+    end = whole = 0.0
+    for when, size in ready:
+        call = link.latency_s + ring_allreduce_s(size, devices, link.bytes_per_s)
+        whole += call
+        end = max(end, when) + call
+    return whole, max(end - clock, 0.0)
+
+
 def exposed_allreduce_s(allreduce_s: float, backward_s: float, gradient_bytes: int, overlap: str) -> float:
     """What the all-reduce adds to a step: all of it after-backward; bucketed, what exceeds the backward,
     and at least the last bucket (the first layers' gradients, ready only when backward ends)."""
@@ -395,6 +423,22 @@ def exposed_allreduce_s(allreduce_s: float, backward_s: float, gradient_bytes: i
         return allreduce_s
     last = allreduce_s * min(1.0, DDP_BUCKET_BYTES / gradient_bytes) if gradient_bytes else 0.0
     return max(allreduce_s - backward_s, last)
+
+
+def gradient_kernels(graph, backward: list, grad_bytes: int) -> dict:
+    """Backward kernel name -> the weight-gradient bytes it completes: a conv's or GEMM's #dW, BN's reduction
+    (#dreduce) or its one backward kernel (#d, alone or inside a fused kernel's name)."""
+    names = {k.name for k in backward}
+    parts = {part: k.name for k in backward for part in k.name.split("+")}
+    out: dict = {}
+    for node in graph.nodes:
+        params = weight_counts(graph.nodes[node]["weights"])[0]
+        if not params:
+            continue
+        found = next((parts[n] for n in (f"{node}#dW", f"{node}#dreduce", f"{node}#d") if n in parts), None)
+        if found in names:
+            out[found] = out.get(found, 0) + params * grad_bytes
+    return out
 
 
 # ---- a step ----
@@ -454,6 +498,11 @@ class Step:
     def images_per_s(self) -> float:  # per device
         return self.batch / self.time_s
 
+    @property
+    def speedup(self) -> float:
+        """Throughput of all devices over one device's (the same per-device step without the all-reduce)."""
+        return self.devices * (self.time_s - self.communication_s) / self.time_s
+
 
 def training_step(graph, device: Device, *, runtime: str | Runtime | None = None,
                   precision: str = DEFAULT_PRECISION, optimizer: str = DEFAULT_OPTIMIZER, checkpoint: str = "none",
@@ -484,9 +533,12 @@ def training_step(graph, device: Device, *, runtime: str | Runtime | None = None
         if link is None:
             raise EffplanError(f"device {device.name} has no interconnect figure for --devices {devices}; "
                                f"give the link with --link-gbs")
-    whole = ring_allreduce_s(gradient_bytes, devices, link.bytes_per_s) if devices > 1 else 0.0
-    backward_s = sum(k.time_s for k in backward)
-    exposed = exposed_allreduce_s(whole, backward_s, gradient_bytes, rt.allreduce)
+    if devices > 1 and rt.allreduce == "bucketed":
+        whole, exposed = bucketed_allreduce_s(backward, gradient_kernels(graph, backward, PRECISIONS[precision][2]),
+                                              devices, link)
+    else:  # after-backward: one call once the backward ends, nothing hidden
+        whole = exposed = (link.latency_s + ring_allreduce_s(gradient_bytes, devices, link.bytes_per_s)
+                           if devices > 1 else 0.0)
     batch = graph.graph["tensors"][graph.graph["inputs"][0]][0]
     memory = training_memory(graph, precision, optimizer, checkpoint).total_bytes
     return Step(device, rt, precision, optimizer, checkpoint, dtype, batch, devices, tuple(forward),
