@@ -59,6 +59,8 @@ def main(argv=None):
     parser.add_argument("--device", action="append", help="only these devices (repeatable)")
     parser.add_argument("--layout", action="append", help="only these layouts: nchw, nhwc (repeatable)")
     parser.add_argument("--rows", action="store_true", help="print every row's estimate")
+    parser.add_argument("--write-bands", action="store_true", help="with --dle: write specs/error-bands.json "
+                        "from the check rows")
     parser.add_argument("--dle", action="store_true", help="NVIDIA DeepLearningExamples rows instead: development "
                         "(A100) and check (V100, T4) sets apart, training, inference by batch, 8-GPU speed-up")
     args = parser.parse_args(argv)
@@ -68,6 +70,11 @@ def main(argv=None):
         for row in found:
             row["estimate"] = dle.estimate(row)
         print(dle.table(found))
+        if args.write_bands:
+            import json
+            from effplan.base.files import write_atomic
+            from effplan.plan.bands import BANDS_FILE
+            write_atomic(str(BANDS_FILE), json.dumps(dle.bands(found), indent=1) + "\n")
         if args.rows:
             for r in found:
                 print(f"{r['set']},{r['gpu']},{r['model']},{r['precision']},{r['mode']},{r['batch']},{r['gpus']},"

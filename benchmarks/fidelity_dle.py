@@ -148,3 +148,25 @@ if __name__ == "__main__":
     import sys
     print(write_plain(Path(sys.argv[1]) if len(sys.argv) > 1 else DATA.with_name("dle_a100_development.csv")),
           "rows written")
+
+
+def bands(all_rows: list[dict], coverage: float = 0.8) -> dict:
+    """specs/error-bands.json: per (runtime, kind, batch band) the interval of measured / estimated time (= the
+    estimate's speed over the measured) that holds `coverage` of the check rows (central, by percentiles)."""
+    import numpy as np
+
+    from effplan.plan.bands import batch_band
+
+    groups: dict = {}
+    for r in all_rows:
+        if r["set"] != "check":
+            continue
+        batch = int(r["batch"]) if r["batch"] else TRAINING_BATCH[(r["gpu"], r["precision"])][r["model"]]
+        groups.setdefault(("eager", r["mode"], batch_band(batch)), []).append(r["estimate"] / r["measured"])
+    tail = (1 - coverage) / 2 * 100
+    out = [{"runtime": rt, "kind": kind, "batch_band": band, "rows": len(ratios), "coverage": coverage,
+            "low": float(np.percentile(ratios, tail)), "high": float(np.percentile(ratios, 100 - tail))}
+           for (rt, kind, band), ratios in sorted(groups.items())]
+    return {"source": "python benchmarks/fidelity.py --dle --write-bands: the check rows (V100, T4) of "
+                      "benchmarks/data/dle_pytorch_convnets.csv, costed under eager; low and high are measured / "
+                      "estimated time at the central percentiles holding `coverage` of the rows", "bands": out}

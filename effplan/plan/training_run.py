@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..base.errors import EffplanError
 from .hardware import Device
 from .memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, DEFAULT_RESERVE, largest_batch, memory_budget, training_memory
+from .bands import describe as describe_band
 from .roofline import step_bound
 from .training import Link, Step, device_link, training_step
 
@@ -155,6 +156,7 @@ def stage_row(stage: Stage, total_s: float) -> dict:
             "optimizer_s": s.optimizer_s, "allreduce_s": s.allreduce_s, "communication_s": s.communication_s,
             "step_s": s.time_s, "images_per_s_per_device": s.images_per_s,
             "images_per_s": s.images_per_s * s.devices, "speedup": s.speedup,
+            "step_band": describe_band(s.time_s, s.runtime.name, "training", stage.batch),
             "bound": step_bound([*s.forward, *s.recompute, *s.backward, *s.update]),
             "epoch_s": stage.steps_per_epoch * s.time_s,
             "seconds": stage.seconds, "hours": stage.seconds / 3600,
@@ -188,8 +190,9 @@ def conventions(step: Step, devices: int) -> dict:
         "batch": "per device; global = per device x devices; steps per epoch = ceil(dataset / global batch)",
         "fits": f"largest per-device batch whose training step fits the device's memory less a {DEFAULT_RESERVE} "
                 "reserve (effplan fit --train)",
-        "estimate": "roofline estimates (max of compute and memory time plus launch overhead per kernel), "
-                    "not measurements; input pipeline, loss and evaluation left out",
+        "estimate": "roofline estimates (per kernel the longer of compute and memory time, in one stream with the "
+                    "host's launches), not measurements, each with the band that held on check measurements; "
+                    "input pipeline (not modelled: excluded), loss and evaluation left out",
     }
 
 

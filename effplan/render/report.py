@@ -356,6 +356,12 @@ ROOFLINE_ASSUMPTIONS = (
     "runs ahead of the device (a kernel waits only when the host is behind), plus its fixed host time per step")
 
 
+def latency_band(result) -> dict:
+    """The latency's error band (plan/bands.py): {"band": {low_s, high_s, coverage, rows, regime} or None, "text"}."""
+    from ..plan.bands import describe as banded
+    return banded(result.latency_s, result.runtime.name, "inference", result.batch)
+
+
 def input_note(result) -> str:
     """What the throughput says about the input pipeline."""
     if result.input_rate is None:
@@ -377,11 +383,17 @@ def roofline_report(result, design, by: str) -> tuple[dict, list[dict]]:
                                  "launch_overhead_s": rt.overhead(d), "onchip_bytes": d.onchip_bytes,
                                  "matrix_tile": list(d.matrix_tile.get(result.dtype, ())) if rt.tile_padding else []},
               "input": input_note(result), "input_rate": result.input_rate,
+              "latency_band": latency_band(result),
               "totals": {"latency_s": result.latency_s, "images_per_s": result.images_per_s, "bound": result.bound,
                          "macs": sum(k.macs for k in result.kernels), "flops": sum(k.flops for k in result.kernels),
                          "bytes": sum(k.bytes for k in result.kernels), "utilisation": result.utilisation,
                          "kernels": len(result.kernels)}}
     return report, roofline_rows(result, by)
+
+
+def _band_words(found: dict) -> str:
+    """What a band says in a sentence: 'x-y ms on 80% of checked measurements' or that nothing was checked."""
+    return found["text"].split(" (", 1)[1].rstrip(")")
 
 
 def _vector_note(report: dict) -> str:
@@ -407,7 +419,8 @@ def render_roofline(report: dict, rows: list[dict], fmt: str, view: View | None 
              f"vector {f['efficiency']['vector']:g}, bandwidth {f['efficiency']['bandwidth']:g}; launch "
              f"{f['launch_overhead_s'] * 1e6:g} µs",
              f"# fusion: {report['fusion']}", f"# {report['assumptions']}", f"# {report['input']}",
-             f"latency {t['latency_s'] * 1e3:.3f} ms, {t['images_per_s']:,.0f} images/s ({t['bound']}-bound), "
+             f"latency {t['latency_s'] * 1e3:.3f} ms ({_band_words(report['latency_band'])}), "
+             f"{t['images_per_s']:,.0f} images/s ({t['bound']}-bound), "
              f"{t['kernels']} kernels, "
              f"MACs {si(t['macs'], 'G')}, {t['bytes'] / 1e6:.1f} MB moved, utilisation {t['utilisation']:.1%} of "
              f"the matrix peak"]
@@ -491,6 +504,9 @@ def render_train(report: dict, fmt: str, view=None) -> str:
              f"# communication: {c['communication']}" + (
                  f"; link {link['kind']} {link['bytes_per_s'] / 1e9:g} GB/s one way ({link['source']})" if link else ""),
              f"# batch: {c['batch']}; fits: {c['fits']}", f"# {c['estimate']}",
+             *(f"# step at {r['resolution']} px: {r['step_band']['text']}, {r['bound']}-bound"
+               + (f", speed-up {r['speedup']:.2f} of {report['devices']}" if report["devices"] > 1 else "")
+               for r in report["stages"]),
              f"{report['epochs']} epochs of {report['dataset_size']:,} images: {t['hours']:.2f} h"
              f" ({t['device_hours']:.1f} device-hours)"
              + (f", cost {t['cost']:,.2f}" if t["cost"] is not None else "")]
