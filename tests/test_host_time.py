@@ -126,3 +126,14 @@ def test_the_cli_says_the_input_pipeline_is_excluded_and_caps_it_when_asked(effp
     assert capped["totals"]["images_per_s"] == 5 and capped["totals"]["bound"] == "input"
     bad = effplan("roofline", "resnet-18", "--device", "t4", "--input-rate", "0")
     assert bad.code == 2 and bad.err.count("\n") == 1
+    train = effplan("train", "resnet-18", "--device", "t4", "--batch", "8", "--input-rate", "1", "--format", "json").json()
+    assert train["stages"][0]["bound"] == "input" and train["stages"][0]["images_per_s"] == pytest.approx(1.0)
+
+
+def test_training_throughput_is_capped_by_a_given_input_pipeline():
+    from effplan.plan.training import training_step
+    free = training_step(one_conv(), DEVICE, precision="fp32", optimizer="sgd", runtime="xla")
+    # batch 1 at 10 images/s: the pipeline needs 0.1 s a step, far more than the device
+    fed = training_step(one_conv(), DEVICE, precision="fp32", optimizer="sgd", runtime="xla", input_rate=10.0)
+    assert fed.time_s == pytest.approx(0.1) and fed.input_bound and not free.input_bound
+    assert fed.device_time_s == pytest.approx(free.time_s)

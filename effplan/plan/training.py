@@ -463,6 +463,7 @@ class Step:
     allreduce_s: float  # the whole all-reduce
     communication_s: float  # the part not hidden behind backward
     memory_bytes: int  # per device
+    input_rate: float | None = None  # images/s the input pipeline feeds all devices together; None: not modelled
 
     @property
     def forward_s(self) -> float:
@@ -491,8 +492,18 @@ class Step:
                                    overhead_s=total("overhead_s"), wait_s=total("wait_s"))
 
     @property
-    def time_s(self) -> float:
+    def device_time_s(self) -> float:
         return self.forward_s + self.backward_s + self.recompute_s + self.optimizer_s + self.communication_s
+
+    @property
+    def time_s(self) -> float:
+        """The step, or the time the input pipeline takes to deliver its images where that is longer."""
+        fed = self.batch * self.devices / self.input_rate if self.input_rate else 0.0
+        return max(self.device_time_s, fed)
+
+    @property
+    def input_bound(self) -> bool:
+        return self.time_s > self.device_time_s
 
     @property
     def images_per_s(self) -> float:  # per device
@@ -500,16 +511,22 @@ class Step:
 
     @property
     def speedup(self) -> float:
-        """Throughput of all devices over one device's (the same per-device step without the all-reduce)."""
-        return self.devices * (self.time_s - self.communication_s) / self.time_s
+        """Throughput of all devices over one device's (the same per-device step without the all-reduce), each
+        capped at the input pipeline's rate where one is given."""
+        cap = self.input_rate or float("inf")
+        one = min(self.batch / (self.device_time_s - self.communication_s), cap)
+        return min(self.batch * self.devices / self.device_time_s, cap) / one
 
 
 def training_step(graph, device: Device, *, runtime: str | Runtime | None = None,
                   precision: str = DEFAULT_PRECISION, optimizer: str = DEFAULT_OPTIMIZER, checkpoint: str = "none",
-                  devices: int = 1, link: Link | None = None) -> Step:
+                  devices: int = 1, link: Link | None = None, input_rate: float | None = None) -> Step:
     """One training step of a graph (built at the per-device batch) on `devices` devices, under `runtime`
-    (a name, a runtime file or a Runtime; default: the device class's training runtime)."""
+    (a name, a runtime file or a Runtime; default: the device class's training runtime). `input_rate`: images/s
+    the input pipeline delivers to all devices together (default: not modelled, excluded)."""
     rt = training_runtime_for(device, runtime)
+    if input_rate is not None and not input_rate > 0:
+        raise EffplanError(f"--input-rate must be positive images/s, got {input_rate:g}")
     if checkpoint not in ("none", "blocks"):
         raise EffplanError(f"unknown checkpoint mode '{checkpoint}'; known: none, blocks")
     if devices < 1:
@@ -543,7 +560,7 @@ def training_step(graph, device: Device, *, runtime: str | Runtime | None = None
     memory = training_memory(graph, precision, optimizer, checkpoint).total_bytes
     return Step(device, rt, precision, optimizer, checkpoint, dtype, batch, devices, tuple(forward),
                 tuple(backward), tuple(recompute), tuple(update), params, gradient_bytes, link if devices > 1 else None, whole,
-                exposed, memory)
+                exposed, memory, input_rate)
 
 
 # ---- a run ----

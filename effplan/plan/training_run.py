@@ -157,7 +157,7 @@ def stage_row(stage: Stage, total_s: float) -> dict:
             "step_s": s.time_s, "images_per_s_per_device": s.images_per_s,
             "images_per_s": s.images_per_s * s.devices, "speedup": s.speedup,
             "step_band": describe_band(s.time_s, s.runtime.name, "training", stage.batch),
-            "bound": step_bound([*s.forward, *s.recompute, *s.backward, *s.update]),
+            "bound": "input" if s.input_bound else step_bound([*s.forward, *s.recompute, *s.backward, *s.update]),
             "epoch_s": stage.steps_per_epoch * s.time_s,
             "seconds": stage.seconds, "hours": stage.seconds / 3600,
             "share": stage.seconds / total_s if total_s else 0.0, "memory_bytes": s.memory_bytes,
@@ -192,7 +192,9 @@ def conventions(step: Step, devices: int) -> dict:
                 "reserve (effplan fit --train)",
         "estimate": "roofline estimates (per kernel the longer of compute and memory time, in one stream with the "
                     "host's launches), not measurements, each with the band that held on check measurements; "
-                    "input pipeline (not modelled: excluded), loss and evaluation left out",
+                    + (f"input pipeline capped at {step.input_rate:,.0f} images/s over all devices"
+                       if step.input_rate else "input pipeline not modelled (excluded: --input-rate caps it)")
+                    + "; loss and evaluation left out",
     }
 
 
