@@ -1,7 +1,8 @@
-"""Roofline latency: each kernel takes max(compute time, memory time) on a device, with the launch
-overhead of the runtime that runs it (specs/runtimes/*.toml, plan/runtime.py): a floor under every
-kernel where the host queues launches ahead of the device ("async"), added to it where the same
-cores dispatch and compute ("serial").
+"""Roofline latency: each kernel takes max(compute time, memory time) on a device (at its unit's and its
+kernel class's efficiency), and the kernels run as one stream with the host's launches (sequence): the
+runtime's per-op host time (specs/runtimes/*.toml, plan/runtime.py) is paid by the host ahead of the device
+where launches are asynchronous ("async": a kernel waits only when the host is behind), before every kernel
+where the same cores dispatch and compute ("serial"); the runtime's fixed host time per step comes first.
 
 Which ops run as one kernel is the runtime's (see kernel_groups): eager PyTorch runs one kernel per
 framework op, a TensorRT-style engine ("fused") runs conv + BN + activation + residual Add as one,

@@ -2,7 +2,9 @@
 parallelism, and the hours of a whole run, with EfficientNetV2's progressive learning.
 
 Every kernel is timed as the roofline times one (roofline.Kernel: max(FLOPs / the achievable rate of
-its unit, bytes moved / achievable bandwidth) + launch overhead); this module only says which
+its unit, bytes moved / achievable bandwidth), both at its kernel class's efficiency), and the whole step
+(forward, recomputed blocks, backward, update) runs as one stream with the host's launches
+(roofline.sequence: backward kernels at the runtime's [host] backward_op_s). This module says which
 kernels a training step runs and what each one computes and moves. The rules, each with its source:
 
 Forward
@@ -29,7 +31,8 @@ Backward (one kernel per op under `eager`; `compiled` and `xla` fuse elementwise
     memory.py sizes from the op table's `saves`), its output gradient, and it writes each input
     gradient once; FLOPs per element from its entry's `backward`. One kernel per op, reading each
     tensor once: a lower bound where autograd runs more than one (a broadcast Mul's gradient is a multiply and a
-    sum). Views and same-shape Adds pass the gradient on untouched (no kernel); Concat's gradient is
+    sum). BatchNorm where elementwise chains do not fuse (eager): a reduction and an elementwise pass
+    (BN_BACKWARD). A conv's gradients are kernel classes of their own (conv/depthwise/grouped _dgrad, _wgrad). Views and same-shape Adds pass the gradient on untouched (no kernel); Concat's gradient is
     slices of dY (views): Backward.kernel and broadcast_only.
   A tensor read by k ops gets k gradients, summed by the autograd engine: k - 1 add kernels
     (torch/csrc/autograd/input_buffer.cpp accumulate), each reading two and writing one.
@@ -47,18 +50,20 @@ Backward (one kernel per op under `eager`; `compiled` and `xla` fuse elementwise
     (fuse_backward). Convolution backward stays its own library/MXU kernels in both runtimes (no
     output or input fusion of elementwise gradients into them: a stated simplification for `xla`).
 
-Optimizer (one memory-bound pass over every parameter: PyTorch's foreach/fused multi-tensor kernels)
-  reads and writes the weights at master precision, reads the gradient, reads and writes each state
-  slot (memory.py's OPTIMIZER_SLOTS); `mixed` also writes the half-precision copy autocast makes of each weight
-  once a step (reading the fp32 master: 6 bytes a parameter), and at fp16 GradScaler unscales the
-  gradients in place (read and write: 8 bytes). bf16 needs no scaler. Runs on the vector unit in fp32.
+Optimizer (memory-bound over every parameter, launched as the runtime's [host] optimizer_launch says:
+  OPTIMIZER_OPS, CHUNK_TENSORS) reads and writes the weights at master precision, reads the gradient, reads
+  and writes each state slot (memory.py's OPTIMIZER_SLOTS); `mixed` also writes the half-precision copy
+  autocast makes of each weight once a step (reading the fp32 master: 6 bytes a parameter; under a runtime
+  with [host] weight_casts these are the forward's cast kernels instead), and at fp16 GradScaler unscales the
+  gradients in place (read and write: 8 bytes; its own launches where the update is launched). bf16 needs
+  no scaler. Runs on the vector unit in fp32.
 
 Data parallel (`devices` > 1): the gradients (params x gradient bytes) are summed by a ring
-  all-reduce: each device sends and receives 2 (N - 1) / N of them over its slowest link (bandwidth
-  term only; per-hop latency left out). Overlap by runtime (its file's [training] allreduce, with its
-  source): `bucketed` (PyTorch DDP all-reduces 25 MiB buckets while the backward of earlier layers runs,
-  so only what exceeds the backward time, and at least the last bucket, is exposed) or `after-backward`
-  (XLA's cross-replica sum runs after the backward: not overlapped). Whether a runtime trains at all
+  all-reduce: each device sends and receives 2 (N - 1) / N of them at the link's bus bandwidth, plus the
+  link's latency per call. Overlap by runtime (its file's [training] allreduce, with its source):
+  `bucketed` (bucketed_allreduce_s: DDP's buckets all-reduced as the backward fills them, one call after
+  another; what ends after the backward is exposed) or `after-backward` (XLA's cross-replica sum runs
+  after the backward: not overlapped). `input_rate`: the step waits for the input pipeline where it is slower. Whether a runtime trains at all
   is its [training] trains; the default per device class is runtime.py's DEFAULT_TRAINING_RUNTIME.
 """
 from __future__ import annotations
