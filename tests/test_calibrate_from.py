@@ -42,6 +42,13 @@ def test_a_kernel_class_has_its_own_efficiency_on_top_of_its_units():
     for name in ("stage1.block0.pw.conv#dW", "stage1.block0.pw.conv#dX"):
         assert after[name].memory_s == before[name].memory_s
     assert [k.kind for k in roofline(depthwise_net(), plain, "fp32", runtime="fused").kernels] == ["depthwise", "conv"]
+    # factors fitted under eager describe eager's kernels: another runtime counts them 1
+    only_eager = device_from_table({**TOY, "efficiency": {**TOY["efficiency"], "depthwise": 0.5,
+                                                          "runtimes": ["eager"]}}, "toy")
+    eager = roofline(depthwise_net(), only_eager, "fp32", runtime="eager").kernels[0]
+    assert eager.memory_s == pytest.approx(2 * roofline(depthwise_net(), plain, "fp32", runtime="eager").kernels[0].memory_s)
+    assert roofline(depthwise_net(), only_eager, "fp32", runtime="fused").kernels[0].memory_s == \
+        roofline(depthwise_net(), plain, "fp32", runtime="fused").kernels[0].memory_s
     with pytest.raises(DeviceError, match="unknown key 'depthwise_wgard'.*depthwise_wgrad"):
         device_from_table({**TOY, "efficiency": {**TOY["efficiency"], "depthwise_wgard": 0.5}}, "toy")
     with pytest.raises(DeviceError, match="efficiency.bandwidth: expected more than 0 and at most 1"):
@@ -91,6 +98,7 @@ def test_calibrate_recovers_the_efficiencies_the_measurements_were_made_with(eff
     for key, value in {"matrix": 0.5, "vector": 0.3, "bandwidth": 0.7, "depthwise_wgrad": 0.2}.items():
         assert fitted[key] == pytest.approx(value, rel=2e-3), key
     assert table["name"] == "start-calibrated" and "10 measurements" in fitted["fitted_on"]
+    assert fitted["runtimes"] == ["eager"]  # the class factor describes the kernels of the runtime it was fitted under
     assert "cross-validated" in fitted["cv_error"] and load_device(str(out)).fit["fitted_on"] == fitted["fitted_on"]
 
 

@@ -125,6 +125,7 @@ class Case:
     backward: np.ndarray  # bool: a backward kernel (the all-reduce overlaps these)
     fixed: float
     serial: bool
+    runtime: str = ""  # the runtime it was costed under
     allreduce_s: float = 0.0
     gradient_bytes: int = 0
     overlap: str = "after-backward"
@@ -146,7 +147,8 @@ def case_of(m: Measurement, device: Device, resolve) -> Case:
     graph = build(design, m.batch)
     dtype, precision = PRECISION[m.precision]
     if m.mode == "inference":
-        kernels, backward, comm = roofline(graph, device, dtype, m.batch, runtime=m.runtime).kernels, set(), None
+        result = roofline(graph, device, dtype, m.batch, runtime=m.runtime)
+        kernels, backward, comm, ran = result.kernels, set(), None, result.runtime.name
     else:
         extra = {"optimizer": m.optimizer} if m.optimizer else {}
         try:
@@ -156,12 +158,13 @@ def case_of(m: Measurement, device: Device, resolve) -> Case:
         kernels = [*step.forward, *step.recompute, *step.backward, *step.update]
         backward = set(range(len(step.forward) + len(step.recompute), len(kernels) - len(step.update)))
         comm = (step.allreduce_s, step.gradient_bytes, step.runtime.allreduce)
+        ran = step.runtime.name
     arrays = {name: np.array([getattr(k, name) for k in kernels], dtype=float)
               for name in ("compute_s", "memory_s", "overhead_s")}
     case = Case(m, arrays["compute_s"], arrays["memory_s"], arrays["overhead_s"],
                 np.array([k.unit for k in kernels], dtype=object), np.array([k.kind for k in kernels], dtype=object),
                 np.array([i in backward for i in range(len(kernels))]), float(kernels[0].fixed_s),
-                kernels[0].overlap != "async")
+                kernels[0].overlap != "async", ran)
     return replace(case, allreduce_s=comm[0], gradient_bytes=comm[1], overlap=comm[2]) if comm else case
 
 
@@ -222,6 +225,7 @@ def least_squares(cases, names, start, bounds, iterations: int = 40) -> np.ndarr
 @dataclass(frozen=True)
 class Fit:
     values: dict  # name -> fitted efficiency
+    runtimes: tuple  # the runtimes the measurements ran under (kernel-class factors describe their kernels)
     rows: int
     train_error: tuple[float, float]  # median and worst |estimate/measured| as a ratio >= 1, on the rows fitted
     cv_error: tuple[float, float]  # the same, each row predicted by a fit without its fold
@@ -261,7 +265,8 @@ def fit(cases: list[Case], device: Device, names: list[str], folds: int = FOLDS)
         t = least_squares(train, names, theta, bounds)
         held[test] = residuals([cases[i] for i in test], names, t)
     values = {n: float(p * math.exp(t)) for n, p, t in zip(names, present, theta)}
-    return Fit(values, len(cases), _ratios(residuals(cases, names, theta)), _ratios(held), k)
+    runtimes = tuple(sorted({c.runtime for c in cases}))
+    return Fit(values, runtimes, len(cases), _ratios(residuals(cases, names, theta)), _ratios(held), k)
 
 
 def device_text(device: Device, result: Fit, source: str, name: str) -> str:
@@ -275,7 +280,9 @@ def device_text(device: Device, result: Fit, source: str, name: str) -> str:
           f"{', '.join(result.values)}; the rest as in {Path(device.path).name}")
     cv = (f"{result.folds}-fold cross-validated estimate/measured: median {result.cv_error[0]:.3f}x, worst "
           f"{result.cv_error[1]:.3f}x (on the rows fitted: {result.train_error[0]:.3f}x, {result.train_error[1]:.3f}x)")
-    table = "[efficiency]\n" + "".join(f"{k} = {v:.4g}\n" for k, v in figures.items()) + \
+    classes = any(k not in ("matrix", "vector", "bandwidth") for k in figures)
+    runtimes = "runtimes = [" + ", ".join(_string(r) for r in result.runtimes) + "]\n" if classes else ""
+    table = "[efficiency]\n" + "".join(f"{k} = {v:.4g}\n" for k, v in figures.items()) + runtimes + \
         f"fitted_on = {_string(on)}\ncv_error = {_string(cv)}\n\n"
     text, found = re.subn(r"(?ms)^\[efficiency\]\n.*?(?=^\[)", lambda _: table, text, count=1)
     if not found:

@@ -31,6 +31,9 @@ KERNEL_CLASSES = ("conv", "conv_dgrad", "conv_wgrad", "depthwise", "depthwise_dg
 EFFICIENCY_KEYS = {"matrix": (0.0, 1.0), "vector": (0.0, 1.0), "bandwidth": (0.0, 1.0),
                    **{k: (0.0, 4.0) for k in KERNEL_CLASSES}}
 FIT_NOTES = ("fitted_on", "cv_error")  # strings `effplan calibrate --from` writes beside the figures it fitted
+# [efficiency] runtimes = ["eager"]: the runtimes whose kernels the kernel-class factors describe (they were fitted
+# under them); under any other runtime the classes count 1. Absent: every runtime.
+CLASS_RUNTIMES = "runtimes"
 
 
 class DeviceError(EffplanError):
@@ -89,8 +92,12 @@ class Device:
     def achievable_bandwidth(self) -> float:
         return self.bandwidth * self.efficiency["bandwidth"]
 
-    def class_efficiency(self, kind: str) -> float:
-        """A kernel class's factor on top of its unit's and the bandwidth's efficiency (1 where not given)."""
+    def class_efficiency(self, kind: str, runtime: str | None = None) -> float:
+        """A kernel class's factor on top of its unit's and the bandwidth's efficiency under `runtime` (1 where
+        not given, or where the file names the runtimes its factors describe and this is not one of them)."""
+        runtimes = self.fit.get(CLASS_RUNTIMES)
+        if runtimes is not None and runtime is not None and runtime not in runtimes:
+            return 1.0
         return self.efficiency.get(kind, 1.0)
 
     def as_dict(self) -> dict:
@@ -160,13 +167,19 @@ def _efficiency(table, where: str) -> tuple[dict, dict]:
                           f"{', '.join(KERNEL_CLASSES)})")
     figures, fit = {}, {}
     for key, value in table.items():
+        if key == CLASS_RUNTIMES:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise DeviceError(f"{where}.{key}: expected a list of runtime names")
+            fit[key] = tuple(value)
+            continue
         if key in FIT_NOTES:
             if not isinstance(value, str):
                 raise DeviceError(f"{where}.{key}: expected a string")
             fit[key] = value
             continue
         if key not in EFFICIENCY_KEYS:
-            raise DeviceError(f"{where}: unknown key {quote(key)}{did_you_mean(key, [*EFFICIENCY_KEYS, *FIT_NOTES])}")
+            raise DeviceError(f"{where}: unknown key {quote(key)}"
+                              f"{did_you_mean(key, [*EFFICIENCY_KEYS, *FIT_NOTES, CLASS_RUNTIMES])}")
         low, high = EFFICIENCY_KEYS[key]
         if not low < _positive(value, f"{where}.{key}") <= high:
             raise DeviceError(f"{where}.{key}: expected more than {low:g} and at most {high:g}"

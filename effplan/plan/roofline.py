@@ -407,7 +407,7 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
     for i, (r, kept) in enumerate(zip(records, onchip)):
         moved = sum(size_of(t, r) for t in r["reads"] | r["writes"]) + r["weights"] - kept
         node = r["node"]
-        factor = device.class_efficiency(r["kind"])
+        factor = device.class_efficiency(r["kind"], rt.name)
         result.append(Kernel(r["main"], r["op"], node["stage"], node["block"], tuple(r["group"]), r["macs"],
                              r["flops"], moved, r["unit"],
                              (r["matrix"] / rates["matrix"] + r["vector"] / rates["vector"]) / factor,

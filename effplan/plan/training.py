@@ -142,7 +142,7 @@ def _kernel(name, op, node, macs, flops, moved, unit, device, dtype, rt: Runtime
     runtime's launch overhead."""
     extra = 2 * (padded - macs) if padded is not None else 0
     loss = 1 - macs / padded if padded else 0.0
-    factor = device.class_efficiency(kind)
+    factor = device.class_efficiency(kind, rt.name)
     return Kernel(name, op, node["stage"], node["block"], (name,), int(macs), int(flops), int(moved), unit,
                   (flops + extra) / device.compute(unit, dtype) / factor, moved / device.achievable_bandwidth / factor,
                   rt.overhead(device), rt.overlap, loss, kind=kind)
