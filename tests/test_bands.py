@@ -42,3 +42,15 @@ def test_reports_carry_the_band(effplan):
     assert "checked measurements" in band["text"]
     text = effplan("roofline", "resnet-18", "--device", "t4", "--runtime", "eager", "--batch", "2").out
     assert "checked measurements" in text
+
+
+def test_the_html_reports_latency_carries_its_band():
+    import effplan as ep
+    from effplan.design.blocks import build
+    from effplan.plan.hardware import load_device
+    from effplan.plan.roofline import roofline
+    from effplan.render.html import device_data
+
+    design = ep.with_overrides(ep.resolve("resnet-18"), resolution=32)
+    data = device_data(roofline(build(design, 1), load_device("t4"), runtime="eager"), design)
+    assert "checked measurements" in data["totals"]["latency_s_text"]

@@ -69,6 +69,8 @@ def device_data(result, design) -> dict:
         r["flops_per_s"] = r["flops"] / r["time_s"] if r["time_s"] else None
         del r["nodes"]
     totals = {**report["totals"], **{k + "_text": v for k, v in _cells(report["totals"], DEVICE_COLUMNS).items()}}
+    if "latency_s_text" in totals:  # with the interval that held on check measurements (plan/bands.py)
+        totals["latency_s_text"] += " (" + report["latency_band"]["text"].split(" (", 1)[1]
     return {**report, "totals": totals, "kernels": rows, "stage_bound": _stage_bound(rows)}
 
 
