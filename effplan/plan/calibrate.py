@@ -19,7 +19,7 @@ Other columns (source, note...) are kept as documentation.
 How a figure moves an estimate: each kernel's compute time scales with 1 / (its unit's efficiency x its class's
 factor), its memory time with 1 / (bandwidth efficiency x its class's factor); the kernels are computed once at the
 device's present figures and rescaled (a kernel's compute is taken as all on its main unit, exact for eager's one op
-a kernel). The host's launches, the step's fixed host time and the all-reduce do not move.
+a kernel). The host's launches, the step's fixed host time and the all-reduce's exposed time do not move.
 """
 from __future__ import annotations
 
@@ -122,13 +122,10 @@ class Case:
     host: np.ndarray
     unit: np.ndarray  # object array of unit names
     kind: np.ndarray  # object array of kernel classes
-    backward: np.ndarray  # bool: a backward kernel (the all-reduce overlaps these)
     fixed: float
     serial: bool
     runtime: str = ""  # the runtime it was costed under
-    allreduce_s: float = 0.0
-    gradient_bytes: int = 0
-    overlap: str = "after-backward"
+    communication_s: float = 0.0  # the all-reduce's exposed part at the present figures (held fixed)
 
 
 def case_of(m: Measurement, device: Device, resolve) -> Case:
@@ -148,7 +145,7 @@ def case_of(m: Measurement, device: Device, resolve) -> Case:
     dtype, precision = PRECISION[m.precision]
     if m.mode == "inference":
         result = roofline(graph, device, dtype, m.batch, runtime=m.runtime)
-        kernels, backward, comm, ran = result.kernels, set(), None, result.runtime.name
+        kernels, comm, ran = result.kernels, None, result.runtime.name
     else:
         extra = {"optimizer": m.optimizer} if m.optimizer else {}
         try:
@@ -156,22 +153,19 @@ def case_of(m: Measurement, device: Device, resolve) -> Case:
         except EffplanError as exc:
             raise CalibrationError(f"row {m.row}: {exc}") from None
         kernels = [*step.forward, *step.recompute, *step.backward, *step.update]
-        backward = set(range(len(step.forward) + len(step.recompute), len(kernels) - len(step.update)))
-        comm = (step.allreduce_s, step.gradient_bytes, step.runtime.allreduce)
+        comm = step.communication_s
         ran = step.runtime.name
     arrays = {name: np.array([getattr(k, name) for k in kernels], dtype=float)
               for name in ("compute_s", "memory_s", "overhead_s")}
     case = Case(m, arrays["compute_s"], arrays["memory_s"], arrays["overhead_s"],
                 np.array([k.unit for k in kernels], dtype=object), np.array([k.kind for k in kernels], dtype=object),
-                np.array([i in backward for i in range(len(kernels))]), float(kernels[0].fixed_s),
+                float(kernels[0].fixed_s),
                 kernels[0].overlap != "async", ran)
-    return replace(case, allreduce_s=comm[0], gradient_bytes=comm[1], overlap=comm[2]) if comm else case
+    return replace(case, communication_s=comm) if comm else case
 
 
 def predict(case: Case, scale: dict) -> float:
     """Images/s of a case with each named figure multiplied by scale[name] (1 where absent)."""
-    from .training import exposed_allreduce_s
-
     def factor(names):
         return np.array([scale.get(n, 1.0) for n in names]) if len(scale) else 1.0
     cls = factor(case.kind)
@@ -182,10 +176,7 @@ def predict(case: Case, scale: dict) -> float:
         launched = np.cumsum(case.host)
         after = np.cumsum(device[::-1])[::-1]
         total = float(np.max(launched + after))
-    total += case.fixed
-    if case.allreduce_s:
-        total += exposed_allreduce_s(case.allreduce_s, float(np.sum(device[case.backward])), case.gradient_bytes,
-                                     case.overlap)
+    total += case.fixed + case.communication_s
     m = case.measurement
     return m.batch * m.gpus / total
 
