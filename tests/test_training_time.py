@@ -464,3 +464,20 @@ def test_a_step_reports_its_speedup_over_one_device():
                         link=Link(1e9, "nvlink", "made up"))
     assert two.communication_s == pytest.approx(1696 * 4 / 1e9)  # 2 (2 - 1) / 2 x 6,784 gradient bytes
     assert two.speedup == pytest.approx(2 * one.time_s / (one.time_s + 1696 * 4 / 1e9))
+
+
+def test_a_broadcast_multiply_backward_runs_as_eager_autograd_runs_it():
+    # y = x * g, x 2x16x8x8 (2048 values), g 2x16x1x1 (32), fp16 (2 bytes): dx = dy * g reads dy and g, writes dx:
+    # (2 x 2048 + 32) x 2 B; dg = sum over pixels of dy * x: a full-size product (reads dy and x, writes it:
+    # 3 x 2048 x 2 B) and its reduction (reads it, writes dg: (2048 + 32) x 2 B); one FLOP an element each.
+    b = GraphBuilder("t", (2, 8, 8, 8))
+    b.at(1, 0)
+    x = conv(b, "input", 16, 3, 8, name="a")
+    pooled = b.add("GlobalAveragePool", [x], "a", "pool")
+    gate = b.add("Conv", [pooled], "a", "se", weights=(Weight("W", (16, 16, 1, 1)),),
+                 attrs={"kernel_shape": (1, 1), "strides": (1, 1), "group": 1, "pads": (0, 0, 0, 0)})
+    g = b.finish(b.add("Mul", [x, gate], "a", "scale"))
+    got = {k.op: (k.flops, k.bytes) for k in backward_kernels(g, DEVICE, "fp16", "fp16", "eager")}
+    assert got["Mul(backward)"] == (2048, (2 * 2048 + 32) * 2)
+    assert got["Mul(backward product)"] == (2048, 3 * 2048 * 2)
+    assert got["Mul(backward sum)"] == (2048, (2048 + 32) * 2)

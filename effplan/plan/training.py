@@ -253,6 +253,10 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
         if back.broadcast_only and all(tensors[t] == tensors[out] for t in inputs):
             continue  # dY passes to every operand untouched
         kind = "Swish" if name in swish else op
+        if (op == "Mul" and kind != "Swish" and len(inputs) == 2 and len(set(map(tensors.get, inputs))) == 2
+                and set(inputs) <= needs and not (rt.fusion and rt.pointwise_chains)):
+            result += broadcast_mul_backward(name, node, inputs, out, tensors, act, device, dtype, rt)
+            continue
         flops = SWISH_BACKWARD_FLOPS if kind == "Swish" else back.flops
         if flops is None:
             raise EffplanError(f"training time: no backward rule for {op} (layer {name})")
@@ -287,6 +291,18 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
         result = fuse_backward(result, chains, lambda t: size(t) * act, device, dtype, rt)
     host = rt.backward_overhead(device)  # the autograd engine launches these: [host] backward_op_s
     return [dataclasses.replace(k, overhead_s=host) for k in result]
+
+
+def broadcast_mul_backward(name, node, inputs, out, tensors, act, device, dtype, rt) -> list[Kernel]:
+    """y = a * b with b broadcast (the SE scale x * gate) as eager autograd runs it (tools/autograd/derivatives.yaml
+    mul.Tensor: grad * other and grad * self, each then summed to its operand's shape, sum_to_size): the full-size
+    operand's gradient, one multiply (reads dY and the small operand, writes dA); the broadcast one's, a full-size
+    multiply (reads dY and the full operand, writes the product) and a reduction of it (reads it, writes dB)."""
+    full, small = sorted(inputs, key=lambda t: -math.prod(tensors[t]))
+    n, m = math.prod(tensors[out]), math.prod(tensors[small])
+    return [_kernel(f"{name}#d", "Mul(backward)", node, 0, n, (2 * n + m) * act, VECTOR, device, dtype, rt),
+            _kernel(f"{name}#dproduct", "Mul(backward product)", node, 0, n, 3 * n * act, VECTOR, device, dtype, rt),
+            _kernel(f"{name}#dsum", "Mul(backward sum)", node, 0, n, (n + m) * act, VECTOR, device, dtype, rt)]
 
 
 ELEMENTWISE = frozenset({NORM, ACTIVATION, RESIDUAL, POINTWISE})  # fusion classes whose backward chains fuse
