@@ -11,7 +11,7 @@ from effplan.design.scaling import with_overrides
 from effplan.graph.builder import GraphBuilder, Weight
 from effplan.plan.hardware import SOURCED, DeviceError, device_from_table
 from effplan.plan.memory import training_memory
-from effplan.plan.training import (DDP_BUCKET_BYTES, Link, backward_kernels, device_link, exposed_allreduce_s,
+from effplan.plan.training import (DDP_BUCKET_BYTES, Link, backward_kernels, device_link,
                                    optimizer_bytes_per_param, ring_allreduce_s, training_step)
 from effplan.plan.training_run import progressive_stages, training_run
 
@@ -121,11 +121,22 @@ def test_ring_allreduce(devices, seconds):
 
 
 def test_allreduce_overlap():
-    # bucketed (DDP): 17.5 ms of all-reduce behind 5 ms of backward leaves 12.5 ms exposed;
-    # behind 50 ms of backward, only the last 25 MiB bucket: 17.5 ms x 25 MiB / 1 GB
-    assert exposed_allreduce_s(0.0175, 0.005, 10**9, "bucketed") == pytest.approx(0.0125)
-    assert exposed_allreduce_s(0.0175, 0.05, 10**9, "bucketed") == pytest.approx(0.0175 * DDP_BUCKET_BYTES / 1e9)
-    assert exposed_allreduce_s(0.0175, 0.05, 10**9, "none") == 0.0175
+    # bucketed (DDP), 8 devices at 100 GB/s bus bandwidth, no latency: 1 GB of gradients written by one last
+    # backward kernel (the whole model's weight gradient at once) fill one bucket when the backward ends: all of
+    # its 17.5 ms is exposed. Written over 40 kernels of 1 ms, 25 MB each: the first kernel fills the 1 MiB first
+    # bucket, then two kernels fill each 25 MiB one (50 MB, 0.875 ms, sent while the next two kernels run), and the
+    # last kernel's 25 MB go when the backward ends: 1.75 x 25 MB / 100 GB/s = 0.4375 ms exposed
+    from effplan.plan.roofline import Kernel
+    from effplan.plan.training import bucketed_allreduce_s
+
+    def kernels(n):
+        return [Kernel(f"k{i}", "x", 1, 0, (), 0, 0, 0, "vector", 0.0, 1e-3, 0.0, "async", wait_s=0.0) for i in range(n)]
+    link = Link(100e9, "nvlink", "made up")
+    assert bucketed_allreduce_s(kernels(1), {"k0": 10**9}, 8, link) == pytest.approx((0.0175, 0.0175))
+    spread = {f"k{i}": 25 * 10**6 for i in range(40)}
+    whole, exposed = bucketed_allreduce_s(kernels(40), spread, 8, link)
+    assert whole == pytest.approx(0.0175) and exposed == pytest.approx(0.0175 / 40)
+    assert DDP_BUCKET_BYTES == 25 << 20  # torch.nn.parallel.DistributedDataParallel bucket_cap_mb=25
 
 
 def test_data_parallel_step_uses_the_given_link():

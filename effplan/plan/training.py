@@ -437,15 +437,6 @@ def bucketed_allreduce_s(backward: list, gradient_of: dict, devices: int, link: 
     return whole, max(end - clock, 0.0)
 
 
-def exposed_allreduce_s(allreduce_s: float, backward_s: float, gradient_bytes: int, overlap: str) -> float:
-    """What the all-reduce adds to a step: all of it after-backward; bucketed, what exceeds the backward,
-    and at least the last bucket (the first layers' gradients, ready only when backward ends)."""
-    if allreduce_s == 0 or overlap != "bucketed":
-        return allreduce_s
-    last = allreduce_s * min(1.0, DDP_BUCKET_BYTES / gradient_bytes) if gradient_bytes else 0.0
-    return max(allreduce_s - backward_s, last)
-
-
 def gradient_kernels(graph, backward: list, grad_bytes: int) -> dict:
     """Backward kernel name -> the weight-gradient bytes it completes: a conv's or GEMM's #dW, BN's reduction
     (#dreduce) or its one backward kernel (#d, alone or inside a fused kernel's name)."""
