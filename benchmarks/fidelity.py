@@ -1,6 +1,7 @@
 """The standing fidelity check: effplan's images/s against measured throughput (benchmarks/data/throughput.csv).
 
-    python benchmarks/fidelity.py [--runtime eager] [--device rtx-4090] [--layout nchw] [--markdown]
+    python benchmarks/fidelity.py [--runtime eager] [--device rtx-4090] [--layout nchw] [--rows]
+    python benchmarks/fidelity.py --dle [--rows]   # DeepLearningExamples: development and check sets apart
 
 Per (device, runtime, layout) group of rows whose device has a file in specs/hardware/: Spearman rank
 correlation, median estimate/measured, median |log2(estimate/measured)| and the worst row, over the rows
@@ -20,30 +21,10 @@ from pathlib import Path
 import effplan
 from effplan.design.blocks import build
 from effplan.plan.hardware import builtin_device_paths, load_device
+from effplan.plan.measure import spearman
 from effplan.plan.roofline import roofline
 
 DATA = Path(__file__).parent / "data" / "throughput.csv"
-
-
-def ranks(values):
-    order = sorted(range(len(values)), key=values.__getitem__)
-    result = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            result[order[k]] = (i + j) / 2
-        i = j + 1
-    return result
-
-
-def spearman(a, b):
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = statistics.fmean(ra), statistics.fmean(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    return cov / math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
 
 
 def estimate(row, cache={}):
@@ -78,7 +59,27 @@ def main(argv=None):
     parser.add_argument("--device", action="append", help="only these devices (repeatable)")
     parser.add_argument("--layout", action="append", help="only these layouts: nchw, nhwc (repeatable)")
     parser.add_argument("--rows", action="store_true", help="print every row's estimate")
+    parser.add_argument("--write-bands", action="store_true", help="with --dle: write specs/error-bands.json "
+                        "from the check rows")
+    parser.add_argument("--dle", action="store_true", help="NVIDIA DeepLearningExamples rows instead: development "
+                        "(A100) and check (V100, T4) sets apart, training, inference by batch, 8-GPU speed-up")
     args = parser.parse_args(argv)
+    if args.dle:
+        import fidelity_dle as dle
+        found = dle.rows()
+        for row in found:
+            row["estimate"] = dle.estimate(row)
+        print(dle.table(found))
+        if args.write_bands:
+            import json
+            from effplan.base.files import write_atomic
+            from effplan.plan.bands import BANDS_FILE
+            write_atomic(str(BANDS_FILE), json.dumps(dle.bands(found), indent=1) + "\n")
+        if args.rows:
+            for r in found:
+                print(f"{r['set']},{r['gpu']},{r['model']},{r['precision']},{r['mode']},{r['batch']},{r['gpus']},"
+                      f"{r['measured']:.0f},{r['estimate']:.0f},{r['estimate'] / r['measured']:.2f}")
+        return
     devices = builtin_device_paths()
     with open(DATA, newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["device"] in devices

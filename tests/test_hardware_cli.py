@@ -18,7 +18,7 @@ def test_roofline_json_contract(effplan, by):
     assert (report["device"], report["dtype"], report["batch"]) == ("a100-80gb", "fp16", 2)
     assert all(LAYER_KEYS <= set(row) for row in report["layers"])
     assert {row["unit"] for row in report["layers"]} <= {"matrix", "vector"}
-    assert {row["bound"] for row in report["layers"]} <= {"compute", "memory", "overhead"}
+    assert {row["bound"] for row in report["layers"]} <= {"compute", "memory", "host"}
     assert sum(r["time_s"] for r in report["layers"]) == pytest.approx(report["totals"]["latency_s"])
     assert sum(r["macs"] for r in report["layers"]) == report["totals"]["macs"]
     assert report["totals"]["macs"] == pytest.approx(2 * 0.386e9, rel=0.005)  # batch 2 of the published 0.386 G

@@ -76,7 +76,7 @@ def test_model_page_embeds_the_json_reports(pages):
     assert device["totals"]["latency_s"] == roofline["totals"]["latency_s"]
     assert [(k["name"], k["time_s"], k["bound"]) for k in device["kernels"]] == [
         (k["name"], k["time_s"], k["bound"]) for k in roofline["layers"]]
-    stage_time = sum(s["compute"] + s["memory"] + s["overhead"] for s in device["stage_bound"])
+    stage_time = sum(s["compute"] + s["memory"] + s["host"] for s in device["stage_bound"])
     assert stage_time == pytest.approx(roofline["totals"]["latency_s"], rel=1e-12)
 
 
@@ -174,7 +174,7 @@ def test_model_page_in_a_browser(browser, pages, tmp_path):
     assert page.locator("svg.roofline .mark").count() == len(drawn)
     assert page.locator("svg.memory .mark").count() == len(data["memory"]["layers"])
     assert page.locator("svg.stages .mark").count() == sum(
-        (s[b] > 0) for s in data["devices"][0]["stage_bound"] for b in ("compute", "memory", "overhead"))
+        (s[b] > 0) for s in data["devices"][0]["stage_bound"] for b in ("compute", "memory", "host"))
     assert page.locator("svg.training path.saved").count() == 1
     assert drawn[0]["name"] in hover_tip(page, "svg.roofline .mark >> nth=0")
     assert data["memory"]["layers"][5]["name"] in hover_tip(page, "svg.memory .mark >> nth=5")

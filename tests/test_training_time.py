@@ -11,7 +11,7 @@ from effplan.design.scaling import with_overrides
 from effplan.graph.builder import GraphBuilder, Weight
 from effplan.plan.hardware import SOURCED, DeviceError, device_from_table
 from effplan.plan.memory import training_memory
-from effplan.plan.training import (DDP_BUCKET_BYTES, Link, backward_kernels, device_link, exposed_allreduce_s,
+from effplan.plan.training import (DDP_BUCKET_BYTES, Link, backward_kernels, device_link,
                                    optimizer_bytes_per_param, ring_allreduce_s, training_step)
 from effplan.plan.training_run import progressive_stages, training_run
 
@@ -67,8 +67,9 @@ def test_a_dense_conv_backward_is_two_convolutions_of_the_forwards_macs():
     ]
     assert ks[0].time_s == pytest.approx(xla_time(131_072, 50e12, 13_312))
     assert ks[2].time_s == pytest.approx(xla_time(16_384, 10e12, 12_544))
-    eager = backward_kernels(toy_net(), DEVICE, "fp16", "mixed", "eager")  # async launches: an 8 µs floor
-    assert [k.time_s for k in eager] == [8e-6] * 4
+    eager = backward_kernels(toy_net(), DEVICE, "fp16", "mixed", "eager")  # async launches: a 26.5 µs floor
+    assert [k.time_s for k in eager] == [2.65e-5] * 5  # (outside a step's stream: see the eager-cpu test)
+    # (5: eager runs BN's backward as a reduction and an elementwise pass: see the next test but one)
 
 
 def test_a_depthwise_conv_computes_both_gradients_on_the_vector_unit():
@@ -120,11 +121,22 @@ def test_ring_allreduce(devices, seconds):
 
 
 def test_allreduce_overlap():
-    # bucketed (DDP): 17.5 ms of all-reduce behind 5 ms of backward leaves 12.5 ms exposed;
-    # behind 50 ms of backward, only the last 25 MiB bucket: 17.5 ms x 25 MiB / 1 GB
-    assert exposed_allreduce_s(0.0175, 0.005, 10**9, "bucketed") == pytest.approx(0.0125)
-    assert exposed_allreduce_s(0.0175, 0.05, 10**9, "bucketed") == pytest.approx(0.0175 * DDP_BUCKET_BYTES / 1e9)
-    assert exposed_allreduce_s(0.0175, 0.05, 10**9, "none") == 0.0175
+    # bucketed (DDP), 8 devices at 100 GB/s bus bandwidth, no latency: 1 GB of gradients written by one last
+    # backward kernel (the whole model's weight gradient at once) fill one bucket when the backward ends: all of
+    # its 17.5 ms is exposed. Written over 40 kernels of 1 ms, 25 MB each: the first kernel fills the 1 MiB first
+    # bucket, then two kernels fill each 25 MiB one (50 MB, 0.875 ms, sent while the next two kernels run), and the
+    # last kernel's 25 MB go when the backward ends: 1.75 x 25 MB / 100 GB/s = 0.4375 ms exposed
+    from effplan.plan.roofline import Kernel
+    from effplan.plan.training import bucketed_allreduce_s
+
+    def kernels(n):
+        return [Kernel(f"k{i}", "x", 1, 0, (), 0, 0, 0, "vector", 0.0, 1e-3, 0.0, "async", wait_s=0.0) for i in range(n)]
+    link = Link(100e9, "nvlink", "made up")
+    assert bucketed_allreduce_s(kernels(1), {"k0": 10**9}, 8, link) == pytest.approx((0.0175, 0.0175))
+    spread = {f"k{i}": 25 * 10**6 for i in range(40)}
+    whole, exposed = bucketed_allreduce_s(kernels(40), spread, 8, link)
+    assert whole == pytest.approx(0.0175) and exposed == pytest.approx(0.0175 / 40)
+    assert DDP_BUCKET_BYTES == 25 << 20  # torch.nn.parallel.DistributedDataParallel bucket_cap_mb=25
 
 
 def test_data_parallel_step_uses_the_given_link():
@@ -145,11 +157,11 @@ def test_a_two_stage_progressive_run_adds_its_stages():
     # 100 images, batch 8 on one device: ceil(100 / 8) = 13 steps an epoch; 2 epochs at 64 px, 3 at 96 px
     design = ep.resolve("efficientnet-b0")
     run = training_run(design, DEVICE, batch=8, epochs=5, dataset_size=100, progressive=(64, 96, 2),
-                       precision="fp32", optimizer="sgd")
+                       precision="fp32", optimizer="sgd", runtime="xla")  # serial launches: device time adds
     assert [(s.resolution, s.epochs, s.steps_per_epoch) for s in run.stages] == [(64, 2, 13), (96, 3, 13)]
     for s in run.stages:
         alone = training_step(build(with_overrides(design, resolution=s.resolution), 8), DEVICE,
-                              precision="fp32", optimizer="sgd")
+                              precision="fp32", optimizer="sgd", runtime="xla")
         assert s.step.time_s == pytest.approx(alone.time_s)
     assert run.seconds == pytest.approx(sum(s.epochs * 13 * s.step.time_s for s in run.stages))
     assert run.stages[0].step.time_s < run.stages[1].step.time_s
@@ -285,26 +297,35 @@ def test_compiled_and_xla_fuse_an_elementwise_backward_chain():
     # Relu backward reads its saved output and dY, writes dX: 3 x 4096 = 12,288 B, 2048 FLOPs (a select each).
     # BN backward (as the first test): 12,544 B, 8 x 2048 FLOPs. Under compiled and xla they run as one
     # kernel: Relu's dX (BN's dY, 4096 B) is neither written nor read: 12,288 + 12,544 - 2 x 4096 = 16,640 B.
+    # Eager runs BN's backward as PyTorch's CUDA kernels do, in two passes, each reading the saved input
+    # (4096 B), its statistics (2 x 16 x 4 B) and dY (4096 B): the reduction (5 FLOPs an element) writes the
+    # scale and shift gradients (32 x 4 B): 8,448 B; the elementwise pass (5 FLOPs) writes dX: 8,320 + 4,096 B.
     g = toy_net("Relu")
     eager = {k.op: (k.flops, k.bytes) for k in backward_kernels(g, DEVICE, "fp16", "mixed", "eager")}
-    assert eager["Relu(backward)"] == (2048, 12_288) and eager["BatchNormalization(backward)"] == (16_384, 12_544)
+    assert eager["Relu(backward)"] == (2048, 12_288)
+    assert eager["BatchNormalization(backward reduce)"] == (10_240, 8_448)
+    assert eager["BatchNormalization(backward)"] == (10_240, 12_416)
     for runtime in ("compiled", "xla"):
         fused = {k.op: (k.flops, k.bytes) for k in backward_kernels(g, DEVICE, "fp16", "mixed", runtime)}
         assert fused["Relu(backward)+BatchNormalization(backward)"] == (18_432, 16_640)
-        assert len(fused) == len(eager) - 1
+        assert len(fused) == len(eager) - 2
 
 
 def test_a_cpu_trains_under_eager_cpu_paying_its_own_overhead_serially():
     # The toy's 1,696 trainable params (conv a 16x8x3x3 = 1,152, BN scale and shift 32, conv b 32x16 = 512); SGD
     # at fp32 moves 2 x 4 (weights read and written) + 4 (gradient) = 12 B a param: 20,352 B at 1000 GB/s =
-    # 20.352 ns, above its 3,392 FLOPs at 10 TFLOP/s. eager-cpu adds the device's 5 µs to it ("serial"); a GPU's
-    # eager pays max(20.352 ns, its 8 µs launch) ("async").
+    # 20.352 ns, above its 3,392 FLOPs at 10 TFLOP/s. eager-cpu adds the device's 5 µs to it ("serial"). A GPU's
+    # eager launches asynchronously at 26.5 µs a kernel, and every kernel of this toy step takes nanoseconds: the
+    # host never falls behind... the device always waits for it, so the step is eager's fixed 0.55 ms, one
+    # launch a kernel, and the device time of the last kernel (the update's 20.352 ns).
     cpu = device_from_table({**TOY, "class": "server-cpu", "launch_overhead_us": 5.0}, "cpu")
     step = training_step(toy_net(), cpu, precision="fp32", optimizer="sgd")
     assert step.runtime.name == "eager-cpu"
     assert step.optimizer_s == pytest.approx(20_352 / 1e12 + 5e-6)
     gpu = training_step(toy_net(), DEVICE, precision="fp32", optimizer="sgd")
-    assert gpu.runtime.name == "eager" and gpu.optimizer_s == pytest.approx(8e-6)
+    kernels = len(gpu.forward) + len(gpu.backward) + 1
+    assert gpu.runtime.name == "eager" and gpu.time_s == pytest.approx(5.5e-4 + kernels * 2.65e-5 + 20_352 / 1e12)
+    assert gpu.optimizer_step.bound == "host"
 
 
 def test_whether_a_runtime_trains_and_how_it_overlaps_are_its_files_data(effplan, tmp_path):
@@ -401,3 +422,73 @@ def test_search_ranks_by_training_throughput_as_effplan_train_times_it(effplan, 
 def test_the_training_objective_needs_a_device(effplan, args, message):
     run = effplan("search", "efficientnet-b0", "--max-macs", "1G", "--objective", "train-throughput", *args)
     assert (run.code, run.err) == (2, f"effplan: error: {message}\n")
+
+
+def test_tf32_trains_on_the_tf32_matrix_unit_with_fp32_tensors():
+    # conv b's weight gradient: 65,536 MACs = 131,072 FLOPs on a 40 TFLOP/s TF32 unit at half efficiency
+    # (20 TFLOP/s): 6.5536 ns; its bytes at fp32: dY 4096 x 4 + X 2048 x 4 + dW 512 x 4 = 26,624 B (26.6 ns)
+    tf32 = device_from_table({**TOY, "matrix": {**TOY["matrix"], "tf32": 40.0}}, "toy")
+    step = training_step(toy_net(), tf32, precision="tf32", optimizer="sgd", runtime="xla")
+    assert step.dtype == "tf32"
+    dw = next(k for k in step.backward if k.name.endswith("b.conv#dW"))
+    assert dw.compute_s == pytest.approx(131_072 / 20e12) and dw.bytes == 26_624
+    with pytest.raises(EffplanError, match="no TF32 matrix unit"):
+        training_step(toy_net(), DEVICE, precision="tf32")
+
+
+def test_the_update_is_launched_as_the_runtime_says():
+    from effplan.plan.training import optimizer_launches
+    # 213 parameter tensors (EfficientNet-B0's) are 2 chunks of at most 110; AdamW is 8 operations
+    assert [optimizer_launches(213, "adamw", way) for way in ("single", "fused", "foreach", "for-loop")] == [
+        1, 2, 16, 1704]
+    assert optimizer_launches(4, "momentum", "foreach") == 3 and optimizer_launches(4, "sgd", "for-loop") == 4
+    # eager (foreach), mixed fp16, SGD on the toy's 4 tensors (1,696 params): GradScaler's unscale (one chunk,
+    # reading and writing each fp32 gradient: 8 B a param) and its scale update, then one foreach add. The update
+    # moves 2 x 4 (fp32 master read and written) + 4 (gradient) = 12 B a param; the half copies are the
+    # forward's cast kernels under eager, and the scaler's 8 B are its own kernel.
+    step = training_step(toy_net(), DEVICE, precision="mixed", optimizer="sgd")
+    assert [k.op for k in step.update] == ["GradScaler unscale+inf check", "GradScaler update", "sgd update"]
+    assert [k.bytes for k in step.update] == [8 * 1696, 8, 12 * 1696]
+    assert sum(k.op == "Cast(weight)" for k in step.forward) == 2  # conv a and conv b
+
+
+def test_ddp_buckets_are_all_reduced_as_the_backward_fills_them():
+    from effplan.plan.roofline import Kernel
+    from effplan.plan.training import bucketed_allreduce_s
+    # Three backward kernels of 1 ms completing 2, 10 and 20 MiB of gradients; 2 devices (a ring moves
+    # 2 (2 - 1) / 2 = 1 x the bytes) at 1 GB/s bus bandwidth, 0.1 ms a call. The first bucket (1 MiB cap) is
+    # full after kernel 1 with 2 MiB: sent from 1 ms to 1 + 2.097152 + 0.1 = 3.197 ms. The next (25 MiB cap)
+    # fills at kernel 3 (30 MiB) at 3 ms and waits for the first: 3.197 + 31.457280 + 0.1 = 34.754 ms; the
+    # backward ended at 3 ms, so 31.754 ms are exposed, of 33.754 ms of all-reduce.
+    ks = [Kernel(f"k{i}", "x", 1, 0, (), 0, 0, 0, "vector", 0.0, 1e-3, 0.0, "async", wait_s=0.0) for i in range(3)]
+    grads = {"k0": 2 << 20, "k1": 10 << 20, "k2": 20 << 20}
+    whole, exposed = bucketed_allreduce_s(ks, grads, 2, Link(1e9, "nvlink", "made up", 1e-4))
+    assert whole == pytest.approx(2.097152e-3 + 31.45728e-3 + 2e-4)
+    assert exposed == pytest.approx(3.197152e-3 + 31.45728e-3 + 1e-4 - 3e-3)
+
+
+def test_a_step_reports_its_speedup_over_one_device():
+    # two devices over a 1 GB/s link, after-backward (xla): the whole all-reduce adds to the step, so the
+    # speed-up is 2 x (step without it) / (step with it)
+    one = training_step(toy_net(), DEVICE, precision="fp32", optimizer="sgd", runtime="xla")
+    two = training_step(toy_net(), DEVICE, precision="fp32", optimizer="sgd", runtime="xla", devices=2,
+                        link=Link(1e9, "nvlink", "made up"))
+    assert two.communication_s == pytest.approx(1696 * 4 / 1e9)  # 2 (2 - 1) / 2 x 6,784 gradient bytes
+    assert two.speedup == pytest.approx(2 * one.time_s / (one.time_s + 1696 * 4 / 1e9))
+
+
+def test_a_broadcast_multiply_backward_runs_as_eager_autograd_runs_it():
+    # y = x * g, x 2x16x8x8 (2048 values), g 2x16x1x1 (32), fp16 (2 bytes): dx = dy * g reads dy and g, writes dx:
+    # (2 x 2048 + 32) x 2 B; dg = sum over pixels of dy * x: a full-size product (reads dy and x, writes it:
+    # 3 x 2048 x 2 B) and its reduction (reads it, writes dg: (2048 + 32) x 2 B); one FLOP an element each.
+    b = GraphBuilder("t", (2, 8, 8, 8))
+    b.at(1, 0)
+    x = conv(b, "input", 16, 3, 8, name="a")
+    pooled = b.add("GlobalAveragePool", [x], "a", "pool")
+    gate = b.add("Conv", [pooled], "a", "se", weights=(Weight("W", (16, 16, 1, 1)),),
+                 attrs={"kernel_shape": (1, 1), "strides": (1, 1), "group": 1, "pads": (0, 0, 0, 0)})
+    g = b.finish(b.add("Mul", [x, gate], "a", "scale"))
+    got = {k.op: (k.flops, k.bytes) for k in backward_kernels(g, DEVICE, "fp16", "fp16", "eager")}
+    assert got["Mul(backward)"] == (2048, (2 * 2048 + 32) * 2)
+    assert got["Mul(backward product)"] == (2048, 3 * 2048 * 2)
+    assert got["Mul(backward sum)"] == (2048, (2048 + 32) * 2)

@@ -24,11 +24,14 @@ from .options import FORMAT, BATCH, DEVICE_DTYPE, DTYPES, OUTPUT, RUNTIME, desig
 @click.option("--no-fuse", is_flag=True, help="Same as --runtime eager: one kernel per framework op, nothing fused.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, metavar="FILE.svg|.png",
               help="Write the roofline chart and the per-stage time bars (needs matplotlib).")
+@click.option("--input-rate", type=click.FloatRange(min=0, min_open=True), default=None, metavar="IMAGES/S",
+              help="Cap throughput at the input pipeline's rate (default: the input pipeline is not modelled).")
 @BATCH
 @FORMAT
 @view_options
 @OUTPUT
-def roofline(model, query, device, dtype, by, sort_key, top, runtime, no_fuse, plot, batch, fmt, view, output):
+def roofline(model, query, device, dtype, by, sort_key, top, runtime, no_fuse, plot, input_rate, batch, fmt, view,
+             output):
     """Per-kernel roofline latency of one design on a device.
 
     \b
@@ -49,7 +52,7 @@ def roofline(model, query, device, dtype, by, sort_key, top, runtime, no_fuse, p
         raise EffplanError("--no-fuse is --runtime eager: give one of them")
     from ..base.units import cost_dtype, dtype_origin
     result = estimate(build(design, batch), found, cost_dtype(dtype, found), batch,
-                      runtime="eager" if no_fuse else runtime)
+                      runtime="eager" if no_fuse else runtime, input_rate=input_rate)
     report, rows = roofline_report(result, design, by)
     report["dtype_origin"] = dtype_origin(dtype, found)
     from ..render.report import sort_top
@@ -63,12 +66,25 @@ def roofline(model, query, device, dtype, by, sort_key, top, runtime, no_fuse, p
 
 
 @click.command()
-@click.option("--name", default="local-cpu", show_default=True, help="The device's name in the file.")
+@click.option("--name", default=None, help="The device's name in the file (default: local-cpu; with --from, "
+                                           "DEVICE-calibrated).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="The device file to write (default: NAME.toml here).")
-def calibrate(name, output):
+@click.option("--from", "source", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Fit --device's efficiencies to measured throughput instead (timm benchmark.py CSV or a plain "
+                   "CSV: model, batch, images_per_s or ms, resolution, precision, mode, gpus, runtime).")
+@click.option("--device", default=None, help="With --from: the device file whose efficiencies are fitted.")
+@click.option("--fit", "names", default="matrix,vector,bandwidth", show_default=True,
+              help="With --from: the efficiencies to fit, at most 6 (matrix, vector, bandwidth, kernel classes).")
+def calibrate(name, output, source, device, names):
     """Measure this machine into a device file: GEMM peak, and inside a small network run by onnxruntime its
-    dense and depthwise conv rates, memory-bound bandwidth and per-kernel cost; each over 5 rounds, with spread."""
+    dense and depthwise conv rates, memory-bound bandwidth and per-kernel cost; each over 5 rounds, with spread.
+    With --from FILE: fit a device's named efficiencies to measured throughput (least squares on log ratios,
+    k-fold cross-validated) and write the device file recording what it was fitted on."""
+    if source is not None:
+        from .calibrate import calibrate_from
+        return calibrate_from(source, device, names, name, output)
+    name = name or "local-cpu"
     from ..plan.hardware import device_from_table
     from ..plan.measure import calibrate as run
     from ..plan.measure import load_warnings, unsteady_warnings

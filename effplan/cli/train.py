@@ -34,6 +34,8 @@ from .options import (NOTES, CHECKPOINT, FORMAT, OPTIMIZER, PRECISION, OUTPUT, R
 @CHECKPOINT
 @click.option("--progressive", default=None, metavar="MIN:MAX:STAGES",
               help="Progressive learning: image side rising from MIN to MAX over STAGES stages (128:300:4).")
+@click.option("--input-rate", type=click.FloatRange(min=0, min_open=True), default=None, metavar="IMAGES/S",
+              help="Cap throughput at the input pipeline's rate, all devices together (default: not modelled).")
 @click.option("--price-per-hour", type=click.FloatRange(min=0), default=None, help="Price of one device-hour.")
 @click.option("--sort", "sort_key", type=click.Choice(["time_s", "macs", "flops", "bytes", "intensity", "tile_loss"]),
               default=None, help="Add the step's kernels (the last stage's), ordered by this figure, largest first.")
@@ -43,7 +45,8 @@ from .options import (NOTES, CHECKPOINT, FORMAT, OPTIMIZER, PRECISION, OUTPUT, R
 @view_options
 @OUTPUT
 def train(model, query, device, devices, hosts, network_gbs, link_gbs, batch, global_batch, epochs, dataset_size,
-          runtime, precision, optimizer, checkpoint, progressive, price_per_hour, sort_key, top, fmt, view, output):
+          runtime, precision, optimizer, checkpoint, progressive, input_rate, price_per_hour, sort_key, top, fmt, view,
+          output):
     """Training step time and the hours (and cost) of a whole run, per device and in total.
 
     \b
@@ -69,7 +72,8 @@ def train(model, query, device, devices, hosts, network_gbs, link_gbs, batch, gl
     stages = parse_progressive(progressive) if progressive else None
     run = training_run(design, found, batch=batch, global_batch=global_batch, devices=devices, epochs=epochs,
                        dataset_size=dataset_size, progressive=stages, price_per_hour=price_per_hour, link=link,
-                       runtime=runtime, precision=precision, optimizer=optimizer, checkpoint=checkpoint)
+                       runtime=runtime, precision=precision, optimizer=optimizer, checkpoint=checkpoint,
+                       input_rate=input_rate)
     report = training_report(run, describe_design(design), hosts=hosts, progressive=stages)
     if sort_key or top:
         from ..render.report import sort_top, step_kernel_rows

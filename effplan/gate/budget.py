@@ -345,8 +345,9 @@ def _runtime_path(budget: Budget) -> str | None:
 def check(budgets: list[Budget]) -> list[dict]:
     """One row per limit: value, limit, margin (share of the limit left; negative when over), pass;
     `unknown_ops` lists the ops no cost function knows (counted as zero)."""
+    from ..plan.bands import figure_band
     from ..plan.hardware import load_device
-    from ..plan.runtime import runtime_for
+    from ..plan.runtime import runtime_for, training_runtime_for
 
     rows = []
     for i, budget in enumerate(budgets):
@@ -378,6 +379,10 @@ def check(budgets: list[Budget]) -> list[dict]:
                                     (spec.parse is parse_bytes and bytes_as_written(value, budget.written.get(key)))
                                     or (spec.show(value), spec.show(limit)))),
                          "unknown_ops": values["unknown_ops"]})
+            training = spec.scope in ("train", "run")
+            ran = training_runtime_for(device, _runtime_path(budget)).name if training and device else rows[-1]["runtime"]
+            rows[-1]["band"] = figure_band(spec.figure, value, ran,
+                                           budget.train_batch or budget.batch if training else budget.batch, spec.show)
     return rows
 
 

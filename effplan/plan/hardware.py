@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..base.errors import EffplanError, did_you_mean, quote
-from ..base.schema import EMPTY, Map, Number, Table, Text, read_toml, validate
+from ..base.schema import EMPTY, Map, Names, Number, Table, Text, read_toml, validate
 from ..base.units import DTYPES
 from ..design.spec import SPECS_DIR, looks_like_path, shown
 
@@ -20,7 +20,21 @@ SOURCED = ("description", *FIGURES, "matrix", "vector", "efficiency")
 OPTIONAL = {"matrix_tile", "interconnect", "nchwc_block"}  # keys a device file may leave out; when present, sourced
 # [interconnect], GB/s (10^9 B/s) per device, as datasheets give them: nvlink and pcie the total over both
 # directions (NVLink over all its links), ici one way over one link (a TPU ring runs along one torus axis).
-INTERCONNECT = ("nvlink_gbs", "pcie_gbs", "ici_link_gbs")
+INTERCONNECT = ("nvlink_gbs", "pcie_gbs", "ici_link_gbs", "allreduce_busbw_gbs", "allreduce_latency_us")
+# allreduce_busbw_gbs: the bus bandwidth NCCL's all-reduce reaches in a node of these devices (nccl-tests busbw,
+# GB/s); allreduce_latency_us: its time per call for small messages (microseconds, not GB/s)
+# [efficiency]: matrix, vector and bandwidth (shares of peak) are required; a kernel class (KERNEL_CLASSES) may
+# have its own factor on top of them (default 1: a depthwise weight-gradient kernel that reaches 0.3 of what a
+# generic kernel on its unit and bandwidth reaches is depthwise_wgrad = 0.3). Declared apart, one row a key, so
+# the shared validator can take them in: name -> (lower, upper).
+KERNEL_CLASSES = ("conv", "conv_dgrad", "conv_wgrad", "depthwise", "depthwise_dgrad", "depthwise_wgrad", "grouped",
+                  "grouped_dgrad", "grouped_wgrad", "gemm", "elementwise")
+EFFICIENCY_KEYS = {"matrix": (0.0, 1.0), "vector": (0.0, 1.0), "bandwidth": (0.0, 1.0),
+                   **{k: (0.0, 4.0) for k in KERNEL_CLASSES}}
+FIT_NOTES = ("fitted_on", "cv_error")  # strings `effplan calibrate --from` writes beside the figures it fitted
+# [efficiency] runtimes = ["eager"]: the runtimes whose kernels the kernel-class factors describe (they were fitted
+# under them); under any other runtime the classes count 1. Absent: every runtime.
+CLASS_RUNTIMES = "runtimes"
 
 
 class DeviceError(EffplanError):
@@ -43,6 +57,7 @@ class Device:
     matrix_tile: dict = field(default_factory=dict)  # precision -> (m, n, k): a GEMM dim d costs ceil(d/p)*p
     interconnect: dict = field(default_factory=dict)  # INTERCONNECT key -> bytes/s (see INTERCONNECT)
     nchwc_block: int = 0  # a CPU's onnxruntime NCHWc channel block (MLAS: 8 on AVX2, 16 on AVX-512); 0: none
+    fit: dict = field(default_factory=dict)  # FIT_NOTES found in [efficiency]
     path: str = ""
     runtime: str = ""  # not in the file: a runtime a caller binds to the device (search); "" = the class default
 
@@ -78,6 +93,14 @@ class Device:
     def achievable_bandwidth(self) -> float:
         return self.bandwidth * self.efficiency["bandwidth"]
 
+    def class_efficiency(self, kind: str, runtime: str | None = None) -> float:
+        """A kernel class's factor on top of its unit's and the bandwidth's efficiency under `runtime` (1 where
+        not given, or where the file names the runtimes its factors describe and this is not one of them)."""
+        runtimes = self.fit.get(CLASS_RUNTIMES)
+        if runtimes is not None and runtime is not None and runtime not in runtimes:
+            return 1.0
+        return self.efficiency.get(kind, 1.0)
+
     def as_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "class": self.kind,
                 "memory_bytes": self.memory_bytes, "bandwidth_bytes_per_s": self.bandwidth,
@@ -101,19 +124,24 @@ PEAKS = Map(figure(1e12), known=tuple(DTYPES), noun="precision", nonempty=True,
             expect="a table of peak TFLOPS per precision")
 SHARE = Number(positive=True, lo=0, hi=1, expect="a share of peak, more than 0 and at most 1")
 TILE = Number(whole=True, lo=1, hi=4096)
+CLASS_FACTOR = Number(positive=True, lo=0, hi=4, default=None, expect="a factor more than 0 and at most 4")
 # A device file: each key's type, unit and bounds. Device's field for each is named in device_from_table.
 DEVICE = Table({
     "name": Text(), "description": Text(), "class": Text(choices=CLASSES),
     "memory_gb": figure(1 << 30, int), "bandwidth_gbs": figure(1e9), "onchip_mb": figure(1 << 20, int),
     "launch_overhead_us": figure(1e-6),
     "matrix": PEAKS, "vector": PEAKS,
-    "efficiency": Table({"matrix": SHARE, "vector": SHARE, "bandwidth": SHARE}),
+    # [efficiency]: shares of peak, optional kernel-class factors on top (KERNEL_CLASSES), and what a fit records
+    "efficiency": Table({"matrix": SHARE, "vector": SHARE, "bandwidth": SHARE,
+                         **{k: CLASS_FACTOR for k in KERNEL_CLASSES},
+                         **{k: Text(default=None) for k in FIT_NOTES}, CLASS_RUNTIMES: Names(default=None)}),
     "sources": Map(Text(nonempty=True, expect="its source (a non-empty string)")),
     # optional: [matrix_tile] fp16 = { m = 8, n = 8, k = 8 }: the padding granularity of matrix work per precision
     "matrix_tile": Map(Table({"m": TILE, "n": TILE, "k": TILE}, build=lambda m, n, k: (m, n, k)), known=tuple(DTYPES),
                        noun="precision", default={}),
     # optional: [interconnect] GB/s figures (see INTERCONNECT)
-    "interconnect": Table({k: figure(1e9, default=None) for k in INTERCONNECT}, default=EMPTY,
+    "interconnect": Table({k: figure(1e-6 if k == "allreduce_latency_us" else 1e9, default=None)
+                           for k in INTERCONNECT}, default=EMPTY,
                           build=lambda **kw: {k: v for k, v in kw.items() if v is not None}),
     "nchwc_block": Number(whole=True, choices=(0, 4, 8, 16, 32), default=0,
                           expect="8 (AVX2), 16 (AVX-512), 4, 32 or 0 (no blocked layout)"),
@@ -126,10 +154,13 @@ def device_from_table(table: dict, where: str) -> Device:
     for key in (*SOURCED, *(k for k in OPTIONAL if k in table)):
         if key not in v["sources"]:
             raise DeviceError(f"{where}: sources.{key}: every figure needs its source (a non-empty string)")
+    notes = (*FIT_NOTES, CLASS_RUNTIMES)
+    efficiency = {k: x for k, x in v["efficiency"].items() if k not in notes and x is not None}
+    fit = {k: v["efficiency"][k] for k in notes if v["efficiency"][k] is not None}
     return Device(
         name=v["name"], description=v["description"], kind=v["class"], memory_bytes=v["memory_gb"],
         bandwidth=v["bandwidth_gbs"], onchip_bytes=v["onchip_mb"], launch_overhead_s=v["launch_overhead_us"],
-        matrix=v["matrix"], vector=v["vector"], efficiency=v["efficiency"], sources=v["sources"],
+        matrix=v["matrix"], vector=v["vector"], efficiency=efficiency, fit=fit, sources=v["sources"],
         matrix_tile=v["matrix_tile"], interconnect=v["interconnect"], nchwc_block=v["nchwc_block"])
 
 

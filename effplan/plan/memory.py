@@ -212,6 +212,7 @@ OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}  # state tens
 # (activation and activation-gradient bytes, weight bytes per param, weight-gradient bytes, optimizer bytes per slot)
 PRECISIONS = {
     "fp32": (4, 4, 4, 4),
+    "tf32": (4, 4, 4, 4),  # fp32 storage, TF32 matrix math (torch.backends.cuda.matmul/cudnn.allow_tf32)
     "fp16": (2, 2, 2, 2),
     "bf16": (2, 2, 2, 2),
     "mixed": (2, 6, 4, 4),  # fp32 master weights + the half-precision copy autocast keeps; fp32 grads and state

@@ -1,7 +1,8 @@
-"""Roofline latency: each kernel takes max(compute time, memory time) on a device, with the launch
-overhead of the runtime that runs it (specs/runtimes/*.toml, plan/runtime.py): a floor under every
-kernel where the host queues launches ahead of the device ("async"), added to it where the same
-cores dispatch and compute ("serial").
+"""Roofline latency: each kernel takes max(compute time, memory time) on a device (at its unit's and its
+kernel class's efficiency), and the kernels run as one stream with the host's launches (sequence): the
+runtime's per-op host time (specs/runtimes/*.toml, plan/runtime.py) is paid by the host ahead of the device
+where launches are asynchronous ("async": a kernel waits only when the host is behind), before every kernel
+where the same cores dispatch and compute ("serial"); the runtime's fixed host time per step comes first.
 
 Which ops run as one kernel is the runtime's (see kernel_groups): eager PyTorch runs one kernel per
 framework op, a TensorRT-style engine ("fused") runs conv + BN + activation + residual Add as one,
@@ -14,11 +15,13 @@ other op on the vector unit); the rest on the vector unit.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..base.errors import EffplanError
 from ..base.units import dtype_size
 from ..graph.ops import ACTIVATION, ANCHOR, NORM, OPS, POINTWISE, RESIDUAL, VIEW, node_cost
 from ..graph.builder import readers as tensor_readers
@@ -50,17 +53,33 @@ class Kernel:
     overhead_s: float
     overlap: str = "serial"  # async: the launch overhead is a floor under the kernel; serial: it adds to it
     tile_loss: float = 0.0  # share of the matrix unit's work spent on padding to its tile
+    fixed_s: float = 0.0  # host time nothing overlaps: the runtime's per-step host cost, on a step's first kernel
+
+    wait_s: float | None = None  # device idle before it, waiting for the host to launch it (see sequence)
+    kind: str = "elementwise"  # its class (hardware.KERNEL_CLASSES): the device's class efficiency applies
+
+    @property
+    def device_s(self) -> float:
+        return np.maximum(self.compute_s, self.memory_s)  # numpy: sides may be arrays
 
     @property
     def time_s(self) -> float:
-        device = np.maximum(self.compute_s, self.memory_s)  # numpy: sides may be arrays
-        return np.maximum(device, self.overhead_s) if self.overlap == "async" else device + self.overhead_s
+        """Its share of the sequence's time: device time plus the wait for the host (sequence); a kernel
+        outside a sequence costs max(device, launch) (async) or device + launch (serial)."""
+        device = self.device_s
+        if self.wait_s is not None:
+            return device + self.wait_s + self.fixed_s
+        launched = np.maximum(device, self.overhead_s) if self.overlap == "async" else device + self.overhead_s
+        return launched + self.fixed_s
 
     @property
     def bound(self) -> str:
-        if self.overhead_s > max(self.compute_s, self.memory_s):
-            return "overhead"
-        return "compute" if self.compute_s >= self.memory_s else "memory"
+        """host where the device waits longer for the host than it computes; else compute or memory,
+        whichever of the two is longer."""
+        host = (self.overhead_s if self.wait_s is None else self.wait_s) + self.fixed_s
+        if np.all(host > self.device_s):
+            return "host"
+        return "compute" if np.all(self.compute_s >= self.memory_s) else "memory"
 
     @property
     def intensity(self) -> float:
@@ -254,6 +273,17 @@ def nchwc_reorders(graph, groups: list[list[str]], block: int) -> list[tuple[int
     return found
 
 
+def kernel_class(graph, name: str) -> str:
+    """A node's kernel class (hardware.KERNEL_CLASSES): a Conv is conv (one group), depthwise (one input channel a
+    group) or grouped; Gemm and MatMul gemm; every other op elementwise (memory-bound elementwise and reductions)."""
+    node = graph.nodes[name]
+    if node["op"] == "Conv":
+        weight = next((w.shape for w in node["weights"] if w.role == "W"), None)
+        group = node["attrs"].get("group", 1)
+        return "conv" if group == 1 else "depthwise" if weight is not None and weight[1] == 1 else "grouped"
+    return "gemm" if node["op"] in ("Gemm", "MatMul") else "elementwise"
+
+
 def unit_of(graph, name: str) -> str:
     node, tensors = graph.nodes[name], graph.graph["tensors"]
     return OPS[node["op"]].unit_of(node["attrs"], [tensors[t] for t in node["inputs"]],
@@ -285,17 +315,20 @@ def _where(condition, yes, no):
 
 
 def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | str | None = None,
-            shapes: dict | None = None) -> list[Kernel]:
+            shapes: dict | None = None, casts: bool | None = None) -> list[Kernel]:
     """Every kernel of a graph as `runtime` runs it (default: the device class's), timed on a device
     at a precision (default: the device's preferred_dtype; `shapes`: see costs.node_cost).
 
     Each kernel reads the tensors it does not make and its weights and writes what a later kernel or
     the caller reads. On-chip rule: a tensor written by one kernel and read by the next kernel only
     costs no device-memory traffic (neither the write nor the read) when it and everything that next
-    kernel writes fit in the device's on-chip memory (`onchip_mb`: L2, CMEM, SRAM) together."""
+    kernel writes fit in the device's on-chip memory (`onchip_mb`: L2, CMEM, SRAM) together.
+    `casts`: whether weights are cast to `dtype` before each weighted op (default: the runtime's [host]
+    weight_casts at a half precision, as autocast does; a model already in half precision has none)."""
     rt = runtime_for(device, runtime)
     dtype = dtype or device.preferred_dtype
     size = dtype_size(dtype)
+    casts = rt.weight_casts and dtype in HALF if casts is None else casts
     tensors = shapes or graph.graph["tensors"]
     nodes = graph.nodes
     rates = {unit: device.compute(unit, dtype) for unit in ("matrix", "vector")}
@@ -331,9 +364,12 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
             loss = 1 - main_cost.macs / padded if tile is not None else 0.0
         vector_flops = total_flops - (main_cost.flops if unit == "matrix" else 0)
         record = {"group": group, "node": node, "main": group[main], "reads": reads, "writes": writes,
+                  "kind": kernel_class(graph, group[main]),
                   "weights": weight_bytes, "macs": sum(c.macs for c in costs), "flops": total_flops,
                   "unit": unit, "matrix": matrix_flops, "vector": vector_flops, "loss": loss,
                   "op": "+".join(nodes[n]["op"] for n in group), "extra": {}, "at": at}
+        if casts and _fusion(node["op"]) == ANCHOR and weight_bytes:
+            records.append(_weight_cast(record, size))
         bias = next((w for w in node["weights"] if w.role == "B"), None)
         if rt.conv_bias == "separate" and node["op"] == "Conv" and bias is not None and len(group) == 1:
             out, before = node["outputs"][0], node["outputs"][0] + "#before-bias"
@@ -343,7 +379,7 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
                           extra={before: tensors[out]})
             record["matrix" if unit == "matrix" else "vector"] -= elements
             records.append(record)
-            record = {**record, "reads": {before}, "writes": writes, "weights": bias_bytes, "macs": 0,
+            record = {**record, "reads": {before}, "writes": writes, "weights": bias_bytes, "macs": 0, "kind": "elementwise",
                       "flops": elements, "unit": "vector", "matrix": 0, "vector": elements, "loss": 0.0,
                       "op": "Add(bias)", "extra": {before: tensors[out]}}
         records.append(record)
@@ -368,13 +404,31 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
     bandwidth = device.achievable_bandwidth
     overhead = rt.overhead(device)
     result = []
-    for r, kept in zip(records, onchip):
+    for i, (r, kept) in enumerate(zip(records, onchip)):
         moved = sum(size_of(t, r) for t in r["reads"] | r["writes"]) + r["weights"] - kept
         node = r["node"]
+        factor = device.class_efficiency(r["kind"], rt.name)
         result.append(Kernel(r["main"], r["op"], node["stage"], node["block"], tuple(r["group"]), r["macs"],
-                             r["flops"], moved, r["unit"], r["matrix"] / rates["matrix"] + r["vector"] / rates["vector"],
-                             moved / bandwidth, overhead, rt.overlap, r["loss"]))
-    return result
+                             r["flops"], moved, r["unit"],
+                             (r["matrix"] / rates["matrix"] + r["vector"] / rates["vector"]) / factor,
+                             moved / bandwidth / factor, overhead, rt.overlap, r["loss"],
+                             rt.host_step_s if i == 0 else 0.0, kind=r["kind"]))
+    return sequence(result)
+
+
+HALF = ("fp16", "bf16")
+
+
+def _weight_cast(record: dict, size: int) -> dict:
+    """torch.autocast's cast of a conv's or GEMM's fp32 weight to half precision before the op (PyTorch docs,
+    'Automatic Mixed Precision package': ops in the float16 list cast their inputs; aten/src/ATen/autocast_mode.cpp
+    cached_cast, whose cache lives only as long as the autocast region, so a step casts again): one elementwise
+    kernel that reads 4 bytes a weight and writes `size`. The bias (a vector) is cast too but rides in the same
+    count: the record's weight bytes are at half precision already."""
+    elements = record["weights"] // size
+    return {**record, "group": [], "main": f"{record['main']}#cast", "reads": set(), "writes": set(), "kind": "elementwise",
+            "weights": elements * (4 + size), "macs": 0, "flops": 0, "unit": "vector", "matrix": 0, "vector": 0,
+            "loss": 0.0, "op": "Cast(weight)", "extra": {}}
 
 
 def _with_reorders(records: list, reorders: list, nodes, tensors) -> list:
@@ -386,7 +440,7 @@ def _with_reorders(records: list, reorders: list, nodes, tensors) -> list:
             _, t, kind = pending.pop(0)
             copy = f"{t}#{kind}"
             owner = record or result[-1]
-            result.append({"group": [], "node": owner["node"], "main": f"{t}.{kind}", "reads": {t},
+            result.append({"group": [], "node": owner["node"], "main": f"{t}.{kind}", "reads": {t}, "kind": "elementwise",
                            "writes": {copy}, "weights": 0, "macs": 0, "flops": 0, "unit": "vector", "matrix": 0,
                            "vector": 0, "loss": 0.0, "op": kind, "extra": {copy: tensors[t]}, "at": owner["at"]})
             if record is not None and t in record["reads"]:
@@ -406,6 +460,44 @@ def kernel_time(kernel: Kernel) -> float:
     return kernel.time_s
 
 
+BOUNDS = ("compute", "memory", "host")
+
+
+def sequence(kernels: list[Kernel]) -> list[Kernel]:
+    """Kernels as one stream runs them, each with the time the device waits for the host (wait_s).
+
+    The host spends each kernel's overhead_s (Python call, dispatcher, launch) before the kernel can start.
+    async (CUDA's asynchronous launches: the host queues kernels ahead of the device; CUDA Programming Guide,
+    'Asynchronous Concurrent Execution'): the host goes on to the next op at once, so kernel i is launched at
+    H_i = h_1 + ... + h_i and starts at max(H_i, the end of kernel i-1); a run of long kernels lets the host
+    run ahead and hides the launches of the short ones after it. serial (the same cores dispatch and compute):
+    the host launches kernel i only once kernel i-1 is done, so each waits its own h_i. A kernel's fixed_s
+    (the step's host cost) comes before everything after it."""
+    out, launched, finished = [], 0.0, 0.0
+    for k in kernels:
+        if k.fixed_s:  # the step's fixed host cost: nothing runs beside it
+            finished = finished + k.fixed_s
+            launched = np.maximum(launched + k.fixed_s, finished)
+        if k.overlap == "async":
+            launched = launched + k.overhead_s
+            wait = np.maximum(launched - finished, 0.0)
+        else:
+            wait = k.overhead_s
+        finished = finished + wait + k.device_s
+        if k.overlap != "async":
+            launched = finished
+        out.append(dataclasses.replace(k, wait_s=wait))
+    return out
+
+
+def step_bound(kernels) -> str:
+    """What bounds a sequence of kernels: the bound whose kernels take the most time (BOUNDS)."""
+    time = dict.fromkeys(BOUNDS, 0.0)
+    for k in kernels:
+        time[k.bound] += float(k.time_s)
+    return max(BOUNDS, key=time.get)
+
+
 @dataclass(frozen=True)
 class Roofline:
     device: Device
@@ -413,6 +505,7 @@ class Roofline:
     batch: int
     kernels: tuple[Kernel, ...]
     runtime: Runtime
+    input_rate: float | None = None  # images/s the input pipeline delivers; None: not modelled (excluded)
 
     @property
     def fused(self) -> bool:
@@ -424,7 +517,17 @@ class Roofline:
 
     @property
     def images_per_s(self) -> float:
-        return self.batch / self.latency_s
+        """batch / latency, capped at the input pipeline's rate where one is given."""
+        rate = self.batch / self.latency_s
+        return rate if self.input_rate is None else min(rate, self.input_rate)
+
+    @property
+    def bound(self) -> str:
+        """What bounds the whole pass: compute, memory or host (step_bound), or input where the input
+        pipeline's rate caps the throughput."""
+        if self.input_rate is not None and self.input_rate < self.batch / self.latency_s:
+            return "input"
+        return step_bound(self.kernels)
 
     @property
     def utilisation(self) -> float:
@@ -433,9 +536,12 @@ class Roofline:
 
 
 def roofline(graph, device: Device, dtype: str | None = None, batch: int = 1,
-             runtime: Runtime | str | None = None) -> Roofline:
+             runtime: Runtime | str | None = None, input_rate: float | None = None) -> Roofline:
     """The roofline of a graph on a device as `runtime` runs it (default: the device class's; `eager`: one
-    kernel per framework op, nothing fused) at `dtype` (default: the device's preferred_dtype)."""
+    kernel per framework op, nothing fused) at `dtype` (default: the device's preferred_dtype); `input_rate`
+    (images/s) caps the throughput where the input pipeline is known."""
     rt = runtime_for(device, runtime)
     dtype = dtype or device.preferred_dtype
-    return Roofline(device, dtype, batch, tuple(kernels(graph, device, dtype, rt)), rt)
+    if input_rate is not None and not input_rate > 0:
+        raise EffplanError(f"--input-rate must be positive images/s, got {input_rate:g}")
+    return Roofline(device, dtype, batch, tuple(kernels(graph, device, dtype, rt)), rt, input_rate)

@@ -35,6 +35,7 @@ REORDERS = ("none", "cudnn-internal", "nchwc")
 # how data parallelism's gradient all-reduce meets backward: bucketed (DDP: buckets all-reduced while earlier layers'
 # backward runs) or after-backward (one cross-replica sum once backward ends: not overlapped)
 ALLREDUCE = ("bucketed", "after-backward")
+OPTIMIZER_LAUNCHES = ("single", "fused", "foreach", "for-loop")
 
 
 def _table(keys: dict, **kw) -> Table:
@@ -72,6 +73,19 @@ RUNTIME = _table({
     "training": _table({"trains": Flag(default=False), "allreduce": Text(choices=ALLREDUCE, default="after-backward"),
                         "source": Text(default="", expect="whether it trains, and how its all-reduce overlaps "
                                                           "backward: a source")}, default=EMPTY),
+    # [host] (optional): what the host pays beyond each kernel's launch ([launch] overhead_s: a Python call, the
+    # dispatcher and cudaLaunchKernel per kernel)
+    "host": _table({
+        # seconds per step outside any kernel: the Python loop, the synchronisation that ends the step, a CUDA
+        # graph's or compiled program's launch
+        "step_s": Number(lo=0, hi=1, default=0.0),
+        # seconds per backward kernel: the autograd engine's C++ dispatch and launch (default: [launch] overhead_s)
+        "backward_op_s": Number(lo=0, hi=1, default=None),
+        # at half precision every weighted conv/GEMM casts its fp32 weight first (torch.autocast), every step
+        "weight_casts": Flag(default=False),
+        # how the update is launched: one compiled kernel, fused, foreach or a per-parameter loop (plan/training.py)
+        "optimizer_launch": Text(choices=OPTIMIZER_LAUNCHES, default="single"),
+        "source": Text(default="", expect="the host figures' source")}, default=EMPTY),
     "about": Map(Free(), default=None),
 }, moved={"squeeze_excite": "[about.squeeze_excite]", "precision": "[about.precision]"})
 
@@ -104,11 +118,18 @@ class Runtime:
     trains: bool = False  # [training]: whether effplan train may time a step under it
     allreduce: str = "after-backward"  # [training]: one of ALLREDUCE
     training_source: str = ""
+    host_step_s: float = 0.0  # [host] step_s: serial, once a step
+    backward_op_s: float | None = None  # [host] backward_op_s; None: the launch overhead
+    weight_casts: bool = False  # [host] weight_casts
+    optimizer_launch: str = "single"  # [host] optimizer_launch
     sources: tuple[str, ...] = ()
     path: str = field(default="", compare=False)
 
     def overhead(self, device) -> float:
         return device.launch_overhead_s if self.overhead_s is None else self.overhead_s
+
+    def backward_overhead(self, device) -> float:
+        return self.overhead(device) if self.backward_op_s is None else self.backward_op_s
 
     def anchors_at(self, op: str) -> bool:
         return op in self.anchors or (ANCHOR in self.anchors and op in OPS and OPS[op].fusion == ANCHOR)
@@ -122,7 +143,9 @@ class Runtime:
         return {"name": self.name, "description": self.description, "device_classes": list(self.device_classes),
                 "launch_overhead_s": self.overhead_s, "launch_overlap": self.overlap,
                 "fusion": self.fusion, "epilogue_kernel": self.epilogue_kernel, "tile_padding": self.tile_padding,
-                "trains": self.trains, "allreduce": self.allreduce if self.trains else None, "path": self.path}
+                "trains": self.trains, "allreduce": self.allreduce if self.trains else None,
+                "host_step_s": self.host_step_s, "backward_op_s": self.backward_op_s, "weight_casts": self.weight_casts,
+                "path": self.path}
 
 
 def runtime_from_table(table: dict, where: str, stem: str | None = None) -> Runtime:
@@ -144,7 +167,9 @@ def runtime_from_table(table: dict, where: str, stem: str | None = None) -> Runt
     if table.get("training") and not isinstance(table["training"].get("source"), str):
         raise RuntimeSpecError(f"{at / 'training' / 'source'}: whether it trains, and how its all-reduce overlaps "
                                f"backward, need a source")
-    overhead = launch["overhead_s"]
+    if table.get("host") and not v["host"]["source"]:
+        raise RuntimeSpecError(f"{at / 'host' / 'source'}: the host figures need their source")
+    overhead, host = launch["overhead_s"], v["host"]
     return Runtime(
         name=head["name"], description=head["description"], device_classes=head["device_classes"],
         overhead_s=None if overhead == "device" else float(overhead), overlap=launch["overlap"],
@@ -155,7 +180,9 @@ def runtime_from_table(table: dict, where: str, stem: str | None = None) -> Runt
         pointwise_chains=fusion["pointwise_chains"], reductions_fuse_producer=fusion["reductions_fuse_producer"],
         consumer_fusion=fusion["consumer_fusion"], tile_padding=v["matrix"]["tile_padding"],
         reorders=v["layout"]["reorders"], trains=training["trains"], allreduce=training["allreduce"],
-        training_source=training["source"] or "", sources=head["sources"])
+        training_source=training["source"] or "", sources=head["sources"], host_step_s=float(host["step_s"]),
+        backward_op_s=None if host["backward_op_s"] is None else float(host["backward_op_s"]),
+        weight_casts=host["weight_casts"], optimizer_launch=host["optimizer_launch"])
 
 
 def builtin_runtime_paths() -> dict[str, Path]:

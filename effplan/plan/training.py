@@ -2,7 +2,9 @@
 parallelism, and the hours of a whole run, with EfficientNetV2's progressive learning.
 
 Every kernel is timed as the roofline times one (roofline.Kernel: max(FLOPs / the achievable rate of
-its unit, bytes moved / achievable bandwidth) + launch overhead); this module only says which
+its unit, bytes moved / achievable bandwidth), both at its kernel class's efficiency), and the whole step
+(forward, recomputed blocks, backward, update) runs as one stream with the host's launches
+(roofline.sequence: backward kernels at the runtime's [host] backward_op_s). This module says which
 kernels a training step runs and what each one computes and moves. The rules, each with its source:
 
 Forward
@@ -29,7 +31,8 @@ Backward (one kernel per op under `eager`; `compiled` and `xla` fuse elementwise
     memory.py sizes from the op table's `saves`), its output gradient, and it writes each input
     gradient once; FLOPs per element from its entry's `backward`. One kernel per op, reading each
     tensor once: a lower bound where autograd runs more than one (a broadcast Mul's gradient is a multiply and a
-    sum). Views and same-shape Adds pass the gradient on untouched (no kernel); Concat's gradient is
+    sum). BatchNorm where elementwise chains do not fuse (eager): a reduction and an elementwise pass
+    (BN_BACKWARD). A conv's gradients are kernel classes of their own (conv/depthwise/grouped _dgrad, _wgrad). Views and same-shape Adds pass the gradient on untouched (no kernel); Concat's gradient is
     slices of dY (views): Backward.kernel and broadcast_only.
   A tensor read by k ops gets k gradients, summed by the autograd engine: k - 1 add kernels
     (torch/csrc/autograd/input_buffer.cpp accumulate), each reading two and writing one.
@@ -47,22 +50,25 @@ Backward (one kernel per op under `eager`; `compiled` and `xla` fuse elementwise
     (fuse_backward). Convolution backward stays its own library/MXU kernels in both runtimes (no
     output or input fusion of elementwise gradients into them: a stated simplification for `xla`).
 
-Optimizer (one memory-bound pass over every parameter: PyTorch's foreach/fused multi-tensor kernels)
-  reads and writes the weights at master precision, reads the gradient, reads and writes each state
-  slot (memory.py's OPTIMIZER_SLOTS); `mixed` also writes the half-precision copy autocast makes of each weight
-  once a step (reading the fp32 master: 6 bytes a parameter), and at fp16 GradScaler unscales the
-  gradients in place (read and write: 8 bytes). bf16 needs no scaler. Runs on the vector unit in fp32.
+Optimizer (memory-bound over every parameter, launched as the runtime's [host] optimizer_launch says:
+  OPTIMIZER_OPS, CHUNK_TENSORS) reads and writes the weights at master precision, reads the gradient, reads
+  and writes each state slot (memory.py's OPTIMIZER_SLOTS); `mixed` also writes the half-precision copy
+  autocast makes of each weight once a step (reading the fp32 master: 6 bytes a parameter; under a runtime
+  with [host] weight_casts these are the forward's cast kernels instead), and at fp16 GradScaler unscales the
+  gradients in place (read and write: 8 bytes; its own launches where the update is launched). bf16 needs
+  no scaler. Runs on the vector unit in fp32.
 
 Data parallel (`devices` > 1): the gradients (params x gradient bytes) are summed by a ring
-  all-reduce: each device sends and receives 2 (N - 1) / N of them over its slowest link (bandwidth
-  term only; per-hop latency left out). Overlap by runtime (its file's [training] allreduce, with its
-  source): `bucketed` (PyTorch DDP all-reduces 25 MiB buckets while the backward of earlier layers runs,
-  so only what exceeds the backward time, and at least the last bucket, is exposed) or `after-backward`
-  (XLA's cross-replica sum runs after the backward: not overlapped). Whether a runtime trains at all
+  all-reduce: each device sends and receives 2 (N - 1) / N of them at the link's bus bandwidth, plus the
+  link's latency per call. Overlap by runtime (its file's [training] allreduce, with its source):
+  `bucketed` (bucketed_allreduce_s: DDP's buckets all-reduced as the backward fills them, one call after
+  another; what ends after the backward is exposed) or `after-backward` (XLA's cross-replica sum runs
+  after the backward: not overlapped). `input_rate`: the step waits for the input pipeline where it is slower. Whether a runtime trains at all
   is its [training] trains; the default per device class is runtime.py's DEFAULT_TRAINING_RUNTIME.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -74,7 +80,7 @@ from ..graph.ops import (ACTIVATION, MATRIX, NORM, OPS, POINTWISE, RESIDUAL, VEC
 from .hardware import Device
 from .memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS, _saved_by, refuse_untrainable,
                      training_memory)
-from .roofline import Kernel, kernels as forward_kernels, unit_of
+from .roofline import Kernel, kernel_class, kernels as forward_kernels, sequence, unit_of
 from .runtime import Runtime, runtime_for, training_runtime_for
 
 # What each op's backward computes is its entry's `backward` in the op table (graph/ops.py). A composite op
@@ -92,12 +98,30 @@ OPTIMIZER_FLOPS = {"sgd": 2, "momentum": 4, "adam": 12, "adamw": 14}
 MASTER_BYTES = {p: weight - (act if p == "mixed" else 0) for p, (act, weight, _, _) in PRECISIONS.items()}
 HALF_COPY_BYTES = MASTER_BYTES["mixed"] + PRECISIONS["mixed"][0]  # autocast reads the master, writes the copy
 SCALER_BYTES = 8  # fp16 mixed precision: GradScaler's unscale reads and writes each fp32 gradient
-DDP_BUCKET_BYTES = 25 << 20  # a bucketed all-reduce's bucket (DDP's bucket_cap_mb=25)
+DDP_BUCKET_BYTES = 25 << 20
+DDP_FIRST_BUCKET_BYTES = 1 << 20  # DDP's first bucket (dist._DEFAULT_FIRST_BUCKET_BYTES): small, so it starts early
+# BatchNorm's backward in training where elementwise chains do not fuse (eager), as PyTorch's CUDA kernels run it
+# (aten/src/ATen/native/cuda/Normalization.cuh: batch_norm_backward_reduce, then batch_norm_backward_elemt; cuDNN's
+# batch-norm backward likewise makes a reduction pass and an elementwise pass): FLOPs per input element of
+# (the reduction: x_hat 2, sum dy 1, sum dy x_hat 2; the elementwise pass: x_hat again 2, dx 3). Each reads the
+# saved input and dY; the reduction writes the scale and shift gradients, the elementwise pass dX.
+BN_BACKWARD = (5, 5)
+# The update as launched (runtime [host] optimizer_launch): single (compiled into one kernel: XLA), fused (one
+# kernel per chunk of tensors: torch.optim's fused=True), foreach (one launch per operation per chunk: the default
+# on CUDA since PyTorch 2.0, torch.optim docs 'Algorithms: foreach and fused implementations'), for-loop (one launch
+# per operation per parameter tensor: foreach=False). A chunk: multi_tensor_apply's at most 110 tensors a launch
+# (aten/src/ATen/native/cuda/MultiTensorApply.cuh depth_to_max_tensors for one tensor list; fewer for more lists,
+# not modelled). Operations per update (torch/optim/sgd.py, adam.py, adamw.py _multi_tensor_*): SGD 1 (add), momentum
+# 3 (buffer mul, add, param add), Adam about 7 (lerp, mul, addcmul, sqrt, div, add, addcdiv), AdamW 8 (+ decay mul).
+OPTIMIZER_OPS = {"sgd": 1, "momentum": 3, "adam": 7, "adamw": 8}
+CHUNK_TENSORS = 110  # a bucketed all-reduce's bucket (DDP's bucket_cap_mb=25)
 
 
 def compute_dtype(device: Device, precision: str) -> str:
     """The precision the step's arithmetic runs at: mixed is the device's half precision
-    (Device.half_dtype), else the precision asked."""
+    (Device.half_dtype), else the precision asked. tf32 keeps fp32 tensors and runs convolutions and matrix
+    products on the TF32 matrix unit (PyTorch docs, 'CUDA semantics: TensorFloat-32 (TF32) on Ampere (and
+    later) devices': torch.backends.cudnn.allow_tf32 defaults to True; elementwise work stays fp32)."""
     if precision not in PRECISIONS:
         raise EffplanError(f"unknown precision '{precision}'; known: {', '.join(PRECISIONS)}")
     if precision == "mixed":
@@ -106,19 +130,24 @@ def compute_dtype(device: Device, precision: str) -> str:
             raise EffplanError(f"device {device.name} has no half-precision matrix unit for mixed precision; "
                                f"use --precision fp32")
         return half
+    if precision == "tf32" and "tf32" not in device.matrix:
+        raise EffplanError(f"device {device.name} has no TF32 matrix unit; use --precision fp32 or mixed")
     return precision
 
 
 # ---- the kernels of one step ----
 
-def _kernel(name, op, node, macs, flops, moved, unit, device, dtype, rt: Runtime, padded: int | None = None) -> Kernel:
+def _kernel(name, op, node, macs, flops, moved, unit, device, dtype, rt: Runtime, padded: int | None = None,
+            kind: str = "elementwise") -> Kernel:
     """A kernel timed as roofline times one: its FLOPs on `unit` (matrix work padded to the tile:
-    `padded` MACs), its bytes at the achievable bandwidth, the runtime's launch overhead."""
+    `padded` MACs), its bytes at the achievable bandwidth, both at its class's efficiency (`kind`), the
+    runtime's launch overhead."""
     extra = 2 * (padded - macs) if padded is not None else 0
     loss = 1 - macs / padded if padded else 0.0
+    factor = device.class_efficiency(kind, rt.name)
     return Kernel(name, op, node["stage"], node["block"], (name,), int(macs), int(flops), int(moved), unit,
-                  (flops + extra) / device.compute(unit, dtype), moved / device.achievable_bandwidth,
-                  rt.overhead(device), rt.overlap, loss)
+                  (flops + extra) / device.compute(unit, dtype) / factor, moved / device.achievable_bandwidth / factor,
+                  rt.overhead(device), rt.overlap, loss, kind=kind)
 
 
 def _ceil_to(dim: int, multiple: int) -> int:
@@ -218,13 +247,15 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
             bias = size(out) if any(w.role == "B" for w in node["weights"]) else 0
             dx_gemm, dw_gemm = gradient_gemms(graph, name) or (None, None)
             on_tiles = tile if unit == MATRIX else None
+            kind = kernel_class(graph, name)  # conv, depthwise, grouped: its gradients have classes of their own
+            grads = (f"{kind}_dgrad", f"{kind}_wgrad") if kind != "gemm" else ("gemm", "gemm")
             if x in needs:
                 result.append(_kernel(f"{name}#dX", f"{op}(input gradient)", node, cost.macs, 2 * cost.macs,
                                       dy + params * act + size(x) * act, unit, device, dtype, rt,
-                                      _padded(cost.macs, dx_gemm, on_tiles)))
+                                      _padded(cost.macs, dx_gemm, on_tiles), grads[0]))
             result.append(_kernel(f"{name}#dW", f"{op}(weight gradient)", node, cost.macs, 2 * cost.macs + bias,
                                   dy + size(x) * act + params * grad, unit, device, dtype, rt,
-                                  _padded(cost.macs, dw_gemm, on_tiles)))
+                                  _padded(cost.macs, dw_gemm, on_tiles), grads[1]))
             continue
         if back.products and len(inputs) >= 2:  # a product of activations (attention's q @ k^T)
             cost, unit = node_cost(graph, name, act), unit_of(graph, name)
@@ -243,6 +274,10 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
             continue
         if back.broadcast_only and all(tensors[t] == tensors[out] for t in inputs):
             continue  # dY passes to every operand untouched
+        if (op == "Mul" and not whole and len(inputs) == 2 and len(set(map(tensors.get, inputs))) == 2
+                and set(inputs) <= needs and not (rt.fusion and rt.pointwise_chains)):
+            result += broadcast_mul_backward(name, node, inputs, out, tensors, act, device, dtype, rt)
+            continue
         flops = back.flops_of(node["attrs"], tensors[out])
         if flops is None and back.products:  # one operand (an einsum that sums or permutes): dY expanded back
             flops = 0
@@ -253,6 +288,13 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
             saved = {t: b for t, b in saved.items() if t not in tensors}
         written = sum(size(t) for t in wanted) * act
         elements = size(inputs[0]) if back.per_input else size(out)
+        if back.statistics and not (rt.fusion and rt.pointwise_chains):  # BN_BACKWARD: two kernels
+            reads = sum(saved.values()) + dy
+            result.append(_kernel(f"{name}#dreduce", f"{kind}(backward reduce)", node, 0,
+                                  BN_BACKWARD[0] * elements, reads + params * grad, VECTOR, device, dtype, rt))
+            result.append(_kernel(f"{name}#d", f"{kind}(backward)", node, 0, BN_BACKWARD[1] * elements,
+                                  reads + written, VECTOR, device, dtype, rt))
+            continue
         result.append(_kernel(f"{name}#d", f"{kind}(backward)", node, 0, flops * elements,
                               sum(saved.values()) + dy + written + params * grad, VECTOR, device, dtype, rt))
         if OPS[op].fusion in ELEMENTWISE:
@@ -270,7 +312,20 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
                                       3 * size(t) * act, VECTOR, device, dtype, rt))
     if rt.fusion and rt.pointwise_chains:
         result = fuse_backward(result, chains, lambda t: size(t) * act, device, dtype, rt)
-    return result
+    host = rt.backward_overhead(device)  # the autograd engine launches these: [host] backward_op_s
+    return [dataclasses.replace(k, overhead_s=host) for k in result]
+
+
+def broadcast_mul_backward(name, node, inputs, out, tensors, act, device, dtype, rt) -> list[Kernel]:
+    """y = a * b with b broadcast (the SE scale x * gate) as eager autograd runs it (tools/autograd/derivatives.yaml
+    mul.Tensor: grad * other and grad * self, each then summed to its operand's shape, sum_to_size): the full-size
+    operand's gradient, one multiply (reads dY and the small operand, writes dA); the broadcast one's, a full-size
+    multiply (reads dY and the full operand, writes the product) and a reduction of it (reads it, writes dB)."""
+    full, small = sorted(inputs, key=lambda t: -math.prod(tensors[t]))
+    n, m = math.prod(tensors[out]), math.prod(tensors[small])
+    return [_kernel(f"{name}#d", "Mul(backward)", node, 0, n, (2 * n + m) * act, VECTOR, device, dtype, rt),
+            _kernel(f"{name}#dproduct", "Mul(backward product)", node, 0, n, 3 * n * act, VECTOR, device, dtype, rt),
+            _kernel(f"{name}#dsum", "Mul(backward sum)", node, 0, n, (n + m) * act, VECTOR, device, dtype, rt)]
 
 
 ELEMENTWISE = frozenset({NORM, ACTIVATION, RESIDUAL, POINTWISE})  # fusion classes whose backward chains fuse
@@ -316,28 +371,55 @@ def optimizer_bytes_per_param(precision: str, optimizer: str, half: str) -> int:
     return moved
 
 
-def optimizer_kernel(params: int, device: Device, precision: str, optimizer: str, dtype: str, rt: Runtime) -> Kernel:
+def optimizer_launches(tensors: int, optimizer: str, launch: str) -> int:
+    """Kernels the update launches for `tensors` parameter tensors (OPTIMIZER_OPS, CHUNK_TENSORS)."""
+    chunks = max(1, -(-tensors // CHUNK_TENSORS))
+    return {"single": 1, "fused": chunks, "foreach": OPTIMIZER_OPS[optimizer] * chunks,
+            "for-loop": OPTIMIZER_OPS[optimizer] * max(1, tensors)}[launch]
+
+
+def optimizer_kernels(params: int, device: Device, precision: str, optimizer: str, dtype: str, rt: Runtime,
+                      tensors: int = 1) -> list[Kernel]:
+    """The update as the runtime launches it: its bytes and FLOPs shared evenly over optimizer_launches kernels,
+    each paying the runtime's launch; with fp16 mixed precision under a launching runtime, GradScaler's
+    unscale-and-inf-check (one foreach launch a chunk: torch.cuda.amp.GradScaler, _amp_foreach_non_finite_check_
+    and_unscale_) and scale update (one kernel) before it."""
     update_dtype = "fp32" if "fp32" in device.vector else dtype
     moved = params * optimizer_bytes_per_param(precision, optimizer, dtype)
+    if rt.weight_casts and precision == "mixed":  # the half copies are the forward's cast kernels here
+        moved -= params * HALF_COPY_BYTES
     node = {"stage": "optimizer", "block": 0}
-    return _kernel("optimizer", f"{optimizer} update", node, 0, params * OPTIMIZER_FLOPS[optimizer], moved,
-                   VECTOR, device, update_dtype, rt)
+    launches = optimizer_launches(tensors, optimizer, rt.optimizer_launch)
+    flops = params * OPTIMIZER_FLOPS[optimizer]
+    out = []
+    if rt.optimizer_launch != "single" and precision == "mixed" and dtype == "fp16":
+        chunks = max(1, -(-tensors // CHUNK_TENSORS))
+        moved -= params * SCALER_BYTES
+        out += [_kernel(f"optimizer#unscale{i}", "GradScaler unscale+inf check", node, 0, params // chunks,
+                        params * SCALER_BYTES // chunks, VECTOR, device, update_dtype, rt) for i in range(chunks)]
+        out.append(_kernel("optimizer#scale", "GradScaler update", node, 0, 1, 8, VECTOR, device, update_dtype, rt))
+    name = lambda i: "optimizer" if launches == 1 else f"optimizer#{i}"  # noqa: E731
+    return out + [_kernel(name(i), f"{optimizer} update", node, 0, flops / launches, moved / launches, VECTOR,
+                          device, update_dtype, rt) for i in range(launches)]
 
 
 # ---- data parallel ----
 
 @dataclass(frozen=True)
 class Link:
-    bytes_per_s: float  # one way, per device
+    bytes_per_s: float  # the all-reduce's bus bandwidth per device (NCCL's busBw): one way over the ring
     kind: str  # nvlink, pcie, ici, network, none
     source: str
-
+    latency_s: float = 0.0  # per all-reduce call
 
 def device_link(device: Device) -> Link | None:
     """The slowest link of a ring of these devices in one host (one way, per device), from the device
     file's [interconnect] (bytes/s, plan/hardware.py), or None."""
     x = device.interconnect
     source = device.sources.get("interconnect", "")
+    latency = x.get("allreduce_latency_us", 0.0)
+    if "allreduce_busbw_gbs" in x:  # what NCCL's all-reduce reaches in a node of these devices (nccl-tests busbw)
+        return Link(x["allreduce_busbw_gbs"], "nvlink" if "nvlink_gbs" in x else "pcie", source, latency)
     if "nvlink_gbs" in x:  # total bidirectional over all links; NCCL's rings use every link, each way
         return Link(x["nvlink_gbs"] / 2, "nvlink", source)
     if "ici_link_gbs" in x:  # a ring along one torus axis: one ICI link a hop, one way
@@ -354,13 +436,44 @@ def ring_allreduce_s(gradient_bytes: int, devices: int, link_bytes_per_s: float)
     return 2 * (devices - 1) / devices * gradient_bytes / link_bytes_per_s
 
 
-def exposed_allreduce_s(allreduce_s: float, backward_s: float, gradient_bytes: int, overlap: str) -> float:
-    """What the all-reduce adds to a step: all of it after-backward; bucketed, what exceeds the backward,
-    and at least the last bucket (the first layers' gradients, ready only when backward ends)."""
-    if allreduce_s == 0 or overlap != "bucketed":
-        return allreduce_s
-    last = allreduce_s * min(1.0, DDP_BUCKET_BYTES / gradient_bytes) if gradient_bytes else 0.0
-    return max(allreduce_s - backward_s, last)
+def bucketed_allreduce_s(backward: list, gradient_of: dict, devices: int, link: Link) -> tuple[float, float]:
+    """(the whole all-reduce, the part the step waits for) as DDP runs it: gradients fill buckets in the order the
+    backward writes them (the first bucket 1 MiB, then 25 MiB: torch.nn.parallel.DistributedDataParallel,
+    bucket_cap_mb=25 and dist._DEFAULT_FIRST_BUCKET_BYTES); a bucket is all-reduced once it is full (the last
+    when the backward ends), one NCCL call after another on the communication stream, each call costing the
+    link's latency plus 2 (N - 1) / N of its bytes at the bus bandwidth. `gradient_of`: kernel name -> the
+    gradient bytes it completes. What ends after the backward is exposed; at least the last bucket."""
+    clock, cap, filled, ready = 0.0, DDP_FIRST_BUCKET_BYTES, 0, []
+    for k in backward:
+        clock += float(k.time_s)
+        filled += gradient_of.get(k.name, 0)
+        if filled >= cap:
+            ready.append((clock, filled))
+            cap, filled = DDP_BUCKET_BYTES, 0
+    if filled:
+        ready.append((clock, filled))
+    end = whole = 0.0
+    for when, size in ready:
+        call = link.latency_s + ring_allreduce_s(size, devices, link.bytes_per_s)
+        whole += call
+        end = max(end, when) + call
+    return whole, max(end - clock, 0.0)
+
+
+def gradient_kernels(graph, backward: list, grad_bytes: int) -> dict:
+    """Backward kernel name -> the weight-gradient bytes it completes: a conv's or GEMM's #dW, BN's reduction
+    (#dreduce) or its one backward kernel (#d, alone or inside a fused kernel's name)."""
+    names = {k.name for k in backward}
+    parts = {part: k.name for k in backward for part in k.name.split("+")}
+    out: dict = {}
+    for node in graph.nodes:
+        params = weight_counts(graph.nodes[node]["weights"])[0]
+        if not params:
+            continue
+        found = next((parts[n] for n in (f"{node}#dW", f"{node}#dreduce", f"{node}#d") if n in parts), None)
+        if found in names:
+            out[found] = out.get(found, 0) + params * grad_bytes
+    return out
 
 
 # ---- a step ----
@@ -378,13 +491,14 @@ class Step:
     forward: tuple[Kernel, ...]
     backward: tuple[Kernel, ...]
     recompute: tuple[Kernel, ...]
-    optimizer_step: Kernel
+    update: tuple[Kernel, ...]  # the optimizer's kernels as launched
     params: int
     gradient_bytes: int
     link: Link | None
     allreduce_s: float  # the whole all-reduce
     communication_s: float  # the part not hidden behind backward
     memory_bytes: int  # per device
+    input_rate: float | None = None  # images/s the input pipeline feeds all devices together; None: not modelled
 
     @property
     def forward_s(self) -> float:
@@ -400,48 +514,88 @@ class Step:
 
     @property
     def optimizer_s(self) -> float:
-        return self.optimizer_step.time_s
+        return sum(k.time_s for k in self.update)
+
+    @property
+    def optimizer_step(self) -> Kernel:
+        """The update's kernels as one (their bytes, FLOPs and times summed; they share one shape)."""
+        if len(self.update) == 1:
+            return self.update[0]
+        total = lambda attr: sum(getattr(k, attr) for k in self.update)  # noqa: E731
+        return dataclasses.replace(self.update[-1], name="optimizer", bytes=total("bytes"), flops=total("flops"),
+                                   compute_s=total("compute_s"), memory_s=total("memory_s"),
+                                   overhead_s=total("overhead_s"), wait_s=total("wait_s"))
+
+    @property
+    def device_time_s(self) -> float:
+        return self.forward_s + self.backward_s + self.recompute_s + self.optimizer_s + self.communication_s
 
     @property
     def time_s(self) -> float:
-        return self.forward_s + self.backward_s + self.recompute_s + self.optimizer_s + self.communication_s
+        """The step, or the time the input pipeline takes to deliver its images where that is longer."""
+        fed = self.batch * self.devices / self.input_rate if self.input_rate else 0.0
+        return max(self.device_time_s, fed)
+
+    @property
+    def input_bound(self) -> bool:
+        return self.time_s > self.device_time_s
 
     @property
     def images_per_s(self) -> float:  # per device
         return self.batch / self.time_s
 
+    @property
+    def speedup(self) -> float:
+        """Throughput of all devices over one device's (the same per-device step without the all-reduce), each
+        capped at the input pipeline's rate where one is given."""
+        cap = self.input_rate or float("inf")
+        one = min(self.batch / (self.device_time_s - self.communication_s), cap)
+        return min(self.batch * self.devices / self.device_time_s, cap) / one
+
 
 def training_step(graph, device: Device, *, runtime: str | Runtime | None = None,
                   precision: str = DEFAULT_PRECISION, optimizer: str = DEFAULT_OPTIMIZER, checkpoint: str = "none",
-                  devices: int = 1, link: Link | None = None) -> Step:
+                  devices: int = 1, link: Link | None = None, input_rate: float | None = None) -> Step:
     """One training step of a graph (built at the per-device batch) on `devices` devices, under `runtime`
-    (a name, a runtime file or a Runtime; default: the device class's training runtime)."""
+    (a name, a runtime file or a Runtime; default: the device class's training runtime). `input_rate`: images/s
+    the input pipeline delivers to all devices together (default: not modelled, excluded)."""
     rt = training_runtime_for(device, runtime)
+    if input_rate is not None and not input_rate > 0:
+        raise EffplanError(f"--input-rate must be positive images/s, got {input_rate:g}")
     if checkpoint not in ("none", "blocks"):
         raise EffplanError(f"unknown checkpoint mode '{checkpoint}'; known: none, blocks")
     if devices < 1:
         raise EffplanError(f"--devices must be at least 1, got {devices}")
     dtype = compute_dtype(device, precision)
     act = PRECISIONS[precision][0]
-    forward = forward_kernels(graph, device, dtype, rt) + batch_norm_statistics(graph, device, dtype, act, rt)
+    casts = rt.weight_casts and precision == "mixed"  # autocast casts each weight in the forward (roofline)
+    forward = forward_kernels(graph, device, dtype, rt, casts=casts) + batch_norm_statistics(graph, device, dtype, act, rt)
     backward = backward_kernels(graph, device, dtype, precision, rt)
-    recompute = tuple(k for k in forward if isinstance(k.stage, int)) if checkpoint == "blocks" else ()
+    recompute = [k for k in forward if isinstance(k.stage, int)] if checkpoint == "blocks" else []
     params = graph_weights(graph)[0]
-    update = optimizer_kernel(params, device, precision, optimizer, dtype, rt)
+    tensors = sum(w.trainable for n in graph.nodes for w in graph.nodes[n]["weights"])
+    update = optimizer_kernels(params, device, precision, optimizer, dtype, rt, tensors)
+    # one stream: forward, the recomputed blocks and the backward, then the update (roofline.sequence)
+    timed = sequence([*forward, *recompute, *backward, *update])
+    cut = [len(forward), len(forward) + len(recompute), len(timed) - len(update)]
+    forward, recompute, backward, update = timed[:cut[0]], timed[cut[0]:cut[1]], timed[cut[1]:cut[2]], timed[cut[2]:]
     gradient_bytes = params * PRECISIONS[precision][2]
     if devices > 1 and link is None:
         link = device_link(device)
         if link is None:
             raise EffplanError(f"device {device.name} has no interconnect figure for --devices {devices}; "
                                f"give the link with --link-gbs")
-    whole = ring_allreduce_s(gradient_bytes, devices, link.bytes_per_s) if devices > 1 else 0.0
-    backward_s = sum(k.time_s for k in backward)
-    exposed = exposed_allreduce_s(whole, backward_s, gradient_bytes, rt.allreduce)
+    if devices > 1 and rt.allreduce == "bucketed":
+        whole, exposed = bucketed_allreduce_s(backward, gradient_kernels(graph, backward, PRECISIONS[precision][2]),
+                                              devices, link)
+    else:  # after-backward: one call once the backward ends, nothing hidden
+        whole = exposed = (link.latency_s + ring_allreduce_s(gradient_bytes, devices, link.bytes_per_s)
+                           if devices > 1 else 0.0)
     batch = graph.graph["tensors"][graph.graph["inputs"][0]][0]
     memory = training_memory(graph, precision, optimizer, checkpoint).total_bytes
     return Step(device, rt, precision, optimizer, checkpoint, dtype, batch, devices, tuple(forward),
-                tuple(backward), recompute, update, params, gradient_bytes, link if devices > 1 else None, whole,
-                exposed, memory)
+                tuple(backward), tuple(recompute), tuple(update), params, gradient_bytes, link if devices > 1 else None, whole,
+                exposed, memory, input_rate)
 
 
 # ---- a run ----

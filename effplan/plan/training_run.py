@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from ..base.errors import EffplanError
 from .hardware import Device
 from .memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, DEFAULT_RESERVE, largest_batch, memory_budget, training_memory
+from .bands import describe as describe_band
+from .roofline import step_bound
 from .training import Link, Step, device_link, training_step
 
 
@@ -139,7 +141,7 @@ def run_link(device: Device, devices: int, hosts: int = 1, network_gbs: float | 
         if devices % hosts:
             raise EffplanError(f"--devices {devices} does not split evenly over {hosts} hosts")
         inside = link or device_link(device)
-        network = Link(network_gbs * 1e9, "network", "--network-gbs")
+        network = Link(network_gbs * 1e9, "network", "--network-gbs", inside.latency_s if inside else 0.0)
         link = network if inside is None or network.bytes_per_s <= inside.bytes_per_s else inside
     return link
 
@@ -153,7 +155,10 @@ def stage_row(stage: Stage, total_s: float) -> dict:
             "forward_s": s.forward_s, "backward_s": s.backward_s, "recompute_s": s.recompute_s,
             "optimizer_s": s.optimizer_s, "allreduce_s": s.allreduce_s, "communication_s": s.communication_s,
             "step_s": s.time_s, "images_per_s_per_device": s.images_per_s,
-            "images_per_s": s.images_per_s * s.devices, "epoch_s": stage.steps_per_epoch * s.time_s,
+            "images_per_s": s.images_per_s * s.devices, "speedup": s.speedup,
+            "step_band": describe_band(s.time_s, s.runtime.name, "training", stage.batch),
+            "bound": "input" if s.input_bound else step_bound([*s.forward, *s.recompute, *s.backward, *s.update]),
+            "epoch_s": stage.steps_per_epoch * s.time_s,
             "seconds": stage.seconds, "hours": stage.seconds / 3600,
             "share": stage.seconds / total_s if total_s else 0.0, "memory_bytes": s.memory_bytes,
             "kernels": {"forward": len(s.forward), "backward": len(s.backward), "recompute": len(s.recompute)}}
@@ -176,13 +181,20 @@ def conventions(step: Step, devices: int) -> dict:
                     "saved tensors, output gradient and input gradients; fan-out gradients summed",
         "optimizer": "one memory-bound pass over params and optimizer state (foreach/fused kernels)",
         "precision": half.get(step.precision, f"{step.precision} throughout"),
-        "communication": (f"ring all-reduce of the gradients, 2(N-1)/N x gradient bytes over the slowest link; "
-                          f"{rt.allreduce}: {rt.training_source}") if devices > 1 else "one device: none",
+        "communication": (f"ring all-reduce of the gradients, 2(N-1)/N x gradient bytes at the link's bus bandwidth "
+                          f"plus its latency per call; {rt.allreduce}"
+                          + (" (DDP buckets, 1 MiB then 25 MiB, each all-reduced once the backward fills it; what "
+                             "ends after the backward is exposed)" if rt.allreduce == "bucketed" else "")
+                          + f": {rt.training_source}; speed-up over one device {step.speedup:.2f} of {devices}")
+        if devices > 1 else "one device: none",
         "batch": "per device; global = per device x devices; steps per epoch = ceil(dataset / global batch)",
         "fits": f"largest per-device batch whose training step fits the device's memory less a {DEFAULT_RESERVE} "
                 "reserve (effplan fit --train)",
-        "estimate": "roofline estimates (max of compute and memory time plus launch overhead per kernel), "
-                    "not measurements; input pipeline, loss and evaluation left out",
+        "estimate": "roofline estimates (per kernel the longer of compute and memory time, in one stream with the "
+                    "host's launches), not measurements, each with the band that held on check measurements; "
+                    + (f"input pipeline capped at {step.input_rate:,.0f} images/s over all devices"
+                       if step.input_rate else "input pipeline not modelled (excluded: --input-rate caps it)")
+                    + "; loss and evaluation left out",
     }
 
 

@@ -17,8 +17,9 @@ CHECK_COLUMNS = [
     ("max/min", "limit_text", str),
     ("margin", "margin", lambda v: f"{v:+.1%}"),
     ("result", "passed", lambda v: "pass" if v else "FAIL"),
+    ("checked band", "band", lambda v: "" if v is None else v["text"]),  # plan/bands.py: times and rates only
 ]
-CHECK_OPTIONAL = ("model", "budget")  # hidden in this order to fit the terminal; what a limit bounds always shows
+CHECK_OPTIONAL = ("band", "model", "budget")  # hidden in this order to fit the terminal; what a limit bounds always shows
 
 
 SEARCH_COLUMNS = [

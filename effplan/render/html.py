@@ -56,7 +56,7 @@ def _stage_bound(rows: list[dict]) -> list[dict]:
     """Kernel time per stage, summed by what bounds each kernel (the report's per-kernel rows)."""
     stages: dict = {}
     for r in rows:
-        s = stages.setdefault(str(r["stage"]), {"stage": r["stage"], "compute": 0.0, "memory": 0.0, "overhead": 0.0})
+        s = stages.setdefault(str(r["stage"]), {"stage": r["stage"], "compute": 0.0, "memory": 0.0, "host": 0.0})
         s[r["bound"]] += r["time_s"]
     return list(stages.values())
 
@@ -72,6 +72,8 @@ def device_data(result, design) -> dict:
         r["flops_per_s"] = r["flops"] / r["time_s"] if r["time_s"] else None
         del r["nodes"]
     totals = {**report["totals"], **{k + "_text": v for k, v in _cells(report["totals"], DEVICE_COLUMNS).items()}}
+    if "latency_s_text" in totals:  # with the interval that held on check measurements (plan/bands.py)
+        totals["latency_s_text"] += " (" + report["latency_band"]["text"].split(" (", 1)[1]
     top, kept = sort_top(rows, "time_s", TOP_KERNELS)  # where the time goes, as `roofline --sort time_s --top`
     return {**report, "totals": totals, "kernels": rows, "stage_bound": _stage_bound(rows),
             "top_kernels": [r["name"] for r in top], "top_kept": kept}

@@ -24,8 +24,8 @@ def check_plot_path(path: str) -> None:
 
 # One colour per (unit, bound), the same in both panels and in every chart: the bound picks the hue,
 # the unit its shade; the unit also picks the marker, for readers who cannot tell the shades apart.
-COLORS = {("matrix", "compute"): "#1f77b4", ("matrix", "memory"): "#d62728", ("matrix", "overhead"): "#7f7f7f",
-          ("vector", "compute"): "#aec7e8", ("vector", "memory"): "#ff9896", ("vector", "overhead"): "#c7c7c7"}
+COLORS = {("matrix", "compute"): "#1f77b4", ("matrix", "memory"): "#d62728", ("matrix", "host"): "#7f7f7f",
+          ("vector", "compute"): "#aec7e8", ("vector", "memory"): "#ff9896", ("vector", "host"): "#c7c7c7"}
 MARKERS = {"matrix": "o", "vector": "^"}
 HEADROOM = 1.15  # the axis above the tallest bar, so the legend never sits on it
 

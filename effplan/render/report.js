@@ -15,7 +15,7 @@ const F = {
   text: v => nd(v) ? '' : String(v),
 };
 const COLORS = %COLORS%;
-const BOUNDS = ['compute', 'memory', 'overhead'];
+const BOUNDS = ['compute', 'memory', 'host'];
 document.addEventListener('mouseover', e => {
   const t = e.target.closest && e.target.closest('[data-tip]');
   if (!t) { tip.hidden = true; return; }
@@ -219,7 +219,7 @@ function fitAndTraining() {  // per device: the largest batch that fits, and (wi
 function stageBars(sec, d) {
   add(sec, 'h3', {}, 'Time per stage, by bound');
   const rows = d.stage_bound, rowH = 22, hgt = M.t + rows.length * rowH + 36, W = 460;
-  const most = Math.max(...rows.map(r => r.compute + r.memory + r.overhead));
+  const most = Math.max(...rows.map(r => r.compute + r.memory + r.host));
   const x = scale(0, most * 1.05, 60, W - M.r, false);
   let s = '';
   for (const v of x.ticks()) s += `<line class="grid" x1="${x(v)}" x2="${x(v)}" y1="${M.t}" y2="${hgt - 30}"/><text x="${x(v)}" y="${hgt - 16}" text-anchor="middle">${F.g(v * 1e6)}</text>`;
@@ -228,12 +228,12 @@ function stageBars(sec, d) {
     const yy = M.t + i * rowH; let at = 0;
     s += `<text x="54" y="${yy + 15}" text-anchor="end">${esc(r.stage)}</text>`;
     for (const b of BOUNDS) {
-      if (r[b] > 0) s += `<rect class="mark" x="${x(at)}" y="${yy + 3}" width="${Math.max(x(at + r[b]) - x(at), 0.5)}" height="${rowH - 6}" fill="${{compute: '#1f77b4', memory: '#d62728', overhead: '#7f7f7f'}[b]}" data-tip="${esc(`${r.stage}: ${b}-bound kernels ${F.us(r[b])} µs`)}"/>`;
+      if (r[b] > 0) s += `<rect class="mark" x="${x(at)}" y="${yy + 3}" width="${Math.max(x(at + r[b]) - x(at), 0.5)}" height="${rowH - 6}" fill="${{compute: '#1f77b4', memory: '#d62728', host: '#7f7f7f'}[b]}" data-tip="${esc(`${r.stage}: ${b}-bound kernels ${F.us(r[b])} µs`)}"/>`;
       at += r[b];
     }
   });
   chart(sec, 'stages', s, W, hgt);
-  legend(sec, [['#1f77b4', 'compute-bound'], ['#d62728', 'memory-bound'], ['#7f7f7f', 'overhead-bound']]);
+  legend(sec, [['#1f77b4', 'compute-bound'], ['#d62728', 'memory-bound'], ['#7f7f7f', 'host-bound']]);
 }
 
 function memoryCharts() {

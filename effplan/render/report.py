@@ -386,17 +386,32 @@ def roofline_rows(result, by: str) -> list[dict]:
 
 
 ROOFLINE_ASSUMPTIONS = (
-    "time per kernel = max(FLOPs / (peak x efficiency) of its unit, bytes / (bandwidth x efficiency)), with the "
-    "runtime's launch overhead as a floor (async) or added (serial); dense Conv/Gemm on the matrix unit, their "
+    "device time per kernel = max(FLOPs / (peak x efficiency) of its unit, bytes / (bandwidth x efficiency)); dense Conv/Gemm on the matrix unit, their "
     "M, N, K padded to the device's matrix tile where the runtime pads; depthwise convs and all other ops on the "
     "vector unit; a kernel reads its inputs and weights from device memory and writes what later kernels read, "
-    "except a tensor read only by the next kernel that fits on chip with that kernel's output; views take no time")
+    "except a tensor read only by the next kernel that fits on chip with that kernel's output; views take no time; "
+    "one stream: the host spends the runtime's per-op time launching each kernel and, where launches are async, "
+    "runs ahead of the device (a kernel waits only when the host is behind), plus its fixed host time per step")
+
+
+def latency_band(result) -> dict:
+    """The latency's error band (plan/bands.py): {"band": {low_s, high_s, coverage, rows, regime} or None, "text"}."""
+    from ..plan.bands import describe as banded
+    return banded(result.latency_s, result.runtime.name, "inference", result.batch)
+
+
+def input_note(result) -> str:
+    """What the throughput says about the input pipeline."""
+    if result.input_rate is None:
+        return "input pipeline not modelled (excluded): --input-rate caps throughput at its rate"
+    return f"input pipeline capped at {result.input_rate:,.0f} images/s"
 
 
 def roofline_report(result, design, by: str) -> tuple[dict, list[dict]]:
     d = result.device
     rt = result.runtime
-    fusion = (f"{rt.description}" + (f"; launch {rt.overhead(d) * 1e6:g} µs per kernel, {rt.overlap}"))
+    fusion = (f"{rt.description}" + (f"; host {rt.overhead(d) * 1e6:g} µs per kernel, {rt.overlap}")
+              + (f", {rt.host_step_s * 1e3:g} ms per step" if rt.host_step_s else ""))
     report = {**describe(design), "device": d.name, "dtype": result.dtype, "batch": result.batch,
               "runtime": rt.name, "fusion": fusion, "assumptions": ROOFLINE_ASSUMPTIONS,
               "vector_dtype": d.vector_precision(result.dtype),
@@ -405,11 +420,18 @@ def roofline_report(result, design, by: str) -> tuple[dict, list[dict]]:
                                  "bandwidth_bytes_per_s": d.bandwidth, "efficiency": d.efficiency,
                                  "launch_overhead_s": rt.overhead(d), "onchip_bytes": d.onchip_bytes,
                                  "matrix_tile": list(d.matrix_tile.get(result.dtype, ())) if rt.tile_padding else []},
-              "totals": {"latency_s": result.latency_s, "images_per_s": result.images_per_s,
+              "input": input_note(result), "input_rate": result.input_rate,
+              "latency_band": latency_band(result),
+              "totals": {"latency_s": result.latency_s, "images_per_s": result.images_per_s, "bound": result.bound,
                          "macs": sum(k.macs for k in result.kernels), "flops": sum(k.flops for k in result.kernels),
                          "bytes": sum(k.bytes for k in result.kernels), "utilisation": result.utilisation,
                          "kernels": len(result.kernels)}}
     return report, roofline_rows(result, by)
+
+
+def _band_words(found: dict) -> str:
+    """What a band says in a sentence: 'x-y ms on 80% of checked measurements' or that nothing was checked."""
+    return found["text"].split(" (", 1)[1].rstrip(")")
 
 
 def _vector_note(report: dict) -> str:
@@ -435,8 +457,10 @@ def render_roofline(report: dict, rows: list[dict], fmt: str, view: View | None 
              f"TFLOP/s{_vector_note(report)}, {f['bandwidth_bytes_per_s'] / 1e9:g} GB/s; efficiency matrix {f['efficiency']['matrix']:g}, "
              f"vector {f['efficiency']['vector']:g}, bandwidth {f['efficiency']['bandwidth']:g}; launch "
              f"{f['launch_overhead_s'] * 1e6:g} µs",
-             f"# fusion: {report['fusion']}", f"# {report['assumptions']}",
-             f"latency {t['latency_s'] * 1e3:.3f} ms, {t['images_per_s']:,.0f} images/s, {t['kernels']} kernels, "
+             f"# fusion: {report['fusion']}", f"# {report['assumptions']}", f"# {report['input']}",
+             f"latency {t['latency_s'] * 1e3:.3f} ms ({_band_words(report['latency_band'])}), "
+             f"{t['images_per_s']:,.0f} images/s ({t['bound']}-bound), "
+             f"{t['kernels']} kernels, "
              f"MACs {si(t['macs'], 'G')}, {t['bytes'] / 1e6:.1f} MB moved, utilisation {t['utilisation']:.1%} of "
              f"the matrix peak"]
     if report.get("kept"):
@@ -521,6 +545,9 @@ def render_train(report: dict, fmt: str, view=None) -> str:
              f"# communication: {c['communication']}" + (
                  f"; link {link['kind']} {link['bytes_per_s'] / 1e9:g} GB/s one way ({link['source']})" if link else ""),
              f"# batch: {c['batch']}; fits: {c['fits']}", f"# {c['estimate']}",
+             *(f"# step at {r['resolution']} px: {r['step_band']['text']}, {r['bound']}-bound"
+               + (f", speed-up {r['speedup']:.2f} of {report['devices']}" if report["devices"] > 1 else "")
+               for r in report["stages"]),
              f"{report['epochs']} epochs of {report['dataset_size']:,} images: {t['hours']:.2f} h"
              f" ({t['device_hours']:.1f} device-hours)"
              + (f", cost {t['cost']:,.2f}" if t["cost"] is not None else "")]
