@@ -21,7 +21,8 @@ from effplan.design.blocks import build
 from effplan.plan.hardware import load_device
 from effplan.plan.measure import spearman
 from effplan.plan.roofline import roofline
-from effplan.plan.training import Link, training_step
+from effplan.plan.parallel import Link
+from effplan.plan.training import training_step
 
 DATA = Path(__file__).parent / "data" / "dle_pytorch_convnets.csv"
 DEVICES = {"a100-80gb": "a100-80gb", "v100-16gb": "v100", "v100-32gb": "v100", "t4": "t4"}

@@ -181,3 +181,14 @@ def test_train_refuses_a_quantized_file_in_one_line(effplan):
 
     r = effplan("train", fixture("qdq"), "--device", "a100-80gb", "--batch", "4", "--epochs", "1")
     assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and "quantized for inference" in r.err
+
+
+def test_attentions_backward_is_one_fused_kernel_as_flash_attention_runs_it():
+    """Self-attention on h (B 1, H 2, L = S = 4 tokens, D 8): |Q| = |Y| = 64 elements. FlashAttention-2's backward
+    recomputes Q K^T and runs dV, dP, dQ, dK: S (3|Q| + 2|Y|) = 4 * 320 = 1,280 MACs; FLOPs 2 * 1,280, plus 5 per
+    score (B H L S = 32) and 2 per output element: 2,560 + 160 + 128 = 2,848. Bytes: the saved h (256) and Y (256),
+    4 statistics groups of two fp32 (32: a logsumexp per query row, 8 rows), dY (256), dQ, dK and dV (3 x 256)."""
+    graph = graph_of([op("Attention", ["h", "h", "h"])], ["y"], x=(1, 2, 4, 8), opset=23)
+    assert kernels(graph, "op") == [(2848, 256 + 256 + 32 + 256 + 3 * 256)]
+    macs = [k.macs for k in backward_kernels(graph, DEVICE, "fp32", "fp32", "eager") if k.name == "op#d"]
+    assert macs == [1280]

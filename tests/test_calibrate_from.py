@@ -51,7 +51,7 @@ def test_a_kernel_class_has_its_own_efficiency_on_top_of_its_units():
         roofline(depthwise_net(), plain, "fp32", runtime="fused").kernels[0].memory_s
     with pytest.raises(DeviceError, match="unknown key 'depthwise_wgard'.*depthwise_wgrad"):
         device_from_table({**TOY, "efficiency": {**TOY["efficiency"], "depthwise_wgard": 0.5}}, "toy")
-    with pytest.raises(DeviceError, match="efficiency.bandwidth: expected more than 0 and at most 1"):
+    with pytest.raises(DeviceError, match="efficiency.bandwidth: expected a share of peak, more than 0 and at most 1"):
         device_from_table({**TOY, "efficiency": {**TOY["efficiency"], "bandwidth": 1.5}}, "toy")
 
 

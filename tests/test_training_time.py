@@ -11,8 +11,8 @@ from effplan.design.scaling import with_overrides
 from effplan.graph.builder import GraphBuilder, Weight
 from effplan.plan.hardware import SOURCED, DeviceError, device_from_table
 from effplan.plan.memory import training_memory
-from effplan.plan.training import (DDP_BUCKET_BYTES, Link, backward_kernels, device_link,
-                                   optimizer_bytes_per_param, ring_allreduce_s, training_step)
+from effplan.plan.parallel import DDP_BUCKET_BYTES, Link, device_link, ring_allreduce_s
+from effplan.plan.training import backward_kernels, optimizer_bytes_per_param, training_step
 from effplan.plan.training_run import progressive_stages, training_run
 
 TOY = {  # 100 TFLOP/s matrix at half efficiency, 10 TFLOP/s vector, 1000 GB/s, 2 µs per kernel
@@ -127,7 +127,7 @@ def test_allreduce_overlap():
     # bucket, then two kernels fill each 25 MiB one (50 MB, 0.875 ms, sent while the next two kernels run), and the
     # last kernel's 25 MB go when the backward ends: 1.75 x 25 MB / 100 GB/s = 0.4375 ms exposed
     from effplan.plan.roofline import Kernel
-    from effplan.plan.training import bucketed_allreduce_s
+    from effplan.plan.parallel import bucketed_allreduce_s
 
     def kernels(n):
         return [Kernel(f"k{i}", "x", 1, 0, (), 0, 0, 0, "vector", 0.0, 1e-3, 0.0, "async", wait_s=0.0) for i in range(n)]
@@ -454,7 +454,7 @@ def test_the_update_is_launched_as_the_runtime_says():
 
 def test_ddp_buckets_are_all_reduced_as_the_backward_fills_them():
     from effplan.plan.roofline import Kernel
-    from effplan.plan.training import bucketed_allreduce_s
+    from effplan.plan.parallel import bucketed_allreduce_s
     # Three backward kernels of 1 ms completing 2, 10 and 20 MiB of gradients; 2 devices (a ring moves
     # 2 (2 - 1) / 2 = 1 x the bytes) at 1 GB/s bus bandwidth, 0.1 ms a call. The first bucket (1 MiB cap) is
     # full after kernel 1 with 2 MiB: sent from 1 ms to 1 + 2.097152 + 0.1 = 3.197 ms. The next (25 MiB cap)

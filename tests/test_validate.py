@@ -58,7 +58,7 @@ RULES = {
         "device": (("onchip_mb",), None, "missing key 'onchip_mb' (a positive number up to 1e+09)"),
         "runtime": (("launch", "overlap"), None, "launch: missing key 'overlap' (one of async, serial)"),
         "budget": (B + ("model",), None,
-                   "budget[0]: missing key 'model' (a built-in name, a spec file or an .onnx file)"),
+                   "budget[0]: missing key 'model' (a built-in name, a spec file, an .onnx file or a PyTorch model)"),
     },
     "wrong type": {
         "spec": (("resolution",), "big", "resolution: expected an integer, got 'big'"),

@@ -71,8 +71,9 @@ def roofline(model, query, device, dtype, by, sort_key, top, runtime, no_fuse, p
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="The device file to write (default: NAME.toml here).")
 @click.option("--from", "source", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="Fit --device's efficiencies to measured throughput instead (timm benchmark.py CSV or a plain "
-                   "CSV: model, batch, images_per_s or ms, resolution, precision, mode, gpus, runtime).")
+              help="Fit --device's efficiencies to measured throughput instead (the CSV timm's benchmark script "
+                   "writes, or a plain CSV: model, batch, images_per_s or ms, resolution, precision, mode, gpus, "
+                   "runtime).")
 @click.option("--device", default=None, help="With --from: the device file whose efficiencies are fitted.")
 @click.option("--fit", "names", default="matrix,vector,bandwidth", show_default=True,
               help="With --from: the efficiencies to fit, at most 6 (matrix, vector, bandwidth, kernel classes).")

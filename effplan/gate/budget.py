@@ -231,7 +231,7 @@ def _resolve(budget: Budget):
 
     device = load_device(budget.device) if budget.device else None
     if budget.devices > 1:
-        from ..plan.training import device_link
+        from ..plan.parallel import device_link
         if device_link(device) is None:
             raise EffplanError(f"devices = {budget.devices}: device {device.name} has no [interconnect] figure in its "
                                f"file for the gradient all-reduce")

@@ -81,6 +81,7 @@ from .hardware import Device
 from .memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS, _saved_by, refuse_untrainable,
                      training_memory)
 from .roofline import Kernel, kernel_class, kernels as forward_kernels, sequence, unit_of
+from .parallel import Link, bucketed_allreduce_s, device_link, gradient_kernels, ring_allreduce_s
 from .runtime import Runtime, runtime_for, training_runtime_for
 
 # What each op's backward computes is its entry's `backward` in the op table (graph/ops.py). A composite op
@@ -98,8 +99,6 @@ OPTIMIZER_FLOPS = {"sgd": 2, "momentum": 4, "adam": 12, "adamw": 14}
 MASTER_BYTES = {p: weight - (act if p == "mixed" else 0) for p, (act, weight, _, _) in PRECISIONS.items()}
 HALF_COPY_BYTES = MASTER_BYTES["mixed"] + PRECISIONS["mixed"][0]  # autocast reads the master, writes the copy
 SCALER_BYTES = 8  # fp16 mixed precision: GradScaler's unscale reads and writes each fp32 gradient
-DDP_BUCKET_BYTES = 25 << 20
-DDP_FIRST_BUCKET_BYTES = 1 << 20  # DDP's first bucket (dist._DEFAULT_FIRST_BUCKET_BYTES): small, so it starts early
 # BatchNorm's backward in training where elementwise chains do not fuse (eager), as PyTorch's CUDA kernels run it
 # (aten/src/ATen/native/cuda/Normalization.cuh: batch_norm_backward_reduce, then batch_norm_backward_elemt; cuDNN's
 # batch-norm backward likewise makes a reduction pass and an elementwise pass): FLOPs per input element of
@@ -114,7 +113,7 @@ BN_BACKWARD = (5, 5)
 # not modelled). Operations per update (torch/optim/sgd.py, adam.py, adamw.py _multi_tensor_*): SGD 1 (add), momentum
 # 3 (buffer mul, add, param add), Adam about 7 (lerp, mul, addcmul, sqrt, div, add, addcdiv), AdamW 8 (+ decay mul).
 OPTIMIZER_OPS = {"sgd": 1, "momentum": 3, "adam": 7, "adamw": 8}
-CHUNK_TENSORS = 110  # a bucketed all-reduce's bucket (DDP's bucket_cap_mb=25)
+CHUNK_TENSORS = 110  # tensors per multi_tensor_apply launch (above)
 
 
 def compute_dtype(device: Device, precision: str) -> str:
@@ -240,6 +239,12 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
         wanted = [t for t in inputs if t in needs]
         members = whole.nodes if whole else (name,)  # a product's weight gradient; BN's scale and shift's
         params = sum(weight_counts(nodes[n]["weights"])[0] for n in members)
+        if back.fused:  # one kernel (attention's): reads what it saved and dY, writes its inputs' gradients
+            macs, flops = back.fused(node["attrs"], [tensors[t] for t in inputs], tensors[out])
+            moved = sum(_saved_by(graph, name, act, 1, tensors, parts).values()) + dy + sum(map(size, wanted)) * act
+            result.append(_kernel(f"{name}#d", f"{kind}(backward)", node, macs, flops, moved, MATRIX, device, dtype,
+                                  rt, kind="gemm"))
+            continue
         if back.products and node["weights"]:
             cost = node_cost(graph, name, act)
             unit = unit_of(graph, name)
@@ -401,79 +406,6 @@ def optimizer_kernels(params: int, device: Device, precision: str, optimizer: st
     name = lambda i: "optimizer" if launches == 1 else f"optimizer#{i}"  # noqa: E731
     return out + [_kernel(name(i), f"{optimizer} update", node, 0, flops / launches, moved / launches, VECTOR,
                           device, update_dtype, rt) for i in range(launches)]
-
-
-# ---- data parallel ----
-
-@dataclass(frozen=True)
-class Link:
-    bytes_per_s: float  # the all-reduce's bus bandwidth per device (NCCL's busBw): one way over the ring
-    kind: str  # nvlink, pcie, ici, network, none
-    source: str
-    latency_s: float = 0.0  # per all-reduce call
-
-def device_link(device: Device) -> Link | None:
-    """The slowest link of a ring of these devices in one host (one way, per device), from the device
-    file's [interconnect] (bytes/s, plan/hardware.py), or None."""
-    x = device.interconnect
-    source = device.sources.get("interconnect", "")
-    latency = x.get("allreduce_latency_us", 0.0)
-    if "allreduce_busbw_gbs" in x:  # what NCCL's all-reduce reaches in a node of these devices (nccl-tests busbw)
-        return Link(x["allreduce_busbw_gbs"], "nvlink" if "nvlink_gbs" in x else "pcie", source, latency)
-    if "nvlink_gbs" in x:  # total bidirectional over all links; NCCL's rings use every link, each way
-        return Link(x["nvlink_gbs"] / 2, "nvlink", source)
-    if "ici_link_gbs" in x:  # a ring along one torus axis: one ICI link a hop, one way
-        return Link(x["ici_link_gbs"], "ici", source)
-    if "pcie_gbs" in x:  # no NVLink: peer traffic crosses PCIe, half of its bidirectional figure each way
-        return Link(x["pcie_gbs"] / 2, "pcie", source)
-    return None
-
-
-def ring_allreduce_s(gradient_bytes: int, devices: int, link_bytes_per_s: float) -> float:
-    """A ring all-reduce: every device sends (and receives) 2 (N - 1) / N of the gradients."""
-    if devices <= 1:
-        return 0.0
-    return 2 * (devices - 1) / devices * gradient_bytes / link_bytes_per_s
-
-
-def bucketed_allreduce_s(backward: list, gradient_of: dict, devices: int, link: Link) -> tuple[float, float]:
-    """(the whole all-reduce, the part the step waits for) as DDP runs it: gradients fill buckets in the order the
-    backward writes them (the first bucket 1 MiB, then 25 MiB: torch.nn.parallel.DistributedDataParallel,
-    bucket_cap_mb=25 and dist._DEFAULT_FIRST_BUCKET_BYTES); a bucket is all-reduced once it is full (the last
-    when the backward ends), one NCCL call after another on the communication stream, each call costing the
-    link's latency plus 2 (N - 1) / N of its bytes at the bus bandwidth. `gradient_of`: kernel name -> the
-    gradient bytes it completes. What ends after the backward is exposed; at least the last bucket."""
-    clock, cap, filled, ready = 0.0, DDP_FIRST_BUCKET_BYTES, 0, []
-    for k in backward:
-        clock += float(k.time_s)
-        filled += gradient_of.get(k.name, 0)
-        if filled >= cap:
-            ready.append((clock, filled))
-            cap, filled = DDP_BUCKET_BYTES, 0
-    if filled:
-        ready.append((clock, filled))
-    end = whole = 0.0
-    for when, size in ready:
-        call = link.latency_s + ring_allreduce_s(size, devices, link.bytes_per_s)
-        whole += call
-        end = max(end, when) + call
-    return whole, max(end - clock, 0.0)
-
-
-def gradient_kernels(graph, backward: list, grad_bytes: int) -> dict:
-    """Backward kernel name -> the weight-gradient bytes it completes: a conv's or GEMM's #dW, BN's reduction
-    (#dreduce) or its one backward kernel (#d, alone or inside a fused kernel's name)."""
-    names = {k.name for k in backward}
-    parts = {part: k.name for k in backward for part in k.name.split("+")}
-    out: dict = {}
-    for node in graph.nodes:
-        params = weight_counts(graph.nodes[node]["weights"])[0]
-        if not params:
-            continue
-        found = next((parts[n] for n in (f"{node}#dW", f"{node}#dreduce", f"{node}#d") if n in parts), None)
-        if found in names:
-            out[found] = out.get(found, 0) + params * grad_bytes
-    return out
 
 
 # ---- a step ----

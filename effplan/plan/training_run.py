@@ -10,7 +10,8 @@ from .hardware import Device
 from .memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, DEFAULT_RESERVE, largest_batch, memory_budget, training_memory
 from .bands import describe as describe_band
 from .roofline import step_bound
-from .training import Link, Step, device_link, training_step
+from .parallel import Link, device_link
+from .training import Step, training_step
 
 
 def parse_progressive(text: str) -> tuple[int, int, int]:

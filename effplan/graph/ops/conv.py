@@ -123,9 +123,20 @@ def _query_rows(attrs, output):
 # K (B, Hkv, S, Dk), V (B, Hkv, S, Dv). What it saves is what the fused backends PyTorch picks keep (flash and
 # memory-efficient attention on CUDA, flash attention for CPU): Q, K, V, the output and one fp32 logsumexp per
 # query row, stated as half a STATISTICS group (two fp32 values); never the L x S probabilities (the math
-# fallback's). Its backward recomputes the probabilities: no per-element rule, refused by name in training time.
+# fallback's). Its backward is one fused kernel (attention_backward).
+def attention_backward(attrs, inputs, output):
+    """Flash attention's backward (FlashAttention-2, Dao 2023, Algorithm 2; PyTorch's
+    _scaled_dot_product_flash_attention_backward), per head: the scores again, S = Q K^T (L S Dk), then
+    dV = P^T dO (L S Dv), dP = dO V^T (L S Dv), dQ = dS K (L S Dk), dK = dS^T Q (L S Dk): S (3|Q| + 2|Y|) MACs.
+    Per score: P = exp(S scale - logsumexp) (3) and dS = P (dP - D) (2); per output element D = rowsum(dO O) (2)."""
+    keys, q, y = inputs[1][-2], math.prod(inputs[0]), math.prod(output)
+    macs = keys * (3 * q + 2 * y)
+    return macs, 2 * macs + 5 * _query_rows(attrs, output) * keys + 2 * y
+
+
 @register("Attention", saves=(INPUTS, OUTPUT, STATISTICS), unit=MATRIX, fusion=CONTRACTION,
-          statistics=lambda attrs, output: (_query_rows(attrs, output) + 1) // 2, infer=rules.attention)
+          statistics=lambda attrs, output: (_query_rows(attrs, output) + 1) // 2, infer=rules.attention,
+          backward=Backward(fused=attention_backward))
 def attention_cost(attrs, inputs, output, weights):
     # Q K^T then P V: B*H*L * S * (Dk + Dv) MACs, S keys to each query row, whatever the layout: S * (|Q| + |Y|).
     # Per score, the scale (1) and the softmax (3, as Softmax's entry), and the mask's add where one is given

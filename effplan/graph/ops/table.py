@@ -75,6 +75,8 @@ class Backward:
     statistics: int = 0  # training's forward first runs a batch-statistics kernel: FLOPs per input element
     gradient: bool = True  # False: its output carries no gradient (integers, booleans, a step function)
     refused: str = ""  # why a graph holding it cannot be trained at all
+    # (attrs, input shapes, output shape) -> (macs, flops) of the one fused kernel its backward runs (attention's)
+    fused: Callable | None = None
 
     def flops_of(self, attrs, output) -> int | None:
         return self.flops(attrs, output) if callable(self.flops) else self.flops
