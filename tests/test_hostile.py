@@ -194,3 +194,16 @@ def test_a_name_starting_with_a_hash_is_no_comment_line_in_text(effplan, tmp_pat
     onnx.save(model, path)
     run = effplan("layers", path, "--wide")
     assert any(line.startswith("\\# not a comment") for line in run.out.splitlines()), run.out
+
+
+def test_onnxs_inference_errors_name_the_node_in_plain_words(effplan, tmp_path):
+    """onnx's '[ShapeInferenceError] (op_type:Add, node name: add1): B has inconsistent type' without its
+    class tags, naming the node."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    k = helper.make_tensor("k", TensorProto.INT64, [1], [1])
+    graph = helper.make_graph([helper.make_node("Add", ["x", "k"], ["y"], name="add1")], "g", [x],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [k])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    refused(effplan("analyze", str(path)), "ONNX's shape inference refuses node 'add1' (Add): B has inconsistent type")
+    assert "[" not in effplan("analyze", str(path)).err

@@ -9,6 +9,7 @@ from ..plan.profile import analyze, design_rows, device_rows, network_key
 from .options import BATCH, DTYPES, OUTPUT, RUNTIME, design_options, designs_from, emit, file_checks, train_options
 
 MAX_DEVICES = 8
+MAX_DESIGNS = 100  # a comparison page; 100 designs at the largest phi with 8 devices: see docs/robustness.md
 
 
 @click.command()
@@ -42,6 +43,9 @@ def report(models, query, devices, dtype, runtime, batch, train, optimizer, prec
         raise EffplanError(f"--device given {len(devices)} times; at most {MAX_DEVICES}")
     found = {name: load_device(name) for name in dict.fromkeys(devices)}  # fails early on an unknown one
     pairs = designs_from(models, **query)
+    if len(pairs) > MAX_DESIGNS:
+        raise EffplanError(f"{len(pairs)} designs asked; a report compares at most {MAX_DESIGNS} (a table or "
+                           f"compare lists more)")
     options = {"batch": batch, "dtype": dtype or "fp32", "device_dtype": dtype, "train": train,
                "precision": precision, "optimizer": optimizer, "checkpoint": checkpoint, "inplace": inplace,
                "fold_bn": fold_bn, "fuse_se": fuse_se, "order": order, "runtime": runtime}

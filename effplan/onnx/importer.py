@@ -249,8 +249,8 @@ def _onnx_shapes(model: Model, order: list[int], shapes: dict, types: dict, boun
                 d.dim_value = bound[key]
     try:
         inferred = onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=True, data_prop=True).graph
-    except Exception as exc:
-        raise OnnxError(f"{name}: ONNX shape inference failed: {str(exc).splitlines()[0][:300]}") from None
+    except Exception as exc:  # onnx's InferenceError, or its checker's ValidationError
+        raise OnnxError(f"{name}: {_inference_words(str(exc))}") from None
     inferred = map(proto_value, [*inferred.input, *inferred.value_info])
     for v in [*model.value_info, *model.outputs, *inferred]:  # the file's own shapes, then the inferred ones
         shape = _bound(v, bound)
@@ -258,6 +258,19 @@ def _onnx_shapes(model: Model, order: list[int], shapes: dict, types: dict, boun
             shapes[v.name] = shape
         types[v.name] = v.elem_type or types.get(v.name, 0)
     return fold_shapes(model, order, shapes, types, onnx_inference)
+
+
+def _inference_words(text: str) -> str:
+    """ONNX's inference error in the user's words: the node it names and what is wrong, without onnx's
+    bracketed class tags ('[ShapeInferenceError] (op_type:Add, node name: add1): B has inconsistent type')."""
+    text = " ".join(text.split())
+    clean = lambda s: re.sub(r"\[\w*Error\]\s*|Inference error\(s\):\s*", "", s).strip(" :")  # noqa: E731
+    found = list(re.finditer(r"\(op_type:([^,)]*)(?:, node name: ([^)]*))?\)", text))
+    if not found:
+        return f"ONNX's shape inference refuses the model: {clean(text)[:300]}"
+    op, node = found[-1].groups()
+    what = f"node {quote(node)} ({op})" if node else f"a node of type {op}"
+    return f"ONNX's shape inference refuses {what}: {clean(text[found[-1].end():])[:300]}"
 
 
 def _doc_place(doc: str):

@@ -1,0 +1,78 @@
+"""The worst accepted input per command, timed: wall time, CPU time and peak memory (max RSS) of each
+command run as its own process at the limits effplan accepts (and one file just past a limit, which must
+be refused quickly). Issue 22's bound: every accepted input finishes under 60 s and 2 GiB.
+
+    python benchmarks/worst_case.py [--only NAME]
+
+The inputs: a 199,999-node chain (MAX_OPS is 200,000) and a 10^6-node file, written here; the exported
+EfficientNet-B7 with its weights (267 MB); `report` at its 100 designs x 8 devices; `search --timed` at
+its 200; `table` at its 1,000 designs.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import _effplan  # benchmarks/_effplan.py
+
+
+def chain(path: str, nodes: int) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", [f"t{i}"], [f"t{i + 1}"]) for i in range(nodes)], "chain",
+                              [helper.make_tensor_value_info("t0", TensorProto.FLOAT, [1, 8])],
+                              [helper.make_tensor_value_info(f"t{nodes}", TensorProto.FLOAT, [1, 8])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def measured(cmd: list[str]) -> tuple[int, float, float, int]:
+    """(exit code, wall s, CPU s, peak RSS bytes) of one process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    return os.waitstatus_to_exitcode(status), wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", default=None, help="run the cases whose name contains this")
+    args = parser.parse_args()
+    effplan = _effplan.command()
+    devices = ["a100-80gb", "h100-sxm", "t4", "l4", "rtx-4090", "jetson-agx-orin", "a100-40gb", "h200"]
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = {
+            "analyze, 199,999-node chain": ["analyze", f"{tmp}/chain.onnx", "-o", f"{tmp}/out"],
+            "memory --train, 199,999-node chain": ["memory", f"{tmp}/chain.onnx", "--train", "-o", f"{tmp}/out"],
+            "roofline, 199,999-node chain": ["roofline", f"{tmp}/chain.onnx", "--device", "t4", "-o", f"{tmp}/out"],
+            "analyze, 10^6-node file (refused)": ["analyze", f"{tmp}/million.onnx"],
+            "roofline, EfficientNet-B7 file with weights": ["roofline", f"{tmp}/b7.onnx", "--batch", "8", "--device",
+                                                            "a100-80gb", "-o", f"{tmp}/out"],
+            "report, 100 designs x 8 devices": ["report", "--phi", "0..9.9:0.1",
+                                                *(f"--device={d}" for d in devices), "-o", f"{tmp}/out.html"],
+            "search --timed 200": ["search", "efficientnet-b0", "--objective", "train-throughput", "--device", "t4",
+                                   "--max-training-memory", "16GiB", "--batch", "8", "--timed", "200",
+                                   "-o", f"{tmp}/out"],
+            "table, 1,000 designs": ["table", "--phi", "0..9.99:0.01", "-o", f"{tmp}/out"],
+        }
+        cases = {k: v for k, v in cases.items() if not args.only or args.only in k}
+        if any("chain" in k for k in cases):
+            chain(f"{tmp}/chain.onnx", 199_999)
+        if any("10^6" in k for k in cases):
+            chain(f"{tmp}/million.onnx", 1_000_000)
+        if any("B7" in k for k in cases):
+            subprocess.run([effplan, "export", "efficientnet-b7", "--dynamic-batch", "-o", f"{tmp}/b7.onnx"],
+                           check=True, stdout=subprocess.DEVNULL)
+        print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+        print("| command | exit | wall s | CPU s | peak RSS MiB |")
+        print("|---|---|---|---|---|")
+        for name, cmd in cases.items():
+            code, wall, cpu, rss = measured([effplan, *cmd])
+            print(f"| {name} | {code} | {wall:.1f} | {cpu:.1f} | {rss / 2**20:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
