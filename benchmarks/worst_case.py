@@ -4,7 +4,8 @@ be refused quickly). Issue 22's bound: every accepted input finishes under 60 s 
 
     python benchmarks/worst_case.py [--only NAME]
 
-The inputs: a 199,999-node chain (MAX_OPS is 200,000) and a 10^6-node file, written here; the exported
+The inputs: a 99,999-node chain (a file holds at most 100,000 nodes), graphs of ops side by side just
+within the memory planner's bounds, and a 10^6-node file, written here; the exported
 EfficientNet-B7 with its weights (267 MB); `report` at its 100 designs x 8 devices; `search --timed` at
 its 200; `table` at its 1,000 designs.
 """
@@ -28,6 +29,18 @@ def chain(path: str, nodes: int) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
+def wide(path: str, branches: int) -> None:
+    """`branches` ops side by side (each reads the input; one Sum joins them): every step keeps them live."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Relu", ["x"], [f"r{i}"]) for i in range(branches)]
+    nodes.append(helper.make_node("Sum", [f"r{i}" for i in range(branches)], ["y"]))
+    graph = helper.make_graph(nodes, "wide", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
 def measured(cmd: list[str]) -> tuple[int, float, float, int]:
     """(exit code, wall s, CPU s, peak RSS bytes) of one process."""
     start = time.perf_counter()
@@ -45,10 +58,12 @@ def main() -> None:
     devices = ["a100-80gb", "h100-sxm", "t4", "l4", "rtx-4090", "jetson-agx-orin", "a100-40gb", "h200"]
     with tempfile.TemporaryDirectory() as tmp:
         cases = {
-            "analyze, 199,999-node chain": ["analyze", f"{tmp}/chain.onnx", "-o", f"{tmp}/out"],
-            "memory --train, 199,999-node chain": ["memory", f"{tmp}/chain.onnx", "--train", "-o", f"{tmp}/out"],
-            "roofline, 199,999-node chain": ["roofline", f"{tmp}/chain.onnx", "--device", "t4", "-o", f"{tmp}/out"],
+            "analyze, 99,999-node chain": ["analyze", f"{tmp}/chain.onnx", "-o", f"{tmp}/out"],
+            "memory --train, 99,999-node chain": ["memory", f"{tmp}/chain.onnx", "--train", "-o", f"{tmp}/out"],
+            "roofline, 99,999-node chain": ["roofline", f"{tmp}/chain.onnx", "--device", "t4", "-o", f"{tmp}/out"],
             "analyze, 10^6-node file (refused)": ["analyze", f"{tmp}/million.onnx"],
+            "memory, 1,990 ops side by side": ["memory", f"{tmp}/wide.onnx", "-o", f"{tmp}/out"],
+            "analyze, 7,000 ops side by side": ["analyze", f"{tmp}/wide7k.onnx", "-o", f"{tmp}/out"],
             "roofline, EfficientNet-B7 file with weights": ["roofline", f"{tmp}/b7.onnx", "--batch", "8", "--device",
                                                             "a100-80gb", "-o", f"{tmp}/out"],
             "report, 100 designs x 8 devices": ["report", "--phi", "0..9.9:0.1",
@@ -60,7 +75,10 @@ def main() -> None:
         }
         cases = {k: v for k, v in cases.items() if not args.only or args.only in k}
         if any("chain" in k for k in cases):
-            chain(f"{tmp}/chain.onnx", 199_999)
+            chain(f"{tmp}/chain.onnx", 99_999)
+        if any("side by side" in k for k in cases):
+            wide(f"{tmp}/wide.onnx", 1_990)  # its memory-aware order weighs just under 2,000,000 chains
+            wide(f"{tmp}/wide7k.onnx", 7_000)  # its timeline holds just under 25,000,000 live tensors
         if any("10^6" in k for k in cases):
             chain(f"{tmp}/million.onnx", 1_000_000)
         if any("B7" in k for k in cases):

@@ -207,3 +207,42 @@ def test_onnxs_inference_errors_name_the_node_in_plain_words(effplan, tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     refused(effplan("analyze", str(path)), "ONNX's shape inference refuses node 'add1' (Add): B has inconsistent type")
     assert "[" not in effplan("analyze", str(path)).err
+
+
+# ---- bounded work ----------------------------------------------------------------------------------
+
+def test_a_file_past_the_node_limit_is_refused_before_protobuf_parses_it(effplan, tmp_path, monkeypatch):
+    """100,001 empty nodes (two bytes each): the skim counts them; protobuf never sees the file."""
+    from effplan.onnx.wire import MAX_NODES
+
+    graph = b"\x0a\x00" * (MAX_NODES + 1)
+    path = tmp_path / "many.onnx"
+    path.write_bytes(b"\x08\x08\x3a" + _varint(len(graph)) + graph)
+    monkeypatch.setattr(onnx.ModelProto, "FromString", lambda data: pytest.fail("parsed"))
+    refused(effplan("analyze", str(path)), f"more than {MAX_NODES:,} nodes")
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes(out + bytes([value]))
+
+
+def test_ops_side_by_side_past_the_planning_bound_are_refused(effplan, tmp_path, monkeypatch):
+    """A graph of parallel ops: each step of its memory timeline holds every branch live (quadratic
+    work). Past the bound (lowered here to keep the test small) it is one line, not hours."""
+    from effplan.plan import memory
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])
+    nodes = [helper.make_node("Relu", ["x"], [f"r{i}"]) for i in range(60)]
+    nodes.append(helper.make_node("Sum", [f"r{i}" for i in range(60)], ["y"]))
+    graph = helper.make_graph(nodes, "wide", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])])
+    path = tmp_path / "wide.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert effplan("memory", str(path)).code == 0
+    monkeypatch.setattr(memory, "MAX_CHAINS_WEIGHED", 1000)  # 60 ready chains weighed at 60 steps and more
+    refused(effplan("memory", str(path)), "too many ops run side by side")
+    monkeypatch.setattr(memory, "MAX_LIVE_ENTRIES", 1000)  # 60 steps of up to 60 live tensors
+    refused(effplan("analyze", str(path)), "too many ops run side by side")
