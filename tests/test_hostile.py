@@ -90,6 +90,7 @@ def baseline(tmp_path_factory):
     ("macs", "-Infinity", ["'totals.macs' is -Infinity"]),
     ("macs", "2e308", ["'totals.macs' is a number beyond 1e308"]),
     ("params", "1" + "0" * 320, ["'totals.params' is a number of 321 digits"]),
+    ("params", "9" * 5000, ["'totals.params' is a number of 5000 digits"]),
     ("flops", str(2**64), ["'totals.flops' is 18446744073709551616"]),
 ])
 def test_a_baseline_with_no_finite_number_is_refused_naming_the_key(effplan, baseline, figure, text, words):
