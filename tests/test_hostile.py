@@ -247,3 +247,14 @@ def test_ops_side_by_side_past_the_planning_bound_are_refused(effplan, tmp_path,
     refused(effplan("memory", str(path)), "too many ops run side by side")
     monkeypatch.setattr(memory, "MAX_LIVE_ENTRIES", 1000)  # 60 steps of up to 60 live tensors
     refused(effplan("analyze", str(path)), "too many ops run side by side")
+
+
+@pytest.mark.parametrize("version", [2**62, 2**31, -5, 0])
+def test_an_opset_version_past_any_int32_is_no_internal_error(effplan, tmp_path, version):
+    """Found by benchmarks/fuzz.py --wire: onnx's schema lookup takes an int32 version."""
+    path = conv_file(tmp_path, group=1)
+    model = onnx.load(path)
+    model.opset_import[0].version = version
+    onnx.save(model, path)
+    run = effplan("analyze", path)
+    assert run.code in (0, 2) and "internal error" not in run.err, run.err

@@ -180,7 +180,7 @@ def _refuse_mistyped(model: onnx.ModelProto, path: str) -> None:
             continue
         if node.op_type not in declared:
             try:
-                schema = onnx.defs.get_schema(node.op_type, max(version, 1), "")
+                schema = onnx.defs.get_schema(node.op_type, min(max(version, 1), 2**31 - 1), "")  # an int32 there
                 declared[node.op_type] = {name: a.type for name, a in schema.attributes.items()}
             except onnx.defs.SchemaError:  # an op this opset does not define: inference says so
                 declared[node.op_type] = {}
