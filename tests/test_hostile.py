@@ -258,3 +258,13 @@ def test_an_opset_version_past_any_int32_is_no_internal_error(effplan, tmp_path,
     onnx.save(model, path)
     run = effplan("analyze", path)
     assert run.code in (0, 2) and "internal error" not in run.err, run.err
+
+
+def test_a_report_past_its_design_and_device_bounds_is_refused_before_work(effplan):
+    devices = [f"--device={d}" for d in ("t4", "l4", "a100-80gb")]
+    refused(effplan("report", "--phi", "0..10:0.1", "-o", "/dev/null"), "101 designs asked; a report compares at most 100")
+    refused(effplan("report", "--phi", "0..6.6:0.1", *devices, "-o", "/dev/null"),
+            "67 designs on 3 devices; a report holds at most 200 design-device pairs")
+    refused(effplan("table", "--phi", "0..20.1:0.1"), "at most 200")
+    refused(effplan("search", "efficientnet-b0", "--objective", "train-throughput", "--device", "t4",
+                    "--max-macs", "1G", "--timed", "101"), "101")

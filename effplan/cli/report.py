@@ -9,7 +9,8 @@ from ..plan.profile import analyze, design_rows, device_rows, network_key
 from .options import BATCH, DTYPES, OUTPUT, RUNTIME, design_options, designs_from, emit, file_checks, train_options
 
 MAX_DEVICES = 8
-MAX_DESIGNS = 100  # a comparison page; 100 designs at the largest phi with 8 devices: see docs/robustness.md
+MAX_DESIGNS = 100  # a comparison page
+MAX_PAIRS = 200  # designs x devices: 100 designs at phi 15-16 on 8 devices took 100 s (docs/robustness.md)
 
 
 @click.command()
@@ -46,6 +47,9 @@ def report(models, query, devices, dtype, runtime, batch, train, optimizer, prec
     if len(pairs) > MAX_DESIGNS:
         raise EffplanError(f"{len(pairs)} designs asked; a report compares at most {MAX_DESIGNS} (a table or "
                            f"compare lists more)")
+    if len(pairs) * len(found) > MAX_PAIRS:
+        raise EffplanError(f"{len(pairs)} designs on {len(found)} devices; a report holds at most {MAX_PAIRS} "
+                           f"design-device pairs")
     options = {"batch": batch, "dtype": dtype or "fp32", "device_dtype": dtype, "train": train,
                "precision": precision, "optimizer": optimizer, "checkpoint": checkpoint, "inplace": inplace,
                "fold_bn": fold_bn, "fuse_se": fuse_se, "order": order, "runtime": runtime}
