@@ -1,7 +1,7 @@
 """ONNX import: deserialisation plus shape inference into effplan's graph, so one op table serves
 built and imported graphs alike. A file is read by protobuf (read.py, with its refusals) and shaped by
-effplan's own rules (each op's `infer`); where they cannot, ONNX's shape inference shapes it. Import never reads external weight data: initializer
-shapes are in the model proto itself. What an op type means on import (its weight slots, whether a weight
+effplan's own rules (each op's `infer`); where they cannot, ONNX's shape inference shapes it. Import
+never reads external weight data: initializer shapes are in the model proto itself. What an op type means on import (its weight slots, whether a weight
 passes through it, whether a constant operand is learned) is its entry in the op table (ops.py).
 """
 from __future__ import annotations
@@ -312,14 +312,13 @@ def _places(nodes: list) -> list[tuple]:
 
 
 def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[str, int] | None = None):
-    """effplan's graph of an ONNX model (an onnx ModelProto, or a Model onnx_wire.read): shaped, symbolic
+    """effplan's graph of an ONNX model (an onnx ModelProto, or a Model read_file read): shaped, symbolic
     dimensions bound. Nodes that compute only from constants are folded away; a constant in a weight slot
     (Conv W and B, Gemm B and C, MatMul's constant operand, normalisation scale and bias, PRelu slope), or
     one of more than one element in Add, Sub, Mul, Div, Expand, Concat, Tile or an op with no cost
     function, is a parameter of that op, sized as the initializer it comes from; scalars and integer
     tensors (shapes) are not. Shapes come from effplan's own rules, shape arithmetic evaluated on the way
-    (evaluate.py); where a rule cannot, from ONNX's inference on the model's proto, or NotPlain for a
-    Model read without onnx (read_file then reads the file with onnx)."""
+    (evaluate.py); where a rule cannot, from ONNX's inference on the model's proto."""
     light = model if isinstance(model, Model) else from_proto(model)
     order = _order(light, name)
     weight_inputs = _weight_inputs(light)
