@@ -268,3 +268,24 @@ def test_a_report_past_its_design_and_device_bounds_is_refused_before_work(effpl
     refused(effplan("table", "--phi", "0..20.1:0.1"), "at most 200")
     refused(effplan("search", "efficientnet-b0", "--objective", "train-throughput", "--device", "t4",
                     "--max-macs", "1G", "--timed", "101"), "101")
+
+
+def test_a_grown_layer_with_a_hostile_name_stays_on_its_line(effplan, tmp_path):
+    """`check --baseline` names the layers that grew, in text on one line, whatever the file calls them."""
+    path = conv_file(tmp_path)
+    model = onnx.load(path)
+    model.graph.node[0].name = "conv\n# a comment"
+    onnx.save(model, path)
+    assert effplan("layers", path, "--format", "json", "-o", str(tmp_path / "base.json")).code == 0
+    report = json.loads((tmp_path / "base.json").read_text())
+    report["model"] = "m"  # the name a budget gives a file's design (layers says m.onnx)
+    report["totals"]["macs"] //= 2
+    for row in report["layers"]:
+        row["macs"] //= 2
+    (tmp_path / "base.json").write_text(json.dumps(report))
+    (tmp_path / "b.toml").write_text(f'[[budget]]\nmodel = {json.dumps(path)}\nmax_macs = "1G"\n')
+    run = effplan("check", str(tmp_path / "b.toml"), "--baseline", str(tmp_path / "base.json"))
+    assert run.code == 1, run.err
+    grown = [line for line in run.out.splitlines() if line.startswith("baseline: macs grew")]
+    assert len(grown) == 1 and "layers that grew: conv\\n# a comment" in grown[0], run.out
+    assert not any(line.startswith("# a comment") for line in run.out.splitlines())
