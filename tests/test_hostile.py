@@ -131,12 +131,16 @@ def test_an_output_naming_an_input_is_refused(effplan, tmp_path, monkeypatch):
     model = conv_file(tmp_path)
     (tmp_path / "b.toml").write_text('[[budget]]\nmodel = "efficientnet-b0"\nmax_macs = "1G"\n')
     (tmp_path / "s.toml").write_text((SPECS / "efficientnet-b0.toml").read_text())
+    (tmp_path / "d.toml").write_text((SPECS.parent / "hardware" / "t4.toml").read_text())
+    (tmp_path / "r.toml").write_text((SPECS.parent / "runtimes" / "compiled.toml").read_text())
     os.symlink(model, tmp_path / "link.onnx")
     monkeypatch.chdir(tmp_path)
     before = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     for args in (["analyze", "m.onnx", "-o", "./m.onnx"], ["layers", str(tmp_path / "link.onnx"), "-o", "m.onnx"],
                  ["check", "b.toml", "-o", "b.toml"], ["export", "s.toml", "-o", "s.toml"],
-                 ["layers", "s.toml", "-o", str(tmp_path / "s.toml")]):
+                 ["layers", "s.toml", "-o", str(tmp_path / "s.toml")],
+                 ["roofline", "efficientnet-b0", "--device", "d.toml", "-o", "d.toml"],
+                 ["roofline", "efficientnet-b0", "--device", "t4", "--runtime", "r.toml", "-o", "./r.toml"]):
         refused(effplan(*args), "an output never replaces an input")
     assert before == {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and p in before}
 
