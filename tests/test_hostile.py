@@ -90,6 +90,7 @@ def baseline(tmp_path_factory):
     ("macs", "-Infinity", ["'totals.macs' is -Infinity"]),
     ("macs", "2e308", ["'totals.macs' is a number beyond 1e308"]),
     ("params", "1" + "0" * 320, ["'totals.params' is a number of 321 digits"]),
+    ("params", "9" * 5000, ["'totals.params' is a number of 5000 digits"]),
     ("flops", str(2**64), ["'totals.flops' is 18446744073709551616"]),
 ])
 def test_a_baseline_with_no_finite_number_is_refused_naming_the_key(effplan, baseline, figure, text, words):
@@ -130,12 +131,16 @@ def test_an_output_naming_an_input_is_refused(effplan, tmp_path, monkeypatch):
     model = conv_file(tmp_path)
     (tmp_path / "b.toml").write_text('[[budget]]\nmodel = "efficientnet-b0"\nmax_macs = "1G"\n')
     (tmp_path / "s.toml").write_text((SPECS / "efficientnet-b0.toml").read_text())
+    (tmp_path / "d.toml").write_text((SPECS.parent / "hardware" / "t4.toml").read_text())
+    (tmp_path / "r.toml").write_text((SPECS.parent / "runtimes" / "compiled.toml").read_text())
     os.symlink(model, tmp_path / "link.onnx")
     monkeypatch.chdir(tmp_path)
     before = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     for args in (["analyze", "m.onnx", "-o", "./m.onnx"], ["layers", str(tmp_path / "link.onnx"), "-o", "m.onnx"],
                  ["check", "b.toml", "-o", "b.toml"], ["export", "s.toml", "-o", "s.toml"],
-                 ["layers", "s.toml", "-o", str(tmp_path / "s.toml")]):
+                 ["layers", "s.toml", "-o", str(tmp_path / "s.toml")],
+                 ["roofline", "efficientnet-b0", "--device", "d.toml", "-o", "d.toml"],
+                 ["roofline", "efficientnet-b0", "--device", "t4", "--runtime", "r.toml", "-o", "./r.toml"]):
         refused(effplan(*args), "an output never replaces an input")
     assert before == {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and p in before}
 
@@ -194,3 +199,97 @@ def test_a_name_starting_with_a_hash_is_no_comment_line_in_text(effplan, tmp_pat
     onnx.save(model, path)
     run = effplan("layers", path, "--wide")
     assert any(line.startswith("\\# not a comment") for line in run.out.splitlines()), run.out
+
+
+def test_onnxs_inference_errors_name_the_node_in_plain_words(effplan, tmp_path):
+    """onnx's '[ShapeInferenceError] (op_type:Add, node name: add1): B has inconsistent type' without its
+    class tags, naming the node."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    k = helper.make_tensor("k", TensorProto.INT64, [1], [1])
+    graph = helper.make_graph([helper.make_node("Add", ["x", "k"], ["y"], name="add1")], "g", [x],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [k])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    refused(effplan("analyze", str(path)), "ONNX's shape inference refuses node 'add1' (Add): B has inconsistent type")
+    assert "[" not in effplan("analyze", str(path)).err
+
+
+# ---- bounded work ----------------------------------------------------------------------------------
+
+def test_a_file_past_the_node_limit_is_refused_before_protobuf_parses_it(effplan, tmp_path, monkeypatch):
+    """100,001 empty nodes (two bytes each): the skim counts them; protobuf never sees the file."""
+    from effplan.onnx.wire import MAX_NODES
+
+    graph = b"\x0a\x00" * (MAX_NODES + 1)
+    path = tmp_path / "many.onnx"
+    path.write_bytes(b"\x08\x08\x3a" + _varint(len(graph)) + graph)
+    monkeypatch.setattr(onnx.ModelProto, "FromString", lambda data: pytest.fail("parsed"))
+    refused(effplan("analyze", str(path)), f"more than {MAX_NODES:,} nodes")
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes(out + bytes([value]))
+
+
+def test_ops_side_by_side_past_the_planning_bound_are_refused(effplan, tmp_path, monkeypatch):
+    """A graph of parallel ops: each step of its memory timeline holds every branch live (quadratic
+    work). Past the bound (lowered here to keep the test small) it is one line, not hours."""
+    from effplan.plan import memory
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])
+    nodes = [helper.make_node("Relu", ["x"], [f"r{i}"]) for i in range(60)]
+    nodes.append(helper.make_node("Sum", [f"r{i}" for i in range(60)], ["y"]))
+    graph = helper.make_graph(nodes, "wide", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])])
+    path = tmp_path / "wide.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert effplan("memory", str(path)).code == 0
+    monkeypatch.setattr(memory, "MAX_CHAINS_WEIGHED", 1000)  # 60 ready chains weighed at 60 steps and more
+    refused(effplan("memory", str(path)), "too many ops run side by side")
+    monkeypatch.setattr(memory, "MAX_LIVE_ENTRIES", 1000)  # 60 steps of up to 60 live tensors
+    refused(effplan("analyze", str(path)), "too many ops run side by side")
+
+
+@pytest.mark.parametrize("version", [2**62, 2**31, -5, 0])
+def test_an_opset_version_past_any_int32_is_no_internal_error(effplan, tmp_path, version):
+    """Found by benchmarks/fuzz.py --wire: onnx's schema lookup takes an int32 version."""
+    path = conv_file(tmp_path, group=1)
+    model = onnx.load(path)
+    model.opset_import[0].version = version
+    onnx.save(model, path)
+    run = effplan("analyze", path)
+    assert run.code in (0, 2) and "internal error" not in run.err, run.err
+
+
+def test_a_report_past_its_design_and_device_bounds_is_refused_before_work(effplan):
+    devices = [f"--device={d}" for d in ("t4", "l4", "a100-80gb")]
+    refused(effplan("report", "--phi", "0..10:0.1", "-o", "/dev/null"), "101 designs asked; a report compares at most 100")
+    refused(effplan("report", "--phi", "0..6.6:0.1", *devices, "-o", "/dev/null"),
+            "67 designs on 3 devices; a report holds at most 200 design-device pairs")
+    refused(effplan("table", "--phi", "0..20.1:0.1"), "at most 200")
+    refused(effplan("search", "efficientnet-b0", "--objective", "train-throughput", "--device", "t4",
+                    "--max-macs", "1G", "--timed", "101"), "101")
+
+
+def test_a_grown_layer_with_a_hostile_name_stays_on_its_line(effplan, tmp_path):
+    """`check --baseline` names the layers that grew, in text on one line, whatever the file calls them."""
+    path = conv_file(tmp_path)
+    model = onnx.load(path)
+    model.graph.node[0].name = "conv\n# a comment"
+    onnx.save(model, path)
+    assert effplan("layers", path, "--format", "json", "-o", str(tmp_path / "base.json")).code == 0
+    report = json.loads((tmp_path / "base.json").read_text())
+    report["model"] = "m"  # the name a budget gives a file's design (layers says m.onnx)
+    report["totals"]["macs"] //= 2
+    for row in report["layers"]:
+        row["macs"] //= 2
+    (tmp_path / "base.json").write_text(json.dumps(report))
+    (tmp_path / "b.toml").write_text(f'[[budget]]\nmodel = {json.dumps(path)}\nmax_macs = "1G"\n')
+    run = effplan("check", str(tmp_path / "b.toml"), "--baseline", str(tmp_path / "base.json"))
+    assert run.code == 1, run.err
+    grown = [line for line in run.out.splitlines() if line.startswith("baseline: macs grew")]
+    assert len(grown) == 1 and "layers that grew: conv\\n# a comment" in grown[0], run.out
+    assert not any(line.startswith("# a comment") for line in run.out.splitlines())

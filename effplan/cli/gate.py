@@ -85,9 +85,9 @@ def check(budget_file, fmt, baseline, tolerance, strict, view, output):
               show_default=True,
               help="macs: largest MACs under budget; mnas: ACC x (MACs/T)^w with --accuracy; train-throughput: "
                    "most training images/s per device at --batch on --device (effplan train's step).")
-@click.option("--timed", type=click.IntRange(1, 100_000), default=None,
+@click.option("--timed", type=click.IntRange(1, 100), default=None,  # bounded: docs/robustness.md
               help="With --objective train-throughput: how many designs within the limits to time, the most MACs "
-                   "first (default 100; the output says how many were).")
+                   "first (default and at most 100; the output says how many were).")
 @click.option("--accuracy", "accuracy_file", default=None, help="TOML of [[point]] macs/top1 for --objective mnas.")
 @click.option("--mnas-w", type=float, default=-0.07, show_default=True, help="The exponent w of MnasNet's reward.")
 @click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True, help="Designs to return.")

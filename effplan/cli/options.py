@@ -14,7 +14,7 @@ from ..gate.budget import MAX_BATCH
 from ..plan.memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS
 from ..plan.profile import LAYER_SORT_KEYS
 
-MAX_DESIGNS = 1000
+MAX_DESIGNS = 200  # per command: 200 at phi 15-16 cost 40 s (benchmarks/worst_case.py, docs/robustness.md)
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "markdown"]),
                       default="text", show_default=True, help="Output format.")
 NOTES: list[str] = []  # lines main() prints on stderr after a command succeeds

@@ -9,6 +9,8 @@ from ..plan.profile import analyze, design_rows, device_rows, network_key
 from .options import BATCH, DEVICE_DTYPE, OUTPUT, RUNTIME, design_options, designs_from, emit, file_checks, train_options
 
 MAX_DEVICES = 8
+MAX_DESIGNS = 100  # a comparison page
+MAX_PAIRS = 200  # designs x devices: 100 designs at phi 15-16 on 8 devices took 100 s (docs/robustness.md)
 
 
 @click.command()
@@ -41,6 +43,12 @@ def report(models, query, devices, dtype, runtime, batch, train, optimizer, prec
         raise EffplanError(f"--device given {len(devices)} times; at most {MAX_DEVICES}")
     found = {name: load_device(name) for name in dict.fromkeys(devices)}  # fails early on an unknown one
     pairs = designs_from(models, **query)
+    if len(pairs) > MAX_DESIGNS:
+        raise EffplanError(f"{len(pairs)} designs asked; a report compares at most {MAX_DESIGNS} (a table or "
+                           f"compare lists more)")
+    if len(pairs) * len(found) > MAX_PAIRS:
+        raise EffplanError(f"{len(pairs)} designs on {len(found)} devices; a report holds at most {MAX_PAIRS} "
+                           f"design-device pairs")
     options = {"batch": batch, "dtype": cost_dtype(dtype, list(found.values())), "device_dtype": dtype,
                "dtype_origin": dtype_origin(dtype, list(found.values())), "train": train,
                "precision": precision, "optimizer": optimizer, "checkpoint": checkpoint, "inplace": inplace,

@@ -407,7 +407,7 @@ def read_report(path: str) -> dict:
             data = fh.read(MAX_REPORT_BYTES + 1)
         if len(data) > MAX_REPORT_BYTES:
             raise EffplanError(f"--baseline {path}: larger than {MAX_REPORT_BYTES >> 20} MiB; not a layers report")
-        report = json.loads(data.decode("utf-8"), parse_constant=_Constant)
+        report = json.loads(data.decode("utf-8"), parse_constant=_Constant, parse_int=_integer)
     except OSError as exc:
         raise EffplanError(f"--baseline {path}: cannot read: {exc.strerror or exc}") from None
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
@@ -426,6 +426,11 @@ def read_report(path: str) -> dict:
 
 class _Constant(str):
     """NaN, Infinity or -Infinity in a JSON text: no JSON number (Python's json reads them unless told)."""
+
+
+def _integer(text: str):
+    """A JSON integer; one of more digits than any figure (Python's int() refuses 4,300) is none."""
+    return int(text) if len(text) <= 24 else _Constant(f"a number of {len(text.lstrip('-'))} digits")
 
 
 def _bad_number(value, limit: float = 2.0 ** 63) -> tuple[str, str] | None:

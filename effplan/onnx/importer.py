@@ -1,7 +1,7 @@
 """ONNX import: deserialisation plus shape inference into effplan's graph, so one op table serves
 built and imported graphs alike. A file is read by protobuf (read.py, with its refusals) and shaped by
-effplan's own rules (each op's `infer`); where they cannot, ONNX's shape inference shapes it. Import never reads external weight data: initializer
-shapes are in the model proto itself. What an op type means on import (its weight slots, whether a weight
+effplan's own rules (each op's `infer`); where they cannot, ONNX's shape inference shapes it. Import
+never reads external weight data: initializer shapes are in the model proto itself. What an op type means on import (its weight slots, whether a weight
 passes through it, whether a constant operand is learned) is its entry in the op table (ops.py).
 """
 from __future__ import annotations
@@ -256,8 +256,8 @@ def _onnx_shapes(model: Model, order: list[int], shapes: dict, types: dict, boun
                 d.dim_value = bound[key]
     try:
         inferred = onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=True, data_prop=True).graph
-    except Exception as exc:
-        raise OnnxError(f"{name}: ONNX shape inference failed: {str(exc).splitlines()[0][:300]}") from None
+    except Exception as exc:  # onnx's InferenceError, or its checker's ValidationError
+        raise OnnxError(f"{name}: {_inference_words(str(exc))}") from None
     inferred = map(proto_value, [*inferred.input, *inferred.value_info])
     for v in [*model.value_info, *model.outputs, *inferred]:  # the file's own shapes, then the inferred ones
         shape = _bound(v, bound)
@@ -265,6 +265,19 @@ def _onnx_shapes(model: Model, order: list[int], shapes: dict, types: dict, boun
             shapes[v.name] = shape
         types[v.name] = v.elem_type or types.get(v.name, 0)
     return fold_shapes(model, order, shapes, types, onnx_inference)
+
+
+def _inference_words(text: str) -> str:
+    """ONNX's inference error in the user's words: the node it names and what is wrong, without onnx's
+    bracketed class tags ('[ShapeInferenceError] (op_type:Add, node name: add1): B has inconsistent type')."""
+    text = " ".join(text.split())
+    clean = lambda s: re.sub(r"\[\w*Error\]\s*|Inference error\(s\):\s*", "", s).strip(" :")  # noqa: E731
+    found = list(re.finditer(r"\(op_type:([^,)]*)(?:, node name: ([^)]*))?\)", text))
+    if not found:
+        return f"ONNX's shape inference refuses the model: {clean(text)[:300]}"
+    op, node = found[-1].groups()
+    what = f"node {quote(node)} ({op})" if node else f"a node of type {op}"
+    return f"ONNX's shape inference refuses {what}: {clean(text[found[-1].end():])[:300]}"
 
 
 def _doc_place(doc: str):
@@ -390,14 +403,13 @@ def _places(nodes: list, shapes: dict | None = None) -> list[tuple]:
 
 
 def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[str, int] | None = None):
-    """effplan's graph of an ONNX model (an onnx ModelProto, or a Model onnx_wire.read): shaped, symbolic
+    """effplan's graph of an ONNX model (an onnx ModelProto, or a Model read_file read): shaped, symbolic
     dimensions bound. Nodes that compute only from constants are folded away; a constant in a weight slot
     (Conv W and B, Gemm B and C, MatMul's constant operand, normalisation scale and bias, PRelu slope), or
     one of more than one element in Add, Sub, Mul, Div, Expand, Concat, Tile or an op with no cost
     function, is a parameter of that op, sized as the initializer it comes from; scalars and integer
     tensors (shapes) are not. Shapes come from effplan's own rules, shape arithmetic evaluated on the way
-    (evaluate.py); where a rule cannot, from ONNX's inference on the model's proto, or NotPlain for a
-    Model read without onnx (read_file then reads the file with onnx)."""
+    (evaluate.py); where a rule cannot, from ONNX's inference on the model's proto."""
     light = model if isinstance(model, Model) else from_proto(model)
     order = _order(light, name)
     weight_inputs = _weight_inputs(light)

@@ -19,10 +19,9 @@ from ..base.errors import quote
 from ..base.files import reads
 from ..base.resources import memory_left
 from ..base.units import MAX_DIM, human_bytes
-from ..graph.builder import MAX_OPS
 from ..graph.ops import MATRIX, OPS
 from .common import OnnxError, tensor_bytes
-from .wire import Unfollowed, keeps_values, skim
+from .wire import MAX_NODES, Unfollowed, keeps_values, skim
 
 
 def load(path: str) -> onnx.ModelProto:
@@ -59,8 +58,8 @@ def _parse(p: Path, path: str, size: int) -> onnx.ModelProto:
                 found, stopped = skim(buf), None
             except Unfollowed as exc:
                 found, stopped = None, exc.at
-            if found is not None and found.nodes > MAX_OPS:
-                raise OnnxError(f"{path}: more than {MAX_OPS:,} nodes; at most {MAX_OPS:,}")
+            if found is not None and found.nodes > MAX_NODES:
+                raise OnnxError(f"{path}: more than {MAX_NODES:,} nodes; at most {MAX_NODES:,}")
             if found is not None:
                 model = _protobuf(b"".join(found.pieces), path, None)
                 inits = model.graph.initializer
@@ -139,8 +138,8 @@ def _refuse_unsupported(g: onnx.GraphProto, path: str, folder: Path, depth: int 
     (their costs would silently drop out)."""
     if depth > 16:
         raise OnnxError(f"{path}: subgraphs nested more than 16 deep")
-    if len(g.node) > MAX_OPS:
-        raise OnnxError(f"{path}: {len(g.node):,} nodes; at most {MAX_OPS:,}")
+    if len(g.node) > MAX_NODES:
+        raise OnnxError(f"{path}: {len(g.node):,} nodes; at most {MAX_NODES:,}")
     tensors = [*g.initializer, *(t for sp in g.sparse_initializer for t in (sp.values, sp.indices)),
                *(t for node in g.node for t in _tensors(node))]
     for t in tensors:  # the message names a tensor only where one is refused: a thousand quotes cost
@@ -181,7 +180,7 @@ def _refuse_mistyped(model: onnx.ModelProto, path: str) -> None:
             continue
         if node.op_type not in declared:
             try:
-                schema = onnx.defs.get_schema(node.op_type, max(version, 1), "")
+                schema = onnx.defs.get_schema(node.op_type, min(max(version, 1), 2**31 - 1), "")  # an int32 there
                 declared[node.op_type] = {name: a.type for name, a in schema.attributes.items()}
             except onnx.defs.SchemaError:  # an op this opset does not define: inference says so
                 declared[node.op_type] = {}

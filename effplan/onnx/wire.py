@@ -22,6 +22,9 @@ from ..graph import dtypes
 from ..graph.builder import MAX_OPS
 from .common import OnnxError
 
+# nodes of a file's graph: the largest real networks have 10^4; a 10^5-node chain takes 10 s and 1 GB to
+# analyze (benchmarks/worst_case.py), and built designs keep graph.builder's MAX_OPS
+MAX_NODES = min(MAX_OPS, 100_000)
 SMALL_INITIALIZER = 64  # elements; smaller initializers keep their values (Resize scales, Clip bounds)
 MAX_VALUES = 1 << 16  # elements of one evaluated tensor: shape arithmetic is a few dozen
 FLOAT_TYPES = frozenset(dtypes.FLOAT_PRECISIONS)
@@ -109,7 +112,7 @@ class Unfollowed(Exception):
 class Skim:
     pieces: list = field(default_factory=list)  # the file less the cut raw_data, in order (b"".join them)
     cut: list = field(default_factory=list)  # indices in protobuf's graph.initializer of the tensors cut
-    nodes: int = 0  # nodes of the graph, counted up to MAX_OPS + 1 (the skim stops there)
+    nodes: int = 0  # nodes of the graph, counted up to MAX_NODES + 1 (the skim stops there)
     initializers: int = 0
 
 
@@ -123,7 +126,7 @@ def skim(buf) -> Skim:
             if buf[tag] != GRAPH_TAG:
                 raise Unfollowed(tag)  # an overlong tag: left to protobuf
             inner = _graph(buf, body, stop, found)
-            if found.nodes > MAX_OPS:
+            if found.nodes > MAX_NODES:
                 return found
             if inner:
                 edits.append((tag, stop, _nested(GRAPH_TAG, _spliced(buf, body, stop, inner))))
@@ -139,7 +142,7 @@ def _graph(buf, start: int, end: int, found: Skim) -> list:
             continue
         if number == 1:
             found.nodes += 1
-            if found.nodes > MAX_OPS:
+            if found.nodes > MAX_NODES:
                 return edits
         elif number == 5:
             if buf[tag] != INITIALIZER_TAG:

@@ -62,6 +62,19 @@ def live_steps(graph, *, order=None, inplace: bool = False, fuse_se: bool = Fals
     return _derived(graph, key, lambda g: _live_steps(g, order, inplace, fuse_se))
 
 
+# Planning memory costs time in the ops that run side by side: the timeline holds each step's live set, and
+# the memory-aware order weighs every ready chain at each step. A hostile graph of 10^5 parallel ops would
+# take hours and gigabytes; these bound the work (about 5 s and 10 s; docs/robustness.md), where a real
+# network's (EfficientNet-L2: 2,000 ops, 10 live at once) is 10^4 times less.
+MAX_LIVE_ENTRIES = 25_000_000  # live tensors summed over the steps
+MAX_CHAINS_WEIGHED = 2_000_000  # ready chains summed over the steps of the memory-aware order
+
+
+def _too_wide(graph, what: str) -> EffplanError:
+    return EffplanError(f"{graph.graph.get('name', 'the model')}: {what}: too many ops run side by side to plan "
+                        f"its memory ({len(graph.nodes):,} ops)")
+
+
 def _live_steps(graph, order, inplace: bool, fuse_se: bool):
     order = list(order or graph.nodes)
     position = {name: i for i, name in enumerate(order)}
@@ -78,7 +91,7 @@ def _live_steps(graph, order, inplace: bool, fuse_se: bool):
         last_use[t] = len(order)
 
     live = dict.fromkeys(graph.graph["inputs"])  # insertion-ordered set
-    start, steps = tuple(live), []
+    start, steps, entries = tuple(live), [], 0
     for i, name in enumerate(order):
         node = graph.nodes[name]
         for t in node["outputs"]:
@@ -87,6 +100,9 @@ def _live_steps(graph, order, inplace: bool, fuse_se: bool):
                 del live[source]  # the output takes over the input's buffer
             live[t] = None
         steps.append(tuple(t for t in live if t in stored))
+        entries += len(live)
+        if entries > MAX_LIVE_ENTRIES:
+            raise _too_wide(graph, f"more than {MAX_LIVE_ENTRIES:,} live tensors summed over its steps")
         for t in [t for t in live if last_use.get(t, i) <= i]:
             del live[t]
     return tuple(order), start, tuple(steps)  # shared by every caller: not to be changed
@@ -144,13 +160,13 @@ def memory_aware_order(graph, dtype_bytes: int = 4) -> list[str]:
 
     def priority(nodes):
         """(-(chain peak - what it leaves live), stored position): smaller runs first."""
-        left, grown, top, readers_left = 0, 0, 0, dict(pending)
+        left, grown, top, readers_left = 0, 0, 0, {}  # readers left of the tensors this chain reads
         for name in nodes:
             node = graph.nodes[name]
             grown += sum(size[t] for t in node["outputs"])
             top = max(top, grown)
             for t in set(node["inputs"]):
-                readers_left[t] -= 1
+                readers_left[t] = readers_left.get(t, pending[t]) - 1
                 if readers_left[t] == 0 and t not in keep:
                     grown -= size[t]
         left = grown
@@ -158,16 +174,21 @@ def memory_aware_order(graph, dtype_bytes: int = 4) -> list[str]:
 
     order: list[str] = []
     ready = [name for name, n in waiting.items() if n == 0]
+    weighed = 0
     while ready:
+        weighed += len(ready)
+        if weighed > MAX_CHAINS_WEIGHED:
+            raise _too_wide(graph, f"its memory-aware order would weigh more than {MAX_CHAINS_WEIGHED:,} chains")
         nodes = min((chain(r) for r in ready), key=priority)
         ready.remove(nodes[0])
+        members = set(nodes)  # a set: a chain of 10^5 ops asked once per op
         for name in nodes:
             order.append(name)
             for t in set(graph.nodes[name]["inputs"]):
                 pending[t] -= 1
             for successor in graph.successors(name):
                 waiting[successor] -= 1
-                if waiting[successor] == 0 and successor not in nodes:
+                if waiting[successor] == 0 and successor not in members:
                     ready.append(successor)
     return order
 

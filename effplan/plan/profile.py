@@ -222,19 +222,21 @@ def design_rows(pairs, batch, dtype, precision=DEFAULT_PRECISION, optimizer=DEFA
     """The summary row of each (design, baseline) pair, with its MACs ratio to the baseline; with `train`
     (and a device), a training step's time and images/s at the batch on one device. `profiles`: the
     pairs' designs already analyzed at the batch and dtype (so a caller costs them once)."""
-    if profiles is None:
-        profiles = [analyze(design, batch, dtype) for design, _ in pairs]
-    macs = {network_key(d): p.totals.macs for (d, _), p in zip(pairs, profiles)}
-    for _, base in pairs:  # the phi = 0 baseline of each model, built only when not in the table (a file has none)
-        if base is not None and network_key(base) not in macs:
+    macs = {}  # the phi = 0 baseline's MACs of each model (a file has none)
+
+    def base_macs(base):
+        if base is None:
+            return None
+        if network_key(base) not in macs:
             macs[network_key(base)] = analyze(base, batch, dtype).totals.macs
-    rows = [design_row(p, macs[network_key(base)] if base is not None else None,
-                       training_memory(p.graph, precision, optimizer))
-            for (_, base), p in zip(pairs, profiles)]
-    if device:
-        for row, extra in zip(rows, device_rows([p.graph for p in profiles], device, dtype, batch, runtime, train,
-                                                precision, optimizer)):
-            row.update(extra)
+        return macs[network_key(base)]
+
+    rows = []
+    for i, (design, base) in enumerate(pairs):  # one design at a time: its graph is let go before the next
+        p = profiles[i] if profiles is not None else analyze(design, batch, dtype)
+        rows.append(design_row(p, base_macs(base), training_memory(p.graph, precision, optimizer)))
+        if device:
+            rows[-1].update(device_rows([p.graph], device, dtype, batch, runtime, train, precision, optimizer)[0])
     return rows
 
 

@@ -165,8 +165,8 @@ def kernel_groups(graph, runtime: Runtime | str = "fused") -> list[list[str]]:
                 break
             if into_consumer(members):
                 break
-            produced = made | {out(m) for m in members}
-            others = {i for m in members for i in nodes[m]["inputs"]} - produced - {t}
+            outs = {out(m) for m in members}  # `made` grows in place: a chain of 10^5 ops is no copy per op
+            others = {i for m in members for i in nodes[m]["inputs"]} - made - outs - {t}
             if not others <= ready:
                 break  # an operand a later kernel makes
             if kind_class(kind) == RESIDUAL and others:  # a residual Add, not a bias
@@ -174,7 +174,7 @@ def kernel_groups(graph, runtime: Runtime | str = "fused") -> list[list[str]]:
                     break  # a broadcast, not a residual; or the runtime takes no more adds
                 adds -= 1
             absorbed += members
-            made = produced
+            made |= outs
             t = out(members[-1])
         return absorbed
 

@@ -6,7 +6,7 @@ import re
 
 from ..base.version import __version__
 from .report import si
-from .tables import View, render_rows, to_json
+from .tables import View, render_rows, text_cell, to_json
 
 CHECK_COLUMNS = [
     ("budget", "budget", str),
@@ -50,7 +50,8 @@ def _verdict(row: dict) -> str:
 
 
 def _growth_line(g: dict) -> str:
-    layers = ", ".join(g["layers"][:8]) + (f" and {len(g['layers']) - 8} more" if len(g["layers"]) > 8 else "")
+    layers = ", ".join(map(text_cell, g["layers"][:8])) + (f" and {len(g['layers']) - 8} more" if len(g["layers"]) > 8
+                                                          else "")
     change = (f"grew {g['growth']:+.2%}" if g["growth"] is not None
               else "grew from a baseline of 0 (no growth ratio)")
     return (f"{g['figure']} {change} against the baseline ({g['baseline']:,} -> {g['current']:,}); "
@@ -58,8 +59,8 @@ def _growth_line(g: dict) -> str:
 
 
 def _unknown_line(budget: str, ops: dict, strict: bool) -> str:
-    listed = ", ".join(f"{op} (x{n})" for op, n in sorted(ops.items()))
-    return (f"budget {budget}: no cost function for {listed}: counted as zero, so its figures are too low"
+    listed = ", ".join(f"{text_cell(op)} (x{n})" for op, n in sorted(ops.items()))  # names from the file: one line
+    return (f"budget {text_cell(budget)}: no cost function for {listed}: counted as zero, so its figures are too low"
             + ("; --strict fails on this" if strict else "; --strict fails on this instead of passing"))
 
 
