@@ -1,4 +1,4 @@
-"""What ONNX import (onnx_import.py) and export (onnx_export.py) share: their error, and a tensor's bytes."""
+"""What ONNX import (onnx/importer.py) and export (onnx/export.py) share: their error, and a tensor's bytes."""
 from __future__ import annotations
 
 import math

@@ -2,7 +2,7 @@
 
 Export writes deterministic weights (seeded per tensor name), so the same command gives the
 same bytes and a runtime does real arithmetic. Each node's place (stage, block, layer) travels
-in its doc_string, so an exported graph imports back to the same rows (onnx_import.py).
+in its doc_string, so an exported graph imports back to the same rows (onnx/importer.py).
 """
 from __future__ import annotations
 

@@ -409,7 +409,7 @@ def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[s
     one of more than one element in Add, Sub, Mul, Div, Expand, Concat, Tile or an op with no cost
     function, is a parameter of that op, sized as the initializer it comes from; scalars and integer
     tensors (shapes) are not. Shapes come from effplan's own rules, shape arithmetic evaluated on the way
-    (evaluate.py); where a rule cannot, from ONNX's inference on the model's proto."""
+    (onnx/fold.py); where a rule cannot, from ONNX's inference on the model's proto."""
     light = model if isinstance(model, Model) else from_proto(model)
     order = _order(light, name)
     weight_inputs = _weight_inputs(light)

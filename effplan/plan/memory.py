@@ -226,7 +226,7 @@ def inference_memory(graph, dtype_bytes: int, *, order: str = "plain", inplace: 
 
 # ---- training ----
 
-# What each op's backward keeps is in its entry of the op table (graph/ops.py). A composite op
+# What each op's backward keeps is in its entry of the op table (graph/ops/). A composite op
 # (graph/composite.py) saves what its one op saves: Swish (SiLU, no entry of its own) its input.
 SWISH_SAVES = (INPUT,)
 OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2}  # state tensors per parameter

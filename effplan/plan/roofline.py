@@ -8,7 +8,7 @@ Which ops run as one kernel is the runtime's (see kernel_groups): eager PyTorch 
 framework op, a TensorRT-style engine ("fused") runs conv + BN + activation + residual Add as one,
 inductor ("compiled") runs the library conv and one generated kernel after it, XLA fuses every
 elementwise op into its producer or consumer. Each op's fusion class comes from the op table
-(graph/ops.py). Views (Reshape, Flatten, Identity, Dropout at inference) take no time.
+(graph/ops/). Views (Reshape, Flatten, Identity, Dropout at inference) take no time.
 A kernel's main op's FLOPs run on that op's unit in the op table (dense Conv, Gemm and MatMul on the
 matrix unit, padded to the device's matrix tile where the runtime says so; depthwise convs and every
 other op on the vector unit); the rest on the vector unit.

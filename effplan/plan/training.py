@@ -24,7 +24,7 @@ Backward (one kernel per op under `eager`; `compiled` and `xla` fuse elementwise
     Weight gradient dW = X (*) dY summed over batch and pixels: the forward's MACs again, reading the
     saved X and dY, writing dW at the weight-gradient precision (plus the bias gradient, an add per
     element of dY). Both on the forward's unit: dense on the matrix unit, depthwise (one input
-    channel per group) on the vector unit (op table, graph/ops.py); on the matrix unit each GEMM is
+    channel per group) on the vector unit (op table, graph/ops/); on the matrix unit each GEMM is
     padded to the device's tile with its own dims where the runtime pads (gradient_gemms).
   Every other op: memory-bound over what it reads, as PyTorch's autograd formulas
     (tools/autograd/derivatives.yaml) read it: the tensors it saved for backward (exactly the ones
@@ -84,7 +84,7 @@ from .roofline import Kernel, kernel_class, kernels as forward_kernels, sequence
 from .parallel import Link, bucketed_allreduce_s, device_link, gradient_kernels, ring_allreduce_s
 from .runtime import Runtime, runtime_for, training_runtime_for
 
-# What each op's backward computes is its entry's `backward` in the op table (graph/ops.py). A composite op
+# What each op's backward computes is its entry's `backward` in the op table (graph/ops/). A composite op
 # (graph/composite.py) is one backward kernel, its op's; Swish (SiLU, no entry of its own): silu_backward,
 # s = sigmoid(x) (3), dy * s * (1 + x * (1 - s)) (5).
 SWISH_BACKWARD_FLOPS = 8

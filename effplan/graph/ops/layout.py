@@ -79,7 +79,7 @@ free(MOVE_REASON, "Tile", saves=(), fusion=LAYOUT, learned=True, backward=Backwa
 free(MOVE_REASON, "Expand", saves=(), fusion=LAYOUT, evaluate=expand, learned=True,
      backward=Backward(1), infer=layout_rules.expand)
 SHAPE_REASON = "shape arithmetic on small integer tensors"
-free(SHAPE_REASON, "Shape", saves=(), fusion=LAYOUT,  # evaluate.py reads it off the shape
+free(SHAPE_REASON, "Shape", saves=(), fusion=LAYOUT,  # onnx/fold.py reads it off the shape
      backward=NO_GRADIENT, infer=layout_rules.shape_of)
 # Gather: a weight table gathered by constant indices is the table (LeViT's attention bias). Its gradient
 # (index_select, embedding: zeros of the table's shape, then index_add_ of dY; GatherElements' gather:

@@ -22,13 +22,13 @@ An entry (`Op`) says, for one op type:
           their own; a VIEW moves nothing and takes no time. NORM, ACTIVATION, RESIDUAL, POINTWISE
           and VIEW ops may write their output over a same-shaped input (memory.py's in-place mode).
   weights the roles of its positional inputs; a constant in one of these slots is a parameter (BN's
-          mean and var: buffers) that the cost functions and the exporter find by role (onnx_export.py)
+          mean and var: buffers) that the cost functions and the exporter find by role (onnx/export.py)
   weighted whether it is one of the profile's `layers`: an op whose weights multiply its input
-  evaluate (attrs, *input values) -> output value with numpy: how evaluate.py folds shape arithmetic
+  evaluate (attrs, *input values) -> output value with numpy: how onnx/fold.py folds shape arithmetic
           (Shape -> Gather -> Div -> ...) once the input shape is known; None: never folded
   backward what training time (plan/training.py) times for its backward (`Backward`); None: no rule,
           refused by name rather than timed as zero
-  passes_weight  on import (onnx_import.py), a weight through its first input is still that weight, sized
+  passes_weight  on import (onnx/importer.py), a weight through its first input is still that weight, sized
           as the initializer the file stores (LeViT's bias table gathered by constant indices)
   learned on import, a float constant of more than one element in an input slot beyond `weights` is a
           parameter: a bias or scale (Add, Mul), a learned token (ViT's cls_token through Concat)
@@ -173,7 +173,7 @@ def elementwise(flops_per_element: int, *ops: str, **entry) -> None:
         lambda attrs, inputs, output, weights: (0, flops_per_element * math.prod(output)))
 
 
-# The values ops compute, for folding shape arithmetic (evaluate.py): numpy on small tensors.
+# The values ops compute, for folding shape arithmetic (onnx/fold.py): numpy on small tensors.
 
 
 class UnknownOpError(EffplanError):
