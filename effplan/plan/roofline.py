@@ -16,6 +16,7 @@ other op on the vector unit); the rest on the vector unit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -511,7 +512,7 @@ class Roofline:
     def fused(self) -> bool:
         return self.runtime.fusion
 
-    @property
+    @functools.cached_property  # every row's share reads it: summed once
     def latency_s(self) -> float:
         return sum(k.time_s for k in self.kernels)
 
