@@ -46,12 +46,17 @@ def __getattr__(name: str):
 
 def _design(model):
     """A model as the API takes it: a name or spec file path (resolved), an ONNX file's path (opened once, as
-    every command opens one), or a Design or opened file as it is."""
+    every command opens one), a PyTorch model argument (timm:NAME...: traced in eval mode; effplan.from_torch
+    for a module, a mode or an input shape), or a Design or opened model as it is."""
     if isinstance(model, str) and model.lower().endswith(".onnx"):
         from .onnx.model import Imported
 
         return Imported.open(model)
-    return resolve(model) if isinstance(model, str) else model
+    if isinstance(model, str):
+        from .torch.source import is_torch_model, open_model
+
+        return open_model(model) if is_torch_model(model) else resolve(model)  # timm:NAME: its own input size
+    return model
 
 
 def analyze(model, batch: int = 1, dtype: str = "fp32", strict: bool = False) -> Profile:

@@ -469,3 +469,12 @@ def test_a_budget_file_names_a_pytorch_model(effplan, tmp_path):
                     'max_macs = "1G"\n')
     run = effplan("check", str(path))
     assert run.code == 2 and "budget[0].phi: an ONNX file or PyTorch model fixes its own design" in run.err
+
+
+def test_the_api_takes_a_pytorch_model_argument():
+    """A SOURCE:NAME string reaches the PyTorch front-end from the API as from the command line (not the spec
+    resolver's 'unknown model'); a module that states no input size is asked for one."""
+    import effplan
+
+    with pytest.raises(effplan.EffplanError, match="does not state its input size"):
+        effplan.analyze("test_torch_frontend:tiny")
