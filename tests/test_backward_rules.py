@@ -181,3 +181,16 @@ def test_train_refuses_a_quantized_file_in_one_line(effplan):
 
     r = effplan("train", fixture("qdq"), "--device", "a100-80gb", "--batch", "4")
     assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and "quantized for inference" in r.err
+
+
+def test_a_product_keeps_an_operand_only_when_its_partner_needs_a_gradient():
+    """mul: self: grad * other, other: grad * self. Besides x, which the learned scale keeps (256 bytes):
+    h * 0.125 (attention's scale) keeps nothing of h; h / 2 nothing; h * gamma (a learned [8] scale) keeps h for
+    gamma's gradient; h * n of two activations keeps both."""
+    def saved(nodes, inits=()):
+        return training_memory(graph_of(nodes, ["y"], inits), "fp32", "sgd").activation_bytes
+
+    assert saved([op("Mul", ["h", "c"])], [("c", F32(0.125))]) == N * F
+    assert saved([op("Div", ["h", "c"])], [("c", F32(2))]) == N * F
+    assert saved([op("Mul", ["h", "gamma"])], [("gamma", np.ones(8, F32))]) == 2 * N * F
+    assert saved([helper.make_node("Neg", ["h"], ["n"], name="neg"), op("Mul", ["h", "n"])]) == 3 * N * F

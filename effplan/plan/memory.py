@@ -14,7 +14,7 @@ import numpy as np
 from ..base.errors import EffplanError
 from ..graph.builder import _derived, readers
 from ..graph.composite import composites
-from ..graph.ops import INDICES, INPUT, INPUTS, MASK, OPS, OUTPUT, STATISTICS, graph_weights, weight_bytes
+from ..graph.ops import INDICES, INPUT, INPUTS, MASK, OPERANDS, OPS, OUTPUT, STATISTICS, graph_weights, weight_bytes
 
 
 @dataclass(frozen=True)
@@ -271,6 +271,10 @@ def _saved_by(graph, name: str, act_bytes: int, scale: int, tensors: dict, parts
     for what in saves:
         if what == INPUT:
             saved[inputs[0]] = math.prod(tensors[inputs[0]]) * act_bytes * scale
+        elif what == OPERANDS:  # x * scale keeps nothing of x; x * gamma, a * b keep their activations
+            learned = any(w.trainable for w in node["weights"])
+            saved.update({t: math.prod(tensors[t]) * act_bytes * scale for t in inputs
+                          if learned or any(o != t for o in inputs)})
         elif what == INPUTS:
             saved.update({t: math.prod(tensors[t]) * act_bytes * scale for t in inputs})
         elif what == OUTPUT:

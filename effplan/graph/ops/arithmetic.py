@@ -3,7 +3,8 @@ import numpy as np
 
 from .. import infer as rules
 from ..shapes import broadcast_shape, same
-from .table import IMPORTED_ONLY, INPUT, INPUTS, MASK, NO_GRADIENT, OUTPUT, POINTWISE, RESIDUAL, Backward, elementwise
+from .table import (IMPORTED_ONLY, INPUT, INPUTS, MASK, NO_GRADIENT, OPERANDS, OUTPUT, POINTWISE, RESIDUAL, Backward,
+                    elementwise)
 from .values import binary, div, unary
 
 # Backward FLOPs per element, each from its gradient formula in derivatives.yaml. Memory-bound on every
@@ -14,10 +15,10 @@ elementwise(1, "Add", shape=broadcast_shape, saves=(), fusion=RESIDUAL, evaluate
             backward=Backward(1, broadcast_only=True), learned=True, infer=rules.broadcasting)
 elementwise(1, "Sub", shape=broadcast_shape, saves=(), fusion=POINTWISE, evaluate=binary(np.subtract),
             backward=Backward(1), learned=True, infer=rules.broadcasting)
-elementwise(1, "Mul", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE, evaluate=binary(np.multiply),
+elementwise(1, "Mul", shape=broadcast_shape, saves=(OPERANDS,), fusion=POINTWISE, evaluate=binary(np.multiply),
             backward=Backward(3), learned=True,  # dy * b, dy * a, the add of a broadcast operand's reduction
             infer=rules.broadcasting)
-elementwise(1, "Div", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE, evaluate=div,
+elementwise(1, "Div", shape=broadcast_shape, saves=(OPERANDS,), fusion=POINTWISE, evaluate=div,
             backward=Backward(4), learned=True, infer=rules.broadcasting)
 elementwise(1, "Max", shape=broadcast_shape, saves=(INPUTS,), fusion=POINTWISE,
             evaluate=lambda attrs, *xs: np.maximum.reduce(np.broadcast_arrays(*xs)), backward=Backward(1),

@@ -3,7 +3,7 @@ import math
 
 from .. import infer as rules
 from ..shapes import conv_shape, gemm_shape
-from .table import ANCHOR, CONTRACTION, IMPORTED_ONLY, INPUT, INPUTS, MATRIX, VECTOR, Backward, register
+from .table import ANCHOR, CONTRACTION, IMPORTED_ONLY, INPUT, MATRIX, OPERANDS, VECTOR, Backward, register
 
 
 def _kernel(weights, inputs):
@@ -74,7 +74,7 @@ def conv_transpose_cost(attrs, inputs, output, weights):
 
 @register("Gemm", shape=gemm_shape, saves=(INPUT,), unit=MATRIX, fusion=ANCHOR, gemm=_matmul_gemm,
           weights=("A", "W", "B"), weighted=True, backward=PRODUCTS, infer=rules.gemm)
-@register("MatMul", shape=IMPORTED_ONLY, saves=(INPUTS,), unit=MATRIX, fusion=ANCHOR,  # takes its bias Add
+@register("MatMul", shape=IMPORTED_ONLY, saves=(OPERANDS,), unit=MATRIX, fusion=ANCHOR,  # takes its bias Add
           gemm=_matmul_gemm, weights=("A", "W"), weighted=True, backward=PRODUCTS, infer=rules.matmul)
 def matmul_cost(attrs, inputs, output, weights):
     macs = math.prod(output) * _inner(attrs, inputs, weights)  # prod(output) * K
@@ -97,7 +97,7 @@ def _einsum_sizes(equation: str, inputs) -> dict[str, int]:
 
 
 # einsum's gradient is one einsum per operand (torch.einsum decomposes to bmm): the forward's MACs each
-@register("Einsum", shape=IMPORTED_ONLY, saves=(INPUTS,), unit=MATRIX, fusion=CONTRACTION, backward=PRODUCTS,
+@register("Einsum", shape=IMPORTED_ONLY, saves=(OPERANDS,), unit=MATRIX, fusion=CONTRACTION, backward=PRODUCTS,
           infer=rules.einsum)
 def einsum_cost(attrs, inputs, output, weights):
     # a product of operands: every output element sums over the contracted indices (the letters no
