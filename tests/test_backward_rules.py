@@ -194,3 +194,25 @@ def test_a_product_keeps_an_operand_only_when_its_partner_needs_a_gradient():
     assert saved([op("Div", ["h", "c"])], [("c", F32(2))]) == N * F
     assert saved([op("Mul", ["h", "gamma"])], [("gamma", np.ones(8, F32))]) == 2 * N * F
     assert saved([helper.make_node("Neg", ["h"], ["n"], name="neg"), op("Mul", ["h", "n"])]) == 3 * N * F
+
+
+def test_slices_that_split_a_tensor_are_one_backward_as_split():
+    """The dynamo exporter writes unbind/chunk as one Slice per piece: two halves of h's last axis cover it, so
+    their backward is one kernel, as Split's (reading both pieces' gradients, writing dh), and h gets no
+    gradient accumulation; a lone Slice (the first half only) is slice_backward."""
+    halves = [helper.make_node("Slice", ["h", "s0", "e0", "ax"], ["a"], name="first"),
+              helper.make_node("Slice", ["h", "s1", "e1", "ax"], ["b"], name="op"),
+              helper.make_node("Mul", ["a", "b"], ["y"], name="join")]
+    consts = [("s0", np.array([0])), ("e0", np.array([4])), ("s1", np.array([4])), ("e1", np.array([8])),
+              ("ax", np.array([2]))]
+    graph = graph_of(halves, ["y"], consts)
+    names = [k.name for k in backward_kernels(graph, DEVICE, "fp32", "fp32", "eager")]
+    assert kernels(graph, "op") == [(0, 2 * (N // 2) * F + N * F)] and kernels(graph, "first") == []
+    assert not any("accumulate" in n for n in names)
+
+
+def test_a_learned_bias_add_runs_its_gradients_reduction():
+    """h + b (a learned [8] bias): dh is dY itself, b's gradient sums dY over the other axes: one kernel, an add
+    per dY element, reading dY and writing the bias gradient."""
+    graph = graph_of([op("Add", ["h", "b"])], ["y"], [("b", np.ones(8, F32))])
+    assert kernels(graph, "op") == [(N, N * F + 8 * F)]

@@ -129,3 +129,22 @@ def _shape_of(graph, ordered: list, x: str) -> str | None:
             and kinds <= {"ReduceMean", "Sub", "Pow", "Mul", "Add", "Sqrt", "Div"} and 7 <= size <= 9:
         return "LayerNormalization"
     return None
+
+
+def slice_groups(graph) -> dict[str, str]:
+    """Slice node -> the last of its group: Slices that together cover the tensor they read, each element once
+    (the dynamo exporter writes PyTorch's unbind/chunk/split as one Slice per piece, TorchScript's as one
+    Split). PyTorch's backward of such a split is one kernel (split_backward, stack: a cat of the pieces'
+    gradients), as Split's; each Slice on its own would be a slice_backward and a gradient accumulation."""
+    return _derived(graph, "slice_groups", _slice_groups)
+
+
+def _slice_groups(graph) -> dict[str, str]:
+    nodes, tensors, read = graph.nodes, graph.graph["tensors"], readers(graph)
+    groups = {}
+    for t, names in read.items():
+        slices = [n for n in names if nodes[n]["op"] == "Slice"]
+        if len(slices) >= 2 and sum(math.prod(tensors[nodes[n]["outputs"][0]]) for n in slices) == \
+                math.prod(tensors[t]):
+            groups.update(dict.fromkeys(slices, slices[-1]))
+    return groups
