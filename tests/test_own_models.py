@@ -234,3 +234,15 @@ def test_one_network_from_either_exporter_gets_one_answer(module):
         assert max(s.backward_s for s in steps) <= 1.04 * min(s.backward_s for s in steps)
     else:
         assert max(s.time_s for s in steps) <= 1.02 * min(s.time_s for s in steps)
+
+
+def test_check_says_so_for_a_training_limit_on_an_eval_export(effplan, tmp_path):
+    import shutil
+
+    shutil.copy(FIXTURES / "resnetish_ts_eval.onnx", tmp_path / "net.onnx")
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text('[[budget]]\nmodel = "net.onnx"\nbatch = 2\nmax_training_memory = "1GiB"\n')
+    r = effplan("check", str(budgets))
+    assert r.code == 0 and sum(FOLDED in line for line in r.err.splitlines()) == 1
+    budgets.write_text('[[budget]]\nmodel = "net.onnx"\nmax_macs = "1G"\n')
+    assert FOLDED not in effplan("check", str(budgets)).err
