@@ -63,6 +63,9 @@ CASES = {  # op: (nodes, inits, [(FLOPs, bytes)] of its backward kernels, derive
     "Cast": ([op("Cast", ["h"], to=TensorProto.FLOAT)], (), [(0, 2 * N * F)]),
     # index_select's backward: zeros of h's shape, dY [2, 2, 8] index-added into it
     "Gather": ([op("Gather", ["h", "idx"], axis=1)], [("idx", np.array([0, 2]))], [(N // 2, N // 2 * F + N * F)]),
+    # gather's backward: dY [2, 4, 2] scatter-added into zeros of h's shape
+    "GatherElements": ([op("GatherElements", ["h", "gi"], axis=2)], [("gi", np.zeros((2, 4, 2), np.int64))],
+                       [(16, 16 * F + N * F)]),
     # sum_backward: dY [2, 4, 1] expanded back: 0 FLOPs, one write per input element
     "ReduceSum": ([op("ReduceSum", ["h", "axes"])], [("axes", np.array([2]))], [(0, 8 * F + N * F)]),
     "ReduceMean": ([op("ReduceMean", ["h", "axes"])], [("axes", np.array([2]))], [(N, 8 * F + N * F)]),

@@ -88,6 +88,9 @@ free(SHAPE_REASON, "Shape", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT,  # eva
 free(SHAPE_REASON, "Gather", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT,
      evaluate=lambda attrs, x, i: np.take(x, i, axis=attrs.get("axis", 0)), passes_weight=True,
      backward=Backward(1), infer=layout_rules.gather)
+# GatherElements (torch.gather): gather_backward scatter-adds dY into zeros of the input's shape
+free(MOVE_REASON, "GatherElements", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, backward=Backward(1),
+     infer=layout_rules.gather_elements)
 # _to_copy_backward: dY cast back to the input's precision, a copy
 free(SHAPE_REASON, "Cast", shape=IMPORTED_ONLY, saves=(), fusion=LAYOUT, evaluate=cast, passes_weight=True,
      backward=Backward(0), infer=rules.cast)
