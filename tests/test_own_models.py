@@ -246,3 +246,14 @@ def test_check_says_so_for_a_training_limit_on_an_eval_export(effplan, tmp_path)
     assert r.code == 0 and sum(FOLDED in line for line in r.err.splitlines()) == 1
     budgets.write_text('[[budget]]\nmodel = "net.onnx"\nmax_macs = "1G"\n')
     assert FOLDED not in effplan("check", str(budgets)).err
+
+
+def test_by_stage_and_block_checkpointing_work_on_a_dynamo_export(effplan):
+    """The dynamo exporter's file (node_Conv_3 names, module paths in metadata): its rows roll up by stage, and
+    --checkpoint blocks keeps less than the whole step (before: one stem row, checkpointing refused)."""
+    path = str(FIXTURES / "convnextish_dynamo.onnx")
+    rows = effplan("layers", path, "--by", "stage", "--format", "json").json()["layers"]
+    assert [r["stage"] for r in rows] == ["stem", 1, 2, "head"]
+    r = effplan("memory", path, "--train", "--checkpoint", "blocks", "--batch", "4", "--format", "json")
+    training = r.json()["training"]
+    assert r.code == 0 and training["activation_bytes"] < training["activation_bytes_without_checkpoint"]
