@@ -107,7 +107,7 @@ class Imported:
         graph = self._any_graph()
         if self.unfold_bn:
             restored = sum(1 for n in graph.nodes if n.endswith(UNFOLDED))
-            return f"{self.name}: BatchNormalization restored after {restored} biased convs (--unfold-bn)"
+            return f"{self.name}: BatchNormalization restored after {restored} convs (--unfold-bn)"
         convs = foldable_convs(graph) if not any(graph.nodes[n]["op"] in NORMS for n in graph.nodes) else []
         if not convs:
             return None
@@ -137,15 +137,18 @@ def foldable_convs(graph) -> list[str]:
 
 
 def unfold_batch_norm(graph):
-    """The training graph of an eval-mode export: each foldable conv (foldable_convs) loses its bias and a
-    BatchNormalization follows it (scale and shift: params; running mean and variance: buffers; one per output
-    channel), as the conv-BN pair it was folded from. A file with any norm is left as it is."""
+    """The training graph of an eval-mode export (some convs carry biases: foldable_convs): every conv on a map
+    wider than 1x1, with a bias or without (the dynamo exporter drops a folded bias that is zero), loses its bias
+    and a BatchNormalization follows it (scale and shift: params; running mean and variance: buffers; one per
+    output channel), as the conv-BN pair it was folded from. A file with any norm is left as it is."""
     from ..graph.builder import Weight
     from ..graph.digraph import DiGraph
 
     if any(graph.nodes[n]["op"] in NORMS for n in graph.nodes):
         return graph
-    convs = set(foldable_convs(graph))
+    tensors = graph.graph["tensors"]
+    convs = {n for n in graph.nodes if graph.nodes[n]["op"] == "Conv" and graph.nodes[n]["outputs"]
+             and math.prod(tensors[graph.nodes[n]["outputs"][0]][2:]) > 1} if foldable_convs(graph) else set()
     attrs = {k: v for k, v in graph.graph.items() if k != "derived"}
     out = DiGraph(**{**attrs, "tensors": dict(graph.graph["tensors"])})
     for name in graph.nodes:

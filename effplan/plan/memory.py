@@ -264,6 +264,8 @@ def _saved_by(graph, name: str, act_bytes: int, scale: int, tensors: dict, parts
         whole = parts[name]
         if name != whole.nodes[-1]:
             return {}
+        if whole.kind == "Attention":
+            return _attention_saves(graph, whole, act_bytes, scale, tensors)
         op, inputs, groups = whole.kind, [whole.input], whole.groups * scale
         saves = OPS[op].saves if op in OPS else SWISH_SAVES
     (out,) = node["outputs"][:1]
@@ -284,8 +286,23 @@ def _saved_by(graph, name: str, act_bytes: int, scale: int, tensors: dict, parts
             saved[f"{name}#stats"] = 2 * (groups or OPS[op].statistics(node["attrs"], at_batch)) * 4
         elif what == INDICES:
             saved[f"{name}#indices"] = math.prod(tensors[out]) * 8 * scale
+        elif what == MASK and node["attrs"].get("ratio", 0.5) == 0:  # a Dropout that drops nothing: no mask
+            continue
         elif what == MASK:
             saved[f"{name}#mask"] = math.prod(tensors[out]) * scale
+    return saved
+
+
+def _attention_saves(graph, whole, act_bytes: int, scale: int, tensors: dict) -> dict[str, int]:
+    """What scaled_dot_product_attention keeps for backward (flash and memory-efficient kernels): q, k, v, its
+    output, a mask or bias that is an activation, and a logsumexp per row (fp32), never the scores."""
+    nodes = graph.nodes
+    first, last = nodes[whole.nodes[0]], nodes[whole.nodes[-1]]
+    masks = [t for n in whole.nodes[1:-2] if nodes[n]["op"] == "Add" for t in nodes[n]["inputs"]
+             if t not in whole.inner]
+    kept = [*first["inputs"], *[t for t in last["inputs"] if t not in whole.inner], last["outputs"][0], *masks]
+    saved = {t: math.prod(tensors[t]) * act_bytes * scale for t in dict.fromkeys(kept) if t in tensors}
+    saved[f"{whole.nodes[-1]}#logsumexp"] = whole.groups * scale * 4
     return saved
 
 

@@ -190,7 +190,9 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
     act, _, grad, _ = PRECISIONS[precision]
     tensors, nodes = graph.graph["tensors"], graph.nodes
     needs = _needs_grad(graph)
-    parts, pieces = composites(graph), slice_groups(graph)
+    # attention keeps its ops' kernels here (its saved tensors are memory.py's); the other composites run as one
+    parts = {n: c for n, c in composites(graph).items() if c.kind != "Attention"}
+    pieces = slice_groups(graph)
     readers = tensor_readers(graph)
     size = lambda t: math.prod(tensors[t])  # noqa: E731
     result = []
