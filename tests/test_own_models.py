@@ -258,3 +258,51 @@ def test_by_stage_and_block_checkpointing_work_on_a_dynamo_export(effplan):
     r = effplan("memory", path, "--train", "--checkpoint", "blocks", "--batch", "4", "--format", "json")
     training = r.json()["training"]
     assert r.code == 0 and training["activation_bytes"] < training["activation_bytes_without_checkpoint"]
+
+
+@pytest.mark.parametrize("act, noted", [("Relu", True), ("Identity", False)])
+def test_beside_a_layer_norm_bn_counts_as_folded_where_a_biased_conv_feeds_an_activation(tmp_path, act, noted):
+    """A MobileViT-like file: a biased 3x3 conv, then `act`, then a LayerNorm over channels. Conv -> Relu is
+    conv-BN-act with BN folded (restored by --unfold-bn: 2 x 8 params, 2 x 8 buffers, the bias of 8 gone); a conv
+    whose bias nothing shows to be folded is left alone."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    from effplan.graph.ops import graph_weights
+    from effplan.onnx.model import Imported
+
+    v = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)  # noqa: E731
+    inits = [numpy_helper.from_array(np.ones((8, 3, 3, 3), np.float32), "w"),
+             numpy_helper.from_array(np.zeros(8, np.float32), "b"),
+             numpy_helper.from_array(np.ones(8, np.float32), "g"), numpy_helper.from_array(np.zeros(8, np.float32), "e")]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node(act, ["c"], ["a"], name="act"),
+             helper.make_node("Transpose", ["a"], ["t"], name="t", perm=[0, 2, 3, 1]),
+             helper.make_node("LayerNormalization", ["t", "g", "e"], ["y"], name="ln", axis=-1)]
+    model = helper.make_model(helper.make_graph(nodes, "g", [v("x", [1, 3, 8, 8])], [v("y", [1, 8, 8, 8])], inits),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "mixed.onnx"
+    path.write_bytes(model.SerializeToString())
+    assert (Imported(str(path)).training_note() is not None) == noted
+    restored = graph_weights(Imported(str(path), unfold_bn=True).graph(1))
+    assert restored == ((8 * 27 + 16 + 16, 16) if noted else (8 * 27 + 8 + 16, 0))
+
+
+def test_a_traced_constant_added_in_is_a_buffer_and_an_initializer_a_param():
+    """Add of a Constant node's [4, 4] value (a mask computed when the model was traced): a buffer; Add of a [4]
+    initializer through Unsqueeze (a bias): a param, owned by the Add."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    from effplan.graph.ops import graph_weights
+
+    v = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)  # noqa: E731
+    nodes = [helper.make_node("Constant", [], ["mask"], value=numpy_helper.from_array(np.zeros((4, 4), np.float32))),
+             helper.make_node("Add", ["x", "mask"], ["a"], name="masked"),
+             helper.make_node("Unsqueeze", ["bias", "zero"], ["u"], name="u"),
+             helper.make_node("Add", ["a", "u"], ["y"], name="biased")]
+    inits = [numpy_helper.from_array(np.ones(4, np.float32), "bias"), numpy_helper.from_array(np.array([0]), "zero")]
+    model = helper.make_model(helper.make_graph(nodes, "g", [v("x", [4, 4])], [v("y", [4, 4])], inits),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    graph = from_onnx(model)
+    assert graph_weights(graph) == (4, 16)

@@ -447,6 +447,7 @@ def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[s
     graph.graph["batch"] = first[0] if first else 1
     live = [i for i in order if i not in folded]
     places = _places([nodes[i] for i in live], shapes)
+    traced = {o for n in nodes if n.op_type == "Constant" for o in n.output}
     small = {i.name: i.value for i in light.initializers if i.value is not None}  # Dropout's ratio, training_mode
     small.update({n.output[0]: n.attrs["value"].value for n in nodes if n.op_type == "Constant" and n.output
                   and getattr(n.attrs.get("value"), "value", None) is not None})
@@ -464,7 +465,11 @@ def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[s
             elif t and (role := param_role(node.op_type, slot, t)):
                 shape, source = _concrete(shapes.get(t), t), origin[t]
                 stored = math.prod(_concrete(shapes.get(source), source))
-                trainable = role not in BUFFER_ROLES and not BUFFER_NAME.search(source)
+                # a Constant node's value added or multiplied in (no weight slot) is no parameter: PyTorch's
+                # exporters write parameters as initializers, a value computed when the model was traced (a
+                # non-persistent buffer: Swin's attention mask) as a Constant
+                trainable = role not in BUFFER_ROLES and not BUFFER_NAME.search(source) and not (
+                    source in traced and role.startswith("input"))
                 weights.append(Weight(role, shape, trainable) if stored == math.prod(shape)
                                else SourcedWeight(role, shape, trainable, stored))
                 if trainable and role.startswith("input") and not MODULE_NAME.match(source):

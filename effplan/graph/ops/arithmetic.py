@@ -64,6 +64,11 @@ elementwise(1, "Reciprocal", shape=same, saves=(OUTPUT,), fusion=POINTWISE, back
 elementwise(1, "Where", shape=IMPORTED_ONLY, saves=(MASK,), fusion=POINTWISE,
             evaluate=lambda attrs, c, x, y: np.where(c, x, y),  # a select; backward keeps the condition
             backward=Backward(2), infer=rules.where)
+# random tensors shaped like their input (a train-mode export's drop path: RandomUniformLike, Floor, Div, Mul):
+# one draw an element, no gradient (the draw does not depend on x's values)
+for _op in ("RandomUniformLike", "RandomNormalLike", "Bernoulli"):
+    elementwise(1, _op, shape=IMPORTED_ONLY, saves=(), fusion=POINTWISE, backward=NO_GRADIENT, infer=rules.same)
+del _op
 # on activations: x / scale + zero point, clamped (rounding is the conversion): 3; back: (q - zero point) * scale: 2.
 # Training a quantized graph is quantization-aware training, which a file quantized for inference does not hold
 QUANTIZED = Backward(refused="the file is quantized for inference (QuantizeLinear/DequantizeLinear); "

@@ -47,13 +47,13 @@ free("identity at inference", "Identity", shape=same, saves=(), fusion=VIEW, eva
      backward=VIEW_GRADIENT, passes_weight=True, infer=rules.same)
 VIEW_REASON = "a view of the same data: no arithmetic"
 free(VIEW_REASON, "Flatten", shape=flatten_shape, saves=(), fusion=VIEW, backward=VIEW_GRADIENT,
-     infer=layout_rules.flatten)
+     passes_weight=True, infer=layout_rules.flatten)
 free(VIEW_REASON, "Reshape", shape=reshape_shape, saves=(), fusion=VIEW, evaluate=reshape, backward=VIEW_GRADIENT,
      passes_weight=True, infer=layout_rules.reshape)
 free(VIEW_REASON, "Squeeze", shape=IMPORTED_ONLY, saves=(), fusion=VIEW, evaluate=squeeze, backward=VIEW_GRADIENT,
-     infer=layout_rules.squeeze)
+     passes_weight=True, infer=layout_rules.squeeze)
 free(VIEW_REASON, "Unsqueeze", shape=IMPORTED_ONLY, saves=(), fusion=VIEW, evaluate=unsqueeze,
-     backward=VIEW_GRADIENT, infer=layout_rules.unsqueeze)
+     backward=VIEW_GRADIENT, passes_weight=True, infer=layout_rules.unsqueeze)
 MOVE_REASON = "data movement: no arithmetic"
 # Concat's input gradients are views of dY (cat_tensors_backward: narrow). Slice's is a kernel:
 # slice_backward writes zeros of the input's shape and copies dY into its part; Split's one too:
