@@ -275,8 +275,9 @@ def _saved_by(graph, name: str, act_bytes: int, scale: int, tensors: dict, parts
             saved[inputs[0]] = math.prod(tensors[inputs[0]]) * act_bytes * scale
         elif what == OPERANDS:  # x * scale keeps nothing of x; x * gamma, a * b keep their activations
             learned = any(w.trainable for w in node["weights"])
+            graded = [o for o in inputs if o not in _gradientless(graph)]  # a drop path's mask needs none
             saved.update({t: math.prod(tensors[t]) * act_bytes * scale for t in inputs
-                          if learned or any(o != t for o in inputs)})
+                          if learned or any(o != t for o in graded)})
         elif what == INPUTS:
             saved.update({t: math.prod(tensors[t]) * act_bytes * scale for t in inputs})
         elif what == OUTPUT:
@@ -291,6 +292,21 @@ def _saved_by(graph, name: str, act_bytes: int, scale: int, tensors: dict, parts
         elif what == MASK:
             saved[f"{name}#mask"] = math.prod(tensors[out]) * scale
     return saved
+
+
+def _gradientless(graph) -> set[str]:
+    """Tensors no gradient reaches: outputs of ops that carry none (Backward.gradient: comparisons, Floor,
+    random draws) and of ops reading only such tensors or constants."""
+    def compute(g):
+        found: set[str] = set()
+        for name in g.nodes:
+            node = g.nodes[name]
+            entry = OPS.get(node["op"])
+            if (entry and entry.backward and not entry.backward.gradient) or (
+                    node["inputs"] and not node["weights"] and all(t in found for t in node["inputs"])):
+                found.update(node["outputs"])
+        return found
+    return _derived(graph, "gradientless", compute)
 
 
 def _attention_saves(graph, whole, act_bytes: int, scale: int, tensors: dict) -> dict[str, int]:
