@@ -132,7 +132,6 @@ class Attention(nn.Module):
     def __init__(self, c, heads, bias_table: int = 0, tokens: int = 0):
         super().__init__()
         self.heads, self.qkv, self.proj = heads, nn.Linear(c, 3 * c), nn.Linear(c, c)
-        self.scale = (c // heads) ** -0.5
         if bias_table:  # Swin: a learned table of relative-position biases, gathered by a fixed index buffer
             self.relative_position_bias_table = nn.Parameter(torch.randn(bias_table, heads) * 0.02)
             self.register_buffer("relative_position_index", torch.randint(0, bias_table, (tokens * tokens,)))
@@ -142,11 +141,12 @@ class Attention(nn.Module):
     def forward(self, x):
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
-        a = (q * self.scale) @ k.transpose(-2, -1)
+        mask = None  # as timm's fused attention: scaled_dot_product_attention, with the bias and mask added
         if hasattr(self, "relative_position_bias_table"):
             bias = self.relative_position_bias_table[self.relative_position_index].view(n, n, -1).permute(2, 0, 1)
-            a = a + bias.unsqueeze(0) + self.attn_mask
-        return self.proj((a.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c))
+            mask = bias.unsqueeze(0) + self.attn_mask
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.proj(torch.cat(y.unbind(1), -1))  # the heads side by side (no view: dynamo cannot view it)
 
 
 class TBlock(nn.Module):

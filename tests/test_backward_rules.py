@@ -63,6 +63,9 @@ CASES = {  # op: (nodes, inits, [(FLOPs, bytes)] of its backward kernels, derive
     "Cast": ([op("Cast", ["h"], to=TensorProto.FLOAT)], (), [(0, 2 * N * F)]),
     # index_select's backward: zeros of h's shape, dY [2, 2, 8] index-added into it
     "Gather": ([op("Gather", ["h", "idx"], axis=1)], [("idx", np.array([0, 2]))], [(N // 2, N // 2 * F + N * F)]),
+    # gather's backward: dY [2, 4, 2] scatter-added into zeros of h's shape
+    "GatherElements": ([op("GatherElements", ["h", "gi"], axis=2)], [("gi", np.zeros((2, 4, 2), np.int64))],
+                       [(16, 16 * F + N * F)]),
     # sum_backward: dY [2, 4, 1] expanded back: 0 FLOPs, one write per input element
     "ReduceSum": ([op("ReduceSum", ["h", "axes"])], [("axes", np.array([2]))], [(0, 8 * F + N * F)]),
     "ReduceMean": ([op("ReduceMean", ["h", "axes"])], [("axes", np.array([2]))], [(N, 8 * F + N * F)]),
@@ -192,3 +195,38 @@ def test_attentions_backward_is_one_fused_kernel_as_flash_attention_runs_it():
     assert kernels(graph, "op") == [(2848, 256 + 256 + 32 + 256 + 3 * 256)]
     macs = [k.macs for k in backward_kernels(graph, DEVICE, "fp32", "fp32", "eager") if k.name == "op#d"]
     assert macs == [1280]
+
+
+def test_a_product_keeps_an_operand_only_when_its_partner_needs_a_gradient():
+    """mul: self: grad * other, other: grad * self. Besides x, which the learned scale keeps (256 bytes):
+    h * 0.125 (attention's scale) keeps nothing of h; h / 2 nothing; h * gamma (a learned [8] scale) keeps h for
+    gamma's gradient; h * n of two activations keeps both."""
+    def saved(nodes, inits=()):
+        return training_memory(graph_of(nodes, ["y"], inits), "fp32", "sgd").activation_bytes
+
+    assert saved([op("Mul", ["h", "c"])], [("c", F32(0.125))]) == N * F
+    assert saved([op("Div", ["h", "c"])], [("c", F32(2))]) == N * F
+    assert saved([op("Mul", ["h", "gamma"])], [("gamma", np.ones(8, F32))]) == 2 * N * F
+    assert saved([helper.make_node("Neg", ["h"], ["n"], name="neg"), op("Mul", ["h", "n"])]) == 3 * N * F
+
+
+def test_slices_that_split_a_tensor_are_one_backward_as_split():
+    """The dynamo exporter writes unbind/chunk as one Slice per piece: two halves of h's last axis cover it, so
+    their backward is one kernel, as Split's (reading both pieces' gradients, writing dh), and h gets no
+    gradient accumulation; a lone Slice (the first half only) is slice_backward."""
+    halves = [helper.make_node("Slice", ["h", "s0", "e0", "ax"], ["a"], name="first"),
+              helper.make_node("Slice", ["h", "s1", "e1", "ax"], ["b"], name="op"),
+              helper.make_node("Mul", ["a", "b"], ["y"], name="join")]
+    consts = [("s0", np.array([0])), ("e0", np.array([4])), ("s1", np.array([4])), ("e1", np.array([8])),
+              ("ax", np.array([2]))]
+    graph = graph_of(halves, ["y"], consts)
+    names = [k.name for k in backward_kernels(graph, DEVICE, "fp32", "fp32", "eager")]
+    assert kernels(graph, "op") == [(0, 2 * (N // 2) * F + N * F)] and kernels(graph, "first") == []
+    assert not any("accumulate" in n for n in names)
+
+
+def test_a_learned_bias_add_runs_its_gradients_reduction():
+    """h + b (a learned [8] bias): dh is dY itself, b's gradient sums dY over the other axes: one kernel, an add
+    per dY element, reading dY and writing the bias gradient."""
+    graph = graph_of([op("Add", ["h", "b"])], ["y"], [("b", np.ones(8, F32))])
+    assert kernels(graph, "op") == [(N, N * F + 8 * F)]

@@ -105,3 +105,22 @@ def test_the_residual_after_an_activation_is_not_swallowed():
     graph = chain([*nodes[:1], node("Mul", ["h", "s"], "sw"), node("Add", ["sw", "h"], "y")], consts)
     assert [(c.kind, c.nodes) for c in set(composites(graph).values())] == [("Swish", ("s", "sw"))]
     assert math.prod(graph.graph["tensors"]["y"]) == N
+
+
+def test_attention_is_scaled_dot_product_attention():
+    """h @ h^T, times 0.35, Softmax, @ v (v = -h): the fused kernel keeps q (h), k (h^T), v and its output
+    (256 bytes each) and a logsumexp per row (2 x 4 rows, fp32), never the scores or probabilities; besides x,
+    which the scale keeps (256)."""
+    v = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)  # noqa: E731
+    nodes = [helper.make_node("Mul", ["x", "w"], ["h"], name="scale"), node("Transpose", ["h"], "kt", perm=[0, 2, 1]),
+             node("Neg", ["h"], "v"), node("MatMul", ["h", "kt"], "s"), node("Mul", ["s", "c"], "sc"),
+             node("Softmax", ["sc"], "p", axis=-1), node("MatMul", ["p", "v"], "y")]
+    g = helper.make_graph(nodes, "t", [v("x", [2, 4, 8])], [v("y", [2, 4, 8])],
+                          [numpy_helper.from_array(np.ones(8, np.float32), "w"),
+                           numpy_helper.from_array(np.array(0.35, np.float32), "c")])
+    graph = from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
+    found = set(composites(graph).values())
+    assert [(c.kind, c.nodes) for c in found] == [("Attention", ("s", "sc", "p", "y"))]
+    t = training_memory(graph, "fp32", "sgd")
+    assert t.activation_bytes == 5 * N * F + 2 * 4 * 4
+    assert t.saved["p"] == t.saved["s"] == 0

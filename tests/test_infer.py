@@ -265,6 +265,10 @@ CASES = [
     ("Gather", {}, [x(5, 6), x(2, 3, elem=I64)], 13, 1),
     ("Gather", {"axis": -2}, [x(5, 6, 7), scalar(1, I64)], 13, 1),
     ("Gather", {"axis": 2}, [x(5, 6, 7), ints(0, 3)], 13, 1),
+    ("GatherElements", {"axis": 1}, [x(5, 6, 7), x(5, 2, 7, elem=I64)], 13, 1),  # the indices' shape
+    ("RandomUniformLike", {}, [x(2, 3)], 13, 1),  # the input's shape and type (a train-mode drop path)
+    ("RandomNormalLike", {}, [x(2, 3)], 13, 1),
+    ("Bernoulli", {}, [x(2, 3)], 15, 1),
     ("ConstantOfShape", {}, [ints(3, 4)], 13, 1),  # float zeros by default
     ("ConstantOfShape", {"value": tensor_attr(np.array([1], np.int32))}, [ints(3, 0)], 13, 1),
     ("ConstantOfShape", {"value": tensor_attr(np.array([True]))}, [((0,), I64, np.zeros(0, np.int64))], 13, 1),

@@ -53,6 +53,7 @@ def check(budget_file, fmt, baseline, tolerance, strict, view, output):
     budgets = load_budgets(budget_file)
     size_notes([(f"{b.where}.{key}", text) for b in budgets for key, text in b.written.items()])
     rows = check_budgets(budgets)
+    _training_notes(budgets, budget_file)
     growth = baseline_growth(budgets, rows, baseline, share) if baseline else []
     if fmt == "html":
         from ..render.html import check_page
@@ -61,6 +62,21 @@ def check(budget_file, fmt, baseline, tolerance, strict, view, output):
         emit(render_check(rows, growth, fmt, budget_file, baseline, strict, view), output)
     if any(not r["passed"] for r in rows) or growth or strict and unknown_ops(rows):
         sys.exit(1)
+
+
+def _training_notes(budgets, budget_file) -> None:
+    """The BatchNormalization note of every ONNX file a training limit bounds (onnx.model.Imported.training_note)."""
+    from pathlib import Path
+
+    from ..onnx.model import Imported, is_file_model
+    from .options import NOTES
+
+    for b in budgets:
+        if is_file_model(b.model) and any(k.startswith(("max_training", "min_training")) for k in b.limits):
+            path = b.model if Path(b.model).is_absolute() else str(Path(b.folder) / b.model)
+            note = Imported.open(path).training_note() if Path(path).is_file() else None
+            if note and note not in NOTES:
+                NOTES.append(note)
 
 
 @click.command()

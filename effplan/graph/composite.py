@@ -10,9 +10,12 @@ Each is a single-entry, single-exit region of elementwise ops (and LayerNorm's t
 only x, constants or the region's own tensors, and nothing outside reads a tensor inside but its output.
 memory.py counts what the one op saves (Swish, Gelu, HardSwish, HardSigmoid: x; LayerNorm: x and a mean and
 inverse std per row) and never stores the tensors inside; training.py times one backward kernel for it.
-The layer rows still show every node. Attention (MatMul -> Softmax -> MatMul) is left as its ops: PyTorch's
-eager attention runs and saves them so (a fused scaled_dot_product_attention is a choice of the model's
-code, which the file does not record).
+The layer rows still show every node.
+  Attention           MatMul(q, k^T) [scaled] [plus a mask] -> Softmax -> MatMul(., v): scaled_dot_product_attention,
+                      as timm and transformers run it by default (flash or memory-efficient kernels): it keeps q,
+                      k, v, its output and a logsumexp per row, never the scores (training time keeps its ops'
+                      kernels). A model whose code writes attention out by hand keeps the scores too: the file
+                      does not record which, and effplan plans the fused kernel.
 """
 from __future__ import annotations
 
@@ -37,8 +40,9 @@ class Composite:
 
 
 def composites(graph) -> dict[str, Composite]:
-    """Node -> the composite it belongs to, for every composite op in the graph (computed once per graph)."""
-    return _derived(graph, "composites", _composites)
+    """Node -> the composite it belongs to, for every composite op in the graph (computed once per graph),
+    attention included."""
+    return _derived(graph, "composites", lambda g: {**_composites(g), **attention_blocks(g)})
 
 
 def _composites(graph) -> dict[str, Composite]:
@@ -129,3 +133,73 @@ def _shape_of(graph, ordered: list, x: str) -> str | None:
             and kinds <= {"ReduceMean", "Sub", "Pow", "Mul", "Add", "Sqrt", "Div"} and 7 <= size <= 9:
         return "LayerNormalization"
     return None
+
+
+def slice_groups(graph) -> dict[str, str]:
+    """Slice node -> the last of its group: Slices that together cover the tensor they read, each element once
+    (the dynamo exporter writes PyTorch's unbind/chunk/split as one Slice per piece, TorchScript's as one
+    Split). PyTorch's backward of such a split is one kernel (split_backward, stack: a cat of the pieces'
+    gradients), as Split's; each Slice on its own would be a slice_backward and a gradient accumulation."""
+    return _derived(graph, "slice_groups", _slice_groups)
+
+
+def _slice_groups(graph) -> dict[str, str]:
+    nodes, tensors, read = graph.nodes, graph.graph["tensors"], readers(graph)
+    groups = {}
+    for t, names in read.items():
+        slices = [n for n in names if nodes[n]["op"] == "Slice"]
+        if len(slices) >= 2 and sum(math.prod(tensors[nodes[n]["outputs"][0]]) for n in slices) == \
+                math.prod(tensors[t]):
+            groups.update(dict.fromkeys(slices, slices[-1]))
+    return groups
+
+
+def _attention(graph, softmax: str, read, producer, outputs) -> Composite | None:
+    """MatMul(q, k^T) -> [times or over a constant] -> [plus a mask or bias] -> Softmax -> MatMul(., v), each
+    tensor inside read only by the next: scaled dot-product attention, as torch's scaled_dot_product_attention
+    (timm's and transformers' default) runs it, never storing the scores."""
+    nodes = graph.nodes
+
+    def only(t):
+        users = read.get(t, [])
+        return users[0] if len(users) == 1 and t not in outputs else None
+
+    chain, t = [softmax], nodes[softmax]["inputs"][0]
+    while t in producer and nodes[producer[t]]["op"] in ("Mul", "Div", "Add") and len(chain) < 3:
+        chain.insert(0, producer[t])
+        t = nodes[producer[t]]["inputs"][0] if nodes[producer[t]]["op"] != "Add" else next(
+            (i for i in nodes[producer[t]]["inputs"] if i in producer and nodes[producer[i]]["op"] in
+             ("MatMul", "Mul", "Div")), nodes[producer[t]]["inputs"][0])
+    if t not in producer or nodes[producer[t]]["op"] != "MatMul" or nodes[producer[t]]["weights"]:
+        return None
+    chain.insert(0, producer[t])
+    last = only(nodes[softmax]["outputs"][0])
+    if last is None or nodes[last]["op"] != "MatMul" or nodes[last]["weights"] \
+            or nodes[last]["inputs"][0] != nodes[softmax]["outputs"][0]:
+        return None
+    chain.append(last)
+    inner = [nodes[n]["outputs"][0] for n in chain[:-1]]
+    if any(only(x) not in chain for x in inner):
+        return None
+    for n in chain[1:-2]:  # a scale by a constant (one activation operand), or a mask added
+        if nodes[n]["op"] in ("Mul", "Div") and len(nodes[n]["inputs"]) != 1:
+            return None
+    rows = math.prod(graph.graph["tensors"][nodes[softmax]["outputs"][0]][:-1])
+    return Composite("Attention", tuple(chain), nodes[chain[0]]["inputs"][0], frozenset(inner), rows)
+
+
+def attention_blocks(graph) -> dict[str, Composite]:
+    """Node -> the attention it belongs to (see _attention), for every one in the graph."""
+    return _derived(graph, "attention", _attention_blocks)
+
+
+def _attention_blocks(graph) -> dict[str, Composite]:
+    read = readers(graph)
+    producer = {t: n for n in graph.nodes for t in graph.nodes[n]["outputs"]}
+    outputs, found = set(graph.graph["outputs"]), {}
+    for name in graph.nodes:
+        if graph.nodes[name]["op"] == "Softmax":
+            block = _attention(graph, name, read, producer, outputs)
+            if block:
+                found.update(dict.fromkeys(block.nodes, block))
+    return found

@@ -225,6 +225,12 @@ def gather(attrs, shapes, types, values, opset, outputs):
 
 
 @_rule(1)
+def gather_elements(attrs, shapes, types, values, opset, outputs):
+    """The indices' shape, the data's type."""
+    return [(_shape(shapes, 1), _type(types, 0))]
+
+
+@_rule(1)
 def constant_of_shape(attrs, shapes, types, values, opset, outputs):
     target = _ints(values, 0, "shape")
     if min(target, default=0) < 0:

@@ -68,6 +68,8 @@ def _constant_inputs(op: str, attrs: dict, name: str) -> list[onnx.NodeProto]:
         values = [("shape", np.array([0] + shape[1:], np.int64))]  # 0: keep the batch dimension
     elif op == "Slice":
         values = [(k, np.array(attrs[k], np.int64)) for k in ("starts", "ends", "axes")]
+    elif op == "Dropout" and "ratio" in attrs:  # opset 12 on: an input (absent, ONNX reads 0.5)
+        values = [("ratio", np.array(attrs["ratio"], np.float32))]
     else:
         return []
     return [helper.make_node("Constant", [], [f"{name}/{key}"], name=f"{name}/{key}",

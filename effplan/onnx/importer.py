@@ -462,6 +462,10 @@ def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[s
     graph.graph["batch"] = first[0] if first else 1
     live = [i for i in order if i not in folded]
     places = _places([nodes[i] for i in live], shapes)
+    traced = {o for n in nodes if n.op_type == "Constant" for o in n.output}
+    small = {i.name: i.value for i in light.initializers if i.value is not None}  # Dropout's ratio, training_mode
+    small.update({n.output[0]: n.attrs["value"].value for n in nodes if n.op_type == "Constant" and n.output
+                  and getattr(n.attrs.get("value"), "value", None) is not None})
     used, owners, producer, edges, computed = set(), {}, {}, [], {}  # owners: source initializer -> the ops that own it as a weight
     for i, (stage, block, layer) in zip(live, places):
         node = nodes[i]
@@ -476,7 +480,11 @@ def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[s
             elif t and (role := param_role(node.op_type, slot, t)):
                 shape, source = _concrete(shapes.get(t), t), origin[t]
                 stored = math.prod(_concrete(shapes.get(source), source))
-                trainable = role not in BUFFER_ROLES and not BUFFER_NAME.search(source)
+                # a Constant node's value added or multiplied in (no weight slot) is no parameter: PyTorch's
+                # exporters write parameters as initializers, a value computed when the model was traced (a
+                # non-persistent buffer: Swin's attention mask) as a Constant
+                trainable = role not in BUFFER_ROLES and not BUFFER_NAME.search(source) and not (
+                    source in traced and role.startswith("input"))
                 weights.append(Weight(role, shape, trainable) if stored == math.prod(shape)
                                else SourcedWeight(role, shape, trainable, stored))
                 if trainable and role.startswith("input") and not MODULE_NAME.match(source):
@@ -486,7 +494,8 @@ def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[s
         for o in outs:
             tensors[o] = _concrete(shapes.get(o), o)
             producer[o] = node_name
-        graph.add_node(node_name, op=node.op_type, attrs=node.attrs, inputs=tuple(inputs), outputs=outs,
+        attrs = _dropout_ratio(node, small) if node.op_type == "Dropout" else node.attrs
+        graph.add_node(node_name, op=node.op_type, attrs=attrs, inputs=tuple(inputs), outputs=outs,
                        weights=tuple(weights), stage=stage, block=block, layer=layer)
         edges += [(producer[t], node_name, {"tensor": t}) for t in dict.fromkeys(inputs) if t in producer]
     graph.add_edges_from(edges)  # one call: the same edges in the same order as one call per node
@@ -498,6 +507,18 @@ def from_onnx(model, name: str = "model", batch: int | None = None, dims: dict[s
     # counted at the size stored, which may be a gathered table's expansion (computed_params_note)
     graph.graph["computed_params"] = {s: stored for s, (_, stored) in computed.items()}
     return graph
+
+
+def _dropout_ratio(node, small: dict) -> dict:
+    """A Dropout's attrs with its ratio (opset 12 on: an input) where the file gives it: 0 when its training_mode
+    is false (it drops nothing), so memory.py keeps no mask for it."""
+    attrs = dict(node.attrs)
+    ratio, mode = (small.get(node.input[i]) if len(node.input) > i and node.input[i] else None for i in (1, 2))
+    if ratio is not None:
+        attrs["ratio"] = float(ratio)
+    if mode is not None and not bool(mode):
+        attrs["ratio"] = 0.0
+    return attrs
 
 
 def computed_params_note(graph) -> str | None:

@@ -109,8 +109,8 @@ class Imported:
         graph = self._any_graph()
         if self.unfold_bn:
             restored = sum(1 for n in graph.nodes if n.endswith(UNFOLDED))
-            return f"{self.name}: BatchNormalization restored after {restored} biased convs (--unfold-bn)"
-        convs = foldable_convs(graph) if not any(graph.nodes[n]["op"] in NORMS for n in graph.nodes) else []
+            return f"{self.name}: BatchNormalization restored after {restored} convs (--unfold-bn)"
+        convs = foldable_convs(graph)
         if not convs:
             return None
         return (f"{self.name} has no BatchNormalization but {len(convs)} convs with biases: BN looks folded at export, "
@@ -120,34 +120,54 @@ class Imported:
 
 UNFOLDED = "#bn"
 NORMS = {"BatchNormalization", "LayerNormalization", "GroupNormalization", "InstanceNormalization"}
+ACTIVATIONS = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu", "Gelu", "Tanh", "Elu",
+               "Selu", "Mish", "Softplus"}
+
+
+def _normed(graph) -> bool:
+    from ..graph.composite import composites
+
+    return any(graph.nodes[n]["op"] in NORMS for n in graph.nodes) or \
+        any(c.kind == "LayerNormalization" for c in composites(graph).values())
 
 
 def foldable_convs(graph) -> list[str]:
-    """Convs whose bias may be a folded BatchNormalization: a bias, an output wider than 1x1 (a squeeze-excitation
-    conv on a pooled map never had BN), and no norm reading it."""
-    tensors, found = graph.graph["tensors"], []
-    from ..graph.composite import composites
+    """Convs whose bias may be a folded BatchNormalization, in a file with no BatchNormalization: a bias and an
+    output wider than 1x1 (a squeeze-excitation conv on a pooled map never had BN). A file with other norms
+    (MobileViT, EfficientFormer: conv-BN stems beside LayerNorm) shows it by a biased conv that feeds an
+    activation straight away; there, a conv feeding a norm (ConvNeXt's) is not one."""
+    from ..graph.builder import readers
 
-    if any(c.kind == "LayerNormalization" for c in composites(graph).values()):
+    tensors, read, nodes = graph.graph["tensors"], readers(graph), graph.nodes
+    if any(nodes[n]["op"] == "BatchNormalization" for n in nodes):
         return []
-    for name in graph.nodes:
-        node = graph.nodes[name]
-        out = tensors[node["outputs"][0]] if node["outputs"] else ()
-        if node["op"] == "Conv" and any(w.role == "B" for w in node["weights"]) and math.prod(out[2:]) > 1:
-            found.append(name)
+    normed = _normed(graph)
+
+    def feeds(name, ops):
+        return any(nodes[r]["op"] in ops for t in nodes[name]["outputs"] for r in read.get(t, ()))
+
+    found = [n for n in nodes if nodes[n]["op"] == "Conv" and any(w.role == "B" for w in nodes[n]["weights"])
+             and math.prod(tensors[nodes[n]["outputs"][0]][2:]) > 1 and not (normed and feeds(n, NORMS | {"Transpose"}))]
+    if normed and not any(feeds(n, ACTIVATIONS) for n in found):
+        return []
     return found
 
 
 def unfold_batch_norm(graph):
-    """The training graph of an eval-mode export: each foldable conv (foldable_convs) loses its bias and a
-    BatchNormalization follows it (scale and shift: params; running mean and variance: buffers; one per output
-    channel), as the conv-BN pair it was folded from. A file with any norm is left as it is."""
+    """The training graph of an eval-mode export (some convs carry biases: foldable_convs): every conv on a map
+    wider than 1x1, with a bias or without (the dynamo exporter drops a folded bias that is zero), loses its bias
+    and a BatchNormalization follows it (scale and shift: params; running mean and variance: buffers; one per
+    output channel), as the conv-BN pair it was folded from. In a file with other norms, only the foldable convs.
+    A file with BatchNormalization is left as it is."""
     from ..graph.builder import Weight
     from ..graph.digraph import DiGraph
 
-    if any(graph.nodes[n]["op"] in NORMS for n in graph.nodes):
-        return graph
-    convs = set(foldable_convs(graph))
+    tensors, biased = graph.graph["tensors"], foldable_convs(graph)
+    if _normed(graph):  # beside other norms only the convs that show a folded bias
+        convs = set(biased)
+    else:  # else every conv on a map wider than 1x1: the dynamo exporter drops a folded bias that is zero
+        convs = {n for n in graph.nodes if graph.nodes[n]["op"] == "Conv" and graph.nodes[n]["outputs"]
+                 and math.prod(tensors[graph.nodes[n]["outputs"][0]][2:]) > 1} if biased else set()
     attrs = {k: v for k, v in graph.graph.items() if k != "derived"}
     out = DiGraph(**{**attrs, "tensors": dict(graph.graph["tensors"])})
     for name in graph.nodes:

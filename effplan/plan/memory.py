@@ -14,7 +14,7 @@ import numpy as np
 from ..base.errors import EffplanError
 from ..graph.builder import _derived, readers
 from ..graph.composite import composites
-from ..graph.ops import INDICES, INPUT, INPUTS, MASK, OPS, OUTPUT, STATISTICS, graph_weights, weight_bytes
+from ..graph.ops import INDICES, INPUT, INPUTS, MASK, OPERANDS, OPS, OUTPUT, STATISTICS, graph_weights, weight_bytes
 
 
 @dataclass(frozen=True)
@@ -286,6 +286,8 @@ def _saved_by(graph, name: str, act_bytes: int, scale: int, tensors: dict, parts
         whole = parts[name]
         if name != whole.nodes[-1]:
             return {}
+        if whole.kind == "Attention":
+            return _attention_saves(graph, whole, act_bytes, scale, tensors)
         op, inputs, groups = whole.kind, [whole.input], whole.groups * scale
         saves = OPS[op].saves if op in OPS else SWISH_SAVES
     (out,) = node["outputs"][:1]
@@ -293,6 +295,11 @@ def _saved_by(graph, name: str, act_bytes: int, scale: int, tensors: dict, parts
     for what in saves:
         if what == INPUT:
             saved[inputs[0]] = math.prod(tensors[inputs[0]]) * act_bytes * scale
+        elif what == OPERANDS:  # x * scale keeps nothing of x; x * gamma, a * b keep their activations
+            learned = any(w.trainable for w in node["weights"])
+            graded = [o for o in inputs if o not in _gradientless(graph)]  # a drop path's mask needs none
+            saved.update({t: math.prod(tensors[t]) * act_bytes * scale for t in inputs
+                          if learned or any(o != t for o in graded)})
         elif what == INPUTS:
             saved.update({t: math.prod(tensors[t]) * act_bytes * scale for t in inputs})
         elif what == OUTPUT:
@@ -302,8 +309,38 @@ def _saved_by(graph, name: str, act_bytes: int, scale: int, tensors: dict, parts
             saved[f"{name}#stats"] = 2 * (groups or OPS[op].statistics(node["attrs"], at_batch)) * 4
         elif what == INDICES:
             saved[f"{name}#indices"] = math.prod(tensors[out]) * 8 * scale
+        elif what == MASK and node["attrs"].get("ratio", 0.5) == 0:  # a Dropout that drops nothing: no mask
+            continue
         elif what == MASK:
             saved[f"{name}#mask"] = math.prod(tensors[out]) * scale
+    return saved
+
+
+def _gradientless(graph) -> set[str]:
+    """Tensors no gradient reaches: outputs of ops that carry none (Backward.gradient: comparisons, Floor,
+    random draws) and of ops reading only such tensors or constants."""
+    def compute(g):
+        found: set[str] = set()
+        for name in g.nodes:
+            node = g.nodes[name]
+            entry = OPS.get(node["op"])
+            if (entry and entry.backward and not entry.backward.gradient) or (
+                    node["inputs"] and not node["weights"] and all(t in found for t in node["inputs"])):
+                found.update(node["outputs"])
+        return found
+    return _derived(graph, "gradientless", compute)
+
+
+def _attention_saves(graph, whole, act_bytes: int, scale: int, tensors: dict) -> dict[str, int]:
+    """What scaled_dot_product_attention keeps for backward (flash and memory-efficient kernels): q, k, v, its
+    output, a mask or bias that is an activation, and a logsumexp per row (fp32), never the scores."""
+    nodes = graph.nodes
+    first, last = nodes[whole.nodes[0]], nodes[whole.nodes[-1]]
+    masks = [t for n in whole.nodes[1:-2] if nodes[n]["op"] == "Add" for t in nodes[n]["inputs"]
+             if t not in whole.inner]
+    kept = [*first["inputs"], *[t for t in last["inputs"] if t not in whole.inner], last["outputs"][0], *masks]
+    saved = {t: math.prod(tensors[t]) * act_bytes * scale for t in dict.fromkeys(kept) if t in tensors}
+    saved[f"{whole.nodes[-1]}#logsumexp"] = whole.groups * scale * 4
     return saved
 
 

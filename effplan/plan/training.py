@@ -74,7 +74,7 @@ from dataclasses import dataclass
 
 from ..base.errors import EffplanError
 from ..graph.builder import readers as tensor_readers
-from ..graph.composite import composites
+from ..graph.composite import composites, slice_groups
 from ..graph.ops import (ACTIVATION, MATRIX, NORM, OPS, POINTWISE, RESIDUAL, VECTOR, Backward, graph_weights,
                          node_cost, weight_counts)
 from .hardware import Device
@@ -218,7 +218,9 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
     act, _, grad, _ = PRECISIONS[precision]
     tensors, nodes = graph.graph["tensors"], graph.nodes
     needs = _needs_grad(graph)
-    parts = composites(graph)
+    # attention keeps its ops' kernels here (its saved tensors are memory.py's); the other composites run as one
+    parts = {n: c for n, c in composites(graph).items() if c.kind != "Attention"}
+    pieces = slice_groups(graph)
     readers = tensor_readers(graph)
     size = lambda t: math.prod(tensors[t])  # noqa: E731
     result = []
@@ -234,7 +236,10 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
         back = OPS[kind].backward if kind in OPS else SWISH_BACKWARD if whole else None
         if back is None:
             raise EffplanError(f"training time: no backward rule for {op} (layer {name})")
-        dy = sum(size(t) for t in node["outputs"] if t in tensors) * act  # Split: every piece's gradient
+        if pieces.get(name, name) != name:
+            continue  # one of a split's Slices: its group's last runs the one kernel
+        group = [n for n, last in pieces.items() if last == name] or [name]
+        dy = sum(size(t) for n in group for t in nodes[n]["outputs"] if t in tensors) * act  # every piece's
         inputs = [whole.input] if whole else [t for t in node["inputs"] if t in tensors]
         wanted = [t for t in inputs if t in needs]
         members = whole.nodes if whole else (name,)  # a product's weight gradient; BN's scale and shift's
@@ -277,8 +282,10 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
             continue
         if not back.kernel:
             continue
-        if back.broadcast_only and all(tensors[t] == tensors[out] for t in inputs):
-            continue  # dY passes to every operand untouched
+        if back.broadcast_only and not params and all(tensors[t] == tensors[out] for t in inputs):
+            continue  # dY passes to every operand untouched (a learned bias: its gradient sums dY, a kernel)
+        if back.broadcast_only:  # an operand of the output's shape takes dY itself: only the others are written
+            wanted = [t for t in wanted if tensors[t] != tensors[out]]
         if (op == "Mul" and not whole and len(inputs) == 2 and len(set(map(tensors.get, inputs))) == 2
                 and set(inputs) <= needs and not (rt.fusion and rt.pointwise_chains)):
             result += broadcast_mul_backward(name, node, inputs, out, tensors, act, device, dtype, rt)
@@ -306,7 +313,7 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
             chains[result[-1].name] = (out, tuple(wanted))
     producer = {t: n for n in nodes for t in nodes[n]["outputs"]}
     inner = {t for c in parts.values() for t in c.inner}
-    unit = lambda n: parts[n].nodes[-1] if n in parts else n  # noqa: E731  (a composite reads x once)
+    unit = lambda n: parts[n].nodes[-1] if n in parts else pieces.get(n, n)  # noqa: E731  (one reader each)
     for t, names in readers.items():  # gradients of a tensor read by several ops are summed
         taking = list(dict.fromkeys(unit(n) for n in names if t in needs and t not in inner
                                     and nodes[unit(n)]["outputs"][0] in needs))

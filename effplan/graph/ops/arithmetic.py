@@ -2,7 +2,8 @@
 import numpy as np
 
 from .. import infer as rules
-from .table import INPUT, INPUTS, MASK, NO_GRADIENT, OUTPUT, POINTWISE, RESIDUAL, Backward, elementwise
+from .table import (INPUT, INPUTS, MASK, NO_GRADIENT, OPERANDS, OUTPUT, POINTWISE, RESIDUAL, Backward,
+                    elementwise)
 from .values import binary, div, unary
 
 # Backward FLOPs per element, each from its gradient formula in derivatives.yaml. Memory-bound on every
@@ -13,10 +14,10 @@ elementwise(1, "Add", saves=(), fusion=RESIDUAL, evaluate=binary(np.add),
             backward=Backward(1, broadcast_only=True), learned=True, infer=rules.broadcasting)
 elementwise(1, "Sub", saves=(), fusion=POINTWISE, evaluate=binary(np.subtract),
             backward=Backward(1), learned=True, infer=rules.broadcasting)
-elementwise(1, "Mul", saves=(INPUTS,), fusion=POINTWISE, evaluate=binary(np.multiply),
+elementwise(1, "Mul", saves=(OPERANDS,), fusion=POINTWISE, evaluate=binary(np.multiply),
             backward=Backward(3), learned=True,  # dy * b, dy * a, the add of a broadcast operand's reduction
             infer=rules.broadcasting)
-elementwise(1, "Div", saves=(INPUTS,), fusion=POINTWISE, evaluate=div,
+elementwise(1, "Div", saves=(OPERANDS,), fusion=POINTWISE, evaluate=div,
             backward=Backward(4), learned=True, infer=rules.broadcasting)
 elementwise(1, "Max", saves=(INPUTS,), fusion=POINTWISE,
             evaluate=lambda attrs, *xs: np.maximum.reduce(np.broadcast_arrays(*xs)), backward=Backward(1),
@@ -62,6 +63,11 @@ elementwise(1, "Reciprocal", saves=(OUTPUT,), fusion=POINTWISE, backward=Backwar
 elementwise(1, "Where", saves=(MASK,), fusion=POINTWISE,
             evaluate=lambda attrs, c, x, y: np.where(c, x, y),  # a select; backward keeps the condition
             backward=Backward(2), infer=rules.where)
+# random tensors shaped like their input (a train-mode export's drop path: RandomUniformLike, Floor, Div, Mul):
+# one draw an element, no gradient (the draw does not depend on x's values)
+for _op in ("RandomUniformLike", "RandomNormalLike", "Bernoulli"):
+    elementwise(1, _op, saves=(), fusion=POINTWISE, backward=NO_GRADIENT, infer=rules.same)
+del _op
 # on activations: x / scale + zero point, clamped (rounding is the conversion): 3; back: (q - zero point) * scale: 2.
 # Training a quantized graph is quantization-aware training, which a file quantized for inference does not hold
 QUANTIZED = Backward(refused="the file is quantized for inference (QuantizeLinear/DequantizeLinear); "

@@ -2,8 +2,8 @@
 import math
 
 from .. import infer as rules
-from .table import (ANCHOR, CONTRACTION, INPUT, INPUTS, MATRIX, OUTPUT, STATISTICS, VECTOR, Backward,
-                    register)
+from .table import (ANCHOR, CONTRACTION, INPUT, INPUTS, MATRIX, OPERANDS, OUTPUT, STATISTICS, VECTOR,
+                    Backward, register)
 
 
 def _kernel(weights, inputs):
@@ -74,7 +74,7 @@ def conv_transpose_cost(attrs, inputs, output, weights):
 
 @register("Gemm", saves=(INPUT,), unit=MATRIX, fusion=ANCHOR, gemm=_matmul_gemm,
           weights=("A", "W", "B"), weighted=True, backward=PRODUCTS, infer=rules.gemm)
-@register("MatMul", saves=(INPUTS,), unit=MATRIX, fusion=ANCHOR,  # takes its bias Add
+@register("MatMul", saves=(OPERANDS,), unit=MATRIX, fusion=ANCHOR,  # takes its bias Add
           gemm=_matmul_gemm, weights=("A", "W"), weighted=True, backward=PRODUCTS, infer=rules.matmul)
 def matmul_cost(attrs, inputs, output, weights):
     macs = math.prod(output) * _inner(attrs, inputs, weights)  # prod(output) * K
@@ -97,7 +97,7 @@ def _einsum_sizes(equation: str, inputs) -> dict[str, int]:
 
 
 # einsum's gradient is one einsum per operand (torch.einsum decomposes to bmm): the forward's MACs each
-@register("Einsum", saves=(INPUTS,), unit=MATRIX, fusion=CONTRACTION, backward=PRODUCTS,
+@register("Einsum", saves=(OPERANDS,), unit=MATRIX, fusion=CONTRACTION, backward=PRODUCTS,
           infer=rules.einsum)
 def einsum_cost(attrs, inputs, output, weights):
     # a product of operands: every output element sums over the contracted indices (the letters no

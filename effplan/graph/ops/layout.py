@@ -46,13 +46,13 @@ free("identity at inference", "Identity", saves=(), fusion=VIEW, evaluate=lambda
      backward=VIEW_GRADIENT, passes_weight=True, infer=rules.same)
 VIEW_REASON = "a view of the same data: no arithmetic"
 free(VIEW_REASON, "Flatten", saves=(), fusion=VIEW, backward=VIEW_GRADIENT,
-     infer=layout_rules.flatten)
+     passes_weight=True, infer=layout_rules.flatten)
 free(VIEW_REASON, "Reshape", saves=(), fusion=VIEW, evaluate=reshape, backward=VIEW_GRADIENT,
      passes_weight=True, infer=layout_rules.reshape)
 free(VIEW_REASON, "Squeeze", saves=(), fusion=VIEW, evaluate=squeeze, backward=VIEW_GRADIENT,
-     infer=layout_rules.squeeze)
+     passes_weight=True, infer=layout_rules.squeeze)
 free(VIEW_REASON, "Unsqueeze", saves=(), fusion=VIEW, evaluate=unsqueeze,
-     backward=VIEW_GRADIENT, infer=layout_rules.unsqueeze)
+     backward=VIEW_GRADIENT, passes_weight=True, infer=layout_rules.unsqueeze)
 MOVE_REASON = "data movement: no arithmetic"
 # Concat's input gradients are views of dY (cat_tensors_backward: narrow). Slice's is a kernel:
 # slice_backward writes zeros of the input's shape and copies dY into its part; Split's one too:
@@ -87,6 +87,9 @@ free(SHAPE_REASON, "Shape", saves=(), fusion=LAYOUT,  # onnx/fold.py reads it of
 free(SHAPE_REASON, "Gather", saves=(), fusion=LAYOUT,
      evaluate=lambda attrs, x, i: np.take(x, i, axis=attrs.get("axis", 0)), passes_weight=True,
      backward=Backward(1), infer=layout_rules.gather)
+# GatherElements (torch.gather): gather_backward scatter-adds dY into zeros of the input's shape
+free(MOVE_REASON, "GatherElements", saves=(), fusion=LAYOUT, backward=Backward(1),
+     infer=layout_rules.gather_elements)
 # _to_copy_backward: dY cast back to the input's precision, a copy
 free(SHAPE_REASON, "Cast", saves=(), fusion=LAYOUT, evaluate=cast, passes_weight=True,
      backward=Backward(0), infer=rules.cast)

@@ -11,7 +11,8 @@ An entry (`Op`) says, for one op type:
           designs at once. Params and bytes do not depend on the op type: they come from the node's
           weights and output shape. `free`: why an op deliberately costs nothing.
   saves   what its backward keeps, as PyTorch's autograd saves it (memory.py sizes them): INPUT (the
-          first input), INPUTS (every activation input), OUTPUT, STATISTICS (two fp32 values per
+          first input), INPUTS (every activation input), OPERANDS (a product's: each activation input
+          whose partner needs a gradient, another activation or a trainable weight: mul's grad * other), OUTPUT, STATISTICS (two fp32 values per
           normalised group; `statistics` counts the groups), INDICES (an int64 argmax per output
           element), MASK (one byte per output element)
   unit    the compute unit its FLOPs run on (roofline.py): MATRIX or VECTOR, or a function of
@@ -52,8 +53,8 @@ from dataclasses import dataclass
 
 from ...base.errors import EffplanError
 
-SAVED_KINDS = INPUT, INPUTS, OUTPUT, STATISTICS, INDICES, MASK = (
-    "input", "inputs", "output", "statistics", "indices", "mask")
+SAVED_KINDS = INPUT, INPUTS, OPERANDS, OUTPUT, STATISTICS, INDICES, MASK = (
+    "input", "inputs", "operands", "output", "statistics", "indices", "mask")
 UNITS = MATRIX, VECTOR = "matrix", "vector"
 FUSION_CLASSES = ANCHOR, NORM, ACTIVATION, RESIDUAL, CONTRACTION, POINTWISE, REDUCTION, LAYOUT, VIEW = (
     "anchor", "norm", "activation", "residual", "contraction", "pointwise", "reduction", "layout", "view")

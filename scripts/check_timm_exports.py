@@ -1,0 +1,93 @@
+"""Beyond the suite: real timm networks exported both ways, planned by effplan, against PyTorch's own figures.
+
+For each network (random weights, batch 2): PyTorch's parameter count and the bytes autograd saves in one
+training step (fp32, saved_tensors_hooks, each storage once, weights left out), then three exports (TorchScript
+train mode, TorchScript eval, dynamo eval) and, for each file: effplan's params, its stage groups, its training
+activations over autograd's (eval files also with --unfold-bn), and whether train/memory/fit run. Needs timm and
+onnxscript beside torch (a scratch environment); prints one table, writes nothing under the repository.
+
+    PYTHONPATH=<timm, onnxscript> .venv/bin/python scripts/check_timm_exports.py [names...]
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+NETWORKS = {  # name: input side
+    "resnet18": 128, "regnety_002": 128, "mobilenetv3_small_050": 128, "efficientnet_b0": 128,
+    "tf_efficientnet_lite0": 128, "convnext_atto": 128, "vit_tiny_patch16_224": 224, "deit_tiny_patch16_224": 224,
+    "levit_128s": 224, "swin_tiny_patch4_window7_224": 224, "mobilevit_xxs": 128, "efficientformer_l1": 224,
+}
+
+
+def saved_bytes(model, x) -> int:
+    import torch
+
+    weights = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    storages = {}
+
+    def pack(t):
+        if t.untyped_storage().data_ptr() not in weights:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x).sum().backward()
+    return sum(storages.values())
+
+
+def main(names) -> None:
+    import timm
+    import torch
+
+    import effplan
+    from effplan.onnx.model import Imported
+    from effplan.plan.memory import training_memory
+
+    warnings.filterwarnings("ignore")
+    folder = Path(tempfile.mkdtemp())
+    print("network | export | params effplan/PyTorch | stage groups | saved effplan/autograd (--unfold-bn) | runs")
+    for name in names:
+        side = NETWORKS.get(name, 224)
+        torch.manual_seed(0)
+        model = timm.create_model(name, pretrained=False, num_classes=10)
+        x = torch.randn(2, 3, side, side)
+        params = sum(p.numel() for p in model.parameters())
+        saved = saved_bytes(model, x)
+        for export in ("ts_train", "ts_eval", "dynamo"):
+            path = folder / f"{name}_{export}.onnx"
+            try:
+                model.train() if export == "ts_train" else model.eval()
+                options = dict(training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False) \
+                    if export == "ts_train" else {}
+                if export == "dynamo":
+                    torch.onnx.export(model, (x,), str(path), dynamo=True, input_names=["x"],
+                                      dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, verbose=False)
+                else:
+                    torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17, input_names=["x"],
+                                      dynamic_axes={"x": {0: "batch"}}, **options)
+            except Exception as exc:  # an exporter's own failure is not effplan's
+                print(f"{name} | {export} | export failed: {str(exc).splitlines()[0][:80]}")
+                continue
+            try:
+                graph = Imported(str(path)).graph(2)
+                unfolded = Imported(str(path), unfold_bn=True).graph(2)
+                stages = {graph.nodes[n]["stage"] for n in graph.nodes}
+                ours = training_memory(graph, "fp32", "sgd").activation_bytes / saved
+                restored = training_memory(unfolded, "fp32", "sgd").activation_bytes / saved
+                p = effplan.analyze(str(path), 2).totals.params
+                effplan.train(str(path), "a100-80gb", batch=2)
+                effplan.fit(str(path), "16GiB", train=True)
+                runs = "train, memory, fit"
+            except Exception as exc:
+                print(f"{name} | {export} | effplan failed: {str(exc).splitlines()[0][:100]}")
+                continue
+            print(f"{name} | {export} | {p:,}/{params:,} | {len(stages)} | {ours:.3f} ({restored:.3f}) | {runs}")
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or list(NETWORKS))
