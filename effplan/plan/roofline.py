@@ -61,7 +61,10 @@ class Kernel:
 
     @property
     def device_s(self) -> float:
-        return np.maximum(self.compute_s, self.memory_s)  # numpy: sides may be arrays
+        compute, memory = self.compute_s, self.memory_s
+        if isinstance(compute, float) and isinstance(memory, float):
+            return max(compute, memory)  # the common case, ten times faster than numpy's on scalars
+        return np.maximum(compute, memory)  # numpy: sides may be arrays (search costs many designs at once)
 
     @property
     def time_s(self) -> float:
