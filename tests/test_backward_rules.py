@@ -230,3 +230,19 @@ def test_a_learned_bias_add_runs_its_gradients_reduction():
     per dY element, reading dY and writing the bias gradient."""
     graph = graph_of([op("Add", ["h", "b"])], ["y"], [("b", np.ones(8, F32))])
     assert kernels(graph, "op") == [(N, N * F + 8 * F)]
+
+
+def test_attention_written_out_in_onnx_trains_as_the_one_fused_kernel():
+    """MatMul(h, Transpose(h)) -> Mul(scale) -> Softmax -> MatMul(., h) on h (1, 2, 4, 8): the composite's backward
+    is FlashAttention-2's one kernel, as the Attention op's: S (3|Q| + 2|Y|) = 4 * (192 + 128) = 1,280 MACs and
+    2,848 FLOPs (see the test above). Bytes: what sdpa keeps, h and k^T (256 each) and Y (256) and a logsumexp per
+    row (8 rows x 4), dY (256), and the gradients of q, k^T and v (3 x 256): 1,824. No kernel for its inner ops."""
+    nodes = [helper.make_node("Transpose", ["h"], ["kt"], name="kt", perm=[0, 1, 3, 2]),
+             helper.make_node("MatMul", ["h", "kt"], ["s"], name="qk"),
+             helper.make_node("Mul", ["s", "c"], ["z"], name="times"),
+             helper.make_node("Softmax", ["z"], ["p"], name="softmax", axis=-1),
+             op("MatMul", ["p", "h"])]
+    graph = graph_of(nodes, ["y"], [("c", F32(0.35))], x=(1, 2, 4, 8))
+    assert kernels(graph, "op") == [(2848, 256 + 256 + 256 + 32 + 256 + 3 * 256)]
+    assert kernels(graph, "qk") == kernels(graph, "times") == kernels(graph, "softmax") == []
+    assert [k.macs for k in backward_kernels(graph, DEVICE, "fp32", "fp32", "eager") if k.name == "op#d"] == [1280]

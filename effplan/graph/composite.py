@@ -13,8 +13,8 @@ inverse std per row) and never stores the tensors inside; training.py times one 
 The layer rows still show every node.
   Attention           MatMul(q, k^T) [scaled] [plus a mask] -> Softmax -> MatMul(., v): scaled_dot_product_attention,
                       as timm and transformers run it by default (flash or memory-efficient kernels): it keeps q,
-                      k, v, its output and a logsumexp per row, never the scores (training time keeps its ops'
-                      kernels). A model whose code writes attention out by hand keeps the scores too: the file
+                      k, v, its output and a logsumexp per row, never the scores; training time runs its fused
+                      backward kernel. A model whose code writes attention out by hand keeps the scores too: the file
                       does not record which, and effplan plans the fused kernel.
 """
 from __future__ import annotations

@@ -218,8 +218,7 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
     act, _, grad, _ = PRECISIONS[precision]
     tensors, nodes = graph.graph["tensors"], graph.nodes
     needs = _needs_grad(graph)
-    # attention keeps its ops' kernels here (its saved tensors are memory.py's); the other composites run as one
-    parts = {n: c for n, c in composites(graph).items() if c.kind != "Attention"}
+    parts = composites(graph)  # each runs its op's backward (attention: the fused kernel) at its last node
     pieces = slice_groups(graph)
     readers = tensor_readers(graph)
     size = lambda t: math.prod(tensors[t])  # noqa: E731
@@ -241,11 +240,16 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
         group = [n for n, last in pieces.items() if last == name] or [name]
         dy = sum(size(t) for n in group for t in nodes[n]["outputs"] if t in tensors) * act  # every piece's
         inputs = [whole.input] if whole else [t for t in node["inputs"] if t in tensors]
+        shapes = [tensors[t] for t in inputs]
+        if whole and whole.kind == "Attention":  # q and k^T of its first product, v of its last
+            q, k_t = nodes[whole.nodes[0]]["inputs"][:2]
+            inputs = [q, k_t, next(t for t in node["inputs"] if t not in whole.inner)]
+            shapes = [tensors[q], (*tensors[k_t][:-2], tensors[k_t][-1], tensors[k_t][-2]), tensors[inputs[2]]]
         wanted = [t for t in inputs if t in needs]
         members = whole.nodes if whole else (name,)  # a product's weight gradient; BN's scale and shift's
         params = sum(weight_counts(nodes[n]["weights"])[0] for n in members)
         if back.fused:  # one kernel (attention's): reads what it saved and dY, writes its inputs' gradients
-            macs, flops = back.fused(node["attrs"], [tensors[t] for t in inputs], tensors[out])
+            macs, flops = back.fused({} if whole else node["attrs"], shapes, tensors[out])
             moved = sum(_saved_by(graph, name, act, 1, tensors, parts).values()) + dy + sum(map(size, wanted)) * act
             result.append(_kernel(f"{name}#d", f"{kind}(backward)", node, macs, flops, moved, MATRIX, device, dtype,
                                   rt, kind="gemm"))
