@@ -17,7 +17,7 @@ from functools import lru_cache
 from .digraph import DiGraph
 from .dtypes import FLOAT
 from .infer import CannotInfer
-from .ops import OPS
+from .ops import OPS, node_cost
 from .shapes import Shape, ShapeError
 
 MAX_OPS = 200_000  # ops in one graph, built or imported: 5,000 blocks of the largest kinds fit
@@ -136,6 +136,13 @@ def _derived(graph, key: str, compute):
     if key not in cache or cache[key][0] != graph.number_of_nodes():
         cache[key] = (graph.number_of_nodes(), compute(graph))
     return cache[key][1]
+
+
+def cost_rows(graph, dtype_bytes: int) -> dict:
+    """Node -> its cost row (ops.node_cost, costed_only=False), once per graph and dtype size: the profile,
+    the roofline and the memory plan ask for the same rows of the same graph."""
+    return _derived(graph, ("rows", dtype_bytes),
+                    lambda g: {name: node_cost(g, name, dtype_bytes, costed_only=False) for name in g.nodes})
 
 
 def readers(graph) -> dict[str, list[str]]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, fields
 
-from ..graph.builder import _derived
+from ..graph.builder import cost_rows
 from ..base.units import dtype_size
-from ..graph.ops import COSTS, OPS, LayerCost, UnknownOpError, node_cost
+from ..graph.ops import COSTS, OPS, LayerCost, UnknownOpError
 from .memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, Peak, inference_peak, training_memory
 from ..design.scaling import Design
 
@@ -100,8 +100,7 @@ def profile(graph, design: Design | None = None, batch: int = 1, dtype: str = "f
     """Cost every node of a graph; ops no cost function knows are counted and listed, not zeroed in
     silence (their rows keep their params and weight bytes, with no MACs or FLOPs)."""
     size = dtype_size(dtype)
-    rows = _derived(graph, ("rows", size),  # once per graph and dtype size: a command asks again
-                    lambda g: tuple(node_cost(g, name, size, costed_only=False) for name in g.nodes))
+    rows = tuple(cost_rows(graph, size).values())  # once per graph and dtype size: a command asks again
     unknown = Counter(r.op for r in rows if r.op not in COSTS)
     if unknown and strict:
         raise UnknownOpError("no cost function for: " + ", ".join(f"{op} (x{n})" for op, n in unknown.items()))

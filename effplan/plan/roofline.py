@@ -26,7 +26,7 @@ from ..base.errors import EffplanError
 from ..base.units import dtype_size
 from ..graph.ops import ACTIVATION, ANCHOR, NORM, OPS, POINTWISE, RESIDUAL, VIEW, node_cost
 from ..graph.builder import readers as tensor_readers
-from ..graph.builder import gelu_chains, swish_pairs
+from ..graph.builder import cost_rows, gelu_chains, swish_pairs
 from .hardware import Device
 from .runtime import UNITS, Runtime, load_runtime, runtime_for
 
@@ -347,8 +347,15 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
         return t
     records = []
     groups = kernel_groups(graph, rt)
+    rows = cost_rows(graph, size) if shapes is None else None  # the profile's rows: costed once per graph
+
+    def cost(n):  # node_cost(graph, n, size, shapes): None for an op no cost function knows
+        if rows is None:
+            return node_cost(graph, n, size, shapes)
+        entry = OPS.get(nodes[n]["op"])
+        return rows[n] if entry and entry.cost else None
     for at, group in enumerate(groups):
-        costs = [node_cost(graph, n, size, shapes) for n in group]
+        costs = [cost(n) for n in group]
         if any(c is None for c in costs):
             continue  # ops without a cost function are listed by the profile, not timed
         inside = set(group)
