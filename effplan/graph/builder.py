@@ -100,13 +100,16 @@ class GraphBuilder:
             attrs: dict | None = None, weights: tuple[Weight, ...] = ()) -> str:
         """Add one op; returns the name of its output tensor (which is also the node's name)."""
         name = self.name(layer, role)
-        if name in self.tensors:
+        tensors, nodes = self.tensors, self.nodes
+        if name in tensors:
             raise ShapeError(f"two ops named {name}")
-        if len(self.nodes) >= MAX_OPS:
+        if len(nodes) >= MAX_OPS:
             raise ShapeError(f"{self.name_}: more than {MAX_OPS:,} ops; not a network effplan plans")
         attrs = attrs or {}
         # the operands as export writes them: the inputs, then the node's weights in their order
-        shapes = [self.tensors[t] for t in inputs] + [w.shape for w in weights]
+        shapes = [tensors[t] for t in inputs]
+        if weights:
+            shapes += [w.shape for w in weights]
         key = (op, *attrs.items(), *shapes)
         try:
             out_shape = _SHAPES.get(key)
@@ -116,10 +119,14 @@ class GraphBuilder:
             out_shape = output_shape(op, attrs, shapes, name)
             if key is not None:
                 _SHAPES[key] = out_shape
-        self.nodes[name] = dict(op=op, attrs=attrs, inputs=tuple(inputs), outputs=(name,),
-                                weights=weights, stage=self.stage, block=self.block, layer=layer)
-        self.edges += [(t, name, {"tensor": t}) for t in dict.fromkeys(inputs) if t in self.nodes]
-        self.tensors[name] = out_shape
+        nodes[name] = {"op": op, "attrs": attrs, "inputs": tuple(inputs), "outputs": (name,), "weights": weights,
+                       "stage": self.stage, "block": self.block, "layer": layer}
+        if len(inputs) == 1:  # most ops: no repeated operand to drop
+            if inputs[0] in nodes:
+                self.edges.append((inputs[0], name, {"tensor": inputs[0]}))
+        else:
+            self.edges += [(t, name, {"tensor": t}) for t in dict.fromkeys(inputs) if t in nodes]
+        tensors[name] = out_shape
         return name
 
     def finish(self, output: str):
