@@ -51,8 +51,13 @@ def _composites(graph) -> dict[str, Composite]:
     outputs = set(graph.graph["outputs"])
     claimed: dict[str, Composite] = {}
     inside: set[str] = set()
+    # a region's first node is a part that reads x alone (its other parts read what it made): only those x start one
+    starts = {nodes[n]["inputs"][0] for n in nodes
+              if nodes[n]["op"] in PARTS and nodes[n]["inputs"] and len(set(nodes[n]["inputs"])) == 1}
     for x in [*graph.graph["inputs"], *(t for n in nodes for t in nodes[n]["outputs"][:1])]:
-        found = None if x in inside else _recognise(graph, x, read, position, outputs, tensors, claimed)
+        if x in inside or x not in starts:
+            continue
+        found = _recognise(graph, x, read, position, outputs, tensors, claimed)
         if found:
             claimed.update(dict.fromkeys(found.nodes, found))
             inside |= found.inner
