@@ -15,7 +15,6 @@ other op on the vector unit); the rest on the vector unit.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -88,6 +87,14 @@ class Kernel:
     @property
     def intensity(self) -> float:
         return self.flops / self.bytes if self.bytes else math.inf
+
+
+def replaced(kernel: Kernel, **changes) -> Kernel:
+    """dataclasses.replace(kernel, **changes) without running __init__ again (Kernel has no __post_init__):
+    a sequence and a training step replace every kernel, and replace's field checks cost more than the copy."""
+    new = object.__new__(Kernel)
+    new.__dict__.update(kernel.__dict__, **changes)
+    return new
 
 
 def _as_runtime(runtime) -> Runtime:
@@ -345,7 +352,7 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
         while t in view_of:
             t = view_of[t]
         return t
-    records = []
+    records, read = [], tensor_readers(graph)
     groups = kernel_groups(graph, rt)
     rows = cost_rows(graph, size) if shapes is None else None  # the profile's rows: costed once per graph
 
@@ -363,7 +370,7 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
         node = nodes[group[main]]
         produced = {t for n in group for t in nodes[n]["outputs"]}
         reads = {source(t) for n in group for t in nodes[n]["inputs"] if t not in produced and t in tensors}
-        writes = {t for t in produced if t in tensors and (t in outputs or _read_outside(graph, t, inside))}
+        writes = {t for t in produced if t in tensors and (t in outputs or any(n not in inside for n in read.get(t, ())))}
         unit = unit_of(graph, group[main])
         weight_bytes = sum(c.weight_bytes for c in costs)
         main_cost = costs[main]
@@ -462,9 +469,6 @@ def _with_reorders(records: list, reorders: list, nodes, tensors) -> list:
     return result
 
 
-def _read_outside(graph, tensor: str, inside: set) -> bool:
-    return any(n not in inside for n in tensor_readers(graph).get(tensor, []))
-
 
 def kernel_time(kernel: Kernel) -> float:
     """Seconds one kernel takes (see Kernel.time_s): what a caller summing its own kernels needs."""
@@ -497,7 +501,7 @@ def sequence(kernels: list[Kernel]) -> list[Kernel]:
         finished = finished + wait + k.device_s
         if k.overlap != "async":
             launched = finished
-        out.append(dataclasses.replace(k, wait_s=wait))
+        out.append(replaced(k, wait_s=wait))
     return out
 
 

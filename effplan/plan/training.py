@@ -80,7 +80,7 @@ from ..graph.ops import (ACTIVATION, MATRIX, NORM, OPS, POINTWISE, RESIDUAL, VEC
 from .hardware import Device
 from .memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS, _saved_by, refuse_untrainable,
                      training_memory)
-from .roofline import Kernel, kernel_class, kernels as forward_kernels, sequence, unit_of
+from .roofline import Kernel, kernel_class, kernels as forward_kernels, replaced, sequence, unit_of
 from .parallel import Link, bucketed_allreduce_s, device_link, gradient_kernels, ring_allreduce_s
 from .runtime import Runtime, runtime_for, training_runtime_for
 
@@ -325,7 +325,7 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
     if rt.fusion and rt.pointwise_chains:
         result = fuse_backward(result, chains, lambda t: size(t) * act, device, dtype, rt)
     host = rt.backward_overhead(device)  # the autograd engine launches these: [host] backward_op_s
-    return [dataclasses.replace(k, overhead_s=host) for k in result]
+    return [replaced(k, overhead_s=host) for k in result]
 
 
 def broadcast_mul_backward(name, node, inputs, out, tensors, act, device, dtype, rt) -> list[Kernel]:
