@@ -80,7 +80,7 @@ def _live_steps(graph, order, inplace: bool, fuse_se: bool):
     position = {name: i for i, name in enumerate(order)}
     tensors, read = graph.graph["tensors"], readers(graph)
     fused = se_multiplies(graph) if fuse_se else set()
-    last_use = {t: max(position[n] for n in names) for t, names in read.items()}
+    last_use = {t: max(map(position.__getitem__, names)) for t, names in read.items()}
     stored = set(tensors) - swish_gates(graph)
     for name in fused:  # the fused multiply's operands stay until its conv has run
         (out,) = graph.nodes[name]["outputs"]
@@ -99,7 +99,7 @@ def _live_steps(graph, order, inplace: bool, fuse_se: bool):
             if source is not None:
                 del live[source]  # the output takes over the input's buffer
             live[t] = None
-        steps.append(tuple(t for t in live if t in stored))
+        steps.append(tuple(filter(stored.__contains__, live)))
         entries += len(live)
         if entries > MAX_LIVE_ENTRIES:
             raise _too_wide(graph, f"more than {MAX_LIVE_ENTRIES:,} live tensors summed over its steps")
@@ -120,7 +120,7 @@ def inference_peak(graph, dtype_bytes: int, *, order=None, inplace: bool = False
     order, start, steps = live_steps(graph, order=order, inplace=inplace, fuse_se=fuse_se)
     tensors = graph.graph["tensors"]
     size = {t: math.prod(s) * dtype_bytes * scale for t, s in tensors.items()}
-    timeline = [sum(size[t] for t in live) for live in steps]
+    timeline = [sum(map(size.__getitem__, live)) for live in steps]
     best = (sum(size[t] for t in start), "", start)
     for name, live, total in zip(order, steps, timeline):
         if total > best[0]:
