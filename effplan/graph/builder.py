@@ -132,9 +132,7 @@ class GraphBuilder:
     def finish(self, output: str):
         """The DiGraph of everything added (each op's output tensor has the op's name)."""
         graph = DiGraph(name=self.name_, inputs=self.inputs, outputs=[output], tensors=self.tensors)
-        graph.add_nodes_from(self.nodes.items())
-        graph.add_edges_from(self.edges)
-        return graph
+        return graph.adopt(self.nodes, self.edges)  # the node dicts were made for it: no copies
 
 
 def _derived(graph, key: str, compute):

@@ -120,14 +120,27 @@ class DiGraph:
         nodes, succ, pred = self.nodes, self._succ, self._pred
         for edge in edges:
             u, v = edge[0], edge[1]
-            for end in (u, v):
-                if end not in nodes:
-                    nodes[end], succ[end], pred[end] = {}, {}, {}
-            data = succ[u].get(v)
+            if u not in nodes:
+                nodes[u], succ[u], pred[u] = {}, {}, {}
+            if v not in nodes:
+                nodes[v], succ[v], pred[v] = {}, {}, {}
+            out = succ[u]
+            data = out.get(v)
             if data is None:
-                data = succ[u][v] = pred[v][u] = {}
+                data = out[v] = pred[v][u] = {}
             if len(edge) == 3:
                 data.update(edge[2])
+
+    def adopt(self, nodes: dict, edges: Iterable[tuple]) -> DiGraph:
+        """Fill an empty graph with nodes (node -> attribute dict, taken as it is: no copy) and the edges
+        between them (as add_edges_from): for a maker handing over dicts it made for the graph (the builder)."""
+        self._check_open()
+        if self.nodes:
+            raise ValueError(f"graph {self.name!r} is not empty: adopt fills an empty graph")
+        self.nodes.update(nodes)
+        self._succ, self._pred = {n: {} for n in nodes}, {n: {} for n in nodes}
+        self.add_edges_from(edges)
+        return self
 
     def predecessors(self, node: Hashable) -> Iterator:
         return iter(self._pred[node])
