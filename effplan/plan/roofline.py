@@ -90,8 +90,9 @@ class Kernel:
 
 
 def replaced(kernel: Kernel, **changes) -> Kernel:
-    """dataclasses.replace(kernel, **changes) without running __init__ again (Kernel has no __post_init__):
-    a sequence and a training step replace every kernel, and replace's field checks cost more than the copy."""
+    """dataclasses.replace(kernel, **changes) without running __init__ again (Kernel has no __post_init__ and
+    no cached property to go stale): a sequence and a training step replace every kernel, and replace's
+    field checks cost more than the copy."""
     new = object.__new__(Kernel)
     new.__dict__.update(kernel.__dict__, **changes)
     return new

@@ -69,6 +69,7 @@ Data parallel (`devices` > 1): the gradients (params x gradient bytes) are summe
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -439,19 +440,19 @@ class Step:
     memory_bytes: int  # per device
     input_rate: float | None = None  # images/s the input pipeline feeds all devices together; None: not modelled
 
-    @property
+    @functools.cached_property  # a step is frozen; its shares and throughput read these again and again
     def forward_s(self) -> float:
         return sum(k.time_s for k in self.forward)
 
-    @property
+    @functools.cached_property  # a step is frozen; its shares and throughput read these again and again
     def backward_s(self) -> float:
         return sum(k.time_s for k in self.backward)
 
-    @property
+    @functools.cached_property  # a step is frozen; its shares and throughput read these again and again
     def recompute_s(self) -> float:
         return sum(k.time_s for k in self.recompute)
 
-    @property
+    @functools.cached_property
     def optimizer_s(self) -> float:
         return sum(k.time_s for k in self.update)
 
