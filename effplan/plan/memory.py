@@ -116,7 +116,15 @@ def swish_gates(graph) -> set[str]:
 def inference_peak(graph, dtype_bytes: int, *, order=None, inplace: bool = False, fuse_se: bool = False,
                    scale: int = 1) -> Peak:
     """Largest total of live activation tensors while the nodes run in `order` (default: stored
-    order); the rules are those of `live_steps`."""
+    order); the rules are those of `live_steps`. Computed once per graph and options in stored order
+    (a command's profile, memory plan and report each ask)."""
+    if order is None and type(dtype_bytes) is int and type(scale) is int:
+        key = ("peak", dtype_bytes, inplace, fuse_se, scale)
+        return _derived(graph, key, lambda g: _peak(g, dtype_bytes, None, inplace, fuse_se, scale))
+    return _peak(graph, dtype_bytes, order, inplace, fuse_se, scale)
+
+
+def _peak(graph, dtype_bytes, order, inplace: bool, fuse_se: bool, scale) -> Peak:
     order, start, steps = live_steps(graph, order=order, inplace=inplace, fuse_se=fuse_se)
     tensors = graph.graph["tensors"]
     size = {t: math.prod(s) * dtype_bytes * scale for t, s in tensors.items()}

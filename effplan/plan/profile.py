@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 
 from ..graph.builder import cost_rows
 from ..base.units import dtype_size
@@ -105,7 +106,7 @@ def profile(graph, design: Design | None = None, batch: int = 1, dtype: str = "f
     if unknown and strict:
         raise UnknownOpError("no cost function for: " + ", ".join(f"{op} (x{n})" for op, n in unknown.items()))
     peak = inference_peak(graph, size)
-    totals = Totals(**{f: sum(getattr(r, f) for r in rows) for f in SUMMED},
+    totals = Totals(**{f: sum(map(attrgetter(f), rows)) for f in SUMMED},
                     peak_activation_bytes=peak.bytes,
                     layers=sum(r.op in OPS and OPS[r.op].weighted for r in rows))
     return Profile(design, batch, dtype, tuple(rows), dict(unknown), peak, totals, graph)
