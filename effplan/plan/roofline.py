@@ -25,7 +25,7 @@ from ..base.errors import EffplanError
 from ..base.units import dtype_size
 from ..graph.ops import ACTIVATION, ANCHOR, NORM, OPS, POINTWISE, RESIDUAL, VIEW, node_cost
 from ..graph.builder import readers as tensor_readers
-from ..graph.builder import cost_rows, gelu_chains, swish_pairs
+from ..graph.builder import _derived, cost_rows, gelu_chains, swish_pairs
 from .hardware import Device
 from .runtime import UNITS, Runtime, load_runtime, runtime_for
 
@@ -354,7 +354,10 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
             t = view_of[t]
         return t
     records, read = [], tensor_readers(graph)
-    groups = kernel_groups(graph, rt)
+    try:  # the grouping depends on the graph and the runtime alone: once per graph and runtime
+        groups = _derived(graph, ("kernel_groups", rt), lambda g: kernel_groups(g, rt))
+    except TypeError:  # a runtime with an unhashable field
+        groups = kernel_groups(graph, rt)
     rows = cost_rows(graph, size) if shapes is None else None  # the profile's rows: costed once per graph
 
     def cost(n):  # node_cost(graph, n, size, shapes): None for an op no cost function knows
