@@ -62,3 +62,17 @@ def test_built_designs_are_frozen_and_their_edges_follow_tensors():
     producer = {t: n for n in g.nodes for t in g.nodes[n]["outputs"]}
     expected = {(producer[t], n) for n in g.nodes for t in g.nodes[n]["inputs"] if t in producer}
     assert set(g.edges) == expected and len(expected) == g.number_of_edges()
+
+
+def test_adopt_takes_the_node_dicts_and_adds_edges_as_add_edges_from_does():
+    attrs = {"a": {"op": "Conv"}, "b": {"op": "Relu"}, "c": {}, "d": {}}
+    g = DiGraph(name="diamond").adopt(attrs, [("a", "b", {"tensor": "a"}), ("a", "c"), ("b", "d", {"tensor": "b"}),
+                                              ("c", "d")])
+    built = diamond()
+    assert list(g.nodes(data=True)) == list(built.nodes(data=True))
+    assert list(g.edges(data=True)) == list(built.edges(data=True))
+    assert g.nodes["a"] is attrs["a"]  # taken as it is: no copy
+    with pytest.raises(ValueError, match="not empty"):
+        built.adopt({"e": {}}, [])
+    with pytest.raises(FrozenGraphError):
+        DiGraph().freeze().adopt({}, [])

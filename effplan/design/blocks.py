@@ -55,9 +55,7 @@ def conv(b: GraphBuilder, x: str, channels: int, kernel: int, stride: int, layer
     if group < 1 or c % group or channels % group:
         raise ShapeError(f"layer {b.name(layer, role)}: {group} groups do not divide {c} input "
                          f"and {channels} output channels")
-    weights = (Weight("W", (channels, c // group, kernel, kernel)),)
-    if bias:
-        weights += (Weight("B", (channels,)),)
+    weights = _conv_weights(channels, c // group, kernel, bias)
     pads = same_pads((h, w), (kernel, kernel), (stride, stride)) if padding == "same" else (0, 0, 0, 0)
     attrs = {"kernel_shape": (kernel, kernel), "strides": (stride, stride), "group": group,
              "pads": pads, "dilations": (1, 1)}
@@ -67,6 +65,12 @@ def conv(b: GraphBuilder, x: str, channels: int, kernel: int, stride: int, layer
 def batch_norm(b: GraphBuilder, x: str, layer: str, net: Net) -> str:
     return b.add("BatchNormalization", [x], layer, "bn", attrs={"epsilon": net.bn_epsilon},
                  weights=_bn_weights(b.shape(x)[1]))
+
+
+@lru_cache(maxsize=4096)  # weights are frozen: one tuple serves every conv of a shape
+def _conv_weights(channels: int, per_group: int, kernel: int, bias: bool) -> tuple[Weight, ...]:
+    weights = (Weight("W", (channels, per_group, kernel, kernel)),)
+    return weights + (Weight("B", (channels,)),) if bias else weights
 
 
 @lru_cache(maxsize=1024)  # weights are frozen: one tuple serves every BN of a width

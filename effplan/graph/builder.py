@@ -17,7 +17,7 @@ from functools import lru_cache
 from .digraph import DiGraph
 from .dtypes import FLOAT
 from .infer import CannotInfer
-from .ops import OPS
+from .ops import OPS, node_cost
 from .shapes import Shape, ShapeError
 
 MAX_OPS = 200_000  # ops in one graph, built or imported: 5,000 blocks of the largest kinds fit
@@ -100,13 +100,16 @@ class GraphBuilder:
             attrs: dict | None = None, weights: tuple[Weight, ...] = ()) -> str:
         """Add one op; returns the name of its output tensor (which is also the node's name)."""
         name = self.name(layer, role)
-        if name in self.tensors:
+        tensors, nodes = self.tensors, self.nodes
+        if name in tensors:
             raise ShapeError(f"two ops named {name}")
-        if len(self.nodes) >= MAX_OPS:
+        if len(nodes) >= MAX_OPS:
             raise ShapeError(f"{self.name_}: more than {MAX_OPS:,} ops; not a network effplan plans")
         attrs = attrs or {}
         # the operands as export writes them: the inputs, then the node's weights in their order
-        shapes = [self.tensors[t] for t in inputs] + [w.shape for w in weights]
+        shapes = [tensors[t] for t in inputs]
+        if weights:
+            shapes += [w.shape for w in weights]
         key = (op, *attrs.items(), *shapes)
         try:
             out_shape = _SHAPES.get(key)
@@ -116,18 +119,20 @@ class GraphBuilder:
             out_shape = output_shape(op, attrs, shapes, name)
             if key is not None:
                 _SHAPES[key] = out_shape
-        self.nodes[name] = dict(op=op, attrs=attrs, inputs=tuple(inputs), outputs=(name,),
-                                weights=weights, stage=self.stage, block=self.block, layer=layer)
-        self.edges += [(t, name, {"tensor": t}) for t in dict.fromkeys(inputs) if t in self.nodes]
-        self.tensors[name] = out_shape
+        nodes[name] = {"op": op, "attrs": attrs, "inputs": tuple(inputs), "outputs": (name,), "weights": weights,
+                       "stage": self.stage, "block": self.block, "layer": layer}
+        if len(inputs) == 1:  # most ops: no repeated operand to drop
+            if inputs[0] in nodes:
+                self.edges.append((inputs[0], name, {"tensor": inputs[0]}))
+        else:
+            self.edges += [(t, name, {"tensor": t}) for t in dict.fromkeys(inputs) if t in nodes]
+        tensors[name] = out_shape
         return name
 
     def finish(self, output: str):
         """The DiGraph of everything added (each op's output tensor has the op's name)."""
         graph = DiGraph(name=self.name_, inputs=self.inputs, outputs=[output], tensors=self.tensors)
-        graph.add_nodes_from(self.nodes.items())
-        graph.add_edges_from(self.edges)
-        return graph
+        return graph.adopt(self.nodes, self.edges)  # the node dicts were made for it: no copies
 
 
 def _derived(graph, key: str, compute):
@@ -136,6 +141,13 @@ def _derived(graph, key: str, compute):
     if key not in cache or cache[key][0] != graph.number_of_nodes():
         cache[key] = (graph.number_of_nodes(), compute(graph))
     return cache[key][1]
+
+
+def cost_rows(graph, dtype_bytes: int) -> dict:
+    """Node -> its cost row (ops.node_cost, costed_only=False), once per graph and dtype size: the profile,
+    the roofline and the memory plan ask for the same rows of the same graph."""
+    return _derived(graph, ("rows", dtype_bytes),
+                    lambda g: {name: node_cost(g, name, dtype_bytes, costed_only=False) for name in g.nodes})
 
 
 def readers(graph) -> dict[str, list[str]]:

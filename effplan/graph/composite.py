@@ -51,8 +51,13 @@ def _composites(graph) -> dict[str, Composite]:
     outputs = set(graph.graph["outputs"])
     claimed: dict[str, Composite] = {}
     inside: set[str] = set()
+    # a region's first node is a part that reads x alone (its other parts read what it made): only those x start one
+    starts = {nodes[n]["inputs"][0] for n in nodes
+              if nodes[n]["op"] in PARTS and nodes[n]["inputs"] and len(set(nodes[n]["inputs"])) == 1}
     for x in [*graph.graph["inputs"], *(t for n in nodes for t in nodes[n]["outputs"][:1])]:
-        found = None if x in inside else _recognise(graph, x, read, position, outputs, tensors, claimed)
+        if x in inside or x not in starts:
+            continue
+        found = _recognise(graph, x, read, position, outputs, tensors, claimed)
         if found:
             claimed.update(dict.fromkeys(found.nodes, found))
             inside |= found.inner
@@ -76,8 +81,11 @@ def _recognise(graph, x, read, position, outputs, tensors, claimed) -> Composite
                     grew = True
     members.sort(key=position.get)
     best = None
+    producer = {t: n for n in members for t in nodes[n]["outputs"]}
     for end in members:  # the region ending at each member: its ancestors inside
-        region = _ancestors(graph, end, set(members))
+        region = _ancestors(graph, end, producer)
+        if len(region) < 2:
+            continue  # every composite has two ops or more (_shape_of)
         ordered = sorted(region, key=position.get)
         inner = {t for n in ordered[:-1] for t in nodes[n]["outputs"]}
         if any(set(read.get(t, ())) - region or t in outputs for t in inner):
@@ -92,9 +100,9 @@ def _recognise(graph, x, read, position, outputs, tensors, claimed) -> Composite
     return best
 
 
-def _ancestors(graph, end: str, within: set) -> set:
+def _ancestors(graph, end: str, producer: dict) -> set:
+    """The nodes `end` depends on among the region's (`producer`: tensor -> the region's node making it)."""
     region, todo = set(), [end]
-    producer = {t: n for n in within for t in graph.nodes[n]["outputs"]}
     while todo:
         n = todo.pop()
         if n not in region:

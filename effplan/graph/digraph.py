@@ -98,12 +98,18 @@ class DiGraph:
             self.nodes[node], self._succ[node], self._pred[node] = attrs, {}, {}
 
     def add_nodes_from(self, nodes: Iterable) -> None:
-        """Nodes, or (node, attribute dict) pairs."""
-        for item in nodes:
+        """Nodes, or (node, attribute dict) pairs (the dict is copied, as add_node's keywords are)."""
+        self._check_open()
+        view, succ, pred = self.nodes, self._succ, self._pred
+        for item in nodes:  # add_node's rule, inline: a build adds thousands of nodes at once
             if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], dict):
-                self.add_node(item[0], **item[1])
+                node, attrs = item[0], dict(item[1])
             else:
-                self.add_node(item)
+                node, attrs = item, {}
+            if node in view:
+                view[node].update(attrs)
+            else:
+                view[node], succ[node], pred[node] = attrs, {}, {}
 
     def add_edge(self, u: Hashable, v: Hashable, **attrs) -> None:
         self.add_edges_from([(u, v, attrs)])
@@ -114,14 +120,27 @@ class DiGraph:
         nodes, succ, pred = self.nodes, self._succ, self._pred
         for edge in edges:
             u, v = edge[0], edge[1]
-            for end in (u, v):
-                if end not in nodes:
-                    nodes[end], succ[end], pred[end] = {}, {}, {}
-            data = succ[u].get(v)
+            if u not in nodes:
+                nodes[u], succ[u], pred[u] = {}, {}, {}
+            if v not in nodes:
+                nodes[v], succ[v], pred[v] = {}, {}, {}
+            out = succ[u]
+            data = out.get(v)
             if data is None:
-                data = succ[u][v] = pred[v][u] = {}
+                data = out[v] = pred[v][u] = {}
             if len(edge) == 3:
                 data.update(edge[2])
+
+    def adopt(self, nodes: dict, edges: Iterable[tuple]) -> DiGraph:
+        """Fill an empty graph with nodes (node -> attribute dict, taken as it is: no copy) and the edges
+        between them (as add_edges_from): for a maker handing over dicts it made for the graph (the builder)."""
+        self._check_open()
+        if self.nodes:
+            raise ValueError(f"graph {self.name!r} is not empty: adopt fills an empty graph")
+        self.nodes.update(nodes)
+        self._succ, self._pred = {n: {} for n in nodes}, {n: {} for n in nodes}
+        self.add_edges_from(edges)
+        return self
 
     def predecessors(self, node: Hashable) -> Iterator:
         return iter(self._pred[node])

@@ -35,7 +35,9 @@ def weight_values(node: str, weight: Weight, mode: str) -> np.ndarray:
     rng = np.random.default_rng(zlib.crc32(f"{node}/{weight.role}".encode()))
     if weight.role == "W":
         fan_in = math.prod(shape[1:])
-        return rng.standard_normal(shape, dtype=np.float32) * np.float32(math.sqrt(2.0 / fan_in))
+        values = rng.standard_normal(shape, dtype=np.float32)
+        values *= np.float32(math.sqrt(2.0 / fan_in))  # in place: the same products, no second array
+        return values
     if weight.role in ("scale", "var"):
         return rng.uniform(0.5, 1.5, shape).astype(np.float32)
     return rng.normal(0.0, 0.05, shape).astype(np.float32)  # biases, BN shift and mean

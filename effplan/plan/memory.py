@@ -80,7 +80,7 @@ def _live_steps(graph, order, inplace: bool, fuse_se: bool):
     position = {name: i for i, name in enumerate(order)}
     tensors, read = graph.graph["tensors"], readers(graph)
     fused = se_multiplies(graph) if fuse_se else set()
-    last_use = {t: max(position[n] for n in names) for t, names in read.items()}
+    last_use = {t: max(map(position.__getitem__, names)) for t, names in read.items()}
     stored = set(tensors) - swish_gates(graph)
     for name in fused:  # the fused multiply's operands stay until its conv has run
         (out,) = graph.nodes[name]["outputs"]
@@ -99,7 +99,7 @@ def _live_steps(graph, order, inplace: bool, fuse_se: bool):
             if source is not None:
                 del live[source]  # the output takes over the input's buffer
             live[t] = None
-        steps.append(tuple(t for t in live if t in stored))
+        steps.append(tuple(filter(stored.__contains__, live)))
         entries += len(live)
         if entries > MAX_LIVE_ENTRIES:
             raise _too_wide(graph, f"more than {MAX_LIVE_ENTRIES:,} live tensors summed over its steps")
@@ -116,11 +116,19 @@ def swish_gates(graph) -> set[str]:
 def inference_peak(graph, dtype_bytes: int, *, order=None, inplace: bool = False, fuse_se: bool = False,
                    scale: int = 1) -> Peak:
     """Largest total of live activation tensors while the nodes run in `order` (default: stored
-    order); the rules are those of `live_steps`."""
+    order); the rules are those of `live_steps`. Computed once per graph and options in stored order
+    (a command's profile, memory plan and report each ask)."""
+    if order is None and type(dtype_bytes) is int and type(scale) is int:
+        key = ("peak", dtype_bytes, inplace, fuse_se, scale)
+        return _derived(graph, key, lambda g: _peak(g, dtype_bytes, None, inplace, fuse_se, scale))
+    return _peak(graph, dtype_bytes, order, inplace, fuse_se, scale)
+
+
+def _peak(graph, dtype_bytes, order, inplace: bool, fuse_se: bool, scale) -> Peak:
     order, start, steps = live_steps(graph, order=order, inplace=inplace, fuse_se=fuse_se)
     tensors = graph.graph["tensors"]
     size = {t: math.prod(s) * dtype_bytes * scale for t, s in tensors.items()}
-    timeline = [sum(size[t] for t in live) for live in steps]
+    timeline = [sum(map(size.__getitem__, live)) for live in steps]
     best = (sum(size[t] for t in start), "", start)
     for name, live, total in zip(order, steps, timeline):
         if total > best[0]:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 
-from ..graph.builder import _derived
+from ..graph.builder import cost_rows
 from ..base.units import dtype_size
-from ..graph.ops import COSTS, OPS, LayerCost, UnknownOpError, node_cost
+from ..graph.ops import COSTS, OPS, LayerCost, UnknownOpError
 from .memory import DEFAULT_OPTIMIZER, DEFAULT_PRECISION, Peak, inference_peak, training_memory
 from ..design.scaling import Design
 
@@ -100,13 +101,12 @@ def profile(graph, design: Design | None = None, batch: int = 1, dtype: str = "f
     """Cost every node of a graph; ops no cost function knows are counted and listed, not zeroed in
     silence (their rows keep their params and weight bytes, with no MACs or FLOPs)."""
     size = dtype_size(dtype)
-    rows = _derived(graph, ("rows", size),  # once per graph and dtype size: a command asks again
-                    lambda g: tuple(node_cost(g, name, size, costed_only=False) for name in g.nodes))
+    rows = tuple(cost_rows(graph, size).values())  # once per graph and dtype size: a command asks again
     unknown = Counter(r.op for r in rows if r.op not in COSTS)
     if unknown and strict:
         raise UnknownOpError("no cost function for: " + ", ".join(f"{op} (x{n})" for op, n in unknown.items()))
     peak = inference_peak(graph, size)
-    totals = Totals(**{f: sum(getattr(r, f) for r in rows) for f in SUMMED},
+    totals = Totals(**{f: sum(map(attrgetter(f), rows)) for f in SUMMED},
                     peak_activation_bytes=peak.bytes,
                     layers=sum(r.op in OPS and OPS[r.op].weighted for r in rows))
     return Profile(design, batch, dtype, tuple(rows), dict(unknown), peak, totals, graph)

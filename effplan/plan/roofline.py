@@ -15,7 +15,6 @@ other op on the vector unit); the rest on the vector unit.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from ..base.errors import EffplanError
 from ..base.units import dtype_size
 from ..graph.ops import ACTIVATION, ANCHOR, NORM, OPS, POINTWISE, RESIDUAL, VIEW, node_cost
 from ..graph.builder import readers as tensor_readers
-from ..graph.builder import gelu_chains, swish_pairs
+from ..graph.builder import _derived, cost_rows, gelu_chains, swish_pairs
 from .hardware import Device
 from .runtime import UNITS, Runtime, load_runtime, runtime_for
 
@@ -88,6 +87,15 @@ class Kernel:
     @property
     def intensity(self) -> float:
         return self.flops / self.bytes if self.bytes else math.inf
+
+
+def replaced(kernel: Kernel, **changes) -> Kernel:
+    """dataclasses.replace(kernel, **changes) without running __init__ again (Kernel has no __post_init__ and
+    no cached property to go stale): a sequence and a training step replace every kernel, and replace's
+    field checks cost more than the copy."""
+    new = object.__new__(Kernel)
+    new.__dict__.update(kernel.__dict__, **changes)
+    return new
 
 
 def _as_runtime(runtime) -> Runtime:
@@ -345,10 +353,20 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
         while t in view_of:
             t = view_of[t]
         return t
-    records = []
-    groups = kernel_groups(graph, rt)
+    records, read = [], tensor_readers(graph)
+    try:  # the grouping depends on the graph and the runtime alone: once per graph and runtime
+        groups = _derived(graph, ("kernel_groups", rt), lambda g: kernel_groups(g, rt))
+    except TypeError:  # a runtime with an unhashable field
+        groups = kernel_groups(graph, rt)
+    rows = cost_rows(graph, size) if shapes is None else None  # the profile's rows: costed once per graph
+
+    def cost(n):  # node_cost(graph, n, size, shapes): None for an op no cost function knows
+        if rows is None:
+            return node_cost(graph, n, size, shapes)
+        entry = OPS.get(nodes[n]["op"])
+        return rows[n] if entry and entry.cost else None
     for at, group in enumerate(groups):
-        costs = [node_cost(graph, n, size, shapes) for n in group]
+        costs = [cost(n) for n in group]
         if any(c is None for c in costs):
             continue  # ops without a cost function are listed by the profile, not timed
         inside = set(group)
@@ -356,7 +374,7 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
         node = nodes[group[main]]
         produced = {t for n in group for t in nodes[n]["outputs"]}
         reads = {source(t) for n in group for t in nodes[n]["inputs"] if t not in produced and t in tensors}
-        writes = {t for t in produced if t in tensors and (t in outputs or _read_outside(graph, t, inside))}
+        writes = {t for t in produced if t in tensors and (t in outputs or any(n not in inside for n in read.get(t, ())))}
         unit = unit_of(graph, group[main])
         weight_bytes = sum(c.weight_bytes for c in costs)
         main_cost = costs[main]
@@ -455,9 +473,6 @@ def _with_reorders(records: list, reorders: list, nodes, tensors) -> list:
     return result
 
 
-def _read_outside(graph, tensor: str, inside: set) -> bool:
-    return any(n not in inside for n in tensor_readers(graph).get(tensor, []))
-
 
 def kernel_time(kernel: Kernel) -> float:
     """Seconds one kernel takes (see Kernel.time_s): what a caller summing its own kernels needs."""
@@ -465,6 +480,11 @@ def kernel_time(kernel: Kernel) -> float:
 
 
 BOUNDS = ("compute", "memory", "host")
+
+
+def _larger(a, b):
+    """np.maximum, by the builtin on two floats (ten times faster on scalars; numpy for the search's arrays)."""
+    return max(a, b) if isinstance(a, float) and isinstance(b, float) else np.maximum(a, b)
 
 
 def sequence(kernels: list[Kernel]) -> list[Kernel]:
@@ -481,16 +501,16 @@ def sequence(kernels: list[Kernel]) -> list[Kernel]:
     for k in kernels:
         if k.fixed_s:  # the step's fixed host cost: nothing runs beside it
             finished = finished + k.fixed_s
-            launched = np.maximum(launched + k.fixed_s, finished)
+            launched = _larger(launched + k.fixed_s, finished)
         if k.overlap == "async":
             launched = launched + k.overhead_s
-            wait = np.maximum(launched - finished, 0.0)
+            wait = _larger(launched - finished, 0.0)
         else:
             wait = k.overhead_s
         finished = finished + wait + k.device_s
         if k.overlap != "async":
             launched = finished
-        out.append(dataclasses.replace(k, wait_s=wait))
+        out.append(replaced(k, wait_s=wait))
     return out
 
 

@@ -69,6 +69,7 @@ Data parallel (`devices` > 1): the gradients (params x gradient bytes) are summe
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -80,7 +81,7 @@ from ..graph.ops import (ACTIVATION, MATRIX, NORM, OPS, POINTWISE, RESIDUAL, VEC
 from .hardware import Device
 from .memory import (DEFAULT_OPTIMIZER, DEFAULT_PRECISION, OPTIMIZER_SLOTS, PRECISIONS, _saved_by, refuse_untrainable,
                      training_memory)
-from .roofline import Kernel, kernel_class, kernels as forward_kernels, sequence, unit_of
+from .roofline import Kernel, kernel_class, kernels as forward_kernels, replaced, sequence, unit_of
 from .parallel import Link, bucketed_allreduce_s, device_link, gradient_kernels, ring_allreduce_s
 from .runtime import Runtime, runtime_for, training_runtime_for
 
@@ -329,7 +330,7 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
     if rt.fusion and rt.pointwise_chains:
         result = fuse_backward(result, chains, lambda t: size(t) * act, device, dtype, rt)
     host = rt.backward_overhead(device)  # the autograd engine launches these: [host] backward_op_s
-    return [dataclasses.replace(k, overhead_s=host) for k in result]
+    return [replaced(k, overhead_s=host) for k in result]
 
 
 def broadcast_mul_backward(name, node, inputs, out, tensors, act, device, dtype, rt) -> list[Kernel]:
@@ -443,19 +444,19 @@ class Step:
     memory_bytes: int  # per device
     input_rate: float | None = None  # images/s the input pipeline feeds all devices together; None: not modelled
 
-    @property
+    @functools.cached_property  # a step is frozen; its shares and throughput read these again and again
     def forward_s(self) -> float:
         return sum(k.time_s for k in self.forward)
 
-    @property
+    @functools.cached_property  # a step is frozen; its shares and throughput read these again and again
     def backward_s(self) -> float:
         return sum(k.time_s for k in self.backward)
 
-    @property
+    @functools.cached_property  # a step is frozen; its shares and throughput read these again and again
     def recompute_s(self) -> float:
         return sum(k.time_s for k in self.recompute)
 
-    @property
+    @functools.cached_property
     def optimizer_s(self) -> float:
         return sum(k.time_s for k in self.update)
 

@@ -163,6 +163,9 @@ def render_rows(rows: list[dict], columns, fmt: str, preamble: str = "", view: V
     return "".join(part + "\n" for part in (wrap_text(preamble, width), table, wrap_text(note, width)) if part)
 
 
+_PLAIN = frozenset({str, int, bool})
+
+
 def to_json(obj) -> str:
     """JSON proper: a NaN or infinity (a figure no file should give, but a device file or an ONNX file's
     metadata may) is written as null, never as the NaN that JSON parsers refuse."""
@@ -170,6 +173,8 @@ def to_json(obj) -> str:
 
 
 def _finite(value):
+    if value is None or type(value) in _PLAIN:  # most of a table: exact str, int, bool pass as they are
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):

@@ -211,9 +211,10 @@ def node_cost(graph, name: str, dtype_bytes: int, shapes: dict | None = None,
         return None
     inputs = [tensors[t] for t in node["inputs"]]
     output = tensors[node["outputs"][0]]
-    weights = {w.role: w.shape for w in node["weights"]}
+    owned = node["weights"]
+    weights = {w.role: w.shape for w in owned} if owned else {}
     macs, flops = fn(node["attrs"], inputs, output, weights) if fn else (0, 0)
-    params, buffers = weight_counts(node["weights"])
+    params, buffers = weight_counts(owned) if owned else (0, 0)
     return LayerCost(name, node["op"], node["stage"], node["block"], node["layer"],
                      inputs[0] if inputs else (), output, params, buffers, macs, flops,
                      (params + buffers) * dtype_bytes, math.prod(output) * dtype_bytes)
