@@ -25,8 +25,8 @@ INTERCONNECT = ("nvlink_gbs", "pcie_gbs", "ici_link_gbs", "allreduce_busbw_gbs",
 # GB/s); allreduce_latency_us: its time per call for small messages (microseconds, not GB/s)
 # [efficiency]: matrix, vector and bandwidth (shares of peak) are required; a kernel class (KERNEL_CLASSES) may
 # have its own factor on top of them (default 1: a depthwise weight-gradient kernel that reaches 0.3 of what a
-# generic kernel on its unit and bandwidth reaches is depthwise_wgrad = 0.3). Declared apart, one row a key, so
-# the shared validator can take them in: name -> (lower, upper).
+# generic kernel on its unit and bandwidth reaches is depthwise_wgrad = 0.3). Name -> (lower, upper): the bounds
+# the device schema (SHARE, CLASS_FACTOR) and `effplan calibrate` both use.
 KERNEL_CLASSES = ("conv", "conv_dgrad", "conv_wgrad", "depthwise", "depthwise_dgrad", "depthwise_wgrad", "grouped",
                   "grouped_dgrad", "grouped_wgrad", "gemm", "elementwise")
 EFFICIENCY_KEYS = {"matrix": (0.0, 1.0), "vector": (0.0, 1.0), "bandwidth": (0.0, 1.0),
@@ -122,9 +122,11 @@ def figure(scale: float, to=None, **kw) -> Number:
 
 PEAKS = Map(figure(1e12), known=tuple(DTYPES), noun="precision", nonempty=True,
             expect="a table of peak TFLOPS per precision")
-SHARE = Number(positive=True, lo=0, hi=1, expect="a share of peak, more than 0 and at most 1")
+SHARE = Number(positive=True, lo=0, hi=EFFICIENCY_KEYS["matrix"][1],
+               expect="a share of peak, more than 0 and at most 1")
 TILE = Number(whole=True, lo=1, hi=4096)
-CLASS_FACTOR = Number(positive=True, lo=0, hi=4, default=None, expect="a factor more than 0 and at most 4")
+CLASS_FACTOR = Number(positive=True, lo=0, hi=EFFICIENCY_KEYS["conv"][1], default=None,
+                      expect="a factor more than 0 and at most 4")
 # A device file: each key's type, unit and bounds. Device's field for each is named in device_from_table.
 DEVICE = Table({
     "name": Text(), "description": Text(), "class": Text(choices=CLASSES),
