@@ -51,7 +51,7 @@ def _graph(model: str, resolution: int, batch: int):
 
 
 def rows(path: Path = DATA) -> list[dict]:
-    """The rows effplan can cost, each with its set (development or check), regime and estimate added."""
+    """The rows effplan can cost, each with its set (development or check) and `suspect` (inconsistent()) added."""
     out = []
     with open(path, newline="") as fh:
         for row in csv.DictReader(fh):
@@ -60,7 +60,23 @@ def rows(path: Path = DATA) -> list[dict]:
             row["set"] = "development" if row["gpu"] in DEVELOPMENT else "check"
             row["measured"] = float(row["images_per_s"])
             out.append(row)
+    for row in out:
+        row["suspect"] = inconsistent(row, out)
     return out
+
+
+def inconsistent(row: dict, table: list[dict]) -> str:
+    """Why the source table contradicts itself at this row ("" where it does not), decided on the measurements
+    alone, never on effplan's estimate: a 1-GPU training row that its own 8-GPU row outruns by more than 8x (data
+    parallelism cannot scale past linear; the 8-GPU figure is the one consistent with the device's other table)."""
+    if row["mode"] != "training" or row["gpus"] != "1":
+        return ""
+    for other in table:
+        if (other["mode"], other["gpus"]) == ("training", "8") and all(
+                other[k] == row[k] for k in ("model", "gpu", "precision")):
+            if other["measured"] > 8 * row["measured"]:
+                return f"its 8-GPU row runs {other['measured'] / row['measured']:.1f}x faster"
+    return ""
 
 
 def regime(row) -> str:
@@ -100,8 +116,9 @@ def summary(members: list[dict]) -> dict:
 
 
 def speedups(members: list[dict]) -> list[tuple[str, float, float]]:
-    """(row, measured, estimated) 8-GPU speed-up over 1 GPU, for each training pair in `members`."""
-    one = {(r["model"], r["gpu"], r["precision"]): r for r in members if r["mode"] == "training" and r["gpus"] == "1"}
+    """(row, measured, estimated) 8-GPU speed-up over 1 GPU, for each training pair in `members` (not suspect)."""
+    one = {(r["model"], r["gpu"], r["precision"]): r for r in members
+           if r["mode"] == "training" and r["gpus"] == "1" and not r["suspect"]}
     out = []
     for r in members:
         key = (r["model"], r["gpu"], r["precision"])
@@ -116,7 +133,7 @@ def table(all_rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|"]
     for which in ("development", "check"):
         for kind in ("training", "inference b>=64", "inference b16-32", "inference b1-8"):
-            members = [r for r in all_rows if r["set"] == which and regime(r) == kind]
+            members = [r for r in all_rows if r["set"] == which and regime(r) == kind and not r["suspect"]]
             if not members:
                 continue
             s = summary(members)
@@ -127,12 +144,18 @@ def table(all_rows: list[dict]) -> str:
     for which in ("development", "check"):
         for name, measured, estimated in speedups([r for r in all_rows if r["set"] == which]):
             lines.append(f"| {which} | {name} | {measured:.2f} | {estimated:.2f} | {estimated / measured:.2f} |")
+    left = [r for r in all_rows if r["suspect"]]
+    if left:
+        lines += ["", "Left out of the figures above (the source table contradicts itself; inconsistent()):", ""]
+        lines += [f"- {r['model']} {r['gpu']} {r['precision']} {r['mode']} x{r['gpus']}: measured {r['measured']:g} "
+                  f"images/s, effplan {r['estimate']:.0f} ({r['estimate'] / r['measured']:.2f}x): {r['suspect']}"
+                  for r in left]
     return "\n".join(lines)
 
 
 def write_plain(path: Path, which: str = "development") -> int:
     """The `which` set's rows in `effplan calibrate --from`'s plain CSV (one host: 16-64 GPU rows left out)."""
-    found = [r for r in rows() if r["set"] == which and int(r["gpus"]) <= 8]
+    found = [r for r in rows() if r["set"] == which and int(r["gpus"]) <= 8 and not r["suspect"]]
     with open(path, "w", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(["model", "batch", "images_per_s", "resolution", "precision", "mode", "gpus", "runtime",
@@ -160,7 +183,7 @@ def bands(all_rows: list[dict], coverage: float = 0.8) -> dict:
 
     groups: dict = {}
     for r in all_rows:
-        if r["set"] != "check":
+        if r["set"] != "check" or r["suspect"]:
             continue
         batch = int(r["batch"]) if r["batch"] else TRAINING_BATCH[(r["gpu"], r["precision"])][r["model"]]
         groups.setdefault(("eager", r["mode"], batch_band(batch)), []).append(r["estimate"] / r["measured"])

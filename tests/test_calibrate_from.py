@@ -55,12 +55,12 @@ def test_a_kernel_class_has_its_own_efficiency_on_top_of_its_units():
         device_from_table({**TOY, "efficiency": {**TOY["efficiency"], "bandwidth": 1.5}}, "toy")
 
 
-def toy_file(tmp_path, name, efficiency):
+def toy_file(tmp_path, name, efficiency, host=""):
     lines = [f'name = "{name}"', 'description = "a toy device"', 'class = "datacenter-gpu"', "memory_gb = 16.0",
              "bandwidth_gbs = 1000.0", "onchip_mb = 0.000001", "launch_overhead_us = 3.0",
              "[matrix]", "fp16 = 5.0", "fp32 = 5.0", "[vector]", "fp16 = 2.0", "fp32 = 2.0", "[efficiency]",
-             *(f"{k} = {v}" for k, v in efficiency.items()), "[sources]",
-             *(f'{k} = "made up for the test"' for k in SOURCED)]
+             *(f"{k} = {v}" for k, v in efficiency.items()), *(["[host]", host] if host else []), "[sources]",
+             *(f'{k} = "made up for the test"' for k in (*SOURCED, *(["host"] if host else [])))]
     path = tmp_path / f"{name}.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -70,11 +70,11 @@ ROWS = [("mobilenet-v1", 64, b, mode) for b in (8, 32, 64) for mode in ("inferen
     ("resnet-18", 64, b, mode) for b in (16, 64) for mode in ("inference", "training")]
 
 
-def write_measurements(path, device):
+def write_measurements(path, device, rows=ROWS):
     """Throughput as effplan computes it on `device` (the truth the fit must find), in the plain CSV."""
     from effplan.plan.training import training_step
     lines = ["model,batch,images_per_s,resolution,precision,mode,runtime,optimizer"]
-    for model, side, batch, mode in ROWS:
+    for model, side, batch, mode in rows:
         graph = build(ep.with_overrides(ep.resolve(model), resolution=side), batch)
         if mode == "inference":
             rate = roofline(graph, device, "fp16", batch, runtime="eager").images_per_s
@@ -102,6 +102,26 @@ def test_calibrate_recovers_the_efficiencies_the_measurements_were_made_with(eff
     assert "cross-validated" in fitted["cv_error"] and load_device(str(out)).fit["fitted_on"] == fitted["fitted_on"]
 
 
+def test_calibrate_recovers_the_hosts_speed_from_small_batches(effplan, tmp_path):
+    # the truth's host runs eager's per-op work at 0.6 of the reference host's speed; the start names no host.
+    # Small batches (host-bound) and large ones (device-bound) together pin both figures.
+    truth = toy_file(tmp_path, "truth", {"matrix": 0.5, "vector": 0.5, "bandwidth": 0.5}, 'cpu = "old"\nspeed = 0.6')
+    start = toy_file(tmp_path, "start", {"matrix": 0.5, "vector": 0.5, "bandwidth": 0.9})
+    rows = [(m, 64, b, mode) for m in ("mobilenet-v1", "resnet-18") for b in (1, 4, 64) for mode in ("inference", "training")]
+    measured = tmp_path / "measured.csv"
+    write_measurements(measured, load_device(str(truth)), rows)
+    out = tmp_path / "fitted.toml"
+    run = effplan("calibrate", "--from", str(measured), "--device", str(start), "--fit", "host,bandwidth", "-o", str(out))
+    assert run.code == 0, run.err
+    fitted = load_device(str(out))
+    assert fitted.host["speed"] == pytest.approx(0.6, rel=2e-3) and fitted.efficiency["bandwidth"] == pytest.approx(0.5, rel=2e-3)
+    assert fitted.host["cpu"] == "the measured host" and "fitted: effplan calibrate --from" in fitted.sources["host"]
+    # refitting a file that names its host keeps the name and rescales its speed: 0.6 found from 0.6 is 1 x 0.6
+    again = tmp_path / "again.toml"
+    assert effplan("calibrate", "--from", str(measured), "--device", str(truth), "--fit", "host", "-o", str(again)).code == 0
+    assert load_device(str(again)).host == {"cpu": "old", "speed": pytest.approx(0.6, rel=2e-3)}
+
+
 def test_calibrate_refuses_a_table_too_small_and_names_a_bad_row(effplan, tmp_path):
     small = tmp_path / "small.csv"
     small.write_text("model,batch,images_per_s\nresnet-18,8,1000\nresnet-18,16,1800\n")
@@ -117,6 +137,8 @@ def test_calibrate_refuses_a_table_too_small_and_names_a_bad_row(effplan, tmp_pa
     assert run.code == 2 and "row 2: too few fields" in run.err
     run = effplan("calibrate", "--from", str(bad), "--device", "t4", "--fit", "matrx")
     assert run.code == 2 and "unknown efficiency 'matrx'" in run.err
+    run = effplan("calibrate", "--from", str(bad), "--device", "t4", "--fit", "hots")
+    assert run.code == 2 and "did you mean: host?" in run.err
 
 
 def test_timms_benchmark_csv_reads_as_measurements(tmp_path):

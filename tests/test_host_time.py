@@ -7,7 +7,7 @@ import tomllib
 import pytest
 
 from effplan.graph.builder import GraphBuilder, Weight
-from effplan.plan.hardware import SOURCED, device_from_table
+from effplan.plan.hardware import SOURCED, DeviceError, device_from_table
 from effplan.plan.roofline import Kernel, roofline, sequence
 from effplan.plan.runtime import RuntimeSpecError, builtin_runtime_paths, load_runtime, runtime_from_table
 
@@ -137,3 +137,33 @@ def test_training_throughput_is_capped_by_a_given_input_pipeline():
     fed = training_step(one_conv(), DEVICE, precision="fp32", optimizer="sgd", runtime="xla", input_rate=10.0)
     assert fed.time_s == pytest.approx(0.1) and fed.input_bound and not free.input_bound
     assert fed.device_time_s == pytest.approx(free.time_s)
+
+
+def with_host(host):
+    return {**TOY, "host": host, "sources": {**TOY["sources"], "host": "made up for the test"}}
+
+
+def test_a_slower_host_pays_the_runtimes_host_figures_in_proportion():
+    # The runtime's figures hold on the reference host; this device's host runs at half its speed: every host
+    # figure doubles. 3 ReLUs of 40 ns under a 20 µs launch, plus 2 x 1 ms for the step: 2 ms + 60 µs + 40 ns.
+    rt = toy_runtime(host_step_s=1e-3, backward_op_s=5e-6)
+    slow = device_from_table(with_host({"cpu": "slow", "speed": 0.5}), "toy")
+    assert slow.host == {"cpu": "slow", "speed": 0.5}
+    assert (rt.overhead(slow), rt.backward_overhead(slow), rt.step_overhead(slow)) == pytest.approx((20e-6, 10e-6, 2e-3))
+    assert roofline(relu_chain(), slow, "fp16", runtime=rt).latency_s == pytest.approx(2e-3 + 60e-6 + 40e-9)
+    assert rt.host_note(slow).startswith("host: slow, 0.5x as fast as 2x AMD EPYC 7742 (DGX A100)")
+    # a device that names no host keeps the figures as given
+    assert roofline(relu_chain(), DEVICE, "fp16", runtime=rt).latency_s == pytest.approx(1e-3 + 30e-6 + 40e-9)
+    # the device's own launch figure (a runtime with launch overhead_s = "device") is not a host measurement
+    assert dataclasses.replace(rt, overhead_s=None).overhead(slow) == pytest.approx(3e-6)
+
+
+def test_the_devices_host_table_needs_both_its_keys():
+    with pytest.raises(DeviceError, match=r"^toy: host: give both cpu .* and speed"):
+        device_from_table(with_host({"cpu": "slow"}), "toy")
+    with pytest.raises(DeviceError, match=r"host.speed"):
+        device_from_table(with_host({"cpu": "slow", "speed": -1}), "toy")
+    with pytest.raises(DeviceError, match=r"unknown key 'speeds'"):
+        device_from_table(with_host({"cpu": "slow", "speeds": 1}), "toy")
+    with pytest.raises(DeviceError, match=r"sources.host: every figure needs its source"):
+        device_from_table({**TOY, "host": {"cpu": "slow", "speed": 0.5}}, "toy")

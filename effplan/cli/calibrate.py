@@ -18,7 +18,8 @@ def calibrate_from(source: str, device: str, names: str, name: str | None, outpu
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     check_names(wanted)
     measurements = read_measurements(source)
-    result = fit([case_of(m, found, resolve) for m in measurements], found, wanted)
+    cases = [case_of(m, found, resolve) for m in measurements]
+    result = fit(cases, found, wanted)
     name = name or f"{found.name}-calibrated"
     text = device_text(found, result, source, name)
     device_from_table(tomllib.loads(text), "calibration")  # loads as any catalog file does

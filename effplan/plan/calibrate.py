@@ -19,7 +19,9 @@ Other columns (source, note...) are kept as documentation.
 How a figure moves an estimate: each kernel's compute time scales with 1 / (its unit's efficiency x its class's
 factor), its memory time with 1 / (bandwidth efficiency x its class's factor); the kernels are computed once at the
 device's present figures and rescaled (a kernel's compute is taken as all on its main unit, exact for eager's one op
-a kernel). The host's launches, the step's fixed host time and the all-reduce's exposed time do not move.
+a kernel). `host` (HOST) scales the host's time instead, its launches and its fixed time per step alike: the
+device's [host] speed is refitted (how fast the measured host runs the runtime's per-op work relative to
+runtime.REFERENCE_HOST). The all-reduce's exposed time does not move.
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ PRECISION = {"amp": ("fp16", "mixed"), "mixed": ("fp16", "mixed"), "fp16": ("fp1
              "bf16": ("bf16", "bf16"), "fp32": ("fp32", "fp32"), "tf32": ("tf32", "tf32")}  # inference dtype, training
 MAX_PARAMETERS = 6
 FOLDS = 5
+HOST = "host"  # the fit name of the host's speed (not an efficiency): its time is divided by it
+HOST_BOUNDS = (0.05, 20.0)  # the host's speed relative to the present figure
 
 
 class CalibrationError(EffplanError):
@@ -170,13 +174,15 @@ def predict(case: Case, scale: dict) -> float:
         return np.array([scale.get(n, 1.0) for n in names]) if len(scale) else 1.0
     cls = factor(case.kind)
     device = np.maximum(case.compute / (factor(case.unit) * cls), case.memory / (scale.get("bandwidth", 1.0) * cls))
+    speed = scale.get(HOST, 1.0)
+    host = case.host / speed
     if case.serial:
-        total = float(np.sum(device + case.host))
+        total = float(np.sum(device + host))
     else:  # one stream, the host ahead: the end is the latest launch plus all device work after it
-        launched = np.cumsum(case.host)
+        launched = np.cumsum(host)
         after = np.cumsum(device[::-1])[::-1]
         total = float(np.max(launched + after))
-    total += case.fixed + case.communication_s
+    total += case.fixed / speed + case.communication_s
     m = case.measurement
     return m.batch * m.gpus / total
 
@@ -229,11 +235,12 @@ def _ratios(r: np.ndarray) -> tuple[float, float]:
 
 
 def check_names(names: list[str]) -> None:
-    """The efficiencies a fit may name: 1 to MAX_PARAMETERS different EFFICIENCY_KEYS."""
+    """The figures a fit may name: 1 to MAX_PARAMETERS different EFFICIENCY_KEYS or HOST."""
+    known = [*EFFICIENCY_KEYS, HOST]
     for name in names:
-        if name not in EFFICIENCY_KEYS:
-            raise CalibrationError(f"unknown efficiency {quote(name)}{did_you_mean(name, EFFICIENCY_KEYS)}; "
-                                   f"known: {', '.join(EFFICIENCY_KEYS)}")
+        if name not in known:
+            raise CalibrationError(f"unknown efficiency {quote(name)}{did_you_mean(name, known)}; "
+                                   f"known: {', '.join(known)}")
     if not names or len(names) > MAX_PARAMETERS or len(set(names)) != len(names):
         raise CalibrationError(f"--fit: name 1 to {MAX_PARAMETERS} different efficiencies, got {len(names)}")
 
@@ -245,8 +252,9 @@ def fit(cases: list[Case], device: Device, names: list[str], folds: int = FOLDS)
     if len(cases) < need:
         raise CalibrationError(f"{len(cases)} measurements cannot fit {len(names)} efficiencies with cross-validation; "
                                f"give at least {need} (2 a figure, and 2 more)")
-    present = [device.efficiency.get(n, 1.0) for n in names]
-    bounds = [(math.log(1e-3 / p), math.log(EFFICIENCY_KEYS[n][1] / p)) for n, p in zip(names, present)]
+    present = [1.0 if n == HOST else device.efficiency.get(n, 1.0) for n in names]
+    bounds = [tuple(math.log(b) for b in HOST_BOUNDS) if n == HOST else
+              (math.log(1e-3 / p), math.log(EFFICIENCY_KEYS[n][1] / p)) for n, p in zip(names, present)]
     theta = least_squares(cases, names, np.zeros(len(names)), bounds)
     k = min(folds, len(cases))
     held = np.empty(len(cases))
@@ -262,11 +270,13 @@ def fit(cases: list[Case], device: Device, names: list[str], folds: int = FOLDS)
 
 def device_text(device: Device, result: Fit, source: str, name: str) -> str:
     """The device's file with `name`, its [efficiency] refitted (what was fitted on and the cross-validated error
-    recorded in it) and its efficiency source saying so; every other line as it was."""
+    recorded in it) and its efficiency source saying so; a fitted host speed (relative to the present one) becomes
+    its [host] speed; every other line as it was."""
     import re
 
     text = Path(device.path).read_text()
-    figures = {**device.efficiency, **result.values}
+    speed = result.values.get(HOST)
+    figures = {**device.efficiency, **{k: v for k, v in result.values.items() if k != HOST}}
     on = (f"{source}: {result.rows} measurements, least squares on log(estimate / measured) of "
           f"{', '.join(result.values)}; the rest as in {Path(device.path).name}")
     cv = (f"{result.folds}-fold cross-validated estimate/measured: median {result.cv_error[0]:.3f}x, worst "
@@ -279,9 +289,25 @@ def device_text(device: Device, result: Fit, source: str, name: str) -> str:
     if not found:
         raise CalibrationError(f"{device.path}: no [efficiency] table to refit")
     text = re.sub(r'(?m)^name = ".*"$', lambda _: f"name = {_string(name)}", text, count=1)
+    if speed is not None:
+        text = _host_text(text, device, speed, f"effplan calibrate --from: {on}; {cv}")
     return re.sub(r"(?m)^efficiency = .*$", lambda _: f"efficiency = {_string('effplan calibrate --from: ' + on + '; ' + cv)}",
                   text, count=1)
 
 
 def _string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _host_text(text: str, device: Device, speed: float, why: str) -> str:
+    """`text` with its [host] table (and sources.host) saying the fitted speed."""
+    import re
+
+    cpu = device.host.get("cpu", "the measured host")
+    table = f"[host]\ncpu = {_string(cpu)}\nspeed = {device.host.get('speed', 1.0) * speed:.4g}\n\n"
+    text, found = re.subn(r"(?ms)^\[host\][^\n]*\n.*?(?=^\[)", lambda _: table, text, count=1)
+    if not found:
+        text = re.sub(r"(?m)^\[sources\]", lambda _: table + "[sources]", text, count=1)
+    line = f"host = {_string('fitted: ' + why)}"
+    text, found = re.subn(r"(?m)^host = .*$", lambda _: line, text, count=1)
+    return text if found else re.sub(r"(?m)^\[sources\].*$", lambda m: m.group(0) + "\n" + line, text, count=1)

@@ -17,7 +17,7 @@ FIGURES = ("memory_gb", "bandwidth_gbs", "onchip_mb", "launch_overhead_us")
 # int8 rate, runtimes do that work in half precision (else fp32), as TensorRT does on a T4.
 VECTOR_FALLBACK = {"int8": ("fp16", "bf16", "fp32"), "tf32": ("fp32",)}  # tf32 is a matrix-unit format
 SOURCED = ("description", *FIGURES, "matrix", "vector", "efficiency")
-OPTIONAL = {"matrix_tile", "interconnect", "nchwc_block"}  # keys a device file may leave out; when present, sourced
+OPTIONAL = {"matrix_tile", "interconnect", "nchwc_block", "host"}  # keys a device file may leave out; when present, sourced
 # [interconnect], GB/s (10^9 B/s) per device, as datasheets give them: nvlink and pcie the total over both
 # directions (NVLink over all its links), ici one way over one link (a TPU ring runs along one torus axis).
 INTERCONNECT = ("nvlink_gbs", "pcie_gbs", "ici_link_gbs", "allreduce_busbw_gbs", "allreduce_latency_us")
@@ -58,6 +58,7 @@ class Device:
     interconnect: dict = field(default_factory=dict)  # INTERCONNECT key -> bytes/s (see INTERCONNECT)
     nchwc_block: int = 0  # a CPU's onnxruntime NCHWc channel block (MLAS: 8 on AVX2, 16 on AVX-512); 0: none
     fit: dict = field(default_factory=dict)  # FIT_NOTES found in [efficiency]
+    host: dict = field(default_factory=dict)  # [host]: cpu (its name), speed (relative to runtime.REFERENCE_HOST)
     path: str = ""
     runtime: str = ""  # not in the file: a runtime a caller binds to the device (search); "" = the class default
 
@@ -108,7 +109,7 @@ class Device:
                 "matrix_flops_per_s": self.matrix, "vector_flops_per_s": self.vector,
                 "efficiency": self.efficiency, "matrix_tile": {p: list(t) for p, t in self.matrix_tile.items()},
                 "interconnect_bytes_per_s": self.interconnect, "nchwc_block": self.nchwc_block,
-                "sources": self.sources}
+                "host": self.host, "sources": self.sources}
 
 
 MAX_FIGURE = 1e9  # in each file's unit (GB, GB/s, MB, us, TFLOPS): a million times today's largest devices
@@ -147,6 +148,11 @@ DEVICE = Table({
                           build=lambda **kw: {k: v for k, v in kw.items() if v is not None}),
     "nchwc_block": Number(whole=True, choices=(0, 4, 8, 16, 32), default=0,
                           expect="8 (AVX2), 16 (AVX-512), 4, 32 or 0 (no blocked layout)"),
+    # optional: [host] the CPU that runs the framework beside this device (the system it is measured in) and its
+    # speed at the runtimes' per-op host work relative to runtime.REFERENCE_HOST (2 = twice as fast): runtimes pay
+    # their host figures divided by it (Runtime.host_scale)
+    "host": Table({"cpu": Text(default=None), "speed": Number(positive=True, lo=0, hi=100, default=None)},
+                  default=EMPTY, build=lambda **kw: {k: v for k, v in kw.items() if v is not None}),
 })
 
 
@@ -156,6 +162,8 @@ def device_from_table(table: dict, where: str) -> Device:
     for key in (*SOURCED, *(k for k in OPTIONAL if k in table)):
         if key not in v["sources"]:
             raise DeviceError(f"{where}: sources.{key}: every figure needs its source (a non-empty string)")
+    if "host" in table and len(v["host"]) != 2:
+        raise DeviceError(f"{where}: host: give both cpu (its name) and speed (relative to the reference host)")
     notes = (*FIT_NOTES, CLASS_RUNTIMES)
     efficiency = {k: x for k, x in v["efficiency"].items() if k not in notes and x is not None}
     fit = {k: v["efficiency"][k] for k in notes if v["efficiency"][k] is not None}
@@ -163,7 +171,8 @@ def device_from_table(table: dict, where: str) -> Device:
         name=v["name"], description=v["description"], kind=v["class"], memory_bytes=v["memory_gb"],
         bandwidth=v["bandwidth_gbs"], onchip_bytes=v["onchip_mb"], launch_overhead_s=v["launch_overhead_us"],
         matrix=v["matrix"], vector=v["vector"], efficiency=efficiency, fit=fit, sources=v["sources"],
-        matrix_tile=v["matrix_tile"], interconnect=v["interconnect"], nchwc_block=v["nchwc_block"])
+        matrix_tile=v["matrix_tile"], interconnect=v["interconnect"], nchwc_block=v["nchwc_block"],
+        host=v["host"])
 
 
 def builtin_device_paths() -> dict[str, Path]:

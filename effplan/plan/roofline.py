@@ -434,7 +434,7 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
                              r["flops"], moved, r["unit"],
                              (r["matrix"] / rates["matrix"] + r["vector"] / rates["vector"]) / factor,
                              moved / bandwidth / factor, overhead, rt.overlap, r["loss"],
-                             rt.host_step_s if i == 0 else 0.0, kind=r["kind"]))
+                             rt.step_overhead(device) if i == 0 else 0.0, kind=r["kind"]))
     return sequence(result)
 
 

@@ -90,6 +90,11 @@ RUNTIME = _table({
 }, moved={"squeeze_excite": "[about.squeeze_excite]", "precision": "[about.precision]"})
 
 
+# The host the runtimes' host figures ([launch] overhead_s, [host]) hold on: eager's were fitted on a DGX A100. A
+# device file's [host] speed says how fast its host runs the same work (plan/hardware.py).
+REFERENCE_HOST = "2x AMD EPYC 7742 (DGX A100)"
+
+
 class RuntimeSpecError(EffplanError):
     pass
 
@@ -125,11 +130,34 @@ class Runtime:
     sources: tuple[str, ...] = ()
     path: str = field(default="", compare=False)
 
+    def host_scale(self, device) -> float:
+        """How much longer the host takes beside `device` than on REFERENCE_HOST, where the runtimes' host figures
+        hold: 1 / the device's [host] speed (1 where it names no host)."""
+        return 1.0 / device.host.get("speed", 1.0)
+
     def overhead(self, device) -> float:
-        return device.launch_overhead_s if self.overhead_s is None else self.overhead_s
+        if self.overhead_s is None:
+            return device.launch_overhead_s  # the device file's own launch figure: no host to rescale
+        return self.overhead_s * self.host_scale(device)
 
     def backward_overhead(self, device) -> float:
-        return self.overhead(device) if self.backward_op_s is None else self.backward_op_s
+        if self.backward_op_s is None:
+            return self.overhead(device)
+        return self.backward_op_s * self.host_scale(device)
+
+    def step_overhead(self, device) -> float:
+        """The host's time per step outside any kernel ([host] step_s) on `device`'s host."""
+        return self.host_step_s * self.host_scale(device)
+
+    def host_note(self, device) -> str:
+        """One line: which host the host figures assume."""
+        if self.overhead_s is None and not self.host_step_s:
+            return f"host: {device.name}'s launch overhead"
+        cpu, speed = device.host.get("cpu"), device.host.get("speed", 1.0)
+        if cpu is None:
+            return f"host: {REFERENCE_HOST}, where {self.name}'s per-op host figures hold (the device file names no host)"
+        return (f"host: {cpu}, {speed:g}x as fast as {REFERENCE_HOST} where {self.name}'s per-op host figures hold"
+                if speed != 1.0 else f"host: {cpu}, where {self.name}'s per-op host figures hold")
 
     def anchors_at(self, op: str) -> bool:
         return op in self.anchors or (ANCHOR in self.anchors and op in OPS and OPS[op].fusion == ANCHOR)

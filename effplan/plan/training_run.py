@@ -181,6 +181,7 @@ def conventions(step: Step, devices: int) -> dict:
                     "where the runtime pads); other ops memory-bound over their "
                     "saved tensors, output gradient and input gradients; fan-out gradients summed",
         "optimizer": "one memory-bound pass over params and optimizer state (foreach/fused kernels)",
+        "host": rt.host_note(step.device),
         "precision": half.get(step.precision, f"{step.precision} throughout"),
         "communication": (f"ring all-reduce of the gradients, 2(N-1)/N x gradient bytes at the link's bus bandwidth "
                           f"plus its latency per call; {rt.allreduce}"

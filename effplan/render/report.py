@@ -411,7 +411,7 @@ def roofline_report(result, design, by: str) -> tuple[dict, list[dict]]:
     d = result.device
     rt = result.runtime
     fusion = (f"{rt.description}" + (f"; host {rt.overhead(d) * 1e6:g} µs per kernel, {rt.overlap}")
-              + (f", {rt.host_step_s * 1e3:g} ms per step" if rt.host_step_s else ""))
+              + (f", {rt.step_overhead(d) * 1e3:g} ms per step" if rt.host_step_s else ""))
     report = {**describe(design), "device": d.name, "dtype": result.dtype, "batch": result.batch,
               "runtime": rt.name, "fusion": fusion, "assumptions": ROOFLINE_ASSUMPTIONS,
               "vector_dtype": d.vector_precision(result.dtype),
@@ -420,7 +420,7 @@ def roofline_report(result, design, by: str) -> tuple[dict, list[dict]]:
                                  "bandwidth_bytes_per_s": d.bandwidth, "efficiency": d.efficiency,
                                  "launch_overhead_s": rt.overhead(d), "onchip_bytes": d.onchip_bytes,
                                  "matrix_tile": list(d.matrix_tile.get(result.dtype, ())) if rt.tile_padding else []},
-              "input": input_note(result), "input_rate": result.input_rate,
+              "host": rt.host_note(d), "input": input_note(result), "input_rate": result.input_rate,
               "latency_band": latency_band(result),
               "totals": {"latency_s": result.latency_s, "images_per_s": result.images_per_s, "bound": result.bound,
                          "macs": sum(k.macs for k in result.kernels), "flops": sum(k.flops for k in result.kernels),
@@ -457,7 +457,7 @@ def render_roofline(report: dict, rows: list[dict], fmt: str, view: View | None 
              f"TFLOP/s{_vector_note(report)}, {f['bandwidth_bytes_per_s'] / 1e9:g} GB/s; efficiency matrix {f['efficiency']['matrix']:g}, "
              f"vector {f['efficiency']['vector']:g}, bandwidth {f['efficiency']['bandwidth']:g}; launch "
              f"{f['launch_overhead_s'] * 1e6:g} µs",
-             f"# fusion: {report['fusion']}", f"# {report['assumptions']}", f"# {report['input']}",
+             f"# fusion: {report['fusion']}", f"# {report['assumptions']}", f"# {report['host']}", f"# {report['input']}",
              f"latency {t['latency_s'] * 1e3:.3f} ms ({_band_words(report['latency_band'])}), "
              f"{t['images_per_s']:,.0f} images/s ({t['bound']}-bound), "
              f"{t['kernels']} kernels, "
@@ -542,7 +542,7 @@ def render_train(report: dict, fmt: str, view=None) -> str:
              f"{report['device']}, runtime {report['runtime']}, {report['precision']} ({c['precision']}), "
              f"{report['optimizer']}, checkpoint {report['checkpoint']}",
              f"# forward: {c['forward']}", f"# backward: {c['backward']}", f"# optimizer: {c['optimizer']}",
-             f"# communication: {c['communication']}" + (
+             f"# {c['host']}", f"# communication: {c['communication']}" + (
                  f"; link {link['kind']} {link['bytes_per_s'] / 1e9:g} GB/s one way ({link['source']})" if link else ""),
              f"# batch: {c['batch']}; fits: {c['fits']}", f"# {c['estimate']}",
              *(f"# step at {r['resolution']} px: {r['step_band']['text']}, {r['bound']}-bound"
