@@ -1,6 +1,8 @@
 """Training time: hand-derived backward kernels, optimizer bytes, ring all-reduce and a progressive run
 on a toy device; the CLI's contract and its one-line errors."""
+import dataclasses
 import json
+import re
 
 import pytest
 
@@ -328,11 +330,31 @@ def test_a_cpu_trains_under_eager_cpu_paying_its_own_overhead_serially():
     assert gpu.optimizer_step.bound == "host"
 
 
+def test_a_data_parallel_step_pays_the_runtimes_per_step_figure_at_its_hosts_speed(tmp_path):
+    from effplan.plan.runtime import load_runtime
+
+    # after-backward all-reduce of 6,784 B over a ring of 2 at 1 GB/s: 6.784 µs (as below), plus the runtime's
+    # 1 ms a data-parallel step; beside a host at half the reference speed, 2 ms. One device pays neither.
+    rt = dataclasses.replace(load_runtime("eager"), allreduce="after-backward", data_parallel_step_s=1e-3)
+    link = Link(1e9, "given", "test")
+    step = training_step(toy_net(), DEVICE, runtime=rt, devices=2, link=link)
+    assert step.communication_s == pytest.approx(6_784 / 1e9 + 1e-3)
+    slow = device_from_table({**TOY, "host": {"cpu": "old", "speed": 0.5},
+                              "sources": {**TOY["sources"], "host": "made up for the test"}}, "toy")
+    assert training_step(toy_net(), slow, runtime=rt, devices=2, link=link).communication_s == \
+        pytest.approx(6_784 / 1e9 + 2e-3)
+    one = training_step(toy_net(), DEVICE, runtime=rt)
+    assert one.communication_s == 0.0
+    assert step.speedup == pytest.approx(2 * one.time_s / step.time_s)
+    assert load_runtime("eager").data_parallel_step_s > 0  # fitted: specs/runtimes/eager.toml says on what
+
+
 def test_whether_a_runtime_trains_and_how_it_overlaps_are_its_files_data(effplan, tmp_path):
     from effplan.plan.runtime import load_runtime
 
     eager = load_runtime("eager").path
     text = open(eager).read().replace('name = "eager"', 'name = "mine"')
+    text = re.sub(r"(?m)^data_parallel_step_s = .*$", "data_parallel_step_s = 0.0", text)  # the all-reduce alone
     after = tmp_path / "after.toml"
     after.write_text(text.replace('allreduce = "bucketed"', 'allreduce = "after-backward"'))
     # 1,696 params x 4 B (mixed: fp32 gradients) = 6,784 B; a ring of 2 sends 2 (2 - 1) / 2 of them at 1 GB/s:

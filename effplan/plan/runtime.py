@@ -71,6 +71,10 @@ RUNTIME = _table({
     "layout": _table({"reorders": Text(choices=REORDERS, default="none")}, default=EMPTY),
     "matrix": _table({"tile_padding": Flag(default=False), "tile_source": Free()}, default=EMPTY),
     "training": _table({"trains": Flag(default=False), "allreduce": Text(choices=ALLREDUCE, default="after-backward"),
+                        # seconds a data-parallel step pays beyond the all-reduce (the processes meet every step),
+                        # on the reference host; with its source
+                        "data_parallel_step_s": Number(lo=0, hi=10, default=0.0),
+                        "data_parallel_source": Text(default="", expect="the data-parallel step figure's source"),
                         "source": Text(default="", expect="whether it trains, and how its all-reduce overlaps "
                                                           "backward: a source")}, default=EMPTY),
     # [host] (optional): what the host pays beyond each kernel's launch ([launch] overhead_s: a Python call, the
@@ -123,6 +127,7 @@ class Runtime:
     trains: bool = False  # [training]: whether effplan train may time a step under it
     allreduce: str = "after-backward"  # [training]: one of ALLREDUCE
     training_source: str = ""
+    data_parallel_step_s: float = 0.0  # [training] data_parallel_step_s
     host_step_s: float = 0.0  # [host] step_s: serial, once a step
     backward_op_s: float | None = None  # [host] backward_op_s; None: the launch overhead
     weight_casts: bool = False  # [host] weight_casts
@@ -144,6 +149,10 @@ class Runtime:
         if self.backward_op_s is None:
             return self.overhead(device)
         return self.backward_op_s * self.host_scale(device)
+
+    def data_parallel_overhead(self, device) -> float:
+        """What a data-parallel step pays beyond its all-reduce beside `device`'s host ([training])."""
+        return self.data_parallel_step_s * self.host_scale(device)
 
     def step_overhead(self, device) -> float:
         """The host's time per step outside any kernel ([host] step_s) on `device`'s host."""
@@ -195,6 +204,9 @@ def runtime_from_table(table: dict, where: str, stem: str | None = None) -> Runt
     if table.get("training") and not isinstance(table["training"].get("source"), str):
         raise RuntimeSpecError(f"{at / 'training' / 'source'}: whether it trains, and how its all-reduce overlaps "
                                f"backward, need a source")
+    if training["data_parallel_step_s"] and not training["data_parallel_source"]:
+        raise RuntimeSpecError(f"{at / 'training' / 'data_parallel_source'}: the data-parallel step figure needs its "
+                               f"source")
     if table.get("host") and not v["host"]["source"]:
         raise RuntimeSpecError(f"{at / 'host' / 'source'}: the host figures need their source")
     overhead, host = launch["overhead_s"], v["host"]
@@ -208,7 +220,8 @@ def runtime_from_table(table: dict, where: str, stem: str | None = None) -> Runt
         pointwise_chains=fusion["pointwise_chains"], reductions_fuse_producer=fusion["reductions_fuse_producer"],
         consumer_fusion=fusion["consumer_fusion"], tile_padding=v["matrix"]["tile_padding"],
         reorders=v["layout"]["reorders"], trains=training["trains"], allreduce=training["allreduce"],
-        training_source=training["source"] or "", sources=head["sources"], host_step_s=float(host["step_s"]),
+        training_source=training["source"] or "", data_parallel_step_s=float(training["data_parallel_step_s"]),
+        sources=head["sources"], host_step_s=float(host["step_s"]),
         backward_op_s=None if host["backward_op_s"] is None else float(host["backward_op_s"]),
         weight_casts=host["weight_casts"], optimizer_launch=host["optimizer_launch"])
 

@@ -63,7 +63,9 @@ Data parallel (`devices` > 1): the gradients (params x gradient bytes) are summe
   link's latency per call. Overlap by runtime (its file's [training] allreduce, with its source):
   `bucketed` (bucketed_allreduce_s: DDP's buckets all-reduced as the backward fills them, one call after
   another; what ends after the backward is exposed) or `after-backward` (XLA's cross-replica sum runs
-  after the backward: not overlapped). `input_rate`: the step waits for the input pipeline where it is slower. Whether a runtime trains at all
+  after the backward: not overlapped). On top, every data-parallel step pays the runtime's [training]
+  data_parallel_step_s (the processes meet every step; fitted, see its source), at the device's host speed.
+  `input_rate`: the step waits for the input pipeline where it is slower. Whether a runtime trains at all
   is its [training] trains; the default per device class is runtime.py's DEFAULT_TRAINING_RUNTIME.
 """
 from __future__ import annotations
@@ -535,6 +537,8 @@ def training_step(graph, device: Device, *, runtime: str | Runtime | None = None
     else:  # after-backward: one call once the backward ends, nothing hidden
         whole = exposed = (link.latency_s + ring_allreduce_s(gradient_bytes, devices, link.bytes_per_s)
                            if devices > 1 else 0.0)
+    if devices > 1:  # the processes meet every step: what the runtime's [training] says that costs beyond the all-reduce
+        whole, exposed = whole + rt.data_parallel_overhead(device), exposed + rt.data_parallel_overhead(device)
     batch = graph.graph["tensors"][graph.graph["inputs"][0]][0]
     memory = training_memory(graph, precision, optimizer, checkpoint).total_bytes
     return Step(device, rt, precision, optimizer, checkpoint, dtype, batch, devices, tuple(forward),
