@@ -158,9 +158,13 @@ def test_a_slower_host_pays_the_runtimes_host_figures_in_proportion():
     assert dataclasses.replace(rt, overhead_s=None).overhead(slow) == pytest.approx(3e-6)
 
 
-def test_the_devices_host_table_needs_both_its_keys():
-    with pytest.raises(DeviceError, match=r"^toy: host: give both cpu .* and speed"):
-        device_from_table(with_host({"cpu": "slow"}), "toy")
+def test_the_devices_host_table_names_its_cpu():
+    with pytest.raises(DeviceError, match=r"^toy: host: name its cpu"):
+        device_from_table(with_host({"speed": 0.5}), "toy")
+    # a host whose speed is not known is named and costed as the reference host, and the header says so
+    unknown = device_from_table(with_host({"cpu": "old"}), "toy")
+    assert load_runtime("eager").host_scale(unknown) == 1.0
+    assert "old, its speed not known" in load_runtime("eager").host_note(unknown)
     with pytest.raises(DeviceError, match=r"host.speed"):
         device_from_table(with_host({"cpu": "slow", "speed": -1}), "toy")
     with pytest.raises(DeviceError, match=r"unknown key 'speeds'"):

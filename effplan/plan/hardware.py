@@ -162,8 +162,8 @@ def device_from_table(table: dict, where: str) -> Device:
     for key in (*SOURCED, *(k for k in OPTIONAL if k in table)):
         if key not in v["sources"]:
             raise DeviceError(f"{where}: sources.{key}: every figure needs its source (a non-empty string)")
-    if "host" in table and len(v["host"]) != 2:
-        raise DeviceError(f"{where}: host: give both cpu (its name) and speed (relative to the reference host)")
+    if "host" in table and "cpu" not in v["host"]:
+        raise DeviceError(f"{where}: host: name its cpu (and its speed relative to the reference host, where known)")
     notes = (*FIT_NOTES, CLASS_RUNTIMES)
     efficiency = {k: x for k, x in v["efficiency"].items() if k not in notes and x is not None}
     fit = {k: v["efficiency"][k] for k in notes if v["efficiency"][k] is not None}

@@ -162,9 +162,12 @@ class Runtime:
         """One line: which host the host figures assume."""
         if self.overhead_s is None and not self.host_step_s:
             return f"host: {device.name}'s launch overhead"
-        cpu, speed = device.host.get("cpu"), device.host.get("speed", 1.0)
+        cpu, speed = device.host.get("cpu"), device.host.get("speed")
         if cpu is None:
-            return f"host: {REFERENCE_HOST}, where {self.name}'s per-op host figures hold (the device file names no host)"
+            return f"host: not named in the device file: {self.name}'s per-op host figures as on {REFERENCE_HOST}"
+        if speed is None:
+            return (f"host: {cpu}, its speed not known: {self.name}'s per-op host figures as on {REFERENCE_HOST} "
+                    f"(a slower host pays more; effplan calibrate --fit host finds its speed)")
         return (f"host: {cpu}, {speed:g}x as fast as {REFERENCE_HOST} where {self.name}'s per-op host figures hold"
                 if speed != 1.0 else f"host: {cpu}, where {self.name}'s per-op host figures hold")
 
