@@ -158,6 +158,19 @@ def test_a_slower_host_pays_the_runtimes_host_figures_in_proportion():
     assert dataclasses.replace(rt, overhead_s=None).overhead(slow) == pytest.approx(3e-6)
 
 
+def test_a_device_files_input_rate_caps_throughput_unless_the_caller_gives_one():
+    from effplan.plan.training import training_step
+    fed = device_from_table(with_host({"cpu": "old", "input_rate": 1000.0}), "toy")
+    # the 3 ReLUs run 1 / 30.04 µs = 33,289 images/s at batch 1; the host's pipeline gives 1,000
+    capped = roofline(relu_chain(), fed, "fp16", batch=1, runtime=toy_runtime())
+    assert capped.images_per_s == 1000.0 and capped.bound == "input"
+    assert roofline(relu_chain(), fed, "fp16", batch=1, runtime=toy_runtime(), input_rate=2000.0).images_per_s == 2000.0
+    # training: batch 1 at 10 images/s from the file's host (as --input-rate 10 below), 0.1 s a step
+    slow_feed = device_from_table(with_host({"cpu": "old", "input_rate": 10.0}), "toy")
+    assert training_step(one_conv(), slow_feed, precision="fp32", optimizer="sgd", runtime="xla").time_s == \
+        pytest.approx(0.1)
+
+
 def test_the_devices_host_table_names_its_cpu():
     with pytest.raises(DeviceError, match=r"^toy: host: name its cpu"):
         device_from_table(with_host({"speed": 0.5}), "toy")

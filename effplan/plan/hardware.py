@@ -58,7 +58,7 @@ class Device:
     interconnect: dict = field(default_factory=dict)  # INTERCONNECT key -> bytes/s (see INTERCONNECT)
     nchwc_block: int = 0  # a CPU's onnxruntime NCHWc channel block (MLAS: 8 on AVX2, 16 on AVX-512); 0: none
     fit: dict = field(default_factory=dict)  # FIT_NOTES found in [efficiency]
-    host: dict = field(default_factory=dict)  # [host]: cpu (its name), speed (relative to runtime.REFERENCE_HOST)
+    host: dict = field(default_factory=dict)  # [host]: cpu, speed (relative to runtime.REFERENCE_HOST), input_rate
     path: str = ""
     runtime: str = ""  # not in the file: a runtime a caller binds to the device (search); "" = the class default
 
@@ -148,10 +148,12 @@ DEVICE = Table({
                           build=lambda **kw: {k: v for k, v in kw.items() if v is not None}),
     "nchwc_block": Number(whole=True, choices=(0, 4, 8, 16, 32), default=0,
                           expect="8 (AVX2), 16 (AVX-512), 4, 32 or 0 (no blocked layout)"),
-    # optional: [host] the CPU that runs the framework beside this device (the system it is measured in) and its
+    # optional: [host] the CPU that runs the framework beside this device (the system it is measured in), its
     # speed at the runtimes' per-op host work relative to runtime.REFERENCE_HOST (2 = twice as fast): runtimes pay
-    # their host figures divided by it (Runtime.host_scale)
-    "host": Table({"cpu": Text(default=None), "speed": Number(positive=True, lo=0, hi=100, default=None)},
+    # their host figures divided by it (Runtime.host_scale); and its input pipeline's rate, which caps throughput
+    "host": Table({"cpu": Text(default=None), "speed": Number(positive=True, lo=0, hi=100, default=None),
+                   # images/s its input pipeline delivers (to all devices of a data-parallel run together), where known
+                   "input_rate": Number(positive=True, lo=0, hi=1e9, default=None)},
                   default=EMPTY, build=lambda **kw: {k: v for k, v in kw.items() if v is not None}),
 })
 

@@ -563,9 +563,10 @@ def roofline(graph, device: Device, dtype: str | None = None, batch: int = 1,
              runtime: Runtime | str | None = None, input_rate: float | None = None) -> Roofline:
     """The roofline of a graph on a device as `runtime` runs it (default: the device class's; `eager`: one
     kernel per framework op, nothing fused) at `dtype` (default: the device's preferred_dtype); `input_rate`
-    (images/s) caps the throughput where the input pipeline is known."""
+    (images/s; default: the device file's [host] input_rate) caps the throughput where the input pipeline is known."""
     rt = runtime_for(device, runtime)
     dtype = dtype or device.preferred_dtype
+    input_rate = device.host.get("input_rate") if input_rate is None else input_rate
     if input_rate is not None and not input_rate > 0:
         raise EffplanError(f"--input-rate must be positive images/s, got {input_rate:g}")
     return Roofline(device, dtype, batch, tuple(kernels(graph, device, dtype, rt)), rt, input_rate)

@@ -504,8 +504,10 @@ def training_step(graph, device: Device, *, runtime: str | Runtime | None = None
                   devices: int = 1, link: Link | None = None, input_rate: float | None = None) -> Step:
     """One training step of a graph (built at the per-device batch) on `devices` devices, under `runtime`
     (a name, a runtime file or a Runtime; default: the device class's training runtime). `input_rate`: images/s
-    the input pipeline delivers to all devices together (default: not modelled, excluded)."""
+    the input pipeline delivers to all devices together (default: the device file's [host] input_rate, else not
+    modelled: excluded)."""
     rt = training_runtime_for(device, runtime)
+    input_rate = device.host.get("input_rate") if input_rate is None else input_rate
     if input_rate is not None and not input_rate > 0:
         raise EffplanError(f"--input-rate must be positive images/s, got {input_rate:g}")
     if checkpoint not in ("none", "blocks"):

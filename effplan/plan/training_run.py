@@ -195,7 +195,8 @@ def conventions(step: Step, devices: int) -> dict:
         "estimate": "roofline estimates (per kernel the longer of compute and memory time, in one stream with the "
                     "host's launches), not measurements, each with the band that held on check measurements; "
                     + (f"input pipeline capped at {step.input_rate:,.0f} images/s over all devices"
-                       if step.input_rate else "input pipeline not modelled (excluded: --input-rate caps it)")
+                       if step.input_rate else "input pipeline not modelled (excluded: --input-rate, or the device file's [host] "
+                       "input_rate, caps it)")
                     + "; loss and evaluation left out",
     }
 

@@ -403,7 +403,8 @@ def latency_band(result) -> dict:
 def input_note(result) -> str:
     """What the throughput says about the input pipeline."""
     if result.input_rate is None:
-        return "input pipeline not modelled (excluded): --input-rate caps throughput at its rate"
+        return ("input pipeline not modelled (excluded): --input-rate, or the device file's [host] input_rate, caps "
+                "throughput at its rate")
     return f"input pipeline capped at {result.input_rate:,.0f} images/s"
 
 
