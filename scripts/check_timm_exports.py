@@ -3,10 +3,13 @@
 For each network (random weights, batch 2): PyTorch's parameter count and the bytes autograd saves in one
 training step (fp32, saved_tensors_hooks, each storage once, weights left out), then three exports (TorchScript
 train mode, TorchScript eval, dynamo eval) and, for each file: effplan's params, its stage groups, its training
-activations over autograd's (eval files also with --unfold-bn), and whether train/memory/fit run. Needs timm and
+activations over autograd's (eval files also with --unfold-bn), its training step and inference latency (eager,
+a100-80gb, batch 8: eval files with --unfold-bn), and whether train/memory/fit run. Needs timm and
 onnxscript beside torch (a scratch environment); prints one table, writes nothing under the repository.
 
-    PYTHONPATH=<timm, onnxscript> .venv/bin/python scripts/check_timm_exports.py [names...]
+    PYTHONPATH=<timm, onnxscript> .venv/bin/python scripts/check_timm_exports.py [--keep DIR] [names...]
+
+--keep DIR: export into DIR and reuse a file already there (to compare effplan versions on the same files).
 """
 from __future__ import annotations
 
@@ -39,17 +42,24 @@ def saved_bytes(model, x) -> int:
     return sum(storages.values())
 
 
-def main(names) -> None:
+def main(names, keep: str | None = None) -> None:
     import timm
     import torch
 
     import effplan
     from effplan.onnx.model import Imported
+    from effplan.design.blocks import build
+    from effplan.plan.hardware import load_device
     from effplan.plan.memory import training_memory
+    from effplan.plan.roofline import roofline
+    from effplan.plan.training import training_step
 
     warnings.filterwarnings("ignore")
-    folder = Path(tempfile.mkdtemp())
-    print("network | export | params effplan/PyTorch | stage groups | saved effplan/autograd (--unfold-bn) | runs")
+    folder = Path(keep) if keep else Path(tempfile.mkdtemp())
+    folder.mkdir(parents=True, exist_ok=True)
+    device = load_device("a100-80gb")
+    print("network | export | params effplan/PyTorch | stage groups | saved effplan/autograd (--unfold-bn) "
+          "| step ms | forward ms | runs")
     for name in names:
         side = NETWORKS.get(name, 224)
         torch.manual_seed(0)
@@ -63,7 +73,9 @@ def main(names) -> None:
                 model.train() if export == "ts_train" else model.eval()
                 options = dict(training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False) \
                     if export == "ts_train" else {}
-                if export == "dynamo":
+                if path.exists():
+                    pass  # kept from an earlier run (--keep)
+                elif export == "dynamo":
                     torch.onnx.export(model, (x,), str(path), dynamo=True, input_names=["x"],
                                       dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, verbose=False)
                 else:
@@ -78,6 +90,9 @@ def main(names) -> None:
                 stages = {graph.nodes[n]["stage"] for n in graph.nodes}
                 ours = training_memory(graph, "fp32", "sgd").activation_bytes / saved
                 restored = training_memory(unfolded, "fp32", "sgd").activation_bytes / saved
+                at8 = build(Imported(str(path), unfold_bn=export != "ts_train"), 8)
+                step = training_step(at8, device, runtime="eager").time_s * 1e3
+                forward = roofline(at8, device, batch=8, runtime="eager").latency_s * 1e3
                 p = effplan.analyze(str(path), 2).totals.params
                 effplan.train(str(path), "a100-80gb", batch=2)
                 effplan.fit(str(path), "16GiB", train=True)
@@ -85,9 +100,13 @@ def main(names) -> None:
             except Exception as exc:
                 print(f"{name} | {export} | effplan failed: {str(exc).splitlines()[0][:100]}")
                 continue
-            print(f"{name} | {export} | {p:,}/{params:,} | {len(stages)} | {ours:.3f} ({restored:.3f}) | {runs}")
+            print(f"{name} | {export} | {p:,}/{params:,} | {len(stages)} | {ours:.3f} ({restored:.3f}) | {step:.3f} "
+                  f"| {forward:.3f} | {runs}")
             sys.stdout.flush()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or list(NETWORKS))
+    args = sys.argv[1:]
+    kept = args.pop(args.index("--keep") + 1) if "--keep" in args else None
+    args = [a for a in args if a != "--keep"]
+    main(args or list(NETWORKS), kept)

@@ -108,9 +108,10 @@ def test_the_residual_after_an_activation_is_not_swallowed():
 
 
 def test_attention_is_scaled_dot_product_attention():
-    """h @ h^T, times 0.35, Softmax, @ v (v = -h): the fused kernel keeps q (h), k (h^T), v and its output
-    (256 bytes each) and a logsumexp per row (2 x 4 rows, fp32), never the scores or probabilities; besides x,
-    which the scale keeps (256)."""
+    """h @ h^T, times 0.35, Softmax, @ v (v = -h): scaled_dot_product_attention(h, h, v), whose kernel transposes k
+    itself (the Transpose runs inside it). It keeps q and k (both h: one storage, 256 bytes), v and its output (256
+    each) and a logsumexp per row (2 x 4 rows, fp32), never the scores or probabilities; besides x, which the
+    scale keeps (256)."""
     v = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)  # noqa: E731
     nodes = [helper.make_node("Mul", ["x", "w"], ["h"], name="scale"), node("Transpose", ["h"], "kt", perm=[0, 2, 1]),
              node("Neg", ["h"], "v"), node("MatMul", ["h", "kt"], "s"), node("Mul", ["s", "c"], "sc"),
@@ -120,7 +121,34 @@ def test_attention_is_scaled_dot_product_attention():
                            numpy_helper.from_array(np.array(0.35, np.float32), "c")])
     graph = from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
     found = set(composites(graph).values())
-    assert [(c.kind, c.nodes) for c in found] == [("Attention", ("s", "sc", "p", "y"))]
+    assert [(c.kind, c.nodes, c.operands) for c in found] == [("Attention", ("kt", "s", "sc", "p", "y"), ("h", "h", "v"))]
     t = training_memory(graph, "fp32", "sgd")
-    assert t.activation_bytes == 5 * N * F + 2 * 4 * 4
+    assert t.activation_bytes == 4 * N * F + 2 * 4 * 4
     assert t.saved["p"] == t.saved["s"] == 0
+
+
+def _attention_file():
+    """q, k, v [1, 2, 16, 8] (two heads, 16 tokens, d = 8) as inputs; the exporter's scaled_dot_product_attention:
+    q times 0.35, k transposed, MatMul, Softmax, MatMul."""
+    v = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 2, 16, 8])  # noqa: E731
+    nodes = [node("Mul", ["q", "c"], "qs"), node("Transpose", ["k"], "kt", perm=[0, 1, 3, 2]),
+             node("MatMul", ["qs", "kt"], "s"), node("Softmax", ["s"], "p", axis=-1), node("MatMul", ["p", "v"], "y")]
+    g = helper.make_graph(nodes, "t", [v("q"), v("k"), v("v")], [v("y")],
+                          [numpy_helper.from_array(np.array(0.35, np.float32), "c")])
+    return from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
+
+
+def test_attention_runs_as_the_one_fused_kernel_in_the_forward():
+    """Under eager (single_kernel "attention") the whole chain is scaled_dot_product_attention's one kernel
+    (FlashAttention-2's forward): 2 S^2 d MACs per head = 2 x 16^2 x 8 x 2 heads = 8192; FLOPs 2 x 8192 plus 4 a
+    score (scale 1, softmax 3) x 2 x 16 x 16 = 18,432; it reads q, k, v (3 x 256 fp32 = 3072 bytes) and writes the
+    output (1024) and a logsumexp per query row (32 rows x 4 bytes): 4224 bytes. Under onnxruntime's CPU runtime
+    (no such kernel) each op is a kernel of its own, the scores written and read again."""
+    from effplan.plan.roofline import roofline
+
+    graph = _attention_file()
+    (kernel,) = roofline(graph, DEVICE, "fp32", runtime="eager").kernels
+    assert (kernel.op, kernel.macs, kernel.flops, kernel.bytes) == ("Attention", 8192, 18432, 4224)
+    assert kernel.nodes == ("qs", "kt", "s", "p", "y")
+    ort = roofline(graph, DEVICE, "fp32", runtime="onnxruntime-cpu").kernels
+    assert len(ort) > 1 and sum(k.macs for k in ort) == 8192

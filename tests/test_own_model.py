@@ -312,7 +312,8 @@ def test_vit_training_saves_what_autograd_saves():
     assert saved["MatMul_50"] == 2 * 2 * 5 * 8 * 4 + 2 * 2 * 5 * 4  # its output and a logsumexp per row (fp32)
     assert saved["Add_23"] == 2 * 5 * 16 * 4  # LayerNorm's input
     assert saved["LayerNormalization_24"] == 2 * 5 * 16 * 4 + 2 * (2 * 5) * 4  # its output (qkv's input), stats
-    assert saved["Gather_40"] == saved["Transpose_45"] == saved["Gather_44"] == 2 * 2 * 5 * 8 * 4  # q, k^T, v
+    assert saved["Gather_40"] == saved["Gather_42"] == saved["Gather_44"] == 2 * 2 * 5 * 8 * 4  # q, k, v
+    assert saved["Transpose_45"] == 0  # k's transpose runs inside the fused kernel
     assert saved["Add_61"] == 2 * 5 * 32 * 4  # GELU's input
     assert [saved[n] for n in ("Div_63", "Erf_64", "Add_66", "Mul_67")] == [0] * 4  # nothing inside GELU
 

@@ -211,11 +211,25 @@ def test_params_equal_pytorchs_from_both_exporters(module):
 
 # ---- one network, one answer
 
+def _parameter_kernels(graph, step) -> float:
+    """Seconds of the step's kernels that compute from parameters alone (no op of theirs reads the input's
+    chain): the Swin-like TorchScript files' permute of the gathered bias table and its mask add."""
+    live = set(graph.graph["inputs"])
+    for n in graph.nodes:
+        if any(t in live for t in graph.nodes[n]["inputs"]):
+            live.update(graph.nodes[n]["outputs"])
+    fixed = {n for n in graph.nodes if not set(graph.nodes[n]["outputs"]) & live}
+    return sum(k.time_s for k in (*step.forward, *step.backward)
+               if k.nodes and all(n.split("#")[0] in fixed for n in k.nodes))
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_one_network_from_either_exporter_gets_one_answer(module):
-    """Params and MACs equal; a training step (eager, a100-80gb, batch 8; eval files with --unfold-bn) within 2%
-    for the CNNs and ConvNeXt. For ViT and Swin the backward is within 4%: the forward's kernels are the
-    roofline's (the dynamo exporter's one Slice per piece of a split runs as a kernel each there)."""
+    """Params and MACs equal; a training step (eager, a100-80gb, batch 8; eval files with --unfold-bn) within 2%.
+    ViT-like: the attention each exporter writes out runs as scaled_dot_product_attention's one kernel, and the
+    dynamo exporter's Slices of a split as the one kernel TorchScript's Split is. Swin-like: the dynamo exporter
+    folded the bias table's permute and mask add (parameters only, two kernels a block that PyTorch runs) into a
+    constant, the TorchScript files keep them: within 2% without those kernels."""
     from effplan.design.blocks import build
     from effplan.onnx.model import Imported
     from effplan.plan.hardware import load_device
@@ -227,14 +241,12 @@ def test_one_network_from_either_exporter_gets_one_answer(module):
         graph = build(Imported(str(FIXTURES / f"{module}_{export}.onnx"), unfold_bn=export != "ts_train"), 8)
         totals = profile(graph).totals
         counts.append((totals.params, totals.macs))
-        steps.append(training_step(graph, device, runtime="eager"))
+        step = training_step(graph, device, runtime="eager")
+        steps.append(step.time_s - (_parameter_kernels(graph, step) if module == "swinish" else 0))
     if module != "swinish":  # its eval files count the gathered biases as stored (test above)
         assert len(set(counts)) == 1
     assert len({macs for _, macs in counts}) == 1
-    if module in ("vitish", "swinish"):
-        assert max(s.backward_s for s in steps) <= 1.04 * min(s.backward_s for s in steps)
-    else:
-        assert max(s.time_s for s in steps) <= 1.02 * min(s.time_s for s in steps)
+    assert max(steps) <= 1.02 * min(steps)
 
 
 def test_check_says_so_for_a_training_limit_on_an_eval_export(effplan, tmp_path):

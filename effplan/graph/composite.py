@@ -11,7 +11,8 @@ only x, constants or the region's own tensors, and nothing outside reads a tenso
 memory.py counts what the one op saves (Swish, Gelu, HardSwish, HardSigmoid: x; LayerNorm: x and a mean and
 inverse std per row) and never stores the tensors inside; training.py times one backward kernel for it.
 The layer rows still show every node.
-  Attention           MatMul(q, k^T) [scaled] [plus a mask] -> Softmax -> MatMul(., v): scaled_dot_product_attention,
+  Attention           [scale q, scale and transpose k] -> MatMul(q, k^T) [scaled] [plus a mask] -> Softmax -> MatMul(., v):
+                      scaled_dot_product_attention,
                       as timm and transformers run it by default (flash or memory-efficient kernels): it keeps q,
                       k, v, its output and a logsumexp per row, never the scores; training time runs its fused
                       backward kernel. A model whose code writes attention out by hand keeps the scores too: the file
@@ -36,7 +37,8 @@ class Composite:
     nodes: tuple[str, ...]  # in graph order; the last writes the output
     input: str  # x
     inner: frozenset  # tensors inside, never stored
-    groups: int = 0  # LayerNorm: rows normalised, at the graph's batch
+    groups: int = 0  # LayerNorm: rows normalised, at the graph's batch; Attention: query rows
+    operands: tuple[str, ...] = ()  # Attention: q, k, v as scaled_dot_product_attention reads them, then any mask
 
 
 def composites(graph) -> dict[str, Composite]:
@@ -162,10 +164,43 @@ def _slice_groups(graph) -> dict[str, str]:
     return groups
 
 
-def _attention(graph, softmax: str, read, producer, outputs) -> Composite | None:
-    """MatMul(q, k^T) -> [times or over a constant] -> [plus a mask or bias] -> Softmax -> MatMul(., v), each
-    tensor inside read only by the next: scaled dot-product attention, as torch's scaled_dot_product_attention
-    (timm's and transformers' default) runs it, never storing the scores."""
+def whole_slices(graph) -> frozenset:
+    """Slice nodes that keep their whole input (output shape = input shape: timm Swin's crop x[:, :H, :W] where
+    nothing was padded). PyTorch's indexing returns the tensor itself there, no op at all (aten/src/ATen/
+    TensorIndexing.h applySlice: start 0, stop the length, step 1), and only a tracer records it: TorchScript's
+    files keep such Slices, the dynamo exporter's drop them. They run no kernel, forward or backward."""
+    def compute(g):
+        tensors = g.graph["tensors"]
+        return frozenset(n for n in g.nodes if g.nodes[n]["op"] == "Slice" and g.nodes[n]["inputs"]
+                         and tensors.get(g.nodes[n]["inputs"][0]) == tensors.get(g.nodes[n]["outputs"][0]))
+    return _derived(graph, "whole_slices", compute)
+
+
+# What an exporter writes around the scores' product when it decomposes scaled_dot_product_attention: the scale
+# on q and on k^T (TorchScript's symbolic multiplies each by sqrt(scale); dynamo's decomposition likewise), and k's
+# transpose (with dynamo's reshapes to 3-D and back). The fused kernel reads q, k and v as they are and applies the
+# scale to the scores (FlashAttention-2, Dao 2023, Algorithm 1), so these run inside it.
+PROLOGUE = ("Mul", "Div", "Transpose", "Reshape")
+
+
+def _prologue(graph, t: str, reader: str, producer, only) -> tuple[list[str], str]:
+    """The prologue ops (PROLOGUE, each with one activation input and no weights: a scale by a constant, a
+    transpose, a view) that make operand `t` of `reader`, each read by the next alone; and the tensor they start
+    from."""
+    nodes, found = graph.nodes, []
+    while t in producer and only(t) == reader:
+        n = producer[t]
+        if nodes[n]["op"] not in PROLOGUE or nodes[n]["weights"] or len(nodes[n]["inputs"]) != 1:
+            break
+        found.insert(0, n)
+        t, reader = nodes[n]["inputs"][0], n
+    return found, t
+
+
+def _attention(graph, softmax: str, read, producer, outputs, position) -> Composite | None:
+    """[scale, transpose] -> MatMul(q, k^T) -> [times or over a constant] -> [plus a mask or bias] -> Softmax ->
+    MatMul(., v), each tensor inside read only by the next: scaled dot-product attention, as torch's
+    scaled_dot_product_attention (timm's and transformers' default) runs it, never storing the scores."""
     nodes = graph.nodes
 
     def only(t):
@@ -192,8 +227,14 @@ def _attention(graph, softmax: str, read, producer, outputs) -> Composite | None
     for n in chain[1:-2]:  # a scale by a constant (one activation operand), or a mask added
         if nodes[n]["op"] in ("Mul", "Div") and len(nodes[n]["inputs"]) != 1:
             return None
+    first = chain[0]
+    (q_ops, q), (k_ops, k) = (_prologue(graph, t, first, producer, only) for t in nodes[first]["inputs"][:2])
+    v = nodes[last]["inputs"][1]
+    masks = [i for n in chain[1:-2] if nodes[n]["op"] == "Add" for i in nodes[n]["inputs"] if i not in inner]
+    inner += [nodes[n]["outputs"][0] for n in q_ops + k_ops]
+    members = tuple(sorted({*q_ops, *k_ops, *chain}, key=position.get))
     rows = math.prod(graph.graph["tensors"][nodes[softmax]["outputs"][0]][:-1])
-    return Composite("Attention", tuple(chain), nodes[chain[0]]["inputs"][0], frozenset(inner), rows)
+    return Composite("Attention", members, q, frozenset(inner), rows, (q, k, v, *masks))
 
 
 def attention_blocks(graph) -> dict[str, Composite]:
@@ -205,9 +246,10 @@ def _attention_blocks(graph) -> dict[str, Composite]:
     read = readers(graph)
     producer = {t: n for n in graph.nodes for t in graph.nodes[n]["outputs"]}
     outputs, found = set(graph.graph["outputs"]), {}
+    position = {n: i for i, n in enumerate(graph.nodes)}
     for name in graph.nodes:
         if graph.nodes[name]["op"] == "Softmax":
-            block = _attention(graph, name, read, producer, outputs)
+            block = _attention(graph, name, read, producer, outputs, position)
             if block:
                 found.update(dict.fromkeys(block.nodes, block))
     return found

@@ -342,11 +342,7 @@ def _gradientless(graph) -> set[str]:
 def _attention_saves(graph, whole, act_bytes: int, scale: int, tensors: dict) -> dict[str, int]:
     """What scaled_dot_product_attention keeps for backward (flash and memory-efficient kernels): q, k, v, its
     output, a mask or bias that is an activation, and a logsumexp per row (fp32), never the scores."""
-    nodes = graph.nodes
-    first, last = nodes[whole.nodes[0]], nodes[whole.nodes[-1]]
-    masks = [t for n in whole.nodes[1:-2] if nodes[n]["op"] == "Add" for t in nodes[n]["inputs"]
-             if t not in whole.inner]
-    kept = [*first["inputs"], *[t for t in last["inputs"] if t not in whole.inner], last["outputs"][0], *masks]
+    kept = [*whole.operands, graph.nodes[whole.nodes[-1]]["outputs"][0]]  # q, k, v, any mask, the output
     saved = {t: math.prod(tensors[t]) * act_bytes * scale for t in dict.fromkeys(kept) if t in tensors}
     saved[f"{whole.nodes[-1]}#logsumexp"] = whole.groups * scale * 4
     return saved
