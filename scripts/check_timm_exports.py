@@ -4,7 +4,8 @@ For each network (random weights, batch 2): PyTorch's parameter count and the by
 training step (fp32, saved_tensors_hooks, each storage once, weights left out), then three exports (TorchScript
 train mode, TorchScript eval, dynamo eval) and, for each file: effplan's params, its stage groups, its training
 activations over autograd's (eval files also with --unfold-bn), its training step and inference latency (eager,
-a100-80gb, batch 8: eval files with --unfold-bn), and whether train/memory/fit run. Needs timm and
+a100-80gb, batch 8: eval files with --unfold-bn), whether training outputs say BN looks folded, and whether
+train/memory/fit run. Needs timm and
 onnxscript beside torch (a scratch environment); prints one table, writes nothing under the repository.
 
     PYTHONPATH=<timm, onnxscript> .venv/bin/python scripts/check_timm_exports.py [--keep DIR] [names...]
@@ -59,7 +60,7 @@ def main(names, keep: str | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     device = load_device("a100-80gb")
     print("network | export | params effplan/PyTorch | stage groups | saved effplan/autograd (--unfold-bn) "
-          "| step ms | forward ms | runs")
+          "| step ms | forward ms | BN note | runs")
     for name in names:
         side = NETWORKS.get(name, 224)
         torch.manual_seed(0)
@@ -94,6 +95,7 @@ def main(names, keep: str | None = None) -> None:
                 step = training_step(at8, device, runtime="eager").time_s * 1e3
                 forward = roofline(at8, device, batch=8, runtime="eager").latency_s * 1e3
                 p = effplan.analyze(str(path), 2).totals.params
+                noted = "noted" if Imported(str(path)).training_note() else "-"
                 effplan.train(str(path), "a100-80gb", batch=2)
                 effplan.fit(str(path), "16GiB", train=True)
                 runs = "train, memory, fit"
@@ -101,7 +103,7 @@ def main(names, keep: str | None = None) -> None:
                 print(f"{name} | {export} | effplan failed: {str(exc).splitlines()[0][:100]}")
                 continue
             print(f"{name} | {export} | {p:,}/{params:,} | {len(stages)} | {ours:.3f} ({restored:.3f}) | {step:.3f} "
-                  f"| {forward:.3f} | {runs}")
+                  f"| {forward:.3f} | {noted} | {runs}")
             sys.stdout.flush()
 
 

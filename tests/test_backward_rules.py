@@ -66,6 +66,8 @@ CASES = {  # op: (nodes, inits, [(FLOPs, bytes)] of its backward kernels, derive
     # gather's backward: dY [2, 4, 2] scatter-added into zeros of h's shape
     "GatherElements": ([op("GatherElements", ["h", "gi"], axis=2)], [("gi", np.zeros((2, 4, 2), np.int64))],
                        [(16, 16 * F + N * F)]),
+    # index's backward (index_put_ with accumulate): dY [3, 8] (rows (0, 1), (1, 3), (0, 0) of h) added into zeros
+    "GatherND": ([op("GatherND", ["h", "nd"])], [("nd", np.array([[0, 1], [1, 3], [0, 0]]))], [(24, 24 * F + N * F)]),
     # sum_backward: dY [2, 4, 1] expanded back: 0 FLOPs, one write per input element
     "ReduceSum": ([op("ReduceSum", ["h", "axes"])], [("axes", np.array([2]))], [(0, 8 * F + N * F)]),
     "ReduceMean": ([op("ReduceMean", ["h", "axes"])], [("axes", np.array([2]))], [(N, 8 * F + N * F)]),
