@@ -303,7 +303,7 @@ def test_vit_training_saves_what_autograd_saves():
     """fp32, batch 2, 5 tokens of width 16, 2 heads of 8: attention (MatMul, scale, Softmax, MatMul) is
     scaled_dot_product_attention, which keeps q, k, v, its output and a logsumexp per row, never the scores;
     LayerNorm its input and a mean and inverse std per token, the exported GELU (Div/Erf/Add/Mul/Mul) only its
-    input; each tensor counted once, on its producer's row."""
+    input; each storage counted once (a view saved keeps its base's), on its producer's row."""
     from effplan.plan.memory import training_memory
 
     graph, _, _ = analyze_file(fixture("vit_block"), 2)
@@ -312,8 +312,13 @@ def test_vit_training_saves_what_autograd_saves():
     assert saved["MatMul_50"] == 2 * 2 * 5 * 8 * 4 + 2 * 2 * 5 * 4  # its output and a logsumexp per row (fp32)
     assert saved["Add_23"] == 2 * 5 * 16 * 4  # LayerNorm's input
     assert saved["LayerNormalization_24"] == 2 * 5 * 16 * 4 + 2 * (2 * 5) * 4  # its output (qkv's input), stats
-    assert saved["Gather_40"] == saved["Gather_42"] == saved["Gather_44"] == 2 * 2 * 5 * 8 * 4  # q, k, v
+    # q, k, v are qkv[0], qkv[1], qkv[2] (selects: views of the permuted qkv): its one storage, 3 x 640
+    assert saved["Transpose_38"] == 3 * 2 * 2 * 5 * 8 * 4
+    assert saved["Gather_40"] == saved["Gather_42"] == saved["Gather_44"] == 0
     assert saved["Transpose_45"] == 0  # k's transpose runs inside the fused kernel
+    assert saved["Reshape_55"] == 0  # the projection's input: the attention's output transposed back, a view
+    # the head's x[:, 0] (a select) keeps the final norm's whole output alive (640), beside the norm's stats (80)
+    assert saved["LayerNormalization_73"] == 2 * 5 * 16 * 4 + 2 * (2 * 5) * 4
     assert saved["Add_61"] == 2 * 5 * 32 * 4  # GELU's input
     assert [saved[n] for n in ("Div_63", "Erf_64", "Add_66", "Mul_67")] == [0] * 4  # nothing inside GELU
 

@@ -237,6 +237,37 @@ def _attention(graph, softmax: str, read, producer, outputs, position) -> Compos
     return Composite("Attention", members, q, frozenset(inner), rows, (q, k, v, *masks))
 
 
+def attention_views(graph) -> dict[str, str]:
+    """Tensors that are an attention's output seen another way, each -> that output: its Transpose(0, 2, 1, 3)
+    back to (batch, tokens, heads, d) and any Reshape or Flatten of that (timm's x.transpose(1, 2).reshape(B, N,
+    C)). The fused kernels write the output as (batch, tokens, heads, d) and return it transposed
+    (aten/src/ATen/native/transformers/cuda/attention.cu, _scaled_dot_product_flash_attention: `attention =
+    output.transpose(1, 2)`), so in PyTorch these are views of the one storage the attention saved: the
+    projection after it saves no tensor of its own, and the transpose runs no kernel, forward or backward."""
+    return _derived(graph, "attention_views", _attention_views)
+
+
+def _attention_views(graph) -> dict[str, str]:
+    nodes, read, views = graph.nodes, readers(graph), {}
+    for block in set(attention_blocks(graph).values()):
+        out = nodes[block.nodes[-1]]["outputs"][0]
+        for n in read.get(out, ()):
+            if nodes[n]["op"] == "Transpose" and tuple(nodes[n]["attrs"].get("perm", ())) == (0, 2, 1, 3):
+                todo = [nodes[n]["outputs"][0]]
+                while todo:
+                    t = todo.pop()
+                    views[t] = out
+                    todo += [nodes[r]["outputs"][0] for r in read.get(t, ()) if nodes[r]["op"] in ("Reshape", "Flatten")]
+    return views
+
+
+def attention_transposes(graph) -> frozenset:
+    """The Transpose nodes attention_views sees through: no kernel where the runtime runs the fused attention."""
+    views = attention_views(graph)
+    return frozenset(n for n in graph.nodes if graph.nodes[n]["op"] == "Transpose" and graph.nodes[n]["outputs"]
+                     and graph.nodes[n]["outputs"][0] in views and graph.nodes[n]["inputs"][0] not in views)
+
+
 def attention_blocks(graph) -> dict[str, Composite]:
     """Node -> the attention it belongs to (see _attention), for every one in the graph."""
     return _derived(graph, "attention", _attention_blocks)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..base.errors import EffplanError
 from ..graph.builder import _derived, readers
-from ..graph.composite import composites
+from ..graph.composite import attention_views, composites
 from ..graph.ops import INDICES, INPUT, INPUTS, MASK, OPERANDS, OPS, OUTPUT, STATISTICS, graph_weights, weight_bytes
 
 
@@ -348,6 +348,25 @@ def _attention_saves(graph, whole, act_bytes: int, scale: int, tensors: dict) ->
     return saved
 
 
+def storage_views(graph) -> dict[str, str]:
+    """Tensors PyTorch holds as views of another tensor's storage, each -> that tensor: an attention's output seen
+    through its transpose back (composite.attention_views); what a Gather of one constant index picks (x[:, 0],
+    ViT's class token; qkv[0], qkv[1], qkv[2]: aten::select is a view, so what saves it keeps the whole tensor
+    alive); and a Dropout that drops nothing or an Identity (the tensor itself)."""
+    def compute(g):
+        tensors, views = g.graph["tensors"], dict(attention_views(g))
+        for n in g.nodes:  # stored order: a view's base is resolved before it
+            node = g.nodes[n]
+            if not node["inputs"] or node["weights"]:
+                continue
+            x, y = node["inputs"][0], node["outputs"][0]
+            if (node["op"] == "Gather" and len(node["inputs"]) == 1 and len(tensors[y]) == len(tensors[x]) - 1) or \
+                    node["op"] == "Identity" or (node["op"] == "Dropout" and node["attrs"].get("ratio", 0.5) == 0):
+                views[y] = views.get(x, x)
+        return views
+    return _derived(graph, "storage_views", compute)
+
+
 def _blocks(graph) -> dict[tuple, list[str]]:
     """The nodes of every block inside a stage (stem and head are not checkpointed)."""
     blocks: dict[tuple, list[str]] = {}
@@ -375,7 +394,10 @@ def training_memory(graph, precision: str = DEFAULT_PRECISION, optimizer: str = 
     act, weight, grad, state = PRECISIONS[precision]
     tensors = shapes or graph.graph["tensors"]
     parts, gates = composites(graph), swish_gates(graph)
-    saved = {name: _saved_by(graph, name, act, scale, tensors, parts) for name in graph.nodes}
+    views = storage_views(graph)  # a tensor saved as a view keeps its base's storage (each storage once)
+    saved = {name: {views.get(t, t): (math.prod(tensors[views[t]]) * act * scale if t in views else b)
+                    for t, b in _saved_by(graph, name, act, scale, tensors, parts).items()}
+             for name in graph.nodes}
     everything: dict[str, int] = {}
     for per_node in saved.values():
         everything.update(per_node)

@@ -26,7 +26,7 @@ from ..base.units import dtype_size
 from ..graph.ops import ANCHOR, OPS, POINTWISE, RESIDUAL, VIEW, node_cost
 from ..graph.builder import readers as tensor_readers
 from ..graph.builder import _derived, cost_rows, gelu_chains, swish_pairs
-from ..graph.composite import attention_blocks, slice_groups, whole_slices
+from ..graph.composite import attention_blocks, attention_transposes, slice_groups, whole_slices
 from .hardware import Device
 from .reorders import ELEMENTWISE, _fusion, nchwc_reorders, with_reorders  # noqa: F401 (nchwc_reorders: API)
 from .runtime import UNITS, Runtime, load_runtime, runtime_for
@@ -106,7 +106,8 @@ def kernel_groups(graph, runtime: Runtime | str = "fused") -> list[list[str]]:
     "attention" (scaled_dot_product_attention's fused kernel: attention_record); the Slices that together cut
     one tensor into pieces (the dynamo exporter's unbind/chunk/split, graph/composite.py slice_groups) are one
     kernel, as the one Split TorchScript writes for them is; a Slice that keeps its whole input is a view
-    (composite.whole_slices). An anchor (the runtime's `anchors`: Conv, Gemm, MatMul) absorbs the chain of units
+    (composite.whole_slices), and so is the transpose back of an attention's output where it runs fused
+    (composite.attention_transposes). An anchor (the runtime's `anchors`: Conv, Gemm, MatMul) absorbs the chain of units
     that follows it (its `epilogue`: op types or fusion classes), each the only reader of the running
     result and each with its other operands made by earlier kernels; a residual Add (same shape as
     the running result) counts against `max_adds`: where both operands come from convs (a projection
@@ -201,7 +202,7 @@ def kernel_groups(graph, runtime: Runtime | str = "fused") -> list[list[str]]:
             taken.update(group)
             ready.update(t for n in group for t in nodes[n]["outputs"])
 
-    whole = whole_slices(graph)
+    whole = whole_slices(graph) | (attention_transposes(graph) if rt.attention else frozenset())
 
     def view(n):
         return op(n) in rt.views or _fusion(op(n)) == VIEW or n in whole
@@ -307,7 +308,7 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
     rates = {unit: device.compute(unit, dtype) for unit in ("matrix", "vector")}
     tile = device.matrix_tile.get(dtype) if rt.tile_padding else None
     outputs = set(graph.graph["outputs"])
-    whole = whole_slices(graph)
+    whole = whole_slices(graph) | (attention_transposes(graph) if rt.attention else frozenset())
     view_of = {nodes[n]["outputs"][0]: nodes[n]["inputs"][0] for n in nodes
                if (nodes[n]["op"] in rt.views or _fusion(nodes[n]["op"]) == VIEW or n in whole) and nodes[n]["inputs"]}
 

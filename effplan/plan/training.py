@@ -75,7 +75,7 @@ from dataclasses import dataclass
 
 from ..base.errors import EffplanError
 from ..graph.builder import readers as tensor_readers
-from ..graph.composite import composites, slice_groups, whole_slices
+from ..graph.composite import attention_transposes, composites, slice_groups, whole_slices
 from ..graph.ops import (ACTIVATION, MATRIX, NORM, OPS, POINTWISE, RESIDUAL, VECTOR, Backward, graph_weights,
                          node_cost, weight_counts)
 from .hardware import Device
@@ -236,8 +236,10 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
         back = OPS[kind].backward if kind in OPS else SWISH_BACKWARD if whole else None
         if back is None:
             raise EffplanError(f"training time: no backward rule for {op} (layer {name})")
-        if pieces.get(name, name) != name or name in whole_slices(graph):
-            continue  # one of a split's Slices: its group's last runs the one kernel; a Slice of everything: no op
+        if pieces.get(name, name) != name or name in whole_slices(graph) or (
+                rt.attention and name in attention_transposes(graph)):
+            continue  # one of a split's Slices: its group's last runs the one kernel; a Slice of everything or the
+            # transpose back of a fused attention's output: a view, no op
         group = [n for n, last in pieces.items() if last == name] or [name]
         dy = sum(size(t) for n in group for t in nodes[n]["outputs"] if t in tensors) * act  # every piece's
         inputs = [whole.input] if whole else [t for t in node["inputs"] if t in tensors]
