@@ -254,17 +254,19 @@ def test_a_learned_bias_add_runs_its_gradients_reduction():
 
 
 def test_attention_written_out_in_onnx_trains_as_the_one_fused_kernel():
-    """MatMul(h, Transpose(h)) -> Mul(scale) -> Softmax -> MatMul(., h) on h (1, 2, 4, 8): the composite's backward
-    is FlashAttention-2's one kernel, as the Attention op's: S (3|Q| + 2|Y|) = 4 * (192 + 128) = 1,280 MACs and
-    2,848 FLOPs (see the test above). The transpose runs inside the kernel (sdpa takes k and transposes it itself),
-    so q = k = v = h. Bytes: it reads q, k and v (h three times, 3 x 256), Y (256), a logsumexp per row (8 rows x 4)
-    and dY (256), and writes the gradients of q, k and v (3 x 256): 2,080. No kernel for its inner ops."""
-    nodes = [helper.make_node("Transpose", ["h"], ["kt"], name="kt", perm=[0, 1, 3, 2]),
-             helper.make_node("MatMul", ["h", "kt"], ["s"], name="qk"),
-             helper.make_node("Mul", ["s", "c"], ["z"], name="times"),
-             helper.make_node("Softmax", ["z"], ["p"], name="softmax", axis=-1),
+    """sdpa(h, h, h) as both exporters write it, Mul(h, sqrt(scale)) @ Mul(Transpose(h), sqrt(scale)) -> Softmax ->
+    MatMul(., h) on h (1, 2, 4, 8): the composite's backward is FlashAttention-2's one kernel, as the Attention op's:
+    S (3|Q| + 2|Y|) = 4 * (192 + 128) = 1,280 MACs and 2,848 FLOPs (see the test above). The scales and the
+    transpose run inside the kernel, so q = k = v = h. Bytes: it reads q, k and v (h three times, 3 x 256), Y (256),
+    a logsumexp per row (8 rows x 4) and dY (256), and writes the gradients of q, k and v (3 x 256): 2,080. No
+    kernel for its inner ops."""
+    nodes = [helper.make_node("Mul", ["h", "c"], ["qs"], name="qs"),
+             helper.make_node("Transpose", ["h"], ["kt"], name="kt", perm=[0, 1, 3, 2]),
+             helper.make_node("Mul", ["kt", "c"], ["ks"], name="ks"),
+             helper.make_node("MatMul", ["qs", "ks"], ["s"], name="qk"),
+             helper.make_node("Softmax", ["s"], ["p"], name="softmax", axis=-1),
              op("MatMul", ["p", "h"])]
-    graph = graph_of(nodes, ["y"], [("c", F32(0.35))], x=(1, 2, 4, 8))
+    graph = graph_of(nodes, ["y"], [("c", F32(0.35 ** 0.5))], x=(1, 2, 4, 8))
     assert kernels(graph, "op") == [(2848, 3 * 256 + 256 + 32 + 256 + 3 * 256)]
-    assert kernels(graph, "kt") == kernels(graph, "qk") == kernels(graph, "times") == kernels(graph, "softmax") == []
+    assert all(kernels(graph, n) == [] for n in ("qs", "kt", "ks", "qk", "softmax"))
     assert [k.macs for k in backward_kernels(graph, DEVICE, "fp32", "fp32", "eager") if k.name == "op#d"] == [1280]

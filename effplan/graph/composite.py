@@ -11,12 +11,13 @@ only x, constants or the region's own tensors, and nothing outside reads a tenso
 memory.py counts what the one op saves (Swish, Gelu, HardSwish, HardSigmoid: x; LayerNorm: x and a mean and
 inverse std per row) and never stores the tensors inside; training.py times one backward kernel for it.
 The layer rows still show every node.
-  Attention           [scale q, scale and transpose k] -> MatMul(q, k^T) [scaled] [plus a mask] -> Softmax -> MatMul(., v):
-                      scaled_dot_product_attention,
+  Attention           scale q, scale and transpose k -> MatMul(q, k^T) [scaled] [plus a mask] -> Softmax -> MatMul(., v):
+                      scaled_dot_product_attention (its exported form: q and k^T each scaled),
                       as timm and transformers run it by default (flash or memory-efficient kernels): it keeps q,
                       k, v, its output and a logsumexp per row, never the scores; training time runs its fused
-                      backward kernel. A model whose code writes attention out by hand keeps the scores too: the file
-                      does not record which, and effplan plans the fused kernel.
+                      backward kernel; a Dropout on the probabilities (dropout_p) runs inside it, keeping no mask
+                      (the flash kernels draw it again in backward from a saved seed). Attention a model writes out
+                      itself (no sqrt(scale) on both q and k^T: how a file shows an sdpa call, below) is its ops, scores kept.
 """
 from __future__ import annotations
 
@@ -176,6 +177,12 @@ def whole_slices(graph) -> frozenset:
     return _derived(graph, "whole_slices", compute)
 
 
+# How a file shows that the model called scaled_dot_product_attention: both exporters write it as aten's math
+# decomposition (aten/src/ATen/native/transformers/attention.cpp _scaled_dot_product_attention_math: q and k each
+# times sqrt(scale) "for numerical stability"; torch/onnx/symbolic_opset14.py scaled_dot_product_attention and
+# onnxscript's torchlib aten_scaled_dot_product_attention: Mul(q, Sqrt(scale)), Mul(Transpose(k), Sqrt(scale))).
+# Attention a model writes out itself (timm Swin's and LeViT's, an older timm ViT's) scales q or the scores once:
+# PyTorch runs its ops and autograd keeps its scores, and so does effplan.
 # What an exporter writes around the scores' product when it decomposes scaled_dot_product_attention: the scale
 # on q and on k^T (TorchScript's symbolic multiplies each by sqrt(scale); dynamo's decomposition likewise), and k's
 # transpose (with dynamo's reshapes to 3-D and back). The fused kernel reads q, k and v as they are and applies the
@@ -216,9 +223,13 @@ def _attention(graph, softmax: str, read, producer, outputs, position) -> Compos
     if t not in producer or nodes[producer[t]]["op"] != "MatMul" or nodes[producer[t]]["weights"]:
         return None
     chain.insert(0, producer[t])
-    last = only(nodes[softmax]["outputs"][0])
-    if last is None or nodes[last]["op"] != "MatMul" or nodes[last]["weights"] \
-            or nodes[last]["inputs"][0] != nodes[softmax]["outputs"][0]:
+    probs = nodes[softmax]["outputs"][0]
+    last = only(probs)
+    if last is not None and nodes[last]["op"] == "Dropout":  # sdpa's dropout_p, inside the kernel
+        chain.append(last)
+        probs = nodes[last]["outputs"][0]
+        last = only(probs)
+    if last is None or nodes[last]["op"] != "MatMul" or nodes[last]["weights"] or nodes[last]["inputs"][0] != probs:
         return None
     chain.append(last)
     inner = [nodes[n]["outputs"][0] for n in chain[:-1]]
@@ -229,6 +240,8 @@ def _attention(graph, softmax: str, read, producer, outputs, position) -> Compos
             return None
     first = chain[0]
     (q_ops, q), (k_ops, k) = (_prologue(graph, t, first, producer, only) for t in nodes[first]["inputs"][:2])
+    if not all(any(nodes[n]["op"] in ("Mul", "Div") for n in ops) for ops in (q_ops, k_ops)):
+        return None  # no sqrt(scale) on both q and k^T: attention the model wrote out itself
     v = nodes[last]["inputs"][1]
     masks = [i for n in chain[1:-2] if nodes[n]["op"] == "Add" for i in nodes[n]["inputs"] if i not in inner]
     inner += [nodes[n]["outputs"][0] for n in q_ops + k_ops]

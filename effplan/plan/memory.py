@@ -352,7 +352,8 @@ def storage_views(graph) -> dict[str, str]:
     """Tensors PyTorch holds as views of another tensor's storage, each -> that tensor: an attention's output seen
     through its transpose back (composite.attention_views); what a Gather of one constant index picks (x[:, 0],
     ViT's class token; qkv[0], qkv[1], qkv[2]: aten::select is a view, so what saves it keeps the whole tensor
-    alive); and a Dropout that drops nothing or an Identity (the tensor itself)."""
+    alive); a Transpose (transpose and permute are views: k.transpose(-2, -1) saved by a product is k's storage);
+    and a Dropout that drops nothing or an Identity (the tensor itself)."""
     def compute(g):
         tensors, views = g.graph["tensors"], dict(attention_views(g))
         for n in g.nodes:  # stored order: a view's base is resolved before it
@@ -361,7 +362,7 @@ def storage_views(graph) -> dict[str, str]:
                 continue
             x, y = node["inputs"][0], node["outputs"][0]
             if (node["op"] == "Gather" and len(node["inputs"]) == 1 and len(tensors[y]) == len(tensors[x]) - 1) or \
-                    node["op"] == "Identity" or (node["op"] == "Dropout" and node["attrs"].get("ratio", 0.5) == 0):
+                    node["op"] in ("Identity", "Transpose") or (node["op"] == "Dropout" and node["attrs"].get("ratio", 0.5) == 0):
                 views[y] = views.get(x, x)
         return views
     return _derived(graph, "storage_views", compute)
