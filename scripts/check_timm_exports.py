@@ -1,12 +1,12 @@
 """Beyond the suite: real timm networks exported both ways, planned by effplan, against PyTorch's own figures.
 
-For each network (random weights, batch 2): PyTorch's parameter count and the bytes autograd saves in one
-training step (fp32, saved_tensors_hooks, each storage once, weights left out), then three exports (TorchScript
-train mode, TorchScript eval, dynamo eval) and, for each file: effplan's params, its stage groups, its training
-activations over autograd's (eval files also with --unfold-bn), its training step and inference latency (eager,
-a100-80gb, batch 8: eval files with --unfold-bn), whether training outputs say BN looks folded, and whether
-train/memory/fit run. Needs timm and
-onnxscript beside torch (a scratch environment); prints one table, writes nothing under the repository.
+For each network (random weights, biases and BN means drawn nonzero as training leaves them, batch 2): PyTorch's
+parameter count and the bytes autograd saves in one training step (fp32, saved_tensors_hooks, each storage once,
+weights left out), then three exports (TorchScript train mode, TorchScript eval, dynamo eval) and, for each file:
+effplan's params, its stage groups, its training activations over autograd's (eval files also with --unfold-bn),
+its training step and inference latency (eager, a100-80gb, batch 8: eval files with --unfold-bn), whether training
+outputs say BN looks folded, and whether train/memory/fit run. Needs timm and onnxscript beside torch (a scratch
+environment); prints one table, writes nothing under the repository.
 
     PYTHONPATH=<timm, onnxscript> .venv/bin/python scripts/check_timm_exports.py [--keep DIR] [names...]
 
@@ -65,6 +65,10 @@ def main(names, keep: str | None = None) -> None:
         side = NETWORKS.get(name, 224)
         torch.manual_seed(0)
         model = timm.create_model(name, pretrained=False, num_classes=10)
+        with torch.no_grad():  # biases as training leaves them: timm initialises them to zero, and the dynamo
+            for key, value in model.state_dict().items():  # exporter drops a bias of zeros (a trained one has none)
+                if key.endswith(("bias", "running_mean")) and value.is_floating_point():
+                    value.normal_(0, 0.01)
         x = torch.randn(2, 3, side, side)
         params = sum(p.numel() for p in model.parameters())
         saved = saved_bytes(model, x)

@@ -386,6 +386,35 @@ def test_transformer_linear_layers_with_biases_are_no_folded_bn(module):
         assert opened.training_note() is None and foldable_linears(opened.graph(2)) == []
 
 
+@pytest.mark.parametrize("prenorm, noted", [(True, False), (False, True)])
+def test_a_pre_norm_blocks_biased_conv_is_its_own_bias(tmp_path, prenorm, noted):
+    """ConvNeXt's MLP as 1x1 convs (conv_mlp): LayerNorm over channels (permuted there and back), then a biased
+    conv, then GELU (the Gelu op, as the dynamo exporter writes it): the conv reads the norm, so its bias is its
+    own, no folded BN. The same conv reading the stem directly feeds GELU as a folded conv-BN-act would: said."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    from effplan.onnx.model import Imported
+
+    v = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)  # noqa: E731
+    ones = lambda name, *shape: numpy_helper.from_array(np.ones(shape, np.float32), name)  # noqa: E731
+    n = helper.make_node
+    head = [n("Transpose", ["s"], ["t"], name="t", perm=[0, 2, 3, 1]),
+            n("LayerNormalization", ["t", "g", "e"], ["ln"], name="ln", axis=-1),
+            n("Transpose", ["ln"], ["back"], name="back", perm=[0, 3, 1, 2])] if prenorm else []
+    nodes = [n("Conv", ["x", "w", "b"], ["s"], name="stem", strides=[4, 4]), *head,
+             n("Conv", ["back" if prenorm else "s", "w1", "b1"], ["f"], name="fc1"), n("Gelu", ["f"], ["y"], name="gelu")]
+    inits = [ones("w", 8, 3, 4, 4), ones("b", 8), ones("g", 8), ones("e", 8), ones("w1", 16, 8, 1, 1), ones("b1", 16)]
+    if not prenorm:  # a LayerNorm elsewhere in the file
+        nodes.append(n("LayerNormalization", ["y", "g16", "e16"], ["z"], name="ln", axis=1))
+        inits += [ones("g16", 16, 4, 4), ones("e16", 16, 4, 4)]
+    out = [v("y", [1, 16, 4, 4])] if prenorm else [v("z", [1, 16, 4, 4])]
+    graph = helper.make_graph(nodes, "g", [v("x", [1, 3, 16, 16])], out, inits)
+    path = tmp_path / "convnext.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]).SerializeToString())
+    assert (Imported(str(path)).training_note() is not None) == noted
+
+
 def test_a_traced_constant_added_in_is_a_buffer_and_an_initializer_a_param():
     """Add of a Constant node's [4, 4] value (a mask computed when the model was traced): a buffer; Add of a [4]
     initializer through Unsqueeze (a bias): a param, owned by the Add."""

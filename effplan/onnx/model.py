@@ -128,7 +128,7 @@ class Imported:
 UNFOLDED = "#bn"
 NORMS = {"BatchNormalization", "LayerNormalization", "GroupNormalization", "InstanceNormalization"}
 ACTIVATIONS = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu", "Gelu", "Tanh", "Elu",
-               "Selu", "Mish", "Softplus"}
+               "Selu", "Mish", "Softplus", "Swish"}  # Swish: the composite x * Sigmoid(x)
 
 
 def _normed(graph) -> bool:
@@ -143,17 +143,31 @@ def foldable_convs(graph) -> list[str]:
     squeeze-excitation conv on a pooled map never had BN). In a file with no norm, every such conv. A file with
     norms (BatchNormalization after its other layers, as LeViT's linear layers beside its folded conv stem;
     LayerNorm beside conv-BN stems, as MobileViT and EfficientFormer) shows it by a biased conv that feeds an
-    activation straight away; there, a conv feeding a norm (ConvNeXt's, EfficientFormer's MLP) is not one."""
+    activation straight away (an exported GELU or SiLU composite too, as the one op); there, a conv feeding a norm
+    (EfficientFormer's MLP) or reading one (ConvNeXt's pre-norm MLP, through the permute back) is not one."""
     from ..graph.builder import readers
 
+    from ..graph.composite import composites
+
     tensors, read, nodes = graph.graph["tensors"], readers(graph), graph.nodes
-    normed = _normed(graph)
+    normed, parts = _normed(graph), composites(graph)
+    producer = {t: n for n in nodes for t in nodes[n]["outputs"]}
+
+    def kind(n):  # an op, or the composite it is part of (an exported GELU, SiLU, LayerNorm)
+        return parts[n].kind if n in parts else nodes[n]["op"]
 
     def feeds(name, ops):
-        return any(nodes[r]["op"] in ops for t in nodes[name]["outputs"] for r in read.get(t, ()))
+        return any(kind(r) in ops for t in nodes[name]["outputs"] for r in read.get(t, ()))
+
+    def after_norm(name):  # a pre-norm block's first layer (ConvNeXt's MLP: LayerNorm, permuted back, then the conv)
+        made = producer.get(nodes[name]["inputs"][0]) if nodes[name]["inputs"] else None
+        if made is not None and nodes[made]["op"] == "Transpose":
+            made = producer.get(nodes[made]["inputs"][0])
+        return made is not None and kind(made) in NORMS
 
     found = [n for n in nodes if nodes[n]["op"] == "Conv" and any(w.role == "B" for w in nodes[n]["weights"])
-             and math.prod(tensors[nodes[n]["outputs"][0]][2:]) > 1 and not (normed and feeds(n, NORMS | {"Transpose"}))]
+             and math.prod(tensors[nodes[n]["outputs"][0]][2:]) > 1
+             and not (normed and (feeds(n, NORMS | {"Transpose"}) or after_norm(n)))]
     if normed and not any(feeds(n, ACTIVATIONS) for n in found):
         return []
     return found
@@ -185,7 +199,9 @@ def foldable_linears(graph) -> list[str]:
     feed no BatchNormalization: never these."""
     from ..graph.builder import readers
 
-    read, nodes = readers(graph), graph.nodes
+    from ..graph.composite import composites
+
+    read, nodes, parts = readers(graph), graph.nodes, composites(graph)
 
     def reaches_bn(t, steps=3):
         after = read.get(t, ())
@@ -198,7 +214,7 @@ def foldable_linears(graph) -> list[str]:
     if not any(reaches_bn(out) for out, biased in linears.values() if not biased):
         return []
     return [n for n, (out, biased) in linears.items()
-            if biased and any(nodes[r]["op"] in ACTIVATIONS for r in read.get(out, ()))]
+            if biased and any((parts[r].kind if r in parts else nodes[r]["op"]) in ACTIVATIONS for r in read.get(out, ()))]
 
 
 def unfold_batch_norm(graph):
