@@ -11,13 +11,14 @@ only x, constants or the region's own tensors, and nothing outside reads a tenso
 memory.py counts what the one op saves (Swish, Gelu, HardSwish, HardSigmoid: x; LayerNorm: x and a mean and
 inverse std per row) and never stores the tensors inside; training.py times one backward kernel for it.
 The layer rows still show every node.
-  Attention           scale q, scale and transpose k -> MatMul(q, k^T) [scaled] [plus a mask] -> Softmax -> MatMul(., v):
-                      scaled_dot_product_attention (its exported form: q and k^T each scaled),
-                      as timm and transformers run it by default (flash or memory-efficient kernels): it keeps q,
-                      k, v, its output and a logsumexp per row, never the scores; training time runs its fused
-                      backward kernel; a Dropout on the probabilities (dropout_p) runs inside it, keeping no mask
-                      (the flash kernels draw it again in backward from a saved seed). Attention a model writes out
-                      itself (no sqrt(scale) on both q and k^T: how a file shows an sdpa call, below) is its ops, scores kept.
+  Attention           scale q, scale and transpose k -> MatMul(q, k^T) [scaled] [plus a mask] -> Softmax
+                      [-> Dropout] -> MatMul(., v): scaled_dot_product_attention in its exported form (q and k^T
+                      each scaled), as timm and transformers run it by default (flash or memory-efficient kernels):
+                      it keeps q, k, v, its output and a logsumexp per row, never the scores; training time runs
+                      its fused backward kernel; a Dropout on the probabilities (dropout_p) runs inside it, keeping
+                      no mask (the flash kernels draw it again in backward from a saved seed). Attention a model
+                      writes out itself (no sqrt(scale) on both q and k^T: how a file shows an sdpa call, below)
+                      is its ops, scores kept.
 """
 from __future__ import annotations
 
@@ -270,7 +271,8 @@ def _attention_views(graph) -> dict[str, str]:
                 while todo:
                     t = todo.pop()
                     views[t] = out
-                    todo += [nodes[r]["outputs"][0] for r in read.get(t, ()) if nodes[r]["op"] in ("Reshape", "Flatten")]
+                    todo += [nodes[r]["outputs"][0] for r in read.get(t, ())
+                             if nodes[r]["op"] in ("Reshape", "Flatten")]
     return views
 
 

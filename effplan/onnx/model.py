@@ -214,7 +214,8 @@ def foldable_linears(graph) -> list[str]:
     if not any(reaches_bn(out) for out, biased in linears.values() if not biased):
         return []
     return [n for n, (out, biased) in linears.items()
-            if biased and any((parts[r].kind if r in parts else nodes[r]["op"]) in ACTIVATIONS for r in read.get(out, ()))]
+            if biased and any((parts[r].kind if r in parts else nodes[r]["op"]) in ACTIVATIONS
+                              for r in read.get(out, ()))]
 
 
 def unfold_batch_norm(graph):
@@ -259,7 +260,8 @@ def unfold_batch_norm(graph):
         if name in convs or node["op"] == "Gemm":  # the op keeps its product, the BN takes its output
             raw = f"{y}{UNFOLDED}"
             out.graph["tensors"][raw] = shape
-            out.add_node(name, **{**node, "outputs": (raw,), "weights": tuple(w for w in node["weights"] if w.role != "B")})
+            kept = tuple(w for w in node["weights"] if w.role != "B")
+            out.add_node(name, **{**node, "outputs": (raw,), "weights": kept})
             batch_norm(name, node, raw, y, shape[1] if name in convs else shape[-1])
             continue
         product = next(t for t in node["inputs"] if t in tensors)  # the MatMul's output: the Add becomes the BN

@@ -361,8 +361,9 @@ def storage_views(graph) -> dict[str, str]:
             if not node["inputs"] or node["weights"]:
                 continue
             x, y = node["inputs"][0], node["outputs"][0]
-            if (node["op"] == "Gather" and len(node["inputs"]) == 1 and len(tensors[y]) == len(tensors[x]) - 1) or \
-                    node["op"] in ("Identity", "Transpose") or (node["op"] == "Dropout" and node["attrs"].get("ratio", 0.5) == 0):
+            select = node["op"] == "Gather" and len(node["inputs"]) == 1 and len(tensors[y]) == len(tensors[x]) - 1
+            nothing = node["op"] == "Dropout" and node["attrs"].get("ratio", 0.5) == 0
+            if select or nothing or node["op"] in ("Identity", "Transpose"):
                 views[y] = views.get(x, x)
         return views
     return _derived(graph, "storage_views", compute)

@@ -428,7 +428,8 @@ def attention_record(graph, block, group: list, at: int, size: int, tile, tensor
     logsumexp = f"{block.nodes[-1]}#logsumexp"
     return {"group": group, "node": first, "main": products[0], "kind": "gemm",
             "reads": {source(t) for t in block.operands if t in tensors}, "writes": {out, logsumexp},
-            "weights": 0, "macs": macs, "flops": flops, "unit": "matrix", "matrix": 2 * padded, "vector": flops - 2 * macs,
+            "weights": 0, "macs": macs, "flops": flops, "unit": "matrix", "matrix": 2 * padded,
+            "vector": flops - 2 * macs,
             "loss": 1 - macs / padded if tile is not None else 0.0, "op": "Attention", "at": at,
             "extra": {logsumexp: (block.groups, max(1, 4 // size))}}  # fp32 whatever the precision
 
