@@ -107,7 +107,7 @@ def test_the_residual_after_an_activation_is_not_swallowed():
     assert math.prod(graph.graph["tensors"]["y"]) == N
 
 
-def _written_attention(sdpa: bool):
+def _written_attention(sdpa: bool, dropout: bool = False):
     """Attention on h [2, 4, 8], v = -h: as the exporters write sdpa(h, h, v) (h and h^T each times sqrt(0.35)), or
     as a model writes it out itself ((h @ h^T) * 0.35, timm Swin's and LeViT's way)."""
     v = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)  # noqa: E731
@@ -115,11 +115,14 @@ def _written_attention(sdpa: bool):
               node("Mul", ["kt", "c"], "ks"), node("MatMul", ["qs", "ks"], "s"), node("Softmax", ["s"], "p", axis=-1)] \
         if sdpa else [node("Transpose", ["h"], "kt", perm=[0, 2, 1]), node("MatMul", ["h", "kt"], "s"),
                       node("Mul", ["s", "c"], "sc"), node("Softmax", ["sc"], "p", axis=-1)]
-    nodes = [helper.make_node("Mul", ["x", "w"], ["h"], name="scale"), node("Neg", ["h"], "v"), *scaled,
-             node("MatMul", ["p", "v"], "y")]
+    drop = [helper.make_node("Dropout", ["p", "ratio", "training"], ["pd"], name="drop")] if dropout else []
+    nodes = [helper.make_node("Mul", ["x", "w"], ["h"], name="scale"), node("Neg", ["h"], "v"), *scaled, *drop,
+             node("MatMul", ["pd" if dropout else "p", "v"], "y")]
     g = helper.make_graph(nodes, "t", [v("x", [2, 4, 8])], [v("y", [2, 4, 8])],
                           [numpy_helper.from_array(np.ones(8, np.float32), "w"),
-                           numpy_helper.from_array(np.array(0.35 ** 0.5 if sdpa else 0.35, np.float32), "c")])
+                           numpy_helper.from_array(np.array(0.35 ** 0.5 if sdpa else 0.35, np.float32), "c"),
+                           numpy_helper.from_array(np.array(0.1, np.float32), "ratio"),
+                           numpy_helper.from_array(np.array(True), "training")])
     return from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
 
 
@@ -134,6 +137,31 @@ def test_attention_is_scaled_dot_product_attention():
     t = training_memory(graph, "fp32", "sgd")
     assert t.activation_bytes == 4 * N * F + 2 * 4 * 4
     assert t.saved["p"] == t.saved["s"] == 0
+
+
+def test_sdpa_dropout_on_the_probabilities_runs_inside_the_kernel():
+    """sdpa(h, h, v, dropout_p=0.1) in a train-mode export: a Dropout between the Softmax and the product with v. The
+    flash kernels drop inside and draw the same mask again in backward from a saved seed: the Dropout is part of the
+    attention, and nothing more is kept than without it (no mask, no probabilities)."""
+    graph = _written_attention(sdpa=True, dropout=True)
+    (found,) = set(composites(graph).values())
+    assert found.kind == "Attention" and "drop" in found.nodes
+    t = training_memory(graph, "fp32", "sgd")
+    assert t.activation_bytes == 4 * N * F + 2 * 4 * 4 and t.saved["drop"] == 0
+
+
+def test_a_dropout_that_drops_nothing_is_its_input():
+    """h = x * w; d = Dropout(h, ratio 0) (F.dropout with p = 0 returns h itself); d * g and h * g2 (learned g, g2)
+    each save their activation operand: one storage, h's (256 bytes), beside x (the first scale's, 256)."""
+    v = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)  # noqa: E731
+    nodes = [helper.make_node("Mul", ["x", "w"], ["h"], name="scale"),
+             helper.make_node("Dropout", ["h", "zero"], ["d"], name="drop"), node("Mul", ["d", "g"], "a"),
+             node("Mul", ["h", "g2"], "b"), node("Add", ["a", "b"], "y")]
+    g = helper.make_graph(nodes, "t", [v("x", [2, 4, 8])], [v("y", [2, 4, 8])],
+                          [numpy_helper.from_array(np.ones(8, np.float32), n) for n in ("w", "g", "g2")]
+                          + [numpy_helper.from_array(np.array(0.0, np.float32), "zero")])
+    graph = from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
+    assert training_memory(graph, "fp32", "sgd").activation_bytes == 2 * N * F
 
 
 def test_attention_a_model_writes_out_itself_keeps_its_scores():
