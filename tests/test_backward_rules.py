@@ -66,6 +66,8 @@ CASES = {  # op: (nodes, inits, [(FLOPs, bytes)] of its backward kernels, derive
     # gather's backward: dY [2, 4, 2] scatter-added into zeros of h's shape
     "GatherElements": ([op("GatherElements", ["h", "gi"], axis=2)], [("gi", np.zeros((2, 4, 2), np.int64))],
                        [(16, 16 * F + N * F)]),
+    # index's backward (index_put_ with accumulate): dY [3, 8] (rows (0, 1), (1, 3), (0, 0) of h) added into zeros
+    "GatherND": ([op("GatherND", ["h", "nd"])], [("nd", np.array([[0, 1], [1, 3], [0, 0]]))], [(24, 24 * F + N * F)]),
     # sum_backward: dY [2, 4, 1] expanded back: 0 FLOPs, one write per input element
     "ReduceSum": ([op("ReduceSum", ["h", "axes"])], [("axes", np.array([2]))], [(0, 8 * F + N * F)]),
     "ReduceMean": ([op("ReduceMean", ["h", "axes"])], [("axes", np.array([2]))], [(N, 8 * F + N * F)]),
@@ -189,10 +191,11 @@ def test_train_refuses_a_quantized_file_in_one_line(effplan):
 def test_attentions_backward_is_one_fused_kernel_as_flash_attention_runs_it():
     """Self-attention on h (B 1, H 2, L = S = 4 tokens, D 8): |Q| = |Y| = 64 elements. FlashAttention-2's backward
     recomputes Q K^T and runs dV, dP, dQ, dK: S (3|Q| + 2|Y|) = 4 * 320 = 1,280 MACs; FLOPs 2 * 1,280, plus 5 per
-    score (B H L S = 32) and 2 per output element: 2,560 + 160 + 128 = 2,848. Bytes: the saved h (256) and Y (256),
-    4 statistics groups of two fp32 (32: a logsumexp per query row, 8 rows), dY (256), dQ, dK and dV (3 x 256)."""
+    score (B H L S = 32) and 2 per output element: 2,560 + 160 + 128 = 2,848. Bytes: it reads Q, K and V (the saved
+    h, once per operand: 3 x 256) and Y (256), 4 statistics groups of two fp32 (32: a logsumexp per query row, 8
+    rows) and dY (256), and writes dQ, dK and dV (3 x 256)."""
     graph = graph_of([op("Attention", ["h", "h", "h"])], ["y"], x=(1, 2, 4, 8), opset=23)
-    assert kernels(graph, "op") == [(2848, 256 + 256 + 32 + 256 + 3 * 256)]
+    assert kernels(graph, "op") == [(2848, 3 * 256 + 256 + 32 + 256 + 3 * 256)]
     macs = [k.macs for k in backward_kernels(graph, DEVICE, "fp32", "fp32", "eager") if k.name == "op#d"]
     assert macs == [1280]
 
@@ -212,7 +215,7 @@ def test_a_product_keeps_an_operand_only_when_its_partner_needs_a_gradient():
 
 def test_slices_that_split_a_tensor_are_one_backward_as_split():
     """The dynamo exporter writes unbind/chunk as one Slice per piece: two halves of h's last axis cover it, so
-    their backward is one kernel, as Split's (reading both pieces' gradients, writing dh), and h gets no
+    their forward and their backward are one kernel each, as Split's (reading both pieces' gradients, writing dh), and h gets no
     gradient accumulation; a lone Slice (the first half only) is slice_backward."""
     halves = [helper.make_node("Slice", ["h", "s0", "e0", "ax"], ["a"], name="first"),
               helper.make_node("Slice", ["h", "s1", "e1", "ax"], ["b"], name="op"),
@@ -223,6 +226,24 @@ def test_slices_that_split_a_tensor_are_one_backward_as_split():
     names = [k.name for k in backward_kernels(graph, DEVICE, "fp32", "fp32", "eager")]
     assert kernels(graph, "op") == [(0, 2 * (N // 2) * F + N * F)] and kernels(graph, "first") == []
     assert not any("accumulate" in n for n in names)
+    from effplan.plan.roofline import kernel_groups  # and one forward kernel, as Split's
+
+    assert kernel_groups(graph, "eager") == [["scale"], ["first", "op"], ["join"]]
+
+
+def test_a_slice_of_the_whole_tensor_is_no_op_at_all():
+    """h[:, :, 0:8] on h [2, 4, 8] keeps all of h: PyTorch's indexing returns h itself (TensorIndexing.h applySlice),
+    only TorchScript's tracer records it. No backward kernel and no forward kernel (it is a view); the half slice
+    h[:, :, 0:4] stays one of each."""
+    from effplan.plan.roofline import kernel_groups
+
+    consts = [("s", np.array([0])), ("e", np.array([8])), ("half", np.array([4])), ("ax", np.array([2]))]
+    whole = graph_of([op("Slice", ["h", "s", "e", "ax"]), helper.make_node("Relu", ["y"], ["r"], name="relu")],
+                     ["r"], consts)
+    half = graph_of([op("Slice", ["h", "s", "half", "ax"]), helper.make_node("Relu", ["y"], ["r"], name="relu")],
+                    ["r"], consts)
+    assert kernels(whole, "op") == [] and len(kernels(half, "op")) == 1
+    assert ["op"] not in kernel_groups(whole, "eager") and ["op"] in kernel_groups(half, "eager")
 
 
 def test_a_learned_bias_add_runs_its_gradients_reduction():
@@ -233,16 +254,19 @@ def test_a_learned_bias_add_runs_its_gradients_reduction():
 
 
 def test_attention_written_out_in_onnx_trains_as_the_one_fused_kernel():
-    """MatMul(h, Transpose(h)) -> Mul(scale) -> Softmax -> MatMul(., h) on h (1, 2, 4, 8): the composite's backward
-    is FlashAttention-2's one kernel, as the Attention op's: S (3|Q| + 2|Y|) = 4 * (192 + 128) = 1,280 MACs and
-    2,848 FLOPs (see the test above). Bytes: what sdpa keeps, h and k^T (256 each) and Y (256) and a logsumexp per
-    row (8 rows x 4), dY (256), and the gradients of q, k^T and v (3 x 256): 1,824. No kernel for its inner ops."""
-    nodes = [helper.make_node("Transpose", ["h"], ["kt"], name="kt", perm=[0, 1, 3, 2]),
-             helper.make_node("MatMul", ["h", "kt"], ["s"], name="qk"),
-             helper.make_node("Mul", ["s", "c"], ["z"], name="times"),
-             helper.make_node("Softmax", ["z"], ["p"], name="softmax", axis=-1),
+    """sdpa(h, h, h) as both exporters write it, Mul(h, sqrt(scale)) @ Mul(Transpose(h), sqrt(scale)) -> Softmax ->
+    MatMul(., h) on h (1, 2, 4, 8): the composite's backward is FlashAttention-2's one kernel, as the Attention op's:
+    S (3|Q| + 2|Y|) = 4 * (192 + 128) = 1,280 MACs and 2,848 FLOPs (see the test above). The scales and the
+    transpose run inside the kernel, so q = k = v = h. Bytes: it reads q, k and v (h three times, 3 x 256), Y (256),
+    a logsumexp per row (8 rows x 4) and dY (256), and writes the gradients of q, k and v (3 x 256): 2,080. No
+    kernel for its inner ops."""
+    nodes = [helper.make_node("Mul", ["h", "c"], ["qs"], name="qs"),
+             helper.make_node("Transpose", ["h"], ["kt"], name="kt", perm=[0, 1, 3, 2]),
+             helper.make_node("Mul", ["kt", "c"], ["ks"], name="ks"),
+             helper.make_node("MatMul", ["qs", "ks"], ["s"], name="qk"),
+             helper.make_node("Softmax", ["s"], ["p"], name="softmax", axis=-1),
              op("MatMul", ["p", "h"])]
-    graph = graph_of(nodes, ["y"], [("c", F32(0.35))], x=(1, 2, 4, 8))
-    assert kernels(graph, "op") == [(2848, 256 + 256 + 256 + 32 + 256 + 3 * 256)]
-    assert kernels(graph, "qk") == kernels(graph, "times") == kernels(graph, "softmax") == []
+    graph = graph_of(nodes, ["y"], [("c", F32(0.35 ** 0.5))], x=(1, 2, 4, 8))
+    assert kernels(graph, "op") == [(2848, 3 * 256 + 256 + 32 + 256 + 3 * 256)]
+    assert all(kernels(graph, n) == [] for n in ("qs", "kt", "ks", "qk", "softmax"))
     assert [k.macs for k in backward_kernels(graph, DEVICE, "fp32", "fp32", "eager") if k.name == "op#d"] == [1280]

@@ -107,20 +107,99 @@ def test_the_residual_after_an_activation_is_not_swallowed():
     assert math.prod(graph.graph["tensors"]["y"]) == N
 
 
-def test_attention_is_scaled_dot_product_attention():
-    """h @ h^T, times 0.35, Softmax, @ v (v = -h): the fused kernel keeps q (h), k (h^T), v and its output
-    (256 bytes each) and a logsumexp per row (2 x 4 rows, fp32), never the scores or probabilities; besides x,
-    which the scale keeps (256)."""
+def _written_attention(sdpa: bool, dropout: bool = False):
+    """Attention on h [2, 4, 8], v = -h: as the exporters write sdpa(h, h, v) (h and h^T each times sqrt(0.35)), or
+    as a model writes it out itself ((h @ h^T) * 0.35, timm Swin's and LeViT's way)."""
     v = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)  # noqa: E731
-    nodes = [helper.make_node("Mul", ["x", "w"], ["h"], name="scale"), node("Transpose", ["h"], "kt", perm=[0, 2, 1]),
-             node("Neg", ["h"], "v"), node("MatMul", ["h", "kt"], "s"), node("Mul", ["s", "c"], "sc"),
-             node("Softmax", ["sc"], "p", axis=-1), node("MatMul", ["p", "v"], "y")]
+    scaled = [node("Mul", ["h", "c"], "qs"), node("Transpose", ["h"], "kt", perm=[0, 2, 1]),
+              node("Mul", ["kt", "c"], "ks"), node("MatMul", ["qs", "ks"], "s"), node("Softmax", ["s"], "p", axis=-1)] \
+        if sdpa else [node("Transpose", ["h"], "kt", perm=[0, 2, 1]), node("MatMul", ["h", "kt"], "s"),
+                      node("Mul", ["s", "c"], "sc"), node("Softmax", ["sc"], "p", axis=-1)]
+    drop = [helper.make_node("Dropout", ["p", "ratio", "training"], ["pd"], name="drop")] if dropout else []
+    nodes = [helper.make_node("Mul", ["x", "w"], ["h"], name="scale"), node("Neg", ["h"], "v"), *scaled, *drop,
+             node("MatMul", ["pd" if dropout else "p", "v"], "y")]
     g = helper.make_graph(nodes, "t", [v("x", [2, 4, 8])], [v("y", [2, 4, 8])],
                           [numpy_helper.from_array(np.ones(8, np.float32), "w"),
-                           numpy_helper.from_array(np.array(0.35, np.float32), "c")])
-    graph = from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
+                           numpy_helper.from_array(np.array(0.35 ** 0.5 if sdpa else 0.35, np.float32), "c"),
+                           numpy_helper.from_array(np.array(0.1, np.float32), "ratio"),
+                           numpy_helper.from_array(np.array(True), "training")])
+    return from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
+
+
+def test_attention_is_scaled_dot_product_attention():
+    """sdpa(h, h, v) as exported: the kernel scales and transposes itself (the scales and the Transpose run inside
+    it). It keeps q and k (both h: one storage, 256 bytes), v and its output (256 each) and a logsumexp per row
+    (2 x 4 rows, fp32), never the scores or probabilities; besides x, which the scale keeps (256)."""
+    graph = _written_attention(sdpa=True)
     found = set(composites(graph).values())
-    assert [(c.kind, c.nodes) for c in found] == [("Attention", ("s", "sc", "p", "y"))]
+    assert [(c.kind, c.nodes, c.operands) for c in found] == [
+        ("Attention", ("qs", "kt", "ks", "s", "p", "y"), ("h", "h", "v"))]
     t = training_memory(graph, "fp32", "sgd")
-    assert t.activation_bytes == 5 * N * F + 2 * 4 * 4
+    assert t.activation_bytes == 4 * N * F + 2 * 4 * 4
     assert t.saved["p"] == t.saved["s"] == 0
+
+
+def test_sdpa_dropout_on_the_probabilities_runs_inside_the_kernel():
+    """sdpa(h, h, v, dropout_p=0.1) in a train-mode export: a Dropout between the Softmax and the product with v. The
+    flash kernels drop inside and draw the same mask again in backward from a saved seed: the Dropout is part of the
+    attention, and nothing more is kept than without it (no mask, no probabilities)."""
+    graph = _written_attention(sdpa=True, dropout=True)
+    (found,) = set(composites(graph).values())
+    assert found.kind == "Attention" and "drop" in found.nodes
+    t = training_memory(graph, "fp32", "sgd")
+    assert t.activation_bytes == 4 * N * F + 2 * 4 * 4 and t.saved["drop"] == 0
+
+
+def test_a_dropout_that_drops_nothing_is_its_input():
+    """h = x * w; d = Dropout(h, ratio 0) (F.dropout with p = 0 returns h itself); d * g and h * g2 (learned g, g2)
+    each save their activation operand: one storage, h's (256 bytes), beside x (the first scale's, 256)."""
+    v = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)  # noqa: E731
+    nodes = [helper.make_node("Mul", ["x", "w"], ["h"], name="scale"),
+             helper.make_node("Dropout", ["h", "zero"], ["d"], name="drop"), node("Mul", ["d", "g"], "a"),
+             node("Mul", ["h", "g2"], "b"), node("Add", ["a", "b"], "y")]
+    g = helper.make_graph(nodes, "t", [v("x", [2, 4, 8])], [v("y", [2, 4, 8])],
+                          [numpy_helper.from_array(np.ones(8, np.float32), n) for n in ("w", "g", "g2")]
+                          + [numpy_helper.from_array(np.array(0.0, np.float32), "zero")])
+    graph = from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
+    assert training_memory(graph, "fp32", "sgd").activation_bytes == 2 * N * F
+
+
+def test_attention_a_model_writes_out_itself_keeps_its_scores():
+    """(h @ h^T) * 0.35 -> Softmax -> @ v: no sqrt(scale) on both operands, so the model ran these ops itself
+    (aten's matmul and softmax), and autograd keeps the probabilities [2, 4, 4] (128 bytes, for softmax's backward
+    and the product with v), h and h^T for the first product (h^T a view of h: one storage) and v for the second:
+    no composite. With x (the scale's), 896 bytes: what saved_tensors_hooks counts for the same ops in PyTorch
+    (each storage once)."""
+    graph = _written_attention(sdpa=False)
+    assert composites(graph) == {}
+    t = training_memory(graph, "fp32", "sgd")
+    assert t.saved["p"] == 2 * 4 * 4 * F and t.saved["v"] == N * F and t.saved["scale"] == 2 * N * F  # x, h
+    assert t.saved["kt"] == t.saved["s"] == t.saved["sc"] == 0 and t.activation_bytes == 896
+
+
+def _attention_file():
+    """q, k, v [1, 2, 16, 8] (two heads, 16 tokens, d = 8) as inputs; the exporter's scaled_dot_product_attention:
+    q and k transposed each times sqrt(0.35), MatMul, Softmax, MatMul."""
+    v = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 2, 16, 8])  # noqa: E731
+    nodes = [node("Mul", ["q", "c"], "qs"), node("Transpose", ["k"], "kt", perm=[0, 1, 3, 2]),
+             node("Mul", ["kt", "c"], "ks"), node("MatMul", ["qs", "ks"], "s"), node("Softmax", ["s"], "p", axis=-1),
+             node("MatMul", ["p", "v"], "y")]
+    g = helper.make_graph(nodes, "t", [v("q"), v("k"), v("v")], [v("y")],
+                          [numpy_helper.from_array(np.array(0.35, np.float32), "c")])
+    return from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
+
+
+def test_attention_runs_as_the_one_fused_kernel_in_the_forward():
+    """Under eager (single_kernel "attention") the whole chain is scaled_dot_product_attention's one kernel
+    (FlashAttention-2's forward): 2 S^2 d MACs per head = 2 x 16^2 x 8 x 2 heads = 8192; FLOPs 2 x 8192 plus 4 a
+    score (scale 1, softmax 3) x 2 x 16 x 16 = 18,432; it reads q, k, v (3 x 256 fp32 = 3072 bytes) and writes the
+    output (1024) and a logsumexp per query row (32 rows x 4 bytes): 4224 bytes. Under onnxruntime's CPU runtime
+    (no such kernel) each op is a kernel of its own, the scores written and read again."""
+    from effplan.plan.roofline import roofline
+
+    graph = _attention_file()
+    (kernel,) = roofline(graph, DEVICE, "fp32", runtime="eager").kernels
+    assert (kernel.op, kernel.macs, kernel.flops, kernel.bytes) == ("Attention", 8192, 18432, 4224)
+    assert kernel.nodes == ("qs", "kt", "ks", "s", "p", "y")
+    ort = roofline(graph, DEVICE, "fp32", runtime="onnxruntime-cpu").kernels
+    assert len(ort) > 1 and sum(k.macs for k in ort) == 8192

@@ -266,6 +266,8 @@ CASES = [
     ("Gather", {"axis": -2}, [x(5, 6, 7), scalar(1, I64)], 13, 1),
     ("Gather", {"axis": 2}, [x(5, 6, 7), ints(0, 3)], 13, 1),
     ("GatherElements", {"axis": 1}, [x(5, 6, 7), x(5, 2, 7, elem=I64)], 13, 1),  # the indices' shape
+    ("GatherND", {}, [x(5, 6, 7), x(3, 4, 2, elem=I64)], 13, 1),  # (3, 4) + data[2:]: (3, 4, 7)
+    ("GatherND", {"batch_dims": 1}, [x(5, 6, 7), x(5, 4, 1, elem=I64)], 13, 1),  # (5, 4) + data[2:]
     ("RandomUniformLike", {}, [x(2, 3)], 13, 1),  # the input's shape and type (a train-mode drop path)
     ("RandomNormalLike", {}, [x(2, 3)], 13, 1),
     ("Bernoulli", {}, [x(2, 3)], 15, 1),

@@ -300,19 +300,24 @@ def test_modern_ops_cost_their_stated_flops_per_element():
 
 
 def test_vit_training_saves_what_autograd_saves():
-    """fp32, batch 2, 5 tokens of width 16, 2 heads of 8: attention (MatMul, scale, Softmax, MatMul) is
-    scaled_dot_product_attention, which keeps q, k, v, its output and a logsumexp per row, never the scores;
-    LayerNorm its input and a mean and inverse std per token, the exported GELU (Div/Erf/Add/Mul/Mul) only its
-    input; each tensor counted once, on its producer's row."""
+    """fp32, batch 2, 5 tokens of width 16, 2 heads of 8. This block writes its attention out itself ((q @ k^T) *
+    scale, Softmax, @ v: timm's attention before it called sdpa), so PyTorch runs those ops and autograd keeps the
+    probabilities (2 x 2 x 5 x 5) and the products' operands: q, k^T and v, all views of the permuted qkv (one
+    storage). LayerNorm its input and a mean and inverse std per token, the exported GELU (Div/Erf/Add/Mul/Mul) only
+    its input; each storage counted once (a view saved keeps its base's), on its producer's row."""
     from effplan.plan.memory import training_memory
 
     graph, _, _ = analyze_file(fixture("vit_block"), 2)
     saved = {name.rsplit("/", 1)[1]: size for name, size in training_memory(graph, "fp32", "sgd").saved.items()}
-    assert saved["Softmax_49"] == saved["MatMul_46"] == 0  # the scores and probabilities are never kept
-    assert saved["MatMul_50"] == 2 * 2 * 5 * 8 * 4 + 2 * 2 * 5 * 4  # its output and a logsumexp per row (fp32)
+    assert saved["Softmax_49"] == 2 * 2 * 5 * 5 * 4 and saved["MatMul_46"] == saved["Mul_48"] == 0  # not the scores
+    # q, k, v are qkv[0], qkv[1], qkv[2] (selects), k^T a transpose: views of the permuted qkv, one storage
+    assert saved["Reshape_37"] == 3 * 2 * 2 * 5 * 8 * 4
+    assert saved["Transpose_38"] == saved["Gather_40"] == saved["Gather_42"] == saved["Transpose_45"] == 0
+    assert saved["Reshape_55"] == 2 * 5 * 16 * 4  # the projection's input: (p @ v) transposed and reshaped, a copy
     assert saved["Add_23"] == 2 * 5 * 16 * 4  # LayerNorm's input
     assert saved["LayerNormalization_24"] == 2 * 5 * 16 * 4 + 2 * (2 * 5) * 4  # its output (qkv's input), stats
-    assert saved["Gather_40"] == saved["Transpose_45"] == saved["Gather_44"] == 2 * 2 * 5 * 8 * 4  # q, k^T, v
+    # the head's x[:, 0] (a select) keeps the final norm's whole output alive (640), beside the norm's stats (80)
+    assert saved["LayerNormalization_73"] == 2 * 5 * 16 * 4 + 2 * (2 * 5) * 4
     assert saved["Add_61"] == 2 * 5 * 32 * 4  # GELU's input
     assert [saved[n] for n in ("Div_63", "Erf_64", "Add_66", "Mul_67")] == [0] * 4  # nothing inside GELU
 

@@ -11,11 +11,14 @@ only x, constants or the region's own tensors, and nothing outside reads a tenso
 memory.py counts what the one op saves (Swish, Gelu, HardSwish, HardSigmoid: x; LayerNorm: x and a mean and
 inverse std per row) and never stores the tensors inside; training.py times one backward kernel for it.
 The layer rows still show every node.
-  Attention           MatMul(q, k^T) [scaled] [plus a mask] -> Softmax -> MatMul(., v): scaled_dot_product_attention,
-                      as timm and transformers run it by default (flash or memory-efficient kernels): it keeps q,
-                      k, v, its output and a logsumexp per row, never the scores; training time runs its fused
-                      backward kernel. A model whose code writes attention out by hand keeps the scores too: the file
-                      does not record which, and effplan plans the fused kernel.
+  Attention           scale q, scale and transpose k -> MatMul(q, k^T) [scaled] [plus a mask] -> Softmax
+                      [-> Dropout] -> MatMul(., v): scaled_dot_product_attention in its exported form (q and k^T
+                      each scaled), as timm and transformers run it by default (flash or memory-efficient kernels):
+                      it keeps q, k, v, its output and a logsumexp per row, never the scores; training time runs
+                      its fused backward kernel; a Dropout on the probabilities (dropout_p) runs inside it, keeping
+                      no mask (the flash kernels draw it again in backward from a saved seed). Attention a model
+                      writes out itself (no sqrt(scale) on both q and k^T: how a file shows an sdpa call, below)
+                      is its ops, scores kept.
 """
 from __future__ import annotations
 
@@ -36,7 +39,8 @@ class Composite:
     nodes: tuple[str, ...]  # in graph order; the last writes the output
     input: str  # x
     inner: frozenset  # tensors inside, never stored
-    groups: int = 0  # LayerNorm: rows normalised, at the graph's batch
+    groups: int = 0  # LayerNorm: rows normalised, at the graph's batch; Attention: query rows
+    operands: tuple[str, ...] = ()  # Attention: q, k, v as scaled_dot_product_attention reads them, then any mask
 
 
 def composites(graph) -> dict[str, Composite]:
@@ -162,10 +166,49 @@ def _slice_groups(graph) -> dict[str, str]:
     return groups
 
 
-def _attention(graph, softmax: str, read, producer, outputs) -> Composite | None:
-    """MatMul(q, k^T) -> [times or over a constant] -> [plus a mask or bias] -> Softmax -> MatMul(., v), each
-    tensor inside read only by the next: scaled dot-product attention, as torch's scaled_dot_product_attention
-    (timm's and transformers' default) runs it, never storing the scores."""
+def whole_slices(graph) -> frozenset:
+    """Slice nodes that keep their whole input (output shape = input shape: timm Swin's crop x[:, :H, :W] where
+    nothing was padded). PyTorch's indexing returns the tensor itself there, no op at all (aten/src/ATen/
+    TensorIndexing.h applySlice: start 0, stop the length, step 1), and only a tracer records it: TorchScript's
+    files keep such Slices, the dynamo exporter's drop them. They run no kernel, forward or backward."""
+    def compute(g):
+        tensors = g.graph["tensors"]
+        return frozenset(n for n in g.nodes if g.nodes[n]["op"] == "Slice" and g.nodes[n]["inputs"]
+                         and tensors.get(g.nodes[n]["inputs"][0]) == tensors.get(g.nodes[n]["outputs"][0]))
+    return _derived(graph, "whole_slices", compute)
+
+
+# How a file shows that the model called scaled_dot_product_attention: both exporters write it as aten's math
+# decomposition (aten/src/ATen/native/transformers/attention.cpp _scaled_dot_product_attention_math: q and k each
+# times sqrt(scale) "for numerical stability"; torch/onnx/symbolic_opset14.py scaled_dot_product_attention and
+# onnxscript's torchlib aten_scaled_dot_product_attention: Mul(q, Sqrt(scale)), Mul(Transpose(k), Sqrt(scale))).
+# Attention a model writes out itself (timm Swin's and LeViT's, an older timm ViT's) scales q or the scores once:
+# PyTorch runs its ops and autograd keeps its scores, and so does effplan.
+# What an exporter writes around the scores' product when it decomposes scaled_dot_product_attention: the scale
+# on q and on k^T (TorchScript's symbolic multiplies each by sqrt(scale); dynamo's decomposition likewise), and k's
+# transpose (with dynamo's reshapes to 3-D and back). The fused kernel reads q, k and v as they are and applies the
+# scale to the scores (FlashAttention-2, Dao 2023, Algorithm 1), so these run inside it.
+PROLOGUE = ("Mul", "Div", "Transpose", "Reshape")
+
+
+def _prologue(graph, t: str, reader: str, producer, only) -> tuple[list[str], str]:
+    """The prologue ops (PROLOGUE, each with one activation input and no weights: a scale by a constant, a
+    transpose, a view) that make operand `t` of `reader`, each read by the next alone; and the tensor they start
+    from."""
+    nodes, found = graph.nodes, []
+    while t in producer and only(t) == reader:
+        n = producer[t]
+        if nodes[n]["op"] not in PROLOGUE or nodes[n]["weights"] or len(nodes[n]["inputs"]) != 1:
+            break
+        found.insert(0, n)
+        t, reader = nodes[n]["inputs"][0], n
+    return found, t
+
+
+def _attention(graph, softmax: str, read, producer, outputs, position) -> Composite | None:
+    """[scale, transpose] -> MatMul(q, k^T) -> [times or over a constant] -> [plus a mask or bias] -> Softmax ->
+    MatMul(., v), each tensor inside read only by the next: scaled dot-product attention, as torch's
+    scaled_dot_product_attention (timm's and transformers' default) runs it, never storing the scores."""
     nodes = graph.nodes
 
     def only(t):
@@ -181,9 +224,13 @@ def _attention(graph, softmax: str, read, producer, outputs) -> Composite | None
     if t not in producer or nodes[producer[t]]["op"] != "MatMul" or nodes[producer[t]]["weights"]:
         return None
     chain.insert(0, producer[t])
-    last = only(nodes[softmax]["outputs"][0])
-    if last is None or nodes[last]["op"] != "MatMul" or nodes[last]["weights"] \
-            or nodes[last]["inputs"][0] != nodes[softmax]["outputs"][0]:
+    probs = nodes[softmax]["outputs"][0]
+    last = only(probs)
+    if last is not None and nodes[last]["op"] == "Dropout":  # sdpa's dropout_p, inside the kernel
+        chain.append(last)
+        probs = nodes[last]["outputs"][0]
+        last = only(probs)
+    if last is None or nodes[last]["op"] != "MatMul" or nodes[last]["weights"] or nodes[last]["inputs"][0] != probs:
         return None
     chain.append(last)
     inner = [nodes[n]["outputs"][0] for n in chain[:-1]]
@@ -192,8 +239,48 @@ def _attention(graph, softmax: str, read, producer, outputs) -> Composite | None
     for n in chain[1:-2]:  # a scale by a constant (one activation operand), or a mask added
         if nodes[n]["op"] in ("Mul", "Div") and len(nodes[n]["inputs"]) != 1:
             return None
+    first = chain[0]
+    (q_ops, q), (k_ops, k) = (_prologue(graph, t, first, producer, only) for t in nodes[first]["inputs"][:2])
+    if not all(any(nodes[n]["op"] in ("Mul", "Div") for n in ops) for ops in (q_ops, k_ops)):
+        return None  # no sqrt(scale) on both q and k^T: attention the model wrote out itself
+    v = nodes[last]["inputs"][1]
+    masks = [i for n in chain[1:-2] if nodes[n]["op"] == "Add" for i in nodes[n]["inputs"] if i not in inner]
+    inner += [nodes[n]["outputs"][0] for n in q_ops + k_ops]
+    members = tuple(sorted({*q_ops, *k_ops, *chain}, key=position.get))
     rows = math.prod(graph.graph["tensors"][nodes[softmax]["outputs"][0]][:-1])
-    return Composite("Attention", tuple(chain), nodes[chain[0]]["inputs"][0], frozenset(inner), rows)
+    return Composite("Attention", members, q, frozenset(inner), rows, (q, k, v, *masks))
+
+
+def attention_views(graph) -> dict[str, str]:
+    """Tensors that are an attention's output seen another way, each -> that output: its Transpose(0, 2, 1, 3)
+    back to (batch, tokens, heads, d) and any Reshape or Flatten of that (timm's x.transpose(1, 2).reshape(B, N,
+    C)). The fused kernels write the output as (batch, tokens, heads, d) and return it transposed
+    (aten/src/ATen/native/transformers/cuda/attention.cu, _scaled_dot_product_flash_attention: `attention =
+    output.transpose(1, 2)`), so in PyTorch these are views of the one storage the attention saved: the
+    projection after it saves no tensor of its own, and the transpose runs no kernel, forward or backward."""
+    return _derived(graph, "attention_views", _attention_views)
+
+
+def _attention_views(graph) -> dict[str, str]:
+    nodes, read, views = graph.nodes, readers(graph), {}
+    for block in set(attention_blocks(graph).values()):
+        out = nodes[block.nodes[-1]]["outputs"][0]
+        for n in read.get(out, ()):
+            if nodes[n]["op"] == "Transpose" and tuple(nodes[n]["attrs"].get("perm", ())) == (0, 2, 1, 3):
+                todo = [nodes[n]["outputs"][0]]
+                while todo:
+                    t = todo.pop()
+                    views[t] = out
+                    todo += [nodes[r]["outputs"][0] for r in read.get(t, ())
+                             if nodes[r]["op"] in ("Reshape", "Flatten")]
+    return views
+
+
+def attention_transposes(graph) -> frozenset:
+    """The Transpose nodes attention_views sees through: no kernel where the runtime runs the fused attention."""
+    views = attention_views(graph)
+    return frozenset(n for n in graph.nodes if graph.nodes[n]["op"] == "Transpose" and graph.nodes[n]["outputs"]
+                     and graph.nodes[n]["outputs"][0] in views and graph.nodes[n]["inputs"][0] not in views)
 
 
 def attention_blocks(graph) -> dict[str, Composite]:
@@ -205,9 +292,10 @@ def _attention_blocks(graph) -> dict[str, Composite]:
     read = readers(graph)
     producer = {t: n for n in graph.nodes for t in graph.nodes[n]["outputs"]}
     outputs, found = set(graph.graph["outputs"]), {}
+    position = {n: i for i, n in enumerate(graph.nodes)}
     for name in graph.nodes:
         if graph.nodes[name]["op"] == "Softmax":
-            block = _attention(graph, name, read, producer, outputs)
+            block = _attention(graph, name, read, producer, outputs, position)
             if block:
                 found.update(dict.fromkeys(block.nodes, block))
     return found

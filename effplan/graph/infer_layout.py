@@ -1,5 +1,5 @@
 """effplan's import rules (infer.py) for the shape and layout ops: Flatten, Reshape, Squeeze, Unsqueeze,
-Concat, Slice, Transpose, Split, Pad, Tile, Expand, Shape, Gather, ConstantOfShape and Range, with the
+Concat, Slice, Transpose, Split, Pad, Tile, Expand, Shape, Gather, GatherND, ConstantOfShape and Range, with the
 ONNX spec's semantics. Several read an operand that later opsets take as an input and earlier ones as an
 attribute (infer._operand)."""
 from __future__ import annotations
@@ -222,6 +222,16 @@ def gather(attrs, shapes, types, values, opset, outputs):
         raise CannotInfer("Gather from a scalar")
     axis = _axis(attrs.get("axis", 0), len(data))
     return [((*data[:axis], *indices, *data[axis + 1:]), _type(types, 0))]
+
+
+@_rule(1)
+def gather_nd(attrs, shapes, types, values, opset, outputs):
+    """indices.shape[:-1] + data.shape[batch_dims + indices.shape[-1]:] (the last index axis addresses data)."""
+    data, indices = _shape(shapes, 0), _shape(shapes, 1)
+    batch = attrs.get("batch_dims", 0)
+    if not indices or batch + indices[-1] > len(data):
+        raise CannotInfer(f"GatherND of {data} by indices {indices}")
+    return [((*indices[:-1], *data[batch + indices[-1]:]), _type(types, 0))]
 
 
 @_rule(1)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..base.errors import EffplanError
 from ..graph.builder import _derived, readers
-from ..graph.composite import composites
+from ..graph.composite import attention_views, composites
 from ..graph.ops import INDICES, INPUT, INPUTS, MASK, OPERANDS, OPS, OUTPUT, STATISTICS, graph_weights, weight_bytes
 
 
@@ -342,14 +342,31 @@ def _gradientless(graph) -> set[str]:
 def _attention_saves(graph, whole, act_bytes: int, scale: int, tensors: dict) -> dict[str, int]:
     """What scaled_dot_product_attention keeps for backward (flash and memory-efficient kernels): q, k, v, its
     output, a mask or bias that is an activation, and a logsumexp per row (fp32), never the scores."""
-    nodes = graph.nodes
-    first, last = nodes[whole.nodes[0]], nodes[whole.nodes[-1]]
-    masks = [t for n in whole.nodes[1:-2] if nodes[n]["op"] == "Add" for t in nodes[n]["inputs"]
-             if t not in whole.inner]
-    kept = [*first["inputs"], *[t for t in last["inputs"] if t not in whole.inner], last["outputs"][0], *masks]
+    kept = [*whole.operands, graph.nodes[whole.nodes[-1]]["outputs"][0]]  # q, k, v, any mask, the output
     saved = {t: math.prod(tensors[t]) * act_bytes * scale for t in dict.fromkeys(kept) if t in tensors}
     saved[f"{whole.nodes[-1]}#logsumexp"] = whole.groups * scale * 4
     return saved
+
+
+def storage_views(graph) -> dict[str, str]:
+    """Tensors PyTorch holds as views of another tensor's storage, each -> that tensor: an attention's output seen
+    through its transpose back (composite.attention_views); what a Gather of one constant index picks (x[:, 0],
+    ViT's class token; qkv[0], qkv[1], qkv[2]: aten::select is a view, so what saves it keeps the whole tensor
+    alive); a Transpose (transpose and permute are views: k.transpose(-2, -1) saved by a product is k's storage);
+    and a Dropout that drops nothing or an Identity (the tensor itself)."""
+    def compute(g):
+        tensors, views = g.graph["tensors"], dict(attention_views(g))
+        for n in g.nodes:  # stored order: a view's base is resolved before it
+            node = g.nodes[n]
+            if not node["inputs"] or node["weights"]:
+                continue
+            x, y = node["inputs"][0], node["outputs"][0]
+            select = node["op"] == "Gather" and len(node["inputs"]) == 1 and len(tensors[y]) == len(tensors[x]) - 1
+            nothing = node["op"] == "Dropout" and node["attrs"].get("ratio", 0.5) == 0
+            if select or nothing or node["op"] in ("Identity", "Transpose"):
+                views[y] = views.get(x, x)
+        return views
+    return _derived(graph, "storage_views", compute)
 
 
 def _blocks(graph) -> dict[tuple, list[str]]:
@@ -379,7 +396,10 @@ def training_memory(graph, precision: str = DEFAULT_PRECISION, optimizer: str = 
     act, weight, grad, state = PRECISIONS[precision]
     tensors = shapes or graph.graph["tensors"]
     parts, gates = composites(graph), swish_gates(graph)
-    saved = {name: _saved_by(graph, name, act, scale, tensors, parts) for name in graph.nodes}
+    views = storage_views(graph)  # a tensor saved as a view keeps its base's storage (each storage once)
+    saved = {name: {views.get(t, t): (math.prod(tensors[views[t]]) * act * scale if t in views else b)
+                    for t, b in _saved_by(graph, name, act, scale, tensors, parts).items()}
+             for name in graph.nodes}
     everything: dict[str, int] = {}
     for per_node in saved.values():
         everything.update(per_node)

@@ -23,18 +23,13 @@ import numpy as np
 
 from ..base.errors import EffplanError
 from ..base.units import dtype_size
-from ..graph.ops import ACTIVATION, ANCHOR, NORM, OPS, POINTWISE, RESIDUAL, VIEW, node_cost
+from ..graph.ops import ANCHOR, OPS, POINTWISE, RESIDUAL, VIEW, node_cost
 from ..graph.builder import readers as tensor_readers
 from ..graph.builder import _derived, cost_rows, gelu_chains, swish_pairs
+from ..graph.composite import attention_blocks, attention_transposes, slice_groups, whole_slices
 from .hardware import Device
+from .reorders import ELEMENTWISE, _fusion, nchwc_reorders, with_reorders  # noqa: F401 (nchwc_reorders: API)
 from .runtime import UNITS, Runtime, load_runtime, runtime_for
-
-
-def _fusion(op: str) -> str | None:
-    return OPS[op].fusion if op in OPS else None
-
-
-ELEMENTWISE = (NORM, ACTIVATION, RESIDUAL, POINTWISE)
 
 
 @dataclass(frozen=True)
@@ -106,7 +101,13 @@ def kernel_groups(graph, runtime: Runtime | str = "fused") -> list[list[str]]:
     """The nodes each kernel runs, in order (views are left out), as `runtime` groups them.
 
     Units: Sigmoid(x) * x is one op (swish) where the runtime says so; GELU written as five ops is
-    one op always. An anchor (the runtime's `anchors`: Conv, Gemm, MatMul) absorbs the chain of units
+    one op always; an attention the exporter wrote out (graph/composite.py: its scale, k's transpose, the two
+    products and the softmax) is one kernel, at its last node, where the runtime's single_kernel has
+    "attention" (scaled_dot_product_attention's fused kernel: attention_record); the Slices that together cut
+    one tensor into pieces (the dynamo exporter's unbind/chunk/split, graph/composite.py slice_groups) are one
+    kernel, as the one Split TorchScript writes for them is; a Slice that keeps its whole input is a view
+    (composite.whole_slices), and so is the transpose back of an attention's output where it runs fused
+    (composite.attention_transposes). An anchor (the runtime's `anchors`: Conv, Gemm, MatMul) absorbs the chain of units
     that follows it (its `epilogue`: op types or fusion classes), each the only reader of the running
     result and each with its other operands made by earlier kernels; a residual Add (same shape as
     the running result) counts against `max_adds`: where both operands come from convs (a projection
@@ -123,8 +124,13 @@ def kernel_groups(graph, runtime: Runtime | str = "fused") -> list[list[str]]:
     gelu = gelu_chains(graph)
     gelu_head = {chain[0]: chain for chain in gelu.values()}
     outputs = set(graph.graph["outputs"])
+    attention = attention_blocks(graph) if rt.attention else {}
     groups: list[list[str]] = []
-    taken: set = set()
+    taken: set = set(attention)  # no other kernel absorbs an attention's ops
+    splits: dict[str, list[str]] = {}
+    for piece, last in slice_groups(graph).items():
+        splits.setdefault(last, []).append(piece)
+    split_of = {piece: splits[last] for piece, last in slice_groups(graph).items()}
     ready = set(graph.graph["inputs"])
     prologue: dict[str, list[str]] = {}  # anchor -> the ops it applies as it reads its input
 
@@ -196,12 +202,24 @@ def kernel_groups(graph, runtime: Runtime | str = "fused") -> list[list[str]]:
             taken.update(group)
             ready.update(t for n in group for t in nodes[n]["outputs"])
 
+    whole = whole_slices(graph) | (attention_transposes(graph) if rt.attention else frozenset())
+
+    def view(n):
+        return op(n) in rt.views or _fusion(op(n)) == VIEW or n in whole
+
     for name in nodes:
+        if name in attention:
+            if name == attention[name].nodes[-1]:  # its operands are all made by now
+                emit([n for n in attention[name].nodes if not view(n)])
+            continue
         if name in taken:
             continue
-        if op(name) in rt.views or _fusion(op(name)) == VIEW:
+        if view(name):
             taken.add(name)
             ready.update(nodes[name]["outputs"])
+            continue
+        if name in split_of:  # the first Slice of a split: all its pieces at once
+            emit(list(split_of[name]))
             continue
         kind, members = unit_at(name)
         group = prologue.pop(name, []) + members
@@ -227,62 +245,6 @@ def kernel_groups(graph, runtime: Runtime | str = "fused") -> list[list[str]]:
                 group.append(pool)
         emit(group)
     return groups
-
-
-POOLS = ("GlobalAveragePool", "GlobalMaxPool", "MaxPool", "AveragePool")
-
-
-def nchwc_reorders(graph, groups: list[list[str]], block: int) -> list[tuple[int, str, str]]:
-    """The layout reorders onnxruntime's CPU NCHWc transformer inserts (onnxruntime/core/optimizer/
-    nchwc_transformer.cc, MLAS block `block`: 8 on AVX2, 16 on AVX-512), as (index of the kernel it runs
-    before, tensor, "ReorderInput" to NCHWc or "ReorderOutput" to NCHW); len(groups) for a graph output.
-    Per kernel, by its main op: a conv runs blocked when it can (group 1 with fewer input channels than
-    a block reads NCHW directly and writes NCHWc; depthwise needs channels a multiple of the block;
-    other input channels must be a multiple unless the input is blocked already); a pool runs blocked
-    on a multiple of the block; an elementwise op follows its input's layout unless it broadcasts (the
-    SE scale Mul runs in NCHW); everything else (Gemm, Flatten's reader, Concat) in NCHW. A tensor
-    read in the other layout is reordered once. Observed against onnxruntime 1.32's optimized graphs:
-    tests/test_calibration.py counts them in B0 and ResNet-50."""
-    nodes, tensors = graph.nodes, graph.graph["tensors"]
-    grouped = {n for group in groups for n in group}
-    view_of = {nodes[n]["outputs"][0]: nodes[n]["inputs"][0] for n in nodes if n not in grouped and nodes[n]["inputs"]}
-
-    def source(t):  # a view (Flatten, Reshape) reads its input's memory
-        while t in view_of:
-            t = view_of[t]
-        return t
-    layout = {t: "nchw" for t in graph.graph["inputs"]}
-    done: set = set()
-    found = []
-    for index, group in enumerate(groups):
-        main = next((n for n in group if _fusion(nodes[n]["op"]) == ANCHOR), group[0])
-        node, produced = nodes[main], {t for n in group for t in nodes[n]["outputs"]}
-        reads = [source(t) for n in group for t in nodes[n]["inputs"] if t in tensors and t not in produced]
-        first = reads[0] if reads else None
-        need = out = "nchw"
-        if node["op"] == "Conv":
-            weight = next(w.shape for w in node["weights"] if w.role == "W")
-            groups_, cout = node["attrs"].get("group", 1), weight[0]
-            cin = weight[1] * groups_
-            if groups_ == 1 and cin < block:
-                out = "nchwc"
-            elif (groups_ == 1 and (cin % block == 0 or layout.get(first) == "nchwc")) or (
-                    groups_ == cin == cout and cout % block == 0):
-                need = out = "nchwc"
-        elif node["op"] in POOLS and first is not None and tensors[first][1] % block == 0:
-            need = out = "nchwc"
-        elif (_fusion(node["op"]) in ELEMENTWISE and first is not None
-              and all(tensors[t] == tensors[first] for t in reads)):
-            need = out = layout.get(first, "nchw")
-        for i, t in enumerate(reads):
-            wanted = need if i == 0 or node["op"] != "Conv" else out  # a fused residual comes in as the output does
-            if layout.get(t, "nchw") != wanted and (t, wanted) not in done:
-                done.add((t, wanted))
-                found.append((index, t, "ReorderInput" if wanted == "nchwc" else "ReorderOutput"))
-        for t in produced:
-            layout[t] = out
-    found += [(len(groups), t, "ReorderOutput") for t in graph.graph["outputs"] if layout.get(source(t)) == "nchwc"]
-    return found
 
 
 def kernel_class(graph, name: str) -> str:
@@ -346,8 +308,9 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
     rates = {unit: device.compute(unit, dtype) for unit in ("matrix", "vector")}
     tile = device.matrix_tile.get(dtype) if rt.tile_padding else None
     outputs = set(graph.graph["outputs"])
+    whole = whole_slices(graph) | (attention_transposes(graph) if rt.attention else frozenset())
     view_of = {nodes[n]["outputs"][0]: nodes[n]["inputs"][0] for n in nodes
-               if (nodes[n]["op"] in rt.views or _fusion(nodes[n]["op"]) == VIEW) and nodes[n]["inputs"]}
+               if (nodes[n]["op"] in rt.views or _fusion(nodes[n]["op"]) == VIEW or n in whole) and nodes[n]["inputs"]}
 
     def source(t):  # a view's output is its input's memory
         while t in view_of:
@@ -365,7 +328,11 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
             return node_cost(graph, n, size, shapes)
         entry = OPS.get(nodes[n]["op"])
         return rows[n] if entry and entry.cost else None
+    attention = attention_blocks(graph) if rt.attention else {}
     for at, group in enumerate(groups):
+        if group[-1] in attention:
+            records.append(attention_record(graph, attention[group[-1]], group, at, size, tile, tensors, source))
+            continue
         costs = [cost(n) for n in group]
         if any(c is None for c in costs):
             continue  # ops without a cost function are listed by the profile, not timed
@@ -406,7 +373,7 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
                       "op": "Add(bias)", "extra": {before: tensors[out]}}
         records.append(record)
     if rt.reorders == "nchwc" and device.nchwc_block:
-        records = _with_reorders(records, nchwc_reorders(graph, groups, device.nchwc_block), nodes, tensors)
+        records = with_reorders(records, nchwc_reorders(graph, groups, device.nchwc_block), nodes, tensors)
 
     def size_of(t, record):
         return math.prod(record["extra"].get(t) or tensors[t]) * size
@@ -441,6 +408,32 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
 HALF = ("fp16", "bf16")
 
 
+def attention_record(graph, block, group: list, at: int, size: int, tile, tensors: dict, source) -> dict:
+    """An attention the exporter wrote out, as scaled_dot_product_attention's fused kernel runs it (PyTorch docs,
+    torch.nn.functional.scaled_dot_product_attention: FlashAttention-2 or memory-efficient attention on CUDA, a
+    flash kernel on CPU; aten/src/ATen/native/transformers/attention.cpp): it reads q, k and v (and a mask where one
+    is added) once, computes the scores and probabilities on chip (FlashAttention-2, Dao 2023, Algorithm 1), and
+    writes the output and one fp32 logsumexp per query row (_scaled_dot_product_flash_attention returns it; the
+    backward reads it). Its cost is the Attention op's (graph/ops/conv.py): S (|Q| + |Y|) MACs (2 S^2 d per head
+    when L = S), 2 MACs + 5 FLOPs a score (scale, softmax; a mask's add); both products on the matrix unit, each
+    padded to the tile."""
+    nodes = graph.nodes
+    products = [n for n in block.nodes if nodes[n]["op"] == "MatMul"]
+    first, last = nodes[products[0]], nodes[products[-1]]
+    q, k_t = (tensors[t] for t in first["inputs"][:2])
+    out = last["outputs"][0]
+    shapes = [q, (*k_t[:-2], k_t[-1], k_t[-2]), tensors[last["inputs"][1]], *(tensors[t] for t in block.operands[3:])]
+    macs, flops = OPS["Attention"].cost({}, shapes, tensors[out], {})
+    padded = sum(padded_macs(graph, n, tile, tensors) for n in products) if tile is not None else macs
+    logsumexp = f"{block.nodes[-1]}#logsumexp"
+    return {"group": group, "node": first, "main": products[0], "kind": "gemm",
+            "reads": {source(t) for t in block.operands if t in tensors}, "writes": {out, logsumexp},
+            "weights": 0, "macs": macs, "flops": flops, "unit": "matrix", "matrix": 2 * padded,
+            "vector": flops - 2 * macs,
+            "loss": 1 - macs / padded if tile is not None else 0.0, "op": "Attention", "at": at,
+            "extra": {logsumexp: (block.groups, max(1, 4 // size))}}  # fp32 whatever the precision
+
+
 def _weight_cast(record: dict, size: int) -> dict:
     """torch.autocast's cast of a conv's or GEMM's fp32 weight to half precision before the op (PyTorch docs,
     'Automatic Mixed Precision package': ops in the float16 list cast their inputs; aten/src/ATen/autocast_mode.cpp
@@ -451,27 +444,6 @@ def _weight_cast(record: dict, size: int) -> dict:
     return {**record, "group": [], "main": f"{record['main']}#cast", "reads": set(), "writes": set(), "kind": "elementwise",
             "weights": elements * (4 + size), "macs": 0, "flops": 0, "unit": "vector", "matrix": 0, "vector": 0,
             "loss": 0.0, "op": "Cast(weight)", "extra": {}}
-
-
-def _with_reorders(records: list, reorders: list, nodes, tensors) -> list:
-    """Each layout reorder as a kernel of its own before the kernel that reads it: a memory-bound copy
-    (the tensor read, its reordered copy written), which that kernel then reads instead."""
-    result, pending = [], sorted(reorders, key=lambda r: r[0])
-    for record in [*records, None]:
-        while pending and (record is None or pending[0][0] <= record["at"]):
-            _, t, kind = pending.pop(0)
-            copy = f"{t}#{kind}"
-            owner = record or result[-1]
-            result.append({"group": [], "node": owner["node"], "main": f"{t}.{kind}", "reads": {t}, "kind": "elementwise",
-                           "writes": {copy}, "weights": 0, "macs": 0, "flops": 0, "unit": "vector", "matrix": 0,
-                           "vector": 0, "loss": 0.0, "op": kind, "extra": {copy: tensors[t]}, "at": owner["at"]})
-            if record is not None and t in record["reads"]:
-                record["reads"] = record["reads"] - {t} | {copy}
-                record["extra"] = {**record["extra"], copy: tensors[t]}
-        if record is not None:
-            result.append(record)
-    return result
-
 
 
 def kernel_time(kernel: Kernel) -> float:

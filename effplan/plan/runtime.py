@@ -132,6 +132,7 @@ class Runtime:
     backward_op_s: float | None = None  # [host] backward_op_s; None: the launch overhead
     weight_casts: bool = False  # [host] weight_casts
     optimizer_launch: str = "single"  # [host] optimizer_launch
+    attention: bool = False  # [kernels] single_kernel "attention": a recognised attention runs as one fused kernel
     sources: tuple[str, ...] = ()
     path: str = field(default="", compare=False)
 
@@ -201,6 +202,9 @@ def runtime_from_table(table: dict, where: str, stem: str | None = None) -> Runt
         if s["match"] == "mul-of-input" and (s["name"] != "swish" or s["ops"] != ("Sigmoid", "Mul")):
             raise RuntimeSpecError(f"{at / 'kernels' / 'single_kernel' / i}: match 'mul-of-input' is the swish unit: "
                                    f"name \"swish\", ops [\"Sigmoid\", \"Mul\"]")
+        if s["name"] == "attention" and (s["ops"] != ("Attention",) or s["match"] != "single"):
+            raise RuntimeSpecError(f"{at / 'kernels' / 'single_kernel' / i}: the attention unit is ops [\"Attention\"], "
+                                   f"match \"single\" (an attention the exporter wrote out is recognised on import)")
     for a in fusion["anchors"]:
         if a != ANCHOR and OPS[a].fusion != ANCHOR:
             raise RuntimeSpecError(f"{at / 'fusion' / 'anchors'}: {a} is not an anchor op (a conv or matrix product)")
@@ -226,7 +230,8 @@ def runtime_from_table(table: dict, where: str, stem: str | None = None) -> Runt
         training_source=training["source"] or "", data_parallel_step_s=float(training["data_parallel_step_s"]),
         sources=head["sources"], host_step_s=float(host["step_s"]),
         backward_op_s=None if host["backward_op_s"] is None else float(host["backward_op_s"]),
-        weight_casts=host["weight_casts"], optimizer_launch=host["optimizer_launch"])
+        weight_casts=host["weight_casts"], optimizer_launch=host["optimizer_launch"],
+        attention=any(s["name"] == "attention" for s in kernels["single_kernel"]))
 
 
 def builtin_runtime_paths() -> dict[str, Path]:

@@ -77,7 +77,7 @@ from dataclasses import dataclass
 
 from ..base.errors import EffplanError
 from ..graph.builder import readers as tensor_readers
-from ..graph.composite import composites, slice_groups
+from ..graph.composite import attention_transposes, composites, slice_groups, whole_slices
 from ..graph.ops import (ACTIVATION, MATRIX, NORM, OPS, POINTWISE, RESIDUAL, VECTOR, Backward, graph_weights,
                          node_cost, weight_counts)
 from .hardware import Device
@@ -238,22 +238,26 @@ def backward_kernels(graph, device: Device, dtype: str, precision: str, runtime:
         back = OPS[kind].backward if kind in OPS else SWISH_BACKWARD if whole else None
         if back is None:
             raise EffplanError(f"training time: no backward rule for {op} (layer {name})")
-        if pieces.get(name, name) != name:
-            continue  # one of a split's Slices: its group's last runs the one kernel
+        if pieces.get(name, name) != name or name in whole_slices(graph) or (
+                rt.attention and name in attention_transposes(graph)):
+            continue  # one of a split's Slices: its group's last runs the one kernel; a Slice of everything or the
+            # transpose back of a fused attention's output: a view, no op
         group = [n for n, last in pieces.items() if last == name] or [name]
         dy = sum(size(t) for n in group for t in nodes[n]["outputs"] if t in tensors) * act  # every piece's
         inputs = [whole.input] if whole else [t for t in node["inputs"] if t in tensors]
         shapes = [tensors[t] for t in inputs]
-        if whole and whole.kind == "Attention":  # q and k^T of its first product, v of its last
-            q, k_t = nodes[whole.nodes[0]]["inputs"][:2]
-            inputs = [q, k_t, next(t for t in node["inputs"] if t not in whole.inner)]
-            shapes = [tensors[q], (*tensors[k_t][:-2], tensors[k_t][-1], tensors[k_t][-2]), tensors[inputs[2]]]
+        if whole and whole.kind == "Attention":  # q, k, v as the fused kernel reads them; shapes as its products see them
+            first = nodes[next(n for n in whole.nodes if nodes[n]["op"] == "MatMul")]
+            q, k_t = (tensors[t] for t in first["inputs"][:2])
+            inputs = list(whole.operands[:3])
+            shapes = [q, (*k_t[:-2], k_t[-1], k_t[-2]), tensors[inputs[2]]]
         wanted = [t for t in inputs if t in needs]
         members = whole.nodes if whole else (name,)  # a product's weight gradient; BN's scale and shift's
         params = sum(weight_counts(nodes[n]["weights"])[0] for n in members)
         if back.fused:  # one kernel (attention's): reads what it saved and dY, writes its inputs' gradients
             macs, flops = back.fused({} if whole else node["attrs"], shapes, tensors[out])
-            moved = sum(_saved_by(graph, name, act, 1, tensors, parts).values()) + dy + sum(map(size, wanted)) * act
+            twice = sum(map(size, inputs)) - sum(map(size, set(inputs)))  # q, k, v each read, even one tensor twice
+            moved = sum(_saved_by(graph, name, act, 1, tensors, parts).values()) + (twice + sum(map(size, wanted))) * act + dy
             result.append(_kernel(f"{name}#d", f"{kind}(backward)", node, macs, flops, moved, MATRIX, device, dtype,
                                   rt, kind="gemm"))
             continue

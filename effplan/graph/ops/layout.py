@@ -90,6 +90,11 @@ free(SHAPE_REASON, "Gather", saves=(), fusion=LAYOUT,
 # GatherElements (torch.gather): gather_backward scatter-adds dY into zeros of the input's shape
 free(MOVE_REASON, "GatherElements", saves=(), fusion=LAYOUT, backward=Backward(1),
      infer=layout_rules.gather_elements)
+# GatherND (torch's advanced indexing, table[idx]): a weight table gathered by constant indices is the table (the
+# dynamo exporter's LeViT attention bias); index's backward (derivatives.yaml index.Tensor: index_backward, an
+# index_put_ with accumulate into zeros of the table's shape) adds each dY element into the table
+free(MOVE_REASON, "GatherND", saves=(), fusion=LAYOUT, passes_weight=True, backward=Backward(1),
+     infer=layout_rules.gather_nd)
 # _to_copy_backward: dY cast back to the input's precision, a copy
 free(SHAPE_REASON, "Cast", saves=(), fusion=LAYOUT, evaluate=cast, passes_weight=True,
      backward=Backward(0), infer=rules.cast)
