@@ -9,7 +9,8 @@ from effplan.cli.options import designs_from
 from effplan.design.blocks import build
 from effplan.plan import measure
 from effplan.plan.hardware import load_device
-from effplan.plan.roofline import kernel_groups, nchwc_reorders, roofline
+from effplan.plan.reorders import nchwc_reorders
+from effplan.plan.roofline import kernel_groups, roofline
 
 
 def test_rounds_take_the_best_round_and_report_the_spread():

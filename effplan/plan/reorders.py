@@ -7,7 +7,7 @@ from ..graph.ops import ACTIVATION, ANCHOR, NORM, OPS, POINTWISE, RESIDUAL
 ELEMENTWISE = (NORM, ACTIVATION, RESIDUAL, POINTWISE)
 
 
-def _fusion(op: str) -> str | None:
+def fusion_class(op: str) -> str | None:
     return OPS[op].fusion if op in OPS else None
 
 
@@ -37,7 +37,7 @@ def nchwc_reorders(graph, groups: list[list[str]], block: int) -> list[tuple[int
     done: set = set()
     found = []
     for index, group in enumerate(groups):
-        main = next((n for n in group if _fusion(nodes[n]["op"]) == ANCHOR), group[0])
+        main = next((n for n in group if fusion_class(nodes[n]["op"]) == ANCHOR), group[0])
         node, produced = nodes[main], {t for n in group for t in nodes[n]["outputs"]}
         reads = [source(t) for n in group for t in nodes[n]["inputs"] if t in tensors and t not in produced]
         first = reads[0] if reads else None
@@ -53,7 +53,7 @@ def nchwc_reorders(graph, groups: list[list[str]], block: int) -> list[tuple[int
                 need = out = "nchwc"
         elif node["op"] in POOLS and first is not None and tensors[first][1] % block == 0:
             need = out = "nchwc"
-        elif (_fusion(node["op"]) in ELEMENTWISE and first is not None
+        elif (fusion_class(node["op"]) in ELEMENTWISE and first is not None
               and all(tensors[t] == tensors[first] for t in reads)):
             need = out = layout.get(first, "nchw")
         for i, t in enumerate(reads):

@@ -28,7 +28,7 @@ from ..graph.builder import readers as tensor_readers
 from ..graph.builder import _derived, cost_rows, gelu_chains, swish_pairs
 from ..graph.composite import attention_blocks, attention_transposes, slice_groups, whole_slices
 from .hardware import Device
-from .reorders import ELEMENTWISE, _fusion, nchwc_reorders, with_reorders  # noqa: F401 (nchwc_reorders: API)
+from .reorders import ELEMENTWISE, fusion_class, nchwc_reorders, with_reorders
 from .runtime import UNITS, Runtime, load_runtime, runtime_for
 
 
@@ -141,7 +141,7 @@ def kernel_groups(graph, runtime: Runtime | str = "fused") -> list[list[str]]:
         return nodes[n]["outputs"][0]
 
     def kind_class(kind):
-        return UNITS.get(kind) or _fusion(kind)
+        return UNITS.get(kind) or fusion_class(kind)
 
     def elementwise(kind):
         return kind_class(kind) in ELEMENTWISE and kind not in rt.standalone
@@ -205,7 +205,7 @@ def kernel_groups(graph, runtime: Runtime | str = "fused") -> list[list[str]]:
     whole = whole_slices(graph) | (attention_transposes(graph) if rt.attention else frozenset())
 
     def view(n):
-        return op(n) in rt.views or _fusion(op(n)) == VIEW or n in whole
+        return op(n) in rt.views or fusion_class(op(n)) == VIEW or n in whole
 
     for name in nodes:
         if name in attention:
@@ -310,7 +310,7 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
     outputs = set(graph.graph["outputs"])
     whole = whole_slices(graph) | (attention_transposes(graph) if rt.attention else frozenset())
     view_of = {nodes[n]["outputs"][0]: nodes[n]["inputs"][0] for n in nodes
-               if (nodes[n]["op"] in rt.views or _fusion(nodes[n]["op"]) == VIEW or n in whole) and nodes[n]["inputs"]}
+               if (nodes[n]["op"] in rt.views or fusion_class(nodes[n]["op"]) == VIEW or n in whole) and nodes[n]["inputs"]}
 
     def source(t):  # a view's output is its input's memory
         while t in view_of:
@@ -337,7 +337,7 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
         if any(c is None for c in costs):
             continue  # ops without a cost function are listed by the profile, not timed
         inside = set(group)
-        main = next((i for i, n in enumerate(group) if _fusion(nodes[n]["op"]) == ANCHOR), 0)
+        main = next((i for i, n in enumerate(group) if fusion_class(nodes[n]["op"]) == ANCHOR), 0)
         node = nodes[group[main]]
         produced = {t for n in group for t in nodes[n]["outputs"]}
         reads = {source(t) for n in group for t in nodes[n]["inputs"] if t not in produced and t in tensors}
@@ -357,7 +357,7 @@ def kernels(graph, device: Device, dtype: str | None = None, runtime: Runtime | 
                   "weights": weight_bytes, "macs": sum(c.macs for c in costs), "flops": total_flops,
                   "unit": unit, "matrix": matrix_flops, "vector": vector_flops, "loss": loss,
                   "op": "+".join(nodes[n]["op"] for n in group), "extra": {}, "at": at}
-        if casts and _fusion(node["op"]) == ANCHOR and weight_bytes:
+        if casts and fusion_class(node["op"]) == ANCHOR and weight_bytes:
             records.append(_weight_cast(record, size))
         bias = next((w for w in node["weights"] if w.role == "B"), None)
         if rt.conv_bias == "separate" and node["op"] == "Conv" and bias is not None and len(group) == 1:
