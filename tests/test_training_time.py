@@ -347,6 +347,15 @@ def test_a_data_parallel_step_pays_the_runtimes_per_step_figure_at_its_hosts_spe
     assert one.communication_s == 0.0
     assert step.speedup == pytest.approx(2 * one.time_s / step.time_s)
     assert load_runtime("eager").data_parallel_step_s > 0  # fitted: specs/runtimes/eager.toml says on what
+    import tomllib
+    from effplan.plan.runtime import RuntimeSpecError, runtime_from_table
+    table = tomllib.loads(open(load_runtime("eager").path).read())
+    unsourced = {**table, "training": {k: v for k, v in table["training"].items() if k != "data_parallel_source"}}
+    with pytest.raises(RuntimeSpecError, match=r"^x.toml: training.data_parallel_source: the data-parallel step "
+                                               r"figure needs its source$"):
+        runtime_from_table(unsourced, "x.toml")
+    with pytest.raises(RuntimeSpecError, match=r"training.data_parallel_step_s: expected a value between 0 and 10"):
+        runtime_from_table({**table, "training": {**table["training"], "data_parallel_step_s": 60}}, "x.toml")
 
 
 def test_whether_a_runtime_trains_and_how_it_overlaps_are_its_files_data(effplan, tmp_path):
