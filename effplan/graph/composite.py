@@ -178,16 +178,14 @@ def whole_slices(graph) -> frozenset:
     return _derived(graph, "whole_slices", compute)
 
 
-# How a file shows that the model called scaled_dot_product_attention: both exporters write it as aten's math
+# How a file shows that the model called scaled_dot_product_attention: both exporters write aten's math
 # decomposition (aten/src/ATen/native/transformers/attention.cpp _scaled_dot_product_attention_math: q and k each
-# times sqrt(scale) "for numerical stability"; torch/onnx/symbolic_opset14.py scaled_dot_product_attention and
-# onnxscript's torchlib aten_scaled_dot_product_attention: Mul(q, Sqrt(scale)), Mul(Transpose(k), Sqrt(scale))).
-# Attention a model writes out itself (timm Swin's and LeViT's, an older timm ViT's) scales q or the scores once:
-# PyTorch runs its ops and autograd keeps its scores, and so does effplan.
-# What an exporter writes around the scores' product when it decomposes scaled_dot_product_attention: the scale
-# on q and on k^T (TorchScript's symbolic multiplies each by sqrt(scale); dynamo's decomposition likewise), and k's
-# transpose (with dynamo's reshapes to 3-D and back). The fused kernel reads q, k and v as they are and applies the
-# scale to the scores (FlashAttention-2, Dao 2023, Algorithm 1), so these run inside it.
+# times sqrt(scale) "for numerical stability"; torch/onnx/symbolic_opset14.py and onnxscript's torchlib
+# aten_scaled_dot_product_attention: Mul(q, Sqrt(scale)), Mul(Transpose(k), Sqrt(scale)), with dynamo's reshapes to
+# 3-D and back). The fused kernel reads q, k and v as they are and scales the scores itself (FlashAttention-2, Dao
+# 2023, Algorithm 1), so these prologue ops run inside it. Attention a model writes out itself (timm Swin's and
+# LeViT's, an older timm ViT's) scales q or the scores once: PyTorch runs its ops and autograd keeps its scores,
+# and so does effplan.
 PROLOGUE = ("Mul", "Div", "Transpose", "Reshape")
 
 
