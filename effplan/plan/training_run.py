@@ -187,7 +187,11 @@ def conventions(step: Step, devices: int) -> dict:
                           f"plus its latency per call; {rt.allreduce}"
                           + (" (DDP buckets, 1 MiB then 25 MiB, each all-reduced once the backward fills it; what "
                              "ends after the backward is exposed)" if rt.allreduce == "bucketed" else "")
-                          + f": {rt.training_source}; speed-up over one device {step.speedup:.2f} of {devices}")
+                          + f": {rt.training_source}"
+                          + (f"; plus {rt.data_parallel_overhead(step.device) * 1e3:.3g} ms a step while the "
+                             f"processes meet ([training] data_parallel_step_s, fitted: see the runtime file)"
+                             if rt.data_parallel_step_s else "")
+                          + f"; speed-up over one device {step.speedup:.2f} of {devices}")
         if devices > 1 else "one device: none",
         "batch": "per device; global = per device x devices; steps per epoch = ceil(dataset / global batch)",
         "fits": f"largest per-device batch whose training step fits the device's memory less a {DEFAULT_RESERVE} "
